@@ -1,0 +1,435 @@
+//! Settings, read once at start-up from the environment and, optionally, a TOML
+//! file given with `--config` (the same keys; the environment wins). Any bad or
+//! missing value stops start-up with one line naming the variable.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use secrecy::{SecretSlice, SecretString};
+use url::Url;
+
+use crate::domain::code::CodeLength;
+use crate::domain::keyring::MIN_SECRET_BYTES;
+use crate::store::redis::{DEFAULT_KEY_PREFIX, RedisTarget};
+
+/// Every key this server reads, for validating config files.
+pub const KEYS: &[&str] = &[
+    "LISTEN_ADDR",
+    "PUBLIC_BASE_URL",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "REDIS_TIMEOUT_MS",
+    "PLIVO_AUTH_ID",
+    "PLIVO_AUTH_TOKEN",
+    "PLIVO_FROM_NUMBER",
+    "PLIVO_PHLO_ID",
+    "PLIVO_API_BASE_URL",
+    "PLIVO_PHLO_BASE_URL",
+    "PLIVO_TIMEOUT_MS",
+    "PLIVO_CONNECT_TIMEOUT_MS",
+    "API_KEYS",
+    "OTP_SECRET",
+    "OTP_LENGTH",
+    "VERIFICATION_LIFETIME_MINUTES",
+    "MAX_ATTEMPTS",
+    "RESEND_COOLDOWN_SECS",
+    "MAX_SENDS",
+    "BRAND_NAME",
+    "XML_TEMPLATES_DIR",
+];
+
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_PLIVO_API_BASE_URL: &str = "https://api.plivo.com";
+pub const DEFAULT_PLIVO_PHLO_BASE_URL: &str = "https://phlorunner.plivo.com";
+/// The sender the sandbox uses when none is configured.
+pub const SANDBOX_FROM_NUMBER: &str = "+14155550199";
+const MIN_API_KEY_LEN: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub reason: String,
+}
+
+fn err(var: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Real Plivo, or the built-in simulator.
+#[derive(Debug, Clone)]
+pub enum PlivoMode {
+    Live {
+        auth_id: String,
+        /// The first signs nothing (Plivo signs); all are accepted on callbacks.
+        auth_tokens: Vec<SecretString>,
+    },
+    Sandbox,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen_addr: SocketAddr,
+    /// `None`: `http://{the bound address}`.
+    pub public_base_url: Option<Url>,
+    /// `None`: the embedded in-memory store.
+    pub redis: Option<RedisTarget>,
+    pub redis_key_prefix: String,
+    pub redis_timeout: Duration,
+    pub plivo: PlivoMode,
+    pub from_number: String,
+    pub phlo_id: Option<String>,
+    pub plivo_api_base_url: Url,
+    pub plivo_phlo_base_url: Url,
+    pub plivo_timeout: Duration,
+    pub plivo_connect_timeout: Duration,
+    /// Empty in sandbox mode means: generate one at start-up.
+    pub api_keys: Vec<SecretString>,
+    /// Empty in sandbox mode means: random per process.
+    pub otp_secrets: Vec<SecretSlice<u8>>,
+    pub code_length: CodeLength,
+    pub lifetime: Duration,
+    pub max_attempts: u32,
+    pub resend_cooldown: Duration,
+    pub max_sends: u32,
+    pub brand_name: String,
+    pub templates_dir: PathBuf,
+}
+
+impl Settings {
+    pub fn is_sandbox(&self) -> bool {
+        matches!(self.plivo, PlivoMode::Sandbox)
+    }
+
+    /// Environment over an optional TOML file.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut vars = match config_file {
+            Some(path) => read_toml(path)?,
+            None => BTreeMap::new(),
+        };
+        for key in KEYS {
+            if let Ok(value) = std::env::var(key) {
+                vars.insert((*key).to_owned(), value);
+            }
+        }
+        Self::from_vars(&vars)
+    }
+
+    /// Builds settings from a map of the documented keys (tests use this directly).
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let listen_addr = parse_addr(get("LISTEN_ADDR").unwrap_or(DEFAULT_LISTEN_ADDR))?;
+        let public_base_url = get("PUBLIC_BASE_URL")
+            .map(|v| parse_base_url("PUBLIC_BASE_URL", v))
+            .transpose()?;
+
+        let redis = get("REDIS_URL")
+            .map(|v| RedisTarget::parse(v).map_err(|r| err("REDIS_URL", r)))
+            .transpose()?;
+        let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or(DEFAULT_KEY_PREFIX).to_owned();
+        if redis_key_prefix.contains(['{', '}', ' ']) {
+            return Err(err("REDIS_KEY_PREFIX", "must not contain braces or spaces"));
+        }
+        let redis_timeout = millis(get, "REDIS_TIMEOUT_MS", 1_000, 10..=60_000)?;
+
+        let auth_id = get("PLIVO_AUTH_ID");
+        let auth_token = get("PLIVO_AUTH_TOKEN");
+        let plivo = match (auth_id, auth_token) {
+            (None, None) => PlivoMode::Sandbox,
+            (Some(_), None) => return Err(err("PLIVO_AUTH_TOKEN", "is required when PLIVO_AUTH_ID is set")),
+            (None, Some(_)) => return Err(err("PLIVO_AUTH_ID", "is required when PLIVO_AUTH_TOKEN is set")),
+            (Some(id), Some(tokens)) => {
+                if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(err("PLIVO_AUTH_ID", "must be letters and digits, as in the Plivo console"));
+                }
+                PlivoMode::Live {
+                    auth_id: id.to_owned(),
+                    auth_tokens: split_list(tokens)
+                        .map(|t| SecretString::from(t.to_owned()))
+                        .collect(),
+                }
+            }
+        };
+        let sandbox = matches!(plivo, PlivoMode::Sandbox);
+
+        let from_number = match get("PLIVO_FROM_NUMBER") {
+            Some(n) => {
+                let e164 = n.strip_prefix('+').is_some_and(|d| {
+                    (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+                });
+                let sender_id = (3..=11).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric());
+                if !e164 && !sender_id {
+                    return Err(err("PLIVO_FROM_NUMBER", "must be an E.164 number such as +14155550100, or an alphanumeric sender ID"));
+                }
+                n.to_owned()
+            }
+            None if sandbox => SANDBOX_FROM_NUMBER.to_owned(),
+            None => return Err(err("PLIVO_FROM_NUMBER", "is required when Plivo credentials are set")),
+        };
+        let phlo_id = get("PLIVO_PHLO_ID")
+            .map(|p| {
+                if p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    Ok(p.to_owned())
+                } else {
+                    Err(err("PLIVO_PHLO_ID", "must be the PHLO's id (letters, digits and dashes)"))
+                }
+            })
+            .transpose()?;
+        let plivo_api_base_url = parse_base_url(
+            "PLIVO_API_BASE_URL",
+            get("PLIVO_API_BASE_URL").unwrap_or(DEFAULT_PLIVO_API_BASE_URL),
+        )?;
+        let plivo_phlo_base_url = parse_base_url(
+            "PLIVO_PHLO_BASE_URL",
+            get("PLIVO_PHLO_BASE_URL").unwrap_or(DEFAULT_PLIVO_PHLO_BASE_URL),
+        )?;
+        let plivo_timeout = millis(get, "PLIVO_TIMEOUT_MS", 10_000, 100..=120_000)?;
+        let plivo_connect_timeout = millis(get, "PLIVO_CONNECT_TIMEOUT_MS", 3_000, 100..=60_000)?;
+
+        let api_keys: Vec<SecretString> = match get("API_KEYS") {
+            Some(keys) => {
+                let keys: Vec<&str> = split_list(keys).collect();
+                if let Some(short) = keys.iter().find(|k| k.len() < MIN_API_KEY_LEN) {
+                    let _ = short;
+                    return Err(err("API_KEYS", format!("every key must be at least {MIN_API_KEY_LEN} characters")));
+                }
+                if keys.iter().any(|k| !k.bytes().all(|b| b.is_ascii_graphic())) {
+                    return Err(err("API_KEYS", "keys must be printable ASCII without spaces"));
+                }
+                keys.into_iter().map(|k| SecretString::from(k.to_owned())).collect()
+            }
+            None if sandbox => Vec::new(),
+            None => return Err(err("API_KEYS", "is required outside sandbox mode (comma-separated bearer keys)")),
+        };
+
+        let otp_secrets = match get("OTP_SECRET") {
+            Some(list) => split_list(list)
+                .map(|s| {
+                    let bytes = STANDARD
+                        .decode(s)
+                        .or_else(|_| URL_SAFE.decode(s))
+                        .map_err(|_| err("OTP_SECRET", "must be base64"))?;
+                    if bytes.len() < MIN_SECRET_BYTES {
+                        return Err(err("OTP_SECRET", format!("must decode to at least {MIN_SECRET_BYTES} bytes (try: openssl rand -base64 32)")));
+                    }
+                    Ok(SecretSlice::from(bytes))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None if sandbox => Vec::new(),
+            None => return Err(err("OTP_SECRET", "is required outside sandbox mode (at least 32 random bytes, base64)")),
+        };
+
+        let code_length = CodeLength::new(int(get, "OTP_LENGTH", 6, 4..=10)?)
+            .ok_or_else(|| err("OTP_LENGTH", "must be between 4 and 10"))?;
+        let lifetime = Duration::from_secs(60 * u64::from(int::<u32>(get, "VERIFICATION_LIFETIME_MINUTES", 10, 1..=60)?));
+        let max_attempts = int(get, "MAX_ATTEMPTS", 5, 1..=20)?;
+        let resend_cooldown = Duration::from_secs(int(get, "RESEND_COOLDOWN_SECS", 30, 0..=3_600)?);
+        let max_sends = int(get, "MAX_SENDS", 5, 1..=20)?;
+        let brand_name = get("BRAND_NAME").unwrap_or("plivo-2fa").to_owned();
+        if brand_name.chars().count() > 40 || brand_name.chars().any(char::is_control) {
+            return Err(err("BRAND_NAME", "must be at most 40 characters, without control characters"));
+        }
+        let templates_dir = PathBuf::from(get("XML_TEMPLATES_DIR").unwrap_or("xml-templates"));
+
+        Ok(Self {
+            listen_addr,
+            public_base_url,
+            redis,
+            redis_key_prefix,
+            redis_timeout,
+            plivo,
+            from_number,
+            phlo_id,
+            plivo_api_base_url,
+            plivo_phlo_base_url,
+            plivo_timeout,
+            plivo_connect_timeout,
+            api_keys,
+            otp_secrets,
+            code_length,
+            lifetime,
+            max_attempts,
+            resend_cooldown,
+            max_sends,
+            brand_name,
+            templates_dir,
+        })
+    }
+}
+
+fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
+fn parse_addr(v: &str) -> Result<SocketAddr, ConfigError> {
+    v.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| err("LISTEN_ADDR", format!("{v:?} is not an address such as 127.0.0.1:8080")))
+}
+
+fn parse_base_url(var: &str, v: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(v).map_err(|e| err(var, format!("{v:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(err(var, "must be an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err(var, "must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+fn int<'a, T>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    var: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .parse()
+        .map_err(|_| err(var, format!("{raw:?} is not a whole number")))?;
+    if !range.contains(&value) {
+        return Err(err(var, format!("must be between {} and {}", range.start(), range.end())));
+    }
+    Ok(value)
+}
+
+fn millis<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    var: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    int(get, var, default, range).map(Duration::from_millis)
+}
+
+fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| err("--config", format!("{} is not valid TOML: {e}", path.display())))?;
+    let mut vars = BTreeMap::new();
+    for (key, value) in table {
+        let upper = key.to_ascii_uppercase();
+        if !KEYS.contains(&upper.as_str()) {
+            return Err(err("--config", format!("unknown key {key:?} in {}", path.display())));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    _ => Err(err(&upper, "lists must hold strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            _ => return Err(err(&upper, "must be a string, number, boolean or list of strings")),
+        };
+        vars.insert(upper, text);
+    }
+    Ok(vars)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+    #[test]
+    fn no_configuration_at_all_means_sandbox_with_memory_store() {
+        let s = Settings::from_vars(&BTreeMap::new()).unwrap();
+        assert!(s.is_sandbox());
+        assert!(s.redis.is_none());
+        assert_eq!(s.listen_addr.to_string(), DEFAULT_LISTEN_ADDR);
+        assert_eq!(s.lifetime, Duration::from_secs(600));
+        assert_eq!(s.code_length.get(), 6);
+    }
+
+    #[test]
+    fn live_mode_names_each_missing_variable() {
+        let base = [("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"), ("PLIVO_AUTH_TOKEN", "tok")];
+        let e = Settings::from_vars(&vars(&base)).unwrap_err();
+        assert_eq!(e.var, "PLIVO_FROM_NUMBER");
+        let mut v = vars(&base);
+        v.insert("PLIVO_FROM_NUMBER".into(), "+14155550100".into());
+        assert_eq!(Settings::from_vars(&v).unwrap_err().var, "API_KEYS");
+        v.insert("API_KEYS".into(), "0123456789abcdef".into());
+        assert_eq!(Settings::from_vars(&v).unwrap_err().var, "OTP_SECRET");
+        v.insert("OTP_SECRET".into(), SECRET.into());
+        assert!(!Settings::from_vars(&v).unwrap().is_sandbox());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_variable_named() {
+        for (k, v) in [
+            ("OTP_SECRET", "c2hvcnQ="),
+            ("OTP_SECRET", "***"),
+            ("OTP_LENGTH", "3"),
+            ("OTP_LENGTH", "six"),
+            ("VERIFICATION_LIFETIME_MINUTES", "61"),
+            ("VERIFICATION_LIFETIME_MINUTES", "0"),
+            ("LISTEN_ADDR", "nowhere"),
+            ("PUBLIC_BASE_URL", "ftp://x"),
+            ("REDIS_URL", "http://localhost"),
+            ("API_KEYS", "short"),
+            ("REDIS_KEY_PREFIX", "a{b}"),
+        ] {
+            let e = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
+            assert_eq!(e.var, k, "{k}={v}");
+            assert!(e.to_string().starts_with(k));
+        }
+    }
+
+    #[test]
+    fn several_redis_seeds_or_the_cluster_scheme_mean_a_cluster() {
+        let s = Settings::from_vars(&vars(&[("REDIS_URL", "redis://a:1,redis://b:2")])).unwrap();
+        assert!(matches!(s.redis, Some(RedisTarget::Cluster(ref n)) if n.len() == 2));
+        let s = Settings::from_vars(&vars(&[("REDIS_URL", "redis+cluster://a:1,b:2")])).unwrap();
+        assert_eq!(
+            s.redis,
+            Some(RedisTarget::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()]))
+        );
+        let s = Settings::from_vars(&vars(&[("REDIS_URL", "unix:///tmp/r.sock")])).unwrap();
+        assert!(matches!(s.redis, Some(RedisTarget::Single(_))));
+    }
+
+    #[test]
+    fn a_toml_file_gives_the_same_keys_and_refuses_unknown_ones() {
+        let dir = std::env::temp_dir().join(format!("p2fa-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "listen_addr = \"127.0.0.1:9999\"\nOTP_LENGTH = 8\nAPI_KEYS = [\"0123456789abcdef\", \"fedcba9876543210\"]\n").unwrap();
+        let v = read_toml(&good).unwrap();
+        let s = Settings::from_vars(&v).unwrap();
+        assert_eq!(s.listen_addr.port(), 9999);
+        assert_eq!(s.code_length.get(), 8);
+        assert_eq!(s.api_keys.len(), 2);
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "LISTEN_ADR = \"x\"\n").unwrap();
+        assert_eq!(read_toml(&bad).unwrap_err().var, "--config");
+    }
+}

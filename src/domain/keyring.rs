@@ -1,0 +1,275 @@
+//! The keys derived from `OTP_SECRET`: the keyed digest a typed code is checked
+//! against, the AEAD that seals a copy of the code for re-sending, and the keyed
+//! hash that names a phone number's Redis keys. Nothing at rest holds a code or a
+//! full number in plaintext.
+//!
+//! Several secrets may be configured for rotation: the first is used for new
+//! material; every one is tried when checking and opening.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretSlice};
+use sha2::Sha256;
+
+use super::code::OtpCode;
+use super::phone::PhoneNumber;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Shortest accepted `OTP_SECRET`, in bytes after base64 decoding.
+pub const MIN_SECRET_BYTES: usize = 32;
+const KEY_ID_BYTES: usize = 4;
+const NONCE_BYTES: usize = 24;
+/// Hex characters of the number hash used as a Redis Cluster hash tag: 65,536
+/// buckets spread over 16,384 slots while revealing almost nothing.
+pub const TAG_HEX_LEN: usize = 4;
+
+const DIGEST_LABEL: &[u8] = b"plivo-2fa/v1/code-digest";
+const SEAL_LABEL: &[u8] = b"plivo-2fa/v1/code-seal";
+const NUMBER_LABEL: &[u8] = b"plivo-2fa/v1/number";
+const KEY_ID_LABEL: &[u8] = b"plivo-2fa/v1/key-id";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("the sealed code is not valid base64 or too short")]
+    Malformed,
+    #[error("no configured secret opens the sealed code")]
+    UnknownKey,
+    #[error("the sealed code failed authentication")]
+    Tampered,
+}
+
+struct KeySet {
+    id: [u8; KEY_ID_BYTES],
+    digest: HmacSha256,
+    number: HmacSha256,
+    seal: XChaCha20Poly1305,
+}
+
+impl KeySet {
+    fn derive(secret: &[u8]) -> Self {
+        let sub = |label: &[u8]| -> [u8; 32] {
+            let mut mac = new_mac(secret);
+            mac.update(label);
+            mac.finalize().into_bytes().into()
+        };
+        let id_full = sub(KEY_ID_LABEL);
+        let mut id = [0u8; KEY_ID_BYTES];
+        id.copy_from_slice(&id_full[..KEY_ID_BYTES]);
+        Self {
+            id,
+            digest: new_mac(&sub(DIGEST_LABEL)),
+            number: new_mac(&sub(NUMBER_LABEL)),
+            seal: XChaCha20Poly1305::new(&sub(SEAL_LABEL).into()),
+        }
+    }
+}
+
+fn new_mac(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so this cannot fail.
+    match <HmacSha256 as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+    }
+}
+
+/// Where a phone number's records live: a keyed hash of the number and the
+/// short hash tag that pins all of its keys to one Redis Cluster slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberKey {
+    pub hash: String,
+    pub tag: String,
+}
+
+/// The derived keys for every configured secret; the first is primary.
+pub struct Keyring {
+    sets: Vec<KeySet>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyring({} secret(s))", self.sets.len())
+    }
+}
+
+impl Keyring {
+    /// Builds the keyring; `secrets` must be non-empty (config guarantees it).
+    pub fn new(secrets: &[SecretSlice<u8>]) -> Self {
+        let mut sets: Vec<KeySet> = secrets
+            .iter()
+            .map(|s| KeySet::derive(s.expose_secret()))
+            .collect();
+        if sets.is_empty() {
+            sets.push(KeySet::derive(&random_secret()));
+        }
+        Self { sets }
+    }
+
+    /// A keyring with one random secret (sandbox mode: codes do not outlive the process).
+    pub fn random() -> Self {
+        Self {
+            sets: vec![KeySet::derive(&random_secret())],
+        }
+    }
+
+    fn primary(&self) -> &KeySet {
+        &self.sets[0]
+    }
+
+    /// Hex HMAC-SHA256 of the code under every configured secret, primary first.
+    pub fn digests(&self, code: &OtpCode) -> Vec<String> {
+        self.sets
+            .iter()
+            .map(|set| {
+                let mut mac = set.digest.clone();
+                mac.update(code.expose().as_bytes());
+                hex::encode(mac.finalize().into_bytes())
+            })
+            .collect()
+    }
+
+    /// The digest stored with a new verification (primary secret).
+    pub fn primary_digest(&self, code: &OtpCode) -> String {
+        let mut mac = self.primary().digest.clone();
+        mac.update(code.expose().as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Seals the code for re-sending, bound to `context` (the verification id) so
+    /// a sealed copy cannot be moved to another record.
+    pub fn seal(&self, code: &OtpCode, context: &str) -> String {
+        let set = self.primary();
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let payload = Payload {
+            msg: code.expose().as_bytes(),
+            aad: context.as_bytes(),
+        };
+        // Encryption only fails for messages beyond the cipher's length limit.
+        let ciphertext = set.seal.encrypt(&nonce, payload).unwrap_or_default();
+        let mut out = Vec::with_capacity(KEY_ID_BYTES + NONCE_BYTES + ciphertext.len());
+        out.extend_from_slice(&set.id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        B64.encode(out)
+    }
+
+    pub fn open(&self, sealed: &str, context: &str) -> Result<OtpCode, SealError> {
+        let raw = B64.decode(sealed).map_err(|_| SealError::Malformed)?;
+        if raw.len() <= KEY_ID_BYTES + NONCE_BYTES {
+            return Err(SealError::Malformed);
+        }
+        let (id, rest) = raw.split_at(KEY_ID_BYTES);
+        let (nonce, ciphertext) = rest.split_at(NONCE_BYTES);
+        let set = self
+            .sets
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(SealError::UnknownKey)?;
+        let payload = Payload {
+            msg: ciphertext,
+            aad: context.as_bytes(),
+        };
+        let plain = set
+            .seal
+            .decrypt(XNonce::from_slice(nonce), payload)
+            .map_err(|_| SealError::Tampered)?;
+        let digits = String::from_utf8(plain).map_err(|_| SealError::Tampered)?;
+        Ok(OtpCode::from_digits(digits))
+    }
+
+    /// The keyed hash naming a number's keys (primary secret only: rotating
+    /// `OTP_SECRET` orphans lookups by number of verifications still pending,
+    /// which then simply start afresh).
+    pub fn number_key(&self, number: &PhoneNumber) -> NumberKey {
+        let mut mac = self.primary().number.clone();
+        mac.update(number.as_e164().as_bytes());
+        let hash = hex::encode(mac.finalize().into_bytes());
+        let tag = hash[..TAG_HEX_LEN].to_owned();
+        NumberKey { hash, tag }
+    }
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    secret
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::code::CodeLength;
+
+    fn secret(b: u8) -> SecretSlice<u8> {
+        SecretSlice::from(vec![b; 32])
+    }
+
+    fn code(s: &str) -> OtpCode {
+        OtpCode::parse(s, CodeLength::default()).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_code_opens_to_the_same_digits() {
+        let ring = Keyring::new(&[secret(1)]);
+        let sealed = ring.seal(&code("004211"), "VEabc");
+        assert!(!sealed.contains("004211"));
+        assert_eq!(ring.open(&sealed, "VEabc").unwrap().expose(), "004211");
+    }
+
+    #[test]
+    fn a_sealed_code_does_not_open_for_another_verification() {
+        let ring = Keyring::new(&[secret(1)]);
+        let sealed = ring.seal(&code("004211"), "VEabc");
+        assert_eq!(ring.open(&sealed, "VEabd").err(), Some(SealError::Tampered));
+    }
+
+    #[test]
+    fn a_tampered_seal_is_refused() {
+        let ring = Keyring::new(&[secret(1)]);
+        let mut raw = B64.decode(ring.seal(&code("123456"), "id")).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        assert_eq!(
+            ring.open(&B64.encode(raw), "id").err(),
+            Some(SealError::Tampered)
+        );
+        assert_eq!(ring.open("not base64!", "id").err(), Some(SealError::Malformed));
+    }
+
+    #[test]
+    fn digests_depend_on_the_code_and_the_secret() {
+        let a = Keyring::new(&[secret(1)]);
+        let b = Keyring::new(&[secret(2)]);
+        assert_ne!(a.primary_digest(&code("123456")), a.primary_digest(&code("123457")));
+        assert_ne!(a.primary_digest(&code("123456")), b.primary_digest(&code("123456")));
+        assert_eq!(a.primary_digest(&code("123456")).len(), 64);
+    }
+
+    #[test]
+    fn a_rotated_keyring_still_checks_and_opens_what_the_old_secret_made() {
+        let old = Keyring::new(&[secret(1)]);
+        let rotated = Keyring::new(&[secret(2), secret(1)]);
+        let c = code("555123");
+        let stored = old.primary_digest(&c);
+        assert!(rotated.digests(&c).contains(&stored));
+        let sealed = old.seal(&c, "id");
+        assert_eq!(rotated.open(&sealed, "id").unwrap().expose(), "555123");
+    }
+
+    #[test]
+    fn number_keys_are_stable_and_carry_a_short_tag() {
+        let ring = Keyring::new(&[secret(1)]);
+        let n = PhoneNumber::parse("+14155550100").unwrap();
+        let k1 = ring.number_key(&n);
+        assert_eq!(k1, ring.number_key(&n));
+        assert_eq!(k1.tag.len(), TAG_HEX_LEN);
+        assert!(k1.hash.starts_with(&k1.tag));
+        assert!(!k1.hash.contains("4155550100"));
+    }
+}

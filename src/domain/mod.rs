@@ -1,0 +1,15 @@
+//! The verification domain: phone numbers, one-time codes, the keys that protect
+//! them, and the verification state machine. Nothing here does I/O or knows about
+//! actix, Redis or HTTP; every function that depends on time takes `now`.
+
+pub mod code;
+pub mod keyring;
+pub mod phone;
+pub mod time;
+pub mod verification;
+
+pub use code::{CodeLength, OtpCode};
+pub use keyring::{Keyring, NumberKey};
+pub use phone::PhoneNumber;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use verification::{Channel, Delivery, Locale, Status, Verification, VerificationId};

@@ -1,0 +1,181 @@
+//! Phone numbers, parsed at the boundary and normalised to E.164 by the
+//! `phonenumber` crate (libphonenumber's metadata). A `PhoneNumber` prints
+//! masked, so logging one never leaks the full number.
+
+use std::fmt;
+
+use phonenumber::Mode;
+use phonenumber::metadata::DATABASE;
+use phonenumber::Type as PhoneNumberType;
+
+/// E.164 allows at most 15 digits after the `+`.
+const MAX_DIGITS: usize = 15;
+/// The shortest national numbers in use (a few small countries) give 7 digits in all.
+const MIN_DIGITS: usize = 7;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneNumberError {
+    #[error("phone numbers must be in E.164 format, such as +14155550100")]
+    NotE164,
+    #[error("this is not a valid phone number in any numbering plan")]
+    Invalid,
+}
+
+/// What libphonenumber knows about the kind of line behind a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Mobile,
+    FixedLine,
+    /// Fixed line or mobile: some plans (the US, Canada…) cannot tell them apart.
+    FixedLineOrMobile,
+    PremiumRate,
+    TollFree,
+    Voip,
+    Other,
+    Unknown,
+}
+
+/// A valid phone number in E.164 form (`+` and up to 15 digits).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber {
+    e164: String,
+}
+
+impl PhoneNumber {
+    /// Parses untrusted input. Only E.164 is accepted (no spaces, dashes or
+    /// national prefixes) so that two spellings of one number cannot open two
+    /// verifications.
+    pub fn parse(input: &str) -> Result<Self, PhoneNumberError> {
+        let digits = input.strip_prefix('+').ok_or(PhoneNumberError::NotE164)?;
+        if digits.len() < MIN_DIGITS
+            || digits.len() > MAX_DIGITS
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || digits.starts_with('0')
+        {
+            return Err(PhoneNumberError::NotE164);
+        }
+        let parsed = phonenumber::parse(None, input).map_err(|_| PhoneNumberError::Invalid)?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(PhoneNumberError::Invalid);
+        }
+        Ok(Self {
+            e164: parsed.format().mode(Mode::E164).to_string(),
+        })
+    }
+
+    /// Rebuilds a number this server validated before (read back from its own store).
+    pub fn from_trusted_e164(e164: String) -> Self {
+        Self { e164 }
+    }
+
+    /// The full E.164 form. Only for Plivo requests and storage, never for logs.
+    pub fn as_e164(&self) -> &str {
+        &self.e164
+    }
+
+    /// The ISO 3166 region libphonenumber assigns (`"US"`, `"GB"`…), if any.
+    pub fn region(&self) -> Option<String> {
+        let parsed = phonenumber::parse(None, &self.e164).ok()?;
+        parsed.country().id().map(|id| id.as_ref().to_owned())
+    }
+
+    /// The country calling code (`1`, `44`…).
+    pub fn country_code(&self) -> Option<u16> {
+        phonenumber::parse(None, &self.e164)
+            .ok()
+            .map(|p| p.code().value())
+    }
+
+    pub fn line_kind(&self) -> LineKind {
+        let Ok(parsed) = phonenumber::parse(None, &self.e164) else {
+            return LineKind::Unknown;
+        };
+        match parsed.number_type(&DATABASE) {
+            PhoneNumberType::Mobile => LineKind::Mobile,
+            PhoneNumberType::FixedLine => LineKind::FixedLine,
+            PhoneNumberType::FixedLineOrMobile => LineKind::FixedLineOrMobile,
+            PhoneNumberType::PremiumRate => LineKind::PremiumRate,
+            PhoneNumberType::TollFree => LineKind::TollFree,
+            PhoneNumberType::Voip => LineKind::Voip,
+            PhoneNumberType::Unknown => LineKind::Unknown,
+            _ => LineKind::Other,
+        }
+    }
+
+    /// The number with its middle hidden: `+1415***0100`.
+    pub fn masked(&self) -> String {
+        let n = self.e164.len();
+        let (head, tail) = if n >= 11 { (5, 4) } else { (3, 2) };
+        format!("{}***{}", &self.e164[..head], &self.e164[n - tail..])
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", self.masked())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_e164_number_parses_and_keeps_its_form() {
+        let n = PhoneNumber::parse("+14155550100").unwrap();
+        assert_eq!(n.as_e164(), "+14155550100");
+        assert_eq!(n.region().as_deref(), Some("US"));
+        assert_eq!(n.country_code(), Some(1));
+    }
+
+    #[test]
+    fn numbers_not_in_e164_form_are_refused() {
+        for bad in [
+            "",
+            "14155550100",
+            "+1 415 555 0100",
+            "+1-415-555-0100",
+            "+",
+            "+123",
+            "+1234567890123456",
+            "+04155550100",
+            "+１４１５５５５０１００",
+            "tel:+14155550100",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(bad),
+                Err(PhoneNumberError::NotE164),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn well_formed_but_impossible_numbers_are_refused() {
+        assert_eq!(
+            PhoneNumber::parse("+19995550100"),
+            Err(PhoneNumberError::Invalid)
+        );
+    }
+
+    #[test]
+    fn display_and_debug_mask_the_middle_digits() {
+        let n = PhoneNumber::parse("+14155550100").unwrap();
+        assert_eq!(n.to_string(), "+1415***0100");
+        assert!(!format!("{n:?}").contains("4155550100"));
+    }
+
+    #[test]
+    fn a_uk_mobile_is_known_as_mobile() {
+        let n = PhoneNumber::parse("+447400123456").unwrap();
+        assert_eq!(n.line_kind(), LineKind::Mobile);
+        assert_eq!(n.region().as_deref(), Some("GB"));
+    }
+}

@@ -1,0 +1,16 @@
+//! plivo-2fa: a self-hosted one-time-password verification server for Plivo.
+//!
+//! `domain` knows nothing of I/O; `store` and `plivo` build on it; `delivery`
+//! and `service` combine them; `routes` speaks HTTP; only `startup` builds the
+//! concrete store, clients and App.
+
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod plivo;
+pub mod routes;
+pub mod sandbox;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

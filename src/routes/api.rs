@@ -1,0 +1,233 @@
+//! The app API: start, check, get and cancel verifications. Each handler
+//! authenticates first, then parses its input into domain types in its first
+//! lines, then calls the verifier.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::ApiClient;
+use super::error::{ApiError, retry_secs};
+use crate::domain::verification::CheckResult;
+use crate::domain::{Channel, Delivery, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
+use crate::service::{CheckBy, StartError, Started};
+
+/// Longest accepted `locale` value.
+const MAX_LOCALE_LEN: usize = 12;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    to: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    code: String,
+}
+
+/// A verification as the API shows it (never the code).
+#[derive(Debug, Serialize)]
+pub struct VerificationView<'a> {
+    id: &'a str,
+    to: &'a str,
+    channel: Channel,
+    locale: &'a str,
+    status: Status,
+    created_at: String,
+    expires_at: String,
+    attempts_remaining: u32,
+    deliveries: Vec<DeliveryView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryView<'a> {
+    channel: Channel,
+    provider_id: &'a str,
+    status: &'a str,
+    error_code: Option<&'a str>,
+    updated_at: String,
+}
+
+impl<'a> VerificationView<'a> {
+    pub fn new(v: &'a Verification) -> Self {
+        Self {
+            id: v.id.as_str(),
+            to: v.to.as_e164(),
+            channel: v.channel,
+            locale: v.locale.as_str(),
+            status: v.status,
+            created_at: v.created_at.to_rfc3339(),
+            expires_at: v.expires_at.to_rfc3339(),
+            attempts_remaining: v.attempts_remaining(),
+            deliveries: v.deliveries.iter().map(DeliveryView::new).collect(),
+        }
+    }
+}
+
+impl<'a> DeliveryView<'a> {
+    fn new(d: &'a Delivery) -> Self {
+        Self {
+            channel: d.channel,
+            provider_id: &d.provider_id,
+            status: &d.status,
+            error_code: d.error_code.as_deref(),
+            updated_at: crate::domain::Timestamp::from_millis(d.updated_at).to_rfc3339(),
+        }
+    }
+}
+
+fn respond(status: StatusCode, v: &Verification) -> HttpResponse {
+    HttpResponse::build(status).json(VerificationView::new(v))
+}
+
+fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(raw).map_err(|e| ApiError::bad_request("invalid_phone_number", format!("`to`: {e}.")))
+}
+
+fn parse_channel(raw: Option<&str>) -> Result<Channel, ApiError> {
+    match raw {
+        None => Ok(Channel::Sms),
+        Some(c) => c.parse().map_err(|()| {
+            ApiError::bad_request("invalid_channel", "`channel` must be \"sms\" or \"voice\".")
+        }),
+    }
+}
+
+fn parse_locale(raw: Option<&str>) -> Result<Locale, ApiError> {
+    match raw {
+        None => Ok(Locale::default()),
+        Some(l) if l.len() <= MAX_LOCALE_LEN => Locale::parse(l).ok_or_else(invalid_locale),
+        Some(_) => Err(invalid_locale()),
+    }
+}
+
+fn invalid_locale() -> ApiError {
+    ApiError::bad_request("invalid_locale", "`locale` must be a language tag such as \"en-US\".")
+}
+
+fn parse_id(raw: &str) -> Result<VerificationId, ApiError> {
+    VerificationId::parse(raw).ok_or_else(unknown_verification)
+}
+
+fn unknown_verification() -> ApiError {
+    ApiError::not_found("verification_not_found", "No verification has this id.")
+}
+
+/// `POST /v1/verifications`
+pub async fn start(
+    _client: ApiClient,
+    state: web::Data<AppState>,
+    body: web::Json<StartRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let to = parse_phone(&body.to)?;
+    let channel = parse_channel(body.channel.as_deref())?;
+    let locale = parse_locale(body.locale.as_deref())?;
+
+    match state.verifier.start(to, channel, locale).await {
+        Ok((Started::New, v)) => Ok(respond(StatusCode::CREATED, &v)),
+        Ok((Started::Existing, v)) => Ok(respond(StatusCode::OK, &v)),
+        Err(StartError::Store(e)) => Err(e.into()),
+        Err(StartError::Delivery(e)) => Err(ApiError::Plivo(e)),
+        Err(StartError::Cooldown { retry_after_ms }) => Err(ApiError::TooManyRequests {
+            code: "resend_cooldown",
+            message: format!(
+                "A code was sent to this number moments ago; wait {} seconds before asking again.",
+                retry_secs(retry_after_ms)
+            ),
+            retry_after_secs: retry_secs(retry_after_ms),
+        }),
+        Err(StartError::SendLimit { retry_after_ms }) => Err(ApiError::TooManyRequests {
+            code: "max_sends_reached",
+            message: "This verification has been sent as many times as allowed; wait for it to expire.".to_owned(),
+            retry_after_secs: retry_secs(retry_after_ms),
+        }),
+    }
+}
+
+/// `POST /v1/verifications/check`
+pub async fn check(
+    _client: ApiClient,
+    state: web::Data<AppState>,
+    body: web::Json<CheckRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let target = match (body.to.as_deref(), body.id.as_deref()) {
+        (Some(to), None) => CheckBy::Number(parse_phone(to)?),
+        (None, Some(id)) => CheckBy::Id(parse_id(id)?),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "Give exactly one of `to` or `id`.",
+            ));
+        }
+    };
+    let policy = state.verifier.policy();
+    let code = OtpCode::parse(&body.code, policy.code_length)
+        .map_err(|e| ApiError::bad_request("invalid_code", format!("`code`: {e}.")))?;
+
+    let Some((result, v)) = state.verifier.check(target, &code).await? else {
+        return Err(ApiError::not_found(
+            "verification_not_found",
+            "There is no pending verification for this number or id.",
+        ));
+    };
+    match result {
+        CheckResult::Approved | CheckResult::Wrong => Ok(respond(StatusCode::OK, &v)),
+        CheckResult::Exhausted | CheckResult::NotPending(Status::MaxAttemptsReached) => {
+            Err(ApiError::TooManyRequests {
+                code: "max_attempts_reached",
+                message: "Too many wrong codes: this verification is closed. Start a new one."
+                    .to_owned(),
+                retry_after_secs: policy.send.cooldown_ms.div_ceil(1000),
+            })
+        }
+        CheckResult::Expired | CheckResult::NotPending(Status::Expired) => Err(ApiError::not_found(
+            "verification_expired",
+            "This verification has expired. Start a new one.",
+        )),
+        CheckResult::NotPending(status) => Err(ApiError::not_found(
+            "verification_not_pending",
+            format!("This verification is already {}; there is no pending verification to check.", status.as_str()),
+        )),
+    }
+}
+
+/// `GET /v1/verifications/{id}`
+pub async fn get(
+    _client: ApiClient,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let v = state.verifier.get(&id).await?.ok_or_else(unknown_verification)?;
+    Ok(respond(StatusCode::OK, &v))
+}
+
+/// `POST /v1/verifications/{id}/cancel`
+pub async fn cancel(
+    _client: ApiClient,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    match state.verifier.cancel(&id).await? {
+        None => Err(unknown_verification()),
+        Some((Ok(()), v)) => Ok(respond(StatusCode::OK, &v)),
+        Some((Err(status), _)) => Err(ApiError::Conflict {
+            code: "verification_not_pending",
+            message: format!("This verification is already {} and cannot be canceled.", status.as_str()),
+        }),
+    }
+}

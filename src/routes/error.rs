@@ -1,0 +1,180 @@
+//! The app API's errors: each maps to a status, a snake_case code and a fixed,
+//! helpful sentence, in the shape `{"error": {"code": …, "message": …}}`. Causes
+//! go to the logs, never to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::plivo::PlivoError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: &'static str },
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Plivo(PlivoError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::TooManyRequests { code, .. } => code,
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Plivo(_) => "plivo_error",
+            ApiError::Store(_) => "store_unavailable",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Plivo(e) => e.public_message(),
+            ApiError::Store(_) => {
+                "The verification store is unavailable; try again shortly.".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Plivo(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Store(e) => tracing::error!(error = %e, "store unavailable"),
+            ApiError::Plivo(e) => tracing::warn!(error = %e, "plivo request failed"),
+            _ => {}
+        }
+        let message = self.message();
+        let body = serde_json::to_vec(&Body {
+            error: Detail {
+                code: self.code(),
+                message: &message,
+            },
+        })
+        .unwrap_or_default();
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            response.insert_header((RETRY_AFTER, (*retry_after_secs).max(1).to_string()));
+        }
+        if let ApiError::Store(_) = self {
+            response.insert_header((RETRY_AFTER, "1"));
+        }
+        response.body(body)
+    }
+}
+
+/// Seconds to wait, rounded up, for a wait in milliseconds.
+pub fn retry_secs(ms: u64) -> u64 {
+    ms.div_ceil(1000).max(1)
+}
+
+/// Maps actix's JSON extractor failures into the error shape.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
+            ApiError::PayloadTooLarge { limit: *limit }
+        }
+        E::ContentType => ApiError::UnsupportedMediaType,
+        E::Deserialize(e) if e.is_data() => {
+            let text = e.to_string();
+            let text: String = text.chars().take(200).collect();
+            ApiError::bad_request("invalid_request", format!("The request body does not fit the schema: {text}"))
+        }
+        E::Deserialize(_) => ApiError::bad_request("malformed_json", "The request body is not valid JSON."),
+        _ => ApiError::bad_request("invalid_request", "The request body could not be read."),
+    };
+    api.into()
+}
+
+/// Any unknown route.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("not_found", "There is nothing at this path."))
+}
+
+/// A known route with the wrong method.
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

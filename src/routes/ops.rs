@@ -1,0 +1,26 @@
+//! Routes for operators: liveness and readiness.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::AppState;
+use crate::store::VerificationStore;
+
+/// `GET /healthz`: 200 while the process runs.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when the store answers, else 503.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.verifier.store();
+    match store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "store": store.describe()})),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: store unavailable");
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "1"))
+                .json(json!({"status": "unavailable", "store": store.describe()}))
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The simulator's Plivo-compatible endpoints.
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq;
+
+use super::{SandboxMessage, SandboxPhloRun, SandboxState, numbers, random_hex, uuid_v4};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/Account/{auth_id}/Message/", web::post().to(send_message))
+        .route("/v1/account/{auth_id}/phlo/{phlo_id}", web::post().to(run_phlo))
+        .default_service(web::to(|| async {
+            plivo_error(actix_web::http::StatusCode::NOT_FOUND, "not found")
+        }));
+}
+
+fn plivo_error(status: actix_web::http::StatusCode, error: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"api_id": uuid_v4(), "error": error}))
+}
+
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let response = plivo_error(
+        actix_web::http::StatusCode::BAD_REQUEST,
+        &format!("invalid JSON body: {err}"),
+    );
+    actix_web::error::InternalError::from_response(err, response).into()
+}
+
+/// Basic auth as Plivo does it: the path's auth id must be the caller's.
+fn authorized(req: &HttpRequest, state: &SandboxState, path_auth_id: &str) -> bool {
+    let expected = format!("{}:{}", state.auth_id, state.auth_token.expose_secret());
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| STANDARD.decode(b.trim()).ok())
+        .unwrap_or_default();
+    bool::from(presented.ct_eq(expected.as_bytes())) && path_auth_id == state.auth_id
+}
+
+fn unauthorized() -> HttpResponse {
+    plivo_error(
+        actix_web::http::StatusCode::UNAUTHORIZED,
+        "Could not verify your access level for that URL. You have to login with proper credentials",
+    )
+}
+
+fn text_field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    body.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+async fn send_message(
+    req: HttpRequest,
+    state: web::Data<SandboxState>,
+    path: web::Path<String>,
+    body: web::Json<Map<String, Value>>,
+) -> HttpResponse {
+    if !authorized(&req, &state, &path) {
+        return unauthorized();
+    }
+    let body = body.into_inner();
+    for key in ["src", "dst", "text"] {
+        if text_field(&body, key).is_none() {
+            return plivo_error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                &format!("{key} parameter not present"),
+            );
+        }
+    }
+    let (src, dst, text) = (
+        text_field(&body, "src").unwrap_or_default(),
+        text_field(&body, "dst").unwrap_or_default(),
+        text_field(&body, "text").unwrap_or_default(),
+    );
+    if dst == numbers::API_ERROR_500 {
+        return plivo_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+    }
+    let message_uuid = uuid_v4();
+    state.record_message(SandboxMessage {
+        to: dst.to_owned(),
+        from: src.to_owned(),
+        text: text.to_owned(),
+        message_uuid: message_uuid.clone(),
+        status: "queued".to_owned(),
+    });
+    HttpResponse::Accepted().json(json!({
+        "api_id": uuid_v4(),
+        "message": "message(s) queued",
+        "message_uuid": [message_uuid],
+    }))
+}
+
+async fn run_phlo(
+    req: HttpRequest,
+    state: web::Data<SandboxState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<Map<String, Value>>,
+) -> HttpResponse {
+    let (auth_id, phlo_id) = path.into_inner();
+    if !authorized(&req, &state, &auth_id) {
+        return unauthorized();
+    }
+    let payload = body.into_inner();
+    let to = text_field(&payload, "to").unwrap_or_default().to_owned();
+    if to == numbers::API_ERROR_500 {
+        return plivo_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+    }
+    let phlo_run_id = uuid_v4();
+    if text_field(&payload, "mode") == Some("sms") {
+        let otp = text_field(&payload, "otp").unwrap_or_default();
+        state.record_message(SandboxMessage {
+            to,
+            from: text_field(&payload, "from").unwrap_or_default().to_owned(),
+            text: format!("Your verification code is {otp}"),
+            message_uuid: uuid_v4(),
+            status: "queued".to_owned(),
+        });
+    }
+    state.record_phlo_run(SandboxPhloRun {
+        phlo_id: phlo_id.clone(),
+        phlo_run_id: phlo_run_id.clone(),
+        payload,
+    });
+    HttpResponse::Ok().json(json!({
+        "api_id": random_hex(16),
+        "phlo_id": phlo_id,
+        "name": "2FA",
+        "message": "Request has been accepted for processing",
+        "phlo_run_id": phlo_run_id,
+    }))
+}

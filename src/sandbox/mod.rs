@@ -1,0 +1,148 @@
+//! The sandbox: a Plivo-compatible HTTP server on a loopback port that the
+//! ordinary Plivo client talks to when no credentials are configured, so the
+//! sandbox and production share every line of client code. It checks Basic auth
+//! and request shape like Plivo, records what it delivered, and fails on
+//! purpose for the documented test numbers.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use rand::RngCore;
+use rand::rngs::OsRng;
+use secrecy::SecretString;
+use serde::Serialize;
+use url::Url;
+
+mod api;
+pub mod numbers;
+
+/// A message the simulator accepted.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxMessage {
+    pub to: String,
+    pub from: String,
+    pub text: String,
+    pub message_uuid: String,
+    pub status: String,
+}
+
+/// A PHLO run the simulator accepted, with the payload as it arrived.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxPhloRun {
+    pub phlo_id: String,
+    pub phlo_run_id: String,
+    pub payload: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What the simulator has delivered, shared with the main server's `/sandbox/*` routes.
+#[derive(Debug)]
+pub struct SandboxState {
+    auth_id: String,
+    auth_token: SecretString,
+    messages: Mutex<Vec<SandboxMessage>>,
+    phlo_runs: Mutex<Vec<SandboxPhloRun>>,
+}
+
+/// Records kept per list, so a long-running sandbox does not grow without bound.
+const MAX_RECORDS: usize = 1_000;
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn push_bounded<T>(list: &Mutex<Vec<T>>, item: T) {
+    let mut list = locked(list);
+    if list.len() >= MAX_RECORDS {
+        list.remove(0);
+    }
+    list.push(item);
+}
+
+impl SandboxState {
+    pub fn messages(&self) -> Vec<SandboxMessage> {
+        locked(&self.messages).clone()
+    }
+
+    pub fn phlo_runs(&self) -> Vec<SandboxPhloRun> {
+        locked(&self.phlo_runs).clone()
+    }
+
+    fn record_message(&self, message: SandboxMessage) {
+        push_bounded(&self.messages, message);
+    }
+
+    fn record_phlo_run(&self, run: SandboxPhloRun) {
+        push_bounded(&self.phlo_runs, run);
+    }
+}
+
+/// The running simulator.
+#[derive(Debug)]
+pub struct Simulator {
+    pub base_url: Url,
+    pub auth_id: String,
+    pub auth_token: SecretString,
+    pub state: Arc<SandboxState>,
+    handle: ServerHandle,
+}
+
+impl Simulator {
+    /// Starts the simulator on a free loopback port with fresh random credentials.
+    pub fn start() -> std::io::Result<Self> {
+        let auth_id = format!("MA{}", random_hex(9).to_ascii_uppercase());
+        let auth_token = SecretString::from(random_hex(20));
+        let state = Arc::new(SandboxState {
+            auth_id: auth_id.clone(),
+            auth_token: auth_token.clone(),
+            messages: Mutex::new(Vec::new()),
+            phlo_runs: Mutex::new(Vec::new()),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(api::json_error))
+                .configure(api::configure)
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let base_url = Url::parse(&format!("http://127.0.0.1:{port}/"))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        tracing::info!(sandbox.url = %base_url, "Plivo sandbox simulator listening");
+        Ok(Self {
+            base_url,
+            auth_id,
+            auth_token,
+            state,
+            handle,
+        })
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// A random version-4 UUID in Plivo's lowercase hyphenated form.
+pub(crate) fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}

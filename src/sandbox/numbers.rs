@@ -1,0 +1,21 @@
+//! Test numbers: in sandbox mode, sending to one of these makes the simulator
+//! fail on purpose, so fallback and error paths can be tried by hand and by
+//! tests. All are valid US numbers in the 555-01xx range reserved for fiction.
+
+/// Plivo's API answers 500 to any request for this number.
+pub const API_ERROR_500: &str = "+12025550150";
+
+/// Every test number with what it does, for the README and the demo page.
+pub const ALL: &[(&str, &str)] = &[(API_ERROR_500, "Plivo's API answers 500 Internal Server Error")];
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::PhoneNumber;
+
+    #[test]
+    fn every_test_number_is_a_valid_e164_number() {
+        for (n, _) in super::ALL {
+            assert!(PhoneNumber::parse(n).is_ok(), "{n}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The verification use cases (start, check, get, cancel), written once over
+//! the store, the keyring and the deliverer. Routes parse input into domain
+//! types and call these; nothing here knows about HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::delivery::Deliverer;
+use crate::domain::code::CodeLength;
+use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
+use crate::domain::{
+    Channel, Clock, Keyring, Locale, OtpCode, PhoneNumber, Status, Timestamp, Verification,
+    VerificationId,
+};
+use crate::plivo::PlivoError;
+use crate::store::{
+    CheckTarget, DeliveryUpdate, Finish, NewVerification, StartOutcome, Store, StoreError,
+    VerificationStore,
+};
+
+/// The knobs of a verification, from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub code_length: CodeLength,
+    pub lifetime: Duration,
+    pub max_attempts: u32,
+    pub send: SendPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a code was sent too recently")]
+    Cooldown { retry_after_ms: u64 },
+    #[error("this verification has had all the sends it may have")]
+    SendLimit { retry_after_ms: u64 },
+    #[error("Plivo could not deliver the code: {0}")]
+    Delivery(#[source] PlivoError),
+}
+
+/// Whether start made a new verification or re-sent the open one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    New,
+    Existing,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    store: Store,
+    keyring: Arc<Keyring>,
+    deliverer: Deliverer,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+}
+
+impl Verifier {
+    pub fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        deliverer: Deliverer,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+    ) -> Self {
+        Self {
+            store,
+            keyring,
+            deliverer,
+            clock,
+            policy,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Opens a verification and sends its code, or re-sends the open one's code.
+    #[tracing::instrument(skip_all, fields(to = %to, channel = channel.as_str()))]
+    pub async fn start(
+        &self,
+        to: PhoneNumber,
+        channel: Channel,
+        locale: Locale,
+    ) -> Result<(Started, Verification), StartError> {
+        let now = self.clock.now();
+        let key = self.keyring.number_key(&to);
+        let id = VerificationId::generate(&key.tag);
+        let code = OtpCode::generate(self.policy.code_length);
+        let new = NewVerification {
+            digest: self.keyring.primary_digest(&code),
+            sealed: self.keyring.seal(&code, id.as_str()),
+            verification: Verification {
+                id,
+                to,
+                channel,
+                locale,
+                status: Status::Pending,
+                created_at: now,
+                expires_at: now.plus(self.policy.lifetime),
+                attempts: 0,
+                max_attempts: self.policy.max_attempts,
+                sends: 1,
+                last_sent_at: now,
+                deliveries: Vec::new(),
+            },
+        };
+        match self.store.start(new, &key, self.policy.send, now).await? {
+            StartOutcome::Created(v) => {
+                tracing::info!(verification.id = %v.id, "verification opened");
+                match self.deliver(&v, &code, channel, now).await {
+                    Ok(v) => Ok((Started::New, v)),
+                    Err(e) => {
+                        // Nothing half-done: a verification whose first code never
+                        // left is closed as failed, and a new start begins afresh.
+                        self.store.finish(&v.id, Finish::Fail, now).await?;
+                        Err(StartError::Delivery(e))
+                    }
+                }
+            }
+            StartOutcome::Resend { verification, sealed } => {
+                let code = self.keyring.open(&sealed, verification.id.as_str()).map_err(|e| {
+                    StoreError::Corrupt(format!("sealed code of {}: {e}", verification.id))
+                })?;
+                tracing::info!(verification.id = %verification.id, "re-sending the open verification's code");
+                // A failed re-send leaves the verification pending: the code the
+                // user may already hold stays good.
+                let v = self
+                    .deliver(&verification, &code, channel, now)
+                    .await
+                    .map_err(StartError::Delivery)?;
+                Ok((Started::Existing, v))
+            }
+            StartOutcome::Refused {
+                verification,
+                refusal,
+            } => Err(match refusal {
+                ResendRefusal::Cooldown(ms) => StartError::Cooldown { retry_after_ms: ms },
+                ResendRefusal::SendLimit => StartError::SendLimit {
+                    retry_after_ms: now.millis_until(verification.expires_at),
+                },
+            }),
+        }
+    }
+
+    async fn deliver(
+        &self,
+        v: &Verification,
+        code: &OtpCode,
+        channel: Channel,
+        now: Timestamp,
+    ) -> Result<Verification, PlivoError> {
+        let delivery = self.deliverer.send(v, code, channel, now).await?;
+        match self.store.record_delivery(&v.id, delivery.clone(), now).await {
+            Ok(DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v)) => Ok(v),
+            Ok(DeliveryUpdate::NotFound) => Ok(v.clone()),
+            Err(e) => {
+                // The code did leave; losing the delivery record only costs detail.
+                tracing::warn!(verification.id = %v.id, error = %e, "could not record the delivery");
+                let mut v = v.clone();
+                v.deliveries.push(delivery);
+                Ok(v)
+            }
+        }
+    }
+
+    /// Checks a typed code. `None` when there is no verification to check.
+    #[tracing::instrument(skip_all)]
+    pub async fn check(
+        &self,
+        target: CheckBy,
+        code: &OtpCode,
+    ) -> Result<Option<(CheckResult, Verification)>, StoreError> {
+        let now = self.clock.now();
+        let digests = self.keyring.digests(code);
+        let result = match &target {
+            CheckBy::Number(number) => {
+                let key = self.keyring.number_key(number);
+                let target = CheckTarget::Number { number, key: &key };
+                self.store.check(target, &digests, now).await?
+            }
+            CheckBy::Id(id) => self.store.check(CheckTarget::Id(id), &digests, now).await?,
+        };
+        if let Some((outcome, v)) = &result {
+            tracing::info!(verification.id = %v.id, outcome = ?outcome, "code checked");
+        }
+        Ok(result)
+    }
+
+    pub async fn get(&self, id: &VerificationId) -> Result<Option<Verification>, StoreError> {
+        let now = self.clock.now();
+        Ok(self.store.get(id, now).await?.map(|mut v| {
+            v.status = v.status_at(now);
+            v
+        }))
+    }
+
+    pub async fn cancel(
+        &self,
+        id: &VerificationId,
+    ) -> Result<Option<(Result<(), Status>, Verification)>, StoreError> {
+        let now = self.clock.now();
+        self.store.finish(id, Finish::Cancel, now).await
+    }
+}
+
+/// Which verification a typed code is for.
+#[derive(Debug, Clone)]
+pub enum CheckBy {
+    Number(PhoneNumber),
+    Id(VerificationId),
+}

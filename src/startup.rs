@@ -1,0 +1,206 @@
+//! The one place that builds concrete things: the store, the keyring, the Plivo
+//! client (pointed at Plivo or at the sandbox simulator), the verifier, and the
+//! actix App bound to its listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use secrecy::SecretString;
+use url::Url;
+
+use crate::config::{ConfigError, PlivoMode, Settings};
+use crate::delivery::{Deliverer, Route};
+use crate::domain::verification::SendPolicy;
+use crate::domain::{Clock, Keyring};
+use crate::plivo::PlivoClient;
+use crate::plivo::client::PlivoClientConfig;
+use crate::routes::{self, AppState};
+use crate::sandbox::{Simulator, random_hex};
+use crate::service::{Policy, Verifier};
+use crate::store::{MemoryStore, RedisStore, Store, StoreError};
+
+/// How long a client may take to send its request head (slowloris guard).
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle keep-alive connection is kept.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// How long in-flight requests get to finish on shutdown.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 15;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("REDIS_URL: cannot use Redis: {0}")]
+    Store(#[from] StoreError),
+    #[error("LISTEN_ADDR: cannot listen: {0}")]
+    Listen(std::io::Error),
+    #[error("sandbox: cannot start the Plivo simulator: {0}")]
+    Sandbox(std::io::Error),
+    #[error("PLIVO_API_BASE_URL: cannot build the Plivo client: {0}")]
+    Plivo(String),
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    base_url: Url,
+    server: Server,
+    /// The key generated in sandbox mode when `API_KEYS` is unset.
+    pub generated_api_key: Option<SecretString>,
+    pub store_kind: &'static str,
+    simulator: Option<Simulator>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("base_url", &self.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(settings.listen_addr).map_err(StartupError::Listen)?;
+        let local = listener.local_addr().map_err(StartupError::Listen)?;
+        let base_url = match &settings.public_base_url {
+            Some(url) => url.clone(),
+            None => Url::parse(&format!("http://{local}"))
+                .map_err(|e| StartupError::Config(ConfigError {
+                    var: "LISTEN_ADDR".into(),
+                    reason: e.to_string(),
+                }))?,
+        };
+
+        let store = match &settings.redis {
+            Some(target) => Store::Redis(
+                RedisStore::connect(target, &settings.redis_key_prefix, settings.redis_timeout).await?,
+            ),
+            None => Store::Memory(MemoryStore::new()),
+        };
+        let keyring = Arc::new(if settings.otp_secrets.is_empty() {
+            Keyring::random()
+        } else {
+            Keyring::new(&settings.otp_secrets)
+        });
+
+        let (simulator, client_config) = match &settings.plivo {
+            PlivoMode::Live {
+                auth_id,
+                auth_tokens,
+            } => (
+                None,
+                PlivoClientConfig {
+                    auth_id: auth_id.clone(),
+                    auth_token: auth_tokens.first().cloned().unwrap_or_else(|| SecretString::from("")),
+                    api_base_url: settings.plivo_api_base_url.clone(),
+                    phlo_base_url: settings.plivo_phlo_base_url.clone(),
+                    timeout: settings.plivo_timeout,
+                    connect_timeout: settings.plivo_connect_timeout,
+                },
+            ),
+            PlivoMode::Sandbox => {
+                let sim = Simulator::start().map_err(StartupError::Sandbox)?;
+                let config = PlivoClientConfig {
+                    auth_id: sim.auth_id.clone(),
+                    auth_token: sim.auth_token.clone(),
+                    api_base_url: sim.base_url.clone(),
+                    phlo_base_url: sim.base_url.clone(),
+                    timeout: settings.plivo_timeout,
+                    connect_timeout: settings.plivo_connect_timeout,
+                };
+                (Some(sim), config)
+            }
+        };
+        let client = PlivoClient::new(client_config).map_err(StartupError::Plivo)?;
+        let route = match &settings.phlo_id {
+            Some(id) => Route::Phlo(id.clone()),
+            None => Route::Api,
+        };
+        let lifetime_minutes = settings.lifetime.as_secs() / 60;
+        let deliverer = Deliverer::new(
+            client,
+            route,
+            settings.from_number.clone(),
+            base_url.clone(),
+            settings.brand_name.clone(),
+            lifetime_minutes,
+        );
+        let policy = Policy {
+            code_length: settings.code_length,
+            lifetime: settings.lifetime,
+            max_attempts: settings.max_attempts,
+            send: SendPolicy {
+                cooldown_ms: u64::try_from(settings.resend_cooldown.as_millis()).unwrap_or(u64::MAX),
+                max_sends: settings.max_sends,
+            },
+        };
+        let store_kind = store.describe();
+        let verifier = Verifier::new(store, keyring, deliverer, clock, policy);
+
+        let (api_keys, generated_api_key) = if settings.api_keys.is_empty() {
+            let key = SecretString::from(format!("sandbox_{}", random_hex(16)));
+            (vec![key.clone()], Some(key))
+        } else {
+            (settings.api_keys.clone(), None)
+        };
+
+        let sandbox_on = simulator.is_some();
+        let state = web::Data::new(AppState {
+            verifier,
+            api_keys: routes::auth::ApiKeys::new(&api_keys),
+            sandbox: simulator.as_ref().map(|s| s.state.clone()),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(|cfg| routes::configure(cfg, sandbox_on))
+                .default_service(web::to(routes::error::not_found))
+        })
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(KEEP_ALIVE)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen(listener)
+        .map_err(StartupError::Listen)?
+        .run();
+
+        tracing::info!(
+            listen = %local,
+            public_base_url = %base_url,
+            store = store_kind,
+            plivo = if sandbox_on { "sandbox" } else { "live" },
+            "plivo-2fa ready"
+        );
+        Ok(Self {
+            port: local.port(),
+            base_url,
+            server,
+            generated_api_key,
+            store_kind,
+            simulator,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// Serves until SIGINT/SIGTERM (actix stops accepting, lets requests in
+    /// flight finish, then returns).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Some(sim) = &self.simulator {
+            sim.stop().await;
+        }
+        result
+    }
+}

@@ -1,0 +1,26 @@
+-- Records a delivery or moves it forward; never backwards.
+-- KEYS[1]  the record
+-- ARGV     1 delivery JSON (with its "rank"), 2 provider id, 3 rank
+-- Returns  {result, view}; result is applied | stale | not_found
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'not_found'}
+end
+local raw = redis.call('HGET', KEYS[1], 'deliveries')
+local list = cjson.decode(raw or '[]')
+local incoming = cjson.decode(ARGV[1])
+local rank = tonumber(ARGV[3])
+local found = false
+for i, d in ipairs(list) do
+  if d.provider_id == ARGV[2] then
+    found = true
+    if rank <= (tonumber(d.rank) or 0) then
+      return {'stale', view(KEYS[1])}
+    end
+    list[i] = incoming
+  end
+end
+if not found then
+  list[#list + 1] = incoming
+end
+redis.call('HSET', KEYS[1], 'deliveries', cjson.encode(list))
+return {'applied', view(KEYS[1])}

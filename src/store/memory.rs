@@ -1,0 +1,231 @@
+//! The embedded store: one process, no Redis. Same semantics as the Redis store
+//! (the contract suite proves it) by applying the domain transitions directly
+//! under one lock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{
+    CheckTarget, DeliveryUpdate, Finish, NewVerification, RETENTION_MS, StartOutcome, StoreError,
+    VerificationStore,
+};
+use crate::domain::verification::{CheckResult, SendPolicy, delivery_rank};
+use crate::domain::{Delivery, NumberKey, Status, Timestamp, Verification, VerificationId};
+
+/// How often expired records are swept out.
+const SWEEP_EVERY_MS: i64 = 60_000;
+
+#[derive(Debug)]
+struct Record {
+    verification: Verification,
+    digest: Option<String>,
+    sealed: Option<String>,
+    /// When the record may be forgotten.
+    evict_at: Timestamp,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: HashMap<VerificationId, Record>,
+    /// Number hash → its latest verification.
+    latest: HashMap<String, VerificationId>,
+    last_sweep: i64,
+}
+
+impl Inner {
+    fn sweep(&mut self, now: Timestamp) {
+        if now.as_millis() - self.last_sweep < SWEEP_EVERY_MS {
+            return;
+        }
+        self.last_sweep = now.as_millis();
+        self.records.retain(|_, r| r.evict_at > now);
+        let records = &self.records;
+        self.latest.retain(|_, id| records.contains_key(id));
+    }
+
+    fn live(&mut self, id: &VerificationId, now: Timestamp) -> Option<&mut Record> {
+        self.records.get_mut(id).filter(|r| r.evict_at > now)
+    }
+}
+
+fn retention_from(now: Timestamp) -> Timestamp {
+    now.plus(std::time::Duration::from_millis(RETENTION_MS))
+}
+
+/// Closes a record that reached a final status: forget the code material and
+/// keep the outcome readable for the retention period.
+fn close(record: &mut Record, now: Timestamp) {
+    if record.verification.status.is_final() {
+        record.digest = None;
+        record.sealed = None;
+        record.evict_at = retention_from(now);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a record half-written
+        // (every mutation is a plain field assignment), so poisoning is ignored.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl VerificationStore for MemoryStore {
+    async fn start(
+        &self,
+        new: NewVerification,
+        key: &NumberKey,
+        policy: SendPolicy,
+        now: Timestamp,
+    ) -> Result<StartOutcome, StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(now);
+        if let Some(id) = inner.latest.get(&key.hash).cloned()
+            && let Some(record) = inner.live(&id, now)
+            && record.verification.to == new.verification.to
+            && record.verification.status == Status::Pending
+        {
+            if record.verification.is_open(now) {
+                let channel = new.verification.channel;
+                return Ok(match record.verification.resend(channel, policy, now) {
+                    Ok(()) => StartOutcome::Resend {
+                        verification: record.verification.clone(),
+                        sealed: record.sealed.clone().unwrap_or_default(),
+                    },
+                    Err(refusal) => StartOutcome::Refused {
+                        verification: record.verification.clone(),
+                        refusal,
+                    },
+                });
+            }
+            record.verification.status = Status::Expired;
+            close(record, now);
+        }
+        let v = new.verification;
+        let evict_at = retention_from(v.expires_at);
+        inner.latest.insert(key.hash.clone(), v.id.clone());
+        inner.records.insert(
+            v.id.clone(),
+            Record {
+                verification: v.clone(),
+                digest: Some(new.digest),
+                sealed: Some(new.sealed),
+                evict_at,
+            },
+        );
+        Ok(StartOutcome::Created(v))
+    }
+
+    async fn check(
+        &self,
+        target: CheckTarget<'_>,
+        digests: &[String],
+        now: Timestamp,
+    ) -> Result<Option<(CheckResult, Verification)>, StoreError> {
+        let mut inner = self.lock();
+        let id = match target {
+            CheckTarget::Id(id) => id.clone(),
+            CheckTarget::Number { key, .. } => match inner.latest.get(&key.hash) {
+                Some(id) => id.clone(),
+                None => return Ok(None),
+            },
+        };
+        let Some(record) = inner.live(&id, now) else {
+            return Ok(None);
+        };
+        if let CheckTarget::Number { number, .. } = target
+            && &record.verification.to != number
+        {
+            return Ok(None);
+        }
+        let matched = record
+            .digest
+            .as_ref()
+            .is_some_and(|stored| digests.iter().any(|d| d == stored));
+        let result = record.verification.check(matched, now);
+        close(record, now);
+        Ok(Some((result, record.verification.clone())))
+    }
+
+    async fn get(
+        &self,
+        id: &VerificationId,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let mut inner = self.lock();
+        Ok(inner.live(id, now).map(|r| r.verification.clone()))
+    }
+
+    async fn finish(
+        &self,
+        id: &VerificationId,
+        how: Finish,
+        now: Timestamp,
+    ) -> Result<Option<(Result<(), Status>, Verification)>, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.live(id, now) else {
+            return Ok(None);
+        };
+        let outcome = match how {
+            Finish::Cancel => record.verification.cancel(now),
+            Finish::Fail => {
+                if record.verification.fail(now) {
+                    Ok(())
+                } else {
+                    Err(record.verification.status)
+                }
+            }
+        };
+        debug_assert!(outcome.is_err() || record.verification.status == how.status());
+        close(record, now);
+        Ok(Some((outcome, record.verification.clone())))
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &VerificationId,
+        delivery: Delivery,
+        now: Timestamp,
+    ) -> Result<DeliveryUpdate, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.live(id, now) else {
+            return Ok(DeliveryUpdate::NotFound);
+        };
+        let deliveries = &mut record.verification.deliveries;
+        let applied = match deliveries
+            .iter_mut()
+            .find(|d| d.provider_id == delivery.provider_id)
+        {
+            Some(existing) if delivery_rank(&delivery.status) <= delivery_rank(&existing.status) => {
+                false
+            }
+            Some(existing) => {
+                *existing = delivery;
+                true
+            }
+            None => {
+                deliveries.push(delivery);
+                true
+            }
+        };
+        let v = record.verification.clone();
+        Ok(if applied {
+            DeliveryUpdate::Applied(v)
+        } else {
+            DeliveryUpdate::Stale(v)
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

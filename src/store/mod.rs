@@ -1,0 +1,221 @@
+//! Where verifications live. [`VerificationStore`] is the contract; Redis is the
+//! production implementation (every operation one atomic script, all of a
+//! number's keys in one cluster slot) and memory the embedded default for one
+//! process. `tests/store_contract.rs` runs one suite against both.
+
+use std::future::Future;
+
+use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
+use crate::domain::{Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId};
+
+pub mod memory;
+pub mod redis;
+
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+/// How long a finished verification stays readable by id.
+pub const RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store did not answer in time")]
+    Timeout,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store returned data this server cannot read: {0}")]
+    Corrupt(String),
+}
+
+/// A verification about to be created, with its code in protected form only.
+#[derive(Debug, Clone)]
+pub struct NewVerification {
+    pub verification: Verification,
+    /// Keyed digest of the code (hex HMAC-SHA256).
+    pub digest: String,
+    /// AEAD-sealed copy of the code, for re-sends.
+    pub sealed: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum StartOutcome {
+    /// No verification was open for the number; this one now is.
+    Created(Verification),
+    /// One was open and may send again: here is its sealed code (the send is counted).
+    Resend { verification: Verification, sealed: String },
+    /// One was open but may not send again yet (or ever).
+    Refused { verification: Verification, refusal: ResendRefusal },
+}
+
+/// Which verification a check is for.
+#[derive(Debug, Clone, Copy)]
+pub enum CheckTarget<'a> {
+    /// The open (or latest) verification of a number.
+    Number { number: &'a PhoneNumber, key: &'a NumberKey },
+    Id(&'a VerificationId),
+}
+
+/// A verification being finished by its owner or by a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Cancel,
+    Fail,
+}
+
+impl Finish {
+    fn status(self) -> Status {
+        match self {
+            Finish::Cancel => Status::Canceled,
+            Finish::Fail => Status::Failed,
+        }
+    }
+}
+
+/// What a delivery update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryUpdate {
+    /// Recorded (new, or a step forward).
+    Applied(Verification),
+    /// Older or equal to what is recorded; nothing changed.
+    Stale(Verification),
+    /// No such verification (unknown or past retention).
+    NotFound,
+}
+
+pub trait VerificationStore: Send + Sync {
+    /// Opens a verification for a number, or re-sends the open one.
+    fn start(
+        &self,
+        new: NewVerification,
+        key: &NumberKey,
+        policy: SendPolicy,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<StartOutcome, StoreError>> + Send;
+
+    /// Checks a typed code: compares digests, counts the attempt, and approves
+    /// and closes on success, atomically. `digests` are the typed code's digests
+    /// under every configured secret. `None` when there is no such verification.
+    fn check(
+        &self,
+        target: CheckTarget<'_>,
+        digests: &[String],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<(CheckResult, Verification)>, StoreError>> + Send;
+
+    fn get(
+        &self,
+        id: &VerificationId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+
+    /// Cancels or fails a pending verification. `Err(status)` inside when it had
+    /// already ended; `None` when there is no such verification.
+    fn finish(
+        &self,
+        id: &VerificationId,
+        how: Finish,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<(Result<(), Status>, Verification)>, StoreError>> + Send;
+
+    /// Records or advances a delivery; never moves one backwards.
+    fn record_delivery(
+        &self,
+        id: &VerificationId,
+        delivery: Delivery,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<DeliveryUpdate, StoreError>> + Send;
+
+    /// Whether the store answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The store chosen at start-up.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Redis(RedisStore),
+    Memory(MemoryStore),
+}
+
+impl Store {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Store::Redis(_) => "redis",
+            Store::Memory(_) => "memory (one process only)",
+        }
+    }
+}
+
+impl VerificationStore for Store {
+    async fn start(
+        &self,
+        new: NewVerification,
+        key: &NumberKey,
+        policy: SendPolicy,
+        now: Timestamp,
+    ) -> Result<StartOutcome, StoreError> {
+        match self {
+            Store::Redis(s) => s.start(new, key, policy, now).await,
+            Store::Memory(s) => s.start(new, key, policy, now).await,
+        }
+    }
+
+    async fn check(
+        &self,
+        target: CheckTarget<'_>,
+        digests: &[String],
+        now: Timestamp,
+    ) -> Result<Option<(CheckResult, Verification)>, StoreError> {
+        match self {
+            Store::Redis(s) => s.check(target, digests, now).await,
+            Store::Memory(s) => s.check(target, digests, now).await,
+        }
+    }
+
+    async fn get(
+        &self,
+        id: &VerificationId,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        match self {
+            Store::Redis(s) => s.get(id, now).await,
+            Store::Memory(s) => s.get(id, now).await,
+        }
+    }
+
+    async fn finish(
+        &self,
+        id: &VerificationId,
+        how: Finish,
+        now: Timestamp,
+    ) -> Result<Option<(Result<(), Status>, Verification)>, StoreError> {
+        match self {
+            Store::Redis(s) => s.finish(id, how, now).await,
+            Store::Memory(s) => s.finish(id, how, now).await,
+        }
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &VerificationId,
+        delivery: Delivery,
+        now: Timestamp,
+    ) -> Result<DeliveryUpdate, StoreError> {
+        match self {
+            Store::Redis(s) => s.record_delivery(id, delivery, now).await,
+            Store::Memory(s) => s.record_delivery(id, delivery, now).await,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.ping().await,
+            Store::Memory(s) => s.ping().await,
+        }
+    }
+}
+
+/// Channel parsing for stored values.
+pub(crate) fn parse_channel(s: &str) -> Result<Channel, StoreError> {
+    s.parse()
+        .map_err(|()| StoreError::Corrupt(format!("unknown channel {s:?}")))
+}

@@ -1,0 +1,510 @@
+//! The Redis store. Every operation is one Lua script, so it is one atomic
+//! round trip; every key of a number carries the same `{tag}`, so each script
+//! touches one Redis Cluster slot. Redis TTLs only collect garbage: expiry is
+//! decided from `expires_at` and the `now` the caller passes.
+//!
+//! Keys (prefix `p2fa` by default):
+//! - `p2fa:{tag}:num:<number hash>` → id of the number's latest verification
+//! - `p2fa:{tag}:v:<id>` → hash: the verification, its code digest and sealed copy
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use serde::Serialize;
+
+use super::{
+    CheckTarget, DeliveryUpdate, Finish, NewVerification, RETENTION_MS, StartOutcome, StoreError,
+    VerificationStore, parse_channel,
+};
+use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy, delivery_rank};
+use crate::domain::{
+    Delivery, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
+};
+
+pub const DEFAULT_KEY_PREFIX: &str = "p2fa";
+
+macro_rules! lua {
+    ($file:literal) => {
+        concat!(include_str!("lua/prelude.lua"), include_str!($file))
+    };
+}
+
+/// One connection for the whole process: a single node's connection manager
+/// (multiplexed, reconnects by itself) or a cluster connection.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+struct Scripts {
+    start: Script,
+    check: Script,
+    finish: Script,
+    delivery: Script,
+}
+
+impl Scripts {
+    fn load() -> Self {
+        Self {
+            start: Script::new(lua!("lua/start.lua")),
+            check: Script::new(lua!("lua/check.lua")),
+            finish: Script::new(lua!("lua/finish.lua")),
+            delivery: Script::new(lua!("lua/delivery.lua")),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Connection,
+    scripts: std::sync::Arc<Scripts>,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where to find Redis, from `REDIS_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+impl RedisTarget {
+    /// `redis://`, `rediss://` or `unix://` is one node; several comma-separated
+    /// `redis://` seeds, or `redis+cluster://host:port[,host:port…]`, a cluster.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            let seeds: Vec<String> = rest
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.contains("://") {
+                        s.to_owned()
+                    } else {
+                        format!("redis://{s}")
+                    }
+                })
+                .collect();
+            if seeds.is_empty() {
+                return Err("redis+cluster:// needs at least one host:port".into());
+            }
+            return Ok(Self::Cluster(seeds));
+        }
+        let parts: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        for part in &parts {
+            redis::parse_redis_url(part)
+                .ok_or_else(|| format!("{part:?} is not a redis://, rediss:// or unix:// URL"))?;
+        }
+        match parts.as_slice() {
+            [] => Err("empty".into()),
+            [one] => Ok(Self::Single((*one).to_owned())),
+            many => Ok(Self::Cluster(many.iter().map(|s| (*s).to_owned()).collect())),
+        }
+    }
+}
+
+impl RedisStore {
+    /// Connects once at start-up; the connection is shared by every request and
+    /// reconnects with backoff by itself.
+    pub async fn connect(
+        target: &RedisTarget,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
+        let conn = match target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout)
+                    .set_number_of_retries(2)
+                    .set_max_delay(2_000);
+                let manager = tokio::time::timeout(
+                    timeout * 3,
+                    ConnectionManager::new_with_config(client, config),
+                )
+                .await
+                .map_err(|_| StoreError::Timeout)?
+                .map_err(unavailable)?;
+                Connection::Single(manager)
+            }
+            RedisTarget::Cluster(seeds) => {
+                let client = redis::cluster::ClusterClient::builder(seeds.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()
+                    .map_err(unavailable)?;
+                let conn = tokio::time::timeout(timeout * 3, client.get_async_connection())
+                    .await
+                    .map_err(|_| StoreError::Timeout)?
+                    .map_err(unavailable)?;
+                Connection::Cluster(conn)
+            }
+        };
+        let store = Self {
+            conn,
+            scripts: std::sync::Arc::new(Scripts::load()),
+            prefix: prefix.to_owned(),
+            timeout,
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    fn record_prefix(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:v:", self.prefix)
+    }
+
+    fn record_key(&self, id: &VerificationId) -> String {
+        format!("{}{}", self.record_prefix(id.tag()), id.as_str())
+    }
+
+    fn pointer_key(&self, key: &NumberKey) -> String {
+        format!("{}:{{{}}}:num:{}", self.prefix, key.tag, key.hash)
+    }
+
+    async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, invocation.invoke_async::<Value>(&mut conn)).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// Deletes every key under this store's prefix on a single node (tests only).
+    pub async fn flush_prefix(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}:*", self.prefix);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        for key in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct StoredDelivery<'a> {
+    #[serde(flatten)]
+    delivery: &'a Delivery,
+    rank: u8,
+}
+
+/// A script's reply: an outcome word, then strings and a nested view.
+struct Reply(Vec<Value>);
+
+impl Reply {
+    fn new(v: Value) -> Result<Self, StoreError> {
+        match v {
+            Value::Array(items) if !items.is_empty() => Ok(Self(items)),
+            other => Err(StoreError::Corrupt(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        match self.0.get(i) {
+            Some(Value::BulkString(b)) => String::from_utf8(b.clone())
+                .map_err(|_| StoreError::Corrupt("non-UTF-8 reply".into())),
+            Some(Value::SimpleString(s)) => Ok(s.clone()),
+            Some(Value::Int(n)) => Ok(n.to_string()),
+            other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
+        }
+    }
+
+    fn verification(&self, i: usize, id: &VerificationId) -> Result<Verification, StoreError> {
+        match self.0.get(i) {
+            Some(Value::Array(fields)) => parse_view(id, fields),
+            other => Err(StoreError::Corrupt(format!("expected a view, got {other:?}"))),
+        }
+    }
+}
+
+fn field(fields: &[Value], i: usize, name: &str) -> Result<String, StoreError> {
+    match fields.get(i) {
+        Some(Value::BulkString(b)) => {
+            String::from_utf8(b.clone()).map_err(|_| StoreError::Corrupt(format!("{name} is not UTF-8")))
+        }
+        _ => Err(StoreError::Corrupt(format!("{name} is missing"))),
+    }
+}
+
+fn number<T: std::str::FromStr>(fields: &[Value], i: usize, name: &str) -> Result<T, StoreError> {
+    field(fields, i, name)?
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("{name} is not a number")))
+}
+
+/// Reads the FIELDS view of prelude.lua, in its order.
+fn parse_view(id: &VerificationId, f: &[Value]) -> Result<Verification, StoreError> {
+    let status = field(f, 3, "status")?;
+    let deliveries: Vec<Delivery> = serde_json::from_str(&field(f, 10, "deliveries")?)
+        .map_err(|e| StoreError::Corrupt(format!("deliveries: {e}")))?;
+    Ok(Verification {
+        id: id.clone(),
+        to: PhoneNumber::from_trusted_e164(field(f, 0, "to")?),
+        channel: parse_channel(&field(f, 1, "channel")?)?,
+        locale: Locale::parse(&field(f, 2, "locale")?).unwrap_or_default(),
+        status: status
+            .parse::<Status>()
+            .map_err(|()| StoreError::Corrupt(format!("unknown status {status:?}")))?,
+        created_at: Timestamp::from_millis(number(f, 4, "created_at")?),
+        expires_at: Timestamp::from_millis(number(f, 5, "expires_at")?),
+        attempts: number(f, 6, "attempts")?,
+        max_attempts: number(f, 7, "max_attempts")?,
+        sends: number(f, 8, "sends")?,
+        last_sent_at: Timestamp::from_millis(number(f, 9, "last_sent_at")?),
+        deliveries,
+    })
+}
+
+fn parse_id(s: &str) -> Result<VerificationId, StoreError> {
+    VerificationId::parse(s).ok_or_else(|| StoreError::Corrupt("malformed id".into()))
+}
+
+const RETENTION: u64 = RETENTION_MS;
+
+impl VerificationStore for RedisStore {
+    async fn start(
+        &self,
+        new: NewVerification,
+        key: &NumberKey,
+        policy: SendPolicy,
+        now: Timestamp,
+    ) -> Result<StartOutcome, StoreError> {
+        let v = &new.verification;
+        let mut invocation = self.scripts.start.prepare_invoke();
+        invocation
+            .key(self.pointer_key(key))
+            .arg(self.record_prefix(&key.tag))
+            .arg(now.as_millis())
+            .arg(v.id.as_str())
+            .arg(v.to.as_e164())
+            .arg(v.channel.as_str())
+            .arg(v.locale.as_str())
+            .arg(v.expires_at.as_millis())
+            .arg(v.max_attempts)
+            .arg(&new.digest)
+            .arg(&new.sealed)
+            .arg(policy.cooldown_ms)
+            .arg(policy.max_sends)
+            .arg(RETENTION);
+        let reply = Reply::new(self.run(invocation).await?)?;
+        let outcome = reply.text(0)?;
+        let id = parse_id(&reply.text(1)?)?;
+        let verification = reply.verification(3, &id)?;
+        Ok(match outcome.as_str() {
+            "created" => StartOutcome::Created(verification),
+            "resend" => StartOutcome::Resend {
+                verification,
+                sealed: reply.text(2)?,
+            },
+            "cooldown" => StartOutcome::Refused {
+                verification,
+                refusal: ResendRefusal::Cooldown(reply.text(2)?.parse().unwrap_or(0)),
+            },
+            "send_limit" => StartOutcome::Refused {
+                verification,
+                refusal: ResendRefusal::SendLimit,
+            },
+            other => return Err(StoreError::Corrupt(format!("start said {other:?}"))),
+        })
+    }
+
+    async fn check(
+        &self,
+        target: CheckTarget<'_>,
+        digests: &[String],
+        now: Timestamp,
+    ) -> Result<Option<(CheckResult, Verification)>, StoreError> {
+        let mut invocation = self.scripts.check.prepare_invoke();
+        match target {
+            CheckTarget::Number { number, key } => invocation
+                .key(self.pointer_key(key))
+                .arg("number")
+                .arg(self.record_prefix(&key.tag))
+                .arg(now.as_millis())
+                .arg(RETENTION)
+                .arg(number.as_e164())
+                .arg(digests.len())
+                .arg(""),
+            CheckTarget::Id(id) => invocation
+                .key(self.record_key(id))
+                .arg("id")
+                .arg("")
+                .arg(now.as_millis())
+                .arg(RETENTION)
+                .arg("")
+                .arg(digests.len())
+                .arg(id.as_str()),
+        };
+        for digest in digests {
+            invocation.arg(digest);
+        }
+        let reply = Reply::new(self.run(invocation).await?)?;
+        let outcome = reply.text(0)?;
+        if outcome == "not_found" {
+            return Ok(None);
+        }
+        let id = parse_id(&reply.text(1)?)?;
+        let verification = reply.verification(2, &id)?;
+        let result = match outcome.as_str() {
+            "approved" => CheckResult::Approved,
+            "wrong" => CheckResult::Wrong,
+            "exhausted" => CheckResult::Exhausted,
+            "expired" => CheckResult::Expired,
+            "not_pending" => CheckResult::NotPending(verification.status),
+            other => return Err(StoreError::Corrupt(format!("check said {other:?}"))),
+        };
+        Ok(Some((result, verification)))
+    }
+
+    async fn get(
+        &self,
+        id: &VerificationId,
+        _now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.record_key(id)).arg(&[
+            "to",
+            "channel",
+            "locale",
+            "status",
+            "created_at",
+            "expires_at",
+            "attempts",
+            "max_attempts",
+            "sends",
+            "last_sent_at",
+            "deliveries",
+        ]);
+        let fields: Vec<Value> =
+            match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
+                Err(_) => return Err(StoreError::Timeout),
+                Ok(Err(e)) => return Err(StoreError::Unavailable(e.to_string())),
+                Ok(Ok(v)) => v,
+            };
+        if matches!(fields.first(), None | Some(Value::Nil)) {
+            return Ok(None);
+        }
+        parse_view(id, &fields).map(Some)
+    }
+
+    async fn finish(
+        &self,
+        id: &VerificationId,
+        how: Finish,
+        now: Timestamp,
+    ) -> Result<Option<(Result<(), Status>, Verification)>, StoreError> {
+        let mut invocation = self.scripts.finish.prepare_invoke();
+        invocation
+            .key(self.record_key(id))
+            .arg(how.status().as_str())
+            .arg(now.as_millis())
+            .arg(RETENTION);
+        let reply = Reply::new(self.run(invocation).await?)?;
+        let outcome = reply.text(0)?;
+        if outcome == "not_found" {
+            return Ok(None);
+        }
+        let verification = reply.verification(1, id)?;
+        let result = if outcome == "done" {
+            Ok(())
+        } else {
+            Err(verification.status)
+        };
+        Ok(Some((result, verification)))
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &VerificationId,
+        delivery: Delivery,
+        _now: Timestamp,
+    ) -> Result<DeliveryUpdate, StoreError> {
+        let rank = delivery_rank(&delivery.status);
+        let json = serde_json::to_string(&StoredDelivery {
+            delivery: &delivery,
+            rank,
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut invocation = self.scripts.delivery.prepare_invoke();
+        invocation
+            .key(self.record_key(id))
+            .arg(json)
+            .arg(&delivery.provider_id)
+            .arg(rank);
+        let reply = Reply::new(self.run(invocation).await?)?;
+        Ok(match reply.text(0)?.as_str() {
+            "not_found" => DeliveryUpdate::NotFound,
+            "applied" => DeliveryUpdate::Applied(reply.verification(1, id)?),
+            _ => DeliveryUpdate::Stale(reply.verification(1, id)?),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(
+            self.timeout,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+}
