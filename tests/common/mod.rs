@@ -1,0 +1,197 @@
+//! Shared test harness: spawns the real App on port 0 (real actix, real HTTP,
+//! real Redis from `scripts/test.sh`, the sandbox simulator or wiremock for
+//! Plivo) with an injectable clock.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plivo_2fa::config::Settings;
+use plivo_2fa::domain::{ManualClock, Timestamp};
+use plivo_2fa::startup::Application;
+use rand::Rng;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+pub const API_KEY: &str = "test-api-key-0123456789";
+pub const OTP_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// The Redis started by `scripts/test.sh`.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL")
+        .expect("TEST_REDIS_URL is unset: run the tests with ./scripts/test.sh, which starts Redis")
+}
+
+/// A key prefix no other test uses, so tests share one Redis without meeting.
+pub fn unique_prefix() -> String {
+    format!("test{}", rand::rngs::OsRng.r#gen::<u64>())
+}
+
+/// A valid US number no other test is likely to use.
+pub fn random_number() -> String {
+    let mut rng = rand::rngs::OsRng;
+    format!("+1415{}{:06}", rng.gen_range(2..=9), rng.gen_range(0..1_000_000))
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub api_key: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+}
+
+/// Sandbox mode on real Redis, with `extra` settings on top.
+pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
+    let redis = redis_url();
+    let prefix = unique_prefix();
+    let mut vars = vec![
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", redis.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("API_KEYS", API_KEY),
+    ];
+    vars.extend_from_slice(extra);
+    spawn_with(&vars).await
+}
+
+/// Exactly these settings (nothing added).
+pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
+    try_spawn_with(vars).await.expect("the app starts")
+}
+
+pub async fn try_spawn_with(
+    vars: &[(&str, &str)],
+) -> Result<TestApp, plivo_2fa::startup::StartupError> {
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let settings = Settings::from_vars(&map)?;
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = Application::build(settings, clock.clone()).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let api_key = app
+        .generated_api_key
+        .as_ref()
+        .map(|k| k.expose_secret().to_owned())
+        .unwrap_or_else(|| API_KEY.to_owned());
+    tokio::spawn(app.run_until_stopped());
+    Ok(TestApp {
+        base,
+        api_key,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        clock,
+    })
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Reply {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        Self::reply(resp).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap();
+        Self::reply(resp).await
+    }
+
+    pub async fn reply(resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn start(&self, to: &str, channel: &str) -> Reply {
+        self.post_json("/v1/verifications", json!({"to": to, "channel": channel}))
+            .await
+    }
+
+    pub async fn check(&self, to: &str, code: &str) -> Reply {
+        self.post_json("/v1/verifications/check", json!({"to": to, "code": code}))
+            .await
+    }
+
+    /// What the sandbox delivered, newest last.
+    pub async fn sandbox_messages(&self) -> Vec<Value> {
+        let resp = self.http.get(self.url("/sandbox/messages")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Vec<Value>>().await.unwrap()
+    }
+
+    /// The code in the newest SMS the sandbox delivered to `to`.
+    pub async fn last_sms_code(&self, to: &str) -> String {
+        let messages = self.sandbox_messages().await;
+        let text = messages
+            .iter()
+            .rev()
+            .find(|m| m["to"] == to)
+            .and_then(|m| m["text"].as_str())
+            .unwrap_or_else(|| panic!("no SMS to {to} in {messages:?}"))
+            .to_owned();
+        code_in(&text)
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    pub fn now(&self) -> Timestamp {
+        plivo_2fa::domain::Clock::now(self.clock.as_ref())
+    }
+}
+
+/// The first run of 4 to 10 digits in a message.
+pub fn code_in(text: &str) -> String {
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else if (4..=10).contains(&run.len()) {
+            return run;
+        } else {
+            run.clear();
+        }
+    }
+    assert!((4..=10).contains(&run.len()), "no code in {text:?}");
+    run
+}
+
+/// A wrong code of the same length as `code`.
+pub fn wrong(code: &str) -> String {
+    code.chars()
+        .map(|c| char::from(b'0' + (c as u8 - b'0' + 1) % 10))
+        .collect()
+}
