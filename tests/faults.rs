@@ -1,0 +1,266 @@
+//! Faults the sandbox cannot produce: Plivo refusing or hanging (wiremock), and
+//! Redis going away under the server (a real redis-server we stop and kill).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{API_KEY, OTP_SECRET, TestApp, random_number};
+use wiremock::matchers::{basic_auth, body_partial_json, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const AUTH_ID: &str = "MAZDQ1ZJIYMDRKNMFHOT";
+const AUTH_TOKEN: &str = "live-token-for-wiremock";
+
+async fn live_app(plivo: &MockServer, extra: &[(&str, &str)]) -> TestApp {
+    let redis = common::redis_url();
+    let prefix = common::unique_prefix();
+    let uri = plivo.uri();
+    let mut vars = vec![
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", redis.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("API_KEYS", API_KEY),
+        ("OTP_SECRET", OTP_SECRET),
+        ("PLIVO_AUTH_ID", AUTH_ID),
+        ("PLIVO_AUTH_TOKEN", AUTH_TOKEN),
+        ("PLIVO_FROM_NUMBER", "+14155550199"),
+        ("PLIVO_API_BASE_URL", uri.as_str()),
+        ("PLIVO_PHLO_BASE_URL", uri.as_str()),
+        ("PUBLIC_BASE_URL", "https://otp.example.com"),
+    ];
+    vars.extend_from_slice(extra);
+    common::spawn_with(&vars).await
+}
+
+fn message_path() -> String {
+    format!("/v1/Account/{AUTH_ID}/Message/")
+}
+
+/// Starts a verification that Plivo fails, and proves it ended as failed.
+async fn assert_plivo_failure_is_502(app: &TestApp, expected_text: &str) {
+    let to = random_number();
+    let r = app.start(&to, "sms").await;
+    assert_eq!(r.status, 502, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "plivo_error");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(expected_text), "{message}");
+    // The verification is failed and nothing is half-done: checking finds
+    // nothing pending, and a new start opens a fresh verification.
+    let check = app.check(&to, "123456").await;
+    assert_eq!(check.status, 404, "{:?}", check.body);
+    assert_eq!(check.body["error"]["code"], "verification_not_pending");
+    assert!(check.body["error"]["message"].as_str().unwrap().contains("failed"));
+}
+
+#[tokio::test]
+async fn the_live_client_sends_plivo_the_documented_message_request() {
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(message_path()))
+        .and(basic_auth(AUTH_ID, AUTH_TOKEN))
+        .and(body_partial_json(serde_json::json!({
+            "src": "+14155550199",
+            "method": "POST",
+        })))
+        .respond_with(ResponseTemplate::new(202).set_body_json(serde_json::json!({
+            "api_id": "a", "message": "message(s) queued", "message_uuid": ["db3ce55a-7f1d-11e1-8ea7-1231380bc196"]
+        })))
+        .expect(1)
+        .mount(&plivo)
+        .await;
+    let app = live_app(&plivo, &[]).await;
+    let to = random_number();
+    let r = app.start(&to, "sms").await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["deliveries"][0]["provider_id"], "db3ce55a-7f1d-11e1-8ea7-1231380bc196");
+    let requests = plivo.received_requests().await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["dst"], to.as_str());
+    let id = r.body["id"].as_str().unwrap();
+    assert_eq!(body["url"], format!("https://otp.example.com/plivo/message-status/{id}"));
+    assert!(common::code_in(body["text"].as_str().unwrap()).len() == 6);
+}
+
+#[tokio::test]
+async fn plivo_refusing_credentials_is_a_502_with_plivos_text() {
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_string(
+            "Could not verify your access level for that URL.\nYou have to login with proper credentials",
+        ))
+        .mount(&plivo)
+        .await;
+    let app = live_app(&plivo, &[]).await;
+    assert_plivo_failure_is_502(&app, "Could not verify your access level").await;
+}
+
+#[tokio::test]
+async fn plivo_answering_500_is_a_502_and_a_failed_verification() {
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(serde_json::json!({"api_id": "x", "error": "internal error, retry later"})))
+        .mount(&plivo)
+        .await;
+    let app = live_app(&plivo, &[]).await;
+    assert_plivo_failure_is_502(&app, "internal error, retry later").await;
+}
+
+#[tokio::test]
+async fn plivo_validation_errors_pass_their_text_through() {
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({"api_id": "x", "error": "dst number is not a valid mobile number"})))
+        .mount(&plivo)
+        .await;
+    let app = live_app(&plivo, &[]).await;
+    assert_plivo_failure_is_502(&app, "dst number is not a valid mobile number").await;
+}
+
+#[tokio::test]
+async fn plivo_timing_out_is_a_502_and_a_failed_verification() {
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202).set_delay(Duration::from_secs(5)))
+        .mount(&plivo)
+        .await;
+    let app = live_app(&plivo, &[("PLIVO_TIMEOUT_MS", "300")]).await;
+    assert_plivo_failure_is_502(&app, "did not answer in time").await;
+}
+
+#[tokio::test]
+async fn a_failed_re_send_keeps_the_verification_pending() {
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(serde_json::json!({"message_uuid": ["u-1"]})))
+        .up_to_n_times(1)
+        .mount(&plivo)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("unavailable"))
+        .mount(&plivo)
+        .await;
+    let app = live_app(&plivo, &[]).await;
+    let to = random_number();
+    let first = app.start(&to, "sms").await;
+    assert_eq!(first.status, 201);
+    app.advance(Duration::from_secs(30));
+    let resend = app.start(&to, "sms").await;
+    assert_eq!(resend.status, 502);
+    let id = first.body["id"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/v1/verifications/{id}")).await.body["status"], "pending");
+}
+
+struct RedisProcess {
+    child: Child,
+    port: u16,
+    _dir: std::path::PathBuf,
+}
+
+impl RedisProcess {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("p2fa-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by scripts/test.sh");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, _dir: dir }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn redis_hanging_or_gone_is_a_quick_503_and_the_server_recovers() {
+    let redis = RedisProcess::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let app = common::spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", &url),
+        ("API_KEYS", API_KEY),
+        ("REDIS_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    let to = random_number();
+    assert_eq!(app.start(&to, "sms").await.status, 201);
+
+    // Frozen: requests time out instead of hanging.
+    redis.signal("-STOP");
+    let began = Instant::now();
+    let r = app.check(&to, "123456").await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "store_unavailable");
+    assert!(began.elapsed() < Duration::from_secs(10), "no hang: {:?}", began.elapsed());
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+
+    // Thawed: the same server answers again without a restart.
+    redis.signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = app.last_sms_code(&to).await;
+    assert_eq!(app.check(&to, &code).await.body["status"], "approved");
+}
+
+#[tokio::test]
+async fn redis_killed_is_a_503_not_a_panic() {
+    let mut redis = RedisProcess::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let app = common::spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", &url),
+        ("API_KEYS", API_KEY),
+        ("REDIS_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    redis.child.kill().unwrap();
+    redis.child.wait().unwrap();
+    for _ in 0..3 {
+        let r = app.start(&random_number(), "sms").await;
+        assert_eq!(r.status, 503, "{:?}", r.body);
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    assert!(app.sandbox_messages().await.is_empty(), "nothing was sent without a record");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_at_start_up_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let err = common::try_spawn_with(&[("LISTEN_ADDR", "127.0.0.1:0"), ("REDIS_URL", &url), ("REDIS_TIMEOUT_MS", "200")])
+        .await
+        .err()
+        .expect("start-up fails");
+    assert!(err.to_string().starts_with("REDIS_URL:"), "{err}");
+}

@@ -1,0 +1,333 @@
+//! One contract, two stores: every case runs against the in-memory store and
+//! against real Redis, so both keep the same semantics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
+use plivo_2fa::domain::{
+    Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status, Timestamp,
+    Verification, VerificationId,
+};
+use plivo_2fa::store::redis::RedisTarget;
+use plivo_2fa::store::{
+    CheckTarget, DeliveryUpdate, Finish, MemoryStore, NewVerification, RedisStore, StartOutcome,
+    VerificationStore,
+};
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+const LIFETIME: Duration = Duration::from_secs(600);
+const POLICY: SendPolicy = SendPolicy {
+    cooldown_ms: 30_000,
+    max_sends: 3,
+};
+
+fn at(secs: u64) -> Timestamp {
+    T0.plus(Duration::from_secs(secs))
+}
+
+struct Fixture {
+    keyring: Keyring,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            keyring: Keyring::random(),
+        }
+    }
+
+    fn new_verification(&self, number: &PhoneNumber, code: &OtpCode, now: Timestamp) -> NewVerification {
+        let key = self.keyring.number_key(number);
+        let id = VerificationId::generate(&key.tag);
+        NewVerification {
+            digest: self.keyring.primary_digest(code),
+            sealed: self.keyring.seal(code, id.as_str()),
+            verification: Verification {
+                id,
+                to: number.clone(),
+                channel: Channel::Sms,
+                locale: Locale::default(),
+                status: Status::Pending,
+                created_at: now,
+                expires_at: now.plus(LIFETIME),
+                attempts: 0,
+                max_attempts: 5,
+                sends: 1,
+                last_sent_at: now,
+                deliveries: vec![],
+            },
+        }
+    }
+
+    async fn open<S: VerificationStore>(&self, store: &S, number: &PhoneNumber, now: Timestamp) -> (Verification, OtpCode) {
+        let code = OtpCode::generate(CodeLength::default());
+        let new = self.new_verification(number, &code, now);
+        match store.start(new, &self.keyring.number_key(number), POLICY, now).await.unwrap() {
+            StartOutcome::Created(v) => (v, code),
+            other => panic!("expected a new verification, got {other:?}"),
+        }
+    }
+
+    async fn check<S: VerificationStore>(&self, store: &S, number: &PhoneNumber, code: &str, now: Timestamp) -> Option<(CheckResult, Verification)> {
+        let code = OtpCode::parse(code, CodeLength::default()).unwrap();
+        let key = self.keyring.number_key(number);
+        store
+            .check(CheckTarget::Number { number, key: &key }, &self.keyring.digests(&code), now)
+            .await
+            .unwrap()
+    }
+}
+
+fn number() -> PhoneNumber {
+    PhoneNumber::parse(&common::random_number()).unwrap()
+}
+
+fn wrong_code(code: &OtpCode) -> String {
+    common::wrong(code.expose())
+}
+
+async fn redis_store() -> RedisStore {
+    let target = RedisTarget::parse(&common::redis_url()).unwrap();
+    RedisStore::connect(&target, &common::unique_prefix(), Duration::from_secs(2))
+        .await
+        .unwrap()
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&plivo_2fa::store::MemoryStore::new()).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::redis_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_started_verification_reads_back_the_same,
+    the_right_code_approves_once_and_closes,
+    wrong_codes_count_down_to_max_attempts_reached,
+    a_check_after_expiry_settles_as_expired_without_counting,
+    starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the_sealed_code,
+    sends_stop_at_the_limit,
+    a_new_verification_replaces_one_that_ended,
+    cancel_and_fail_only_end_a_pending_verification,
+    deliveries_are_recorded_and_never_move_backwards,
+    numbers_do_not_see_each_others_verifications,
+    fifty_concurrent_right_checks_approve_exactly_once,
+    a_check_by_id_reaches_the_verification,
+);
+
+async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (v, _) = f.open(store, &n, T0).await;
+    let got = store.get(&v.id, T0).await.unwrap().unwrap();
+    assert_eq!(got, v);
+    assert_eq!(got.status, Status::Pending);
+    assert_eq!(got.to, n);
+    assert!(store.get(&VerificationId::generate("0000"), T0).await.unwrap().is_none());
+}
+
+async fn the_right_code_approves_once_and_closes<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (_, code) = f.open(store, &n, T0).await;
+    let (result, v) = f.check(store, &n, code.expose(), at(1)).await.unwrap();
+    assert_eq!(result, CheckResult::Approved);
+    assert_eq!(v.status, Status::Approved);
+    let (again, _) = f.check(store, &n, code.expose(), at(2)).await.unwrap();
+    assert_eq!(again, CheckResult::NotPending(Status::Approved));
+}
+
+async fn wrong_codes_count_down_to_max_attempts_reached<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (_, code) = f.open(store, &n, T0).await;
+    let bad = wrong_code(&code);
+    for left in (1..5).rev() {
+        let (result, v) = f.check(store, &n, &bad, at(1)).await.unwrap();
+        assert_eq!(result, CheckResult::Wrong);
+        assert_eq!(v.attempts_remaining(), left);
+    }
+    let (result, v) = f.check(store, &n, &bad, at(1)).await.unwrap();
+    assert_eq!(result, CheckResult::Exhausted);
+    assert_eq!(v.status, Status::MaxAttemptsReached);
+    let (result, v) = f.check(store, &n, code.expose(), at(1)).await.unwrap();
+    assert_eq!(result, CheckResult::NotPending(Status::MaxAttemptsReached));
+    assert_eq!(v.attempts_remaining(), 0);
+}
+
+async fn a_check_after_expiry_settles_as_expired_without_counting<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (v, code) = f.open(store, &n, T0).await;
+    assert_eq!(store.get(&v.id, at(600)).await.unwrap().unwrap().status_at(at(600)), Status::Expired);
+    let (result, after) = f.check(store, &n, code.expose(), at(600)).await.unwrap();
+    assert_eq!(result, CheckResult::Expired);
+    assert_eq!(after.status, Status::Expired);
+    assert_eq!(after.attempts, 0);
+    // Still readable long after.
+    let later = at(600 + 23 * 3600);
+    assert_eq!(store.get(&v.id, later).await.unwrap().unwrap().status, Status::Expired);
+}
+
+async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the_sealed_code<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (v, code) = f.open(store, &n, T0).await;
+    let other = OtpCode::generate(CodeLength::default());
+    let key = f.keyring.number_key(&n);
+    match store.start(f.new_verification(&n, &other, at(10)), &key, POLICY, at(10)).await.unwrap() {
+        StartOutcome::Refused { refusal, verification } => {
+            assert_eq!(refusal, ResendRefusal::Cooldown(20_000));
+            assert_eq!(verification.id, v.id);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut voice = f.new_verification(&n, &other, at(30));
+    voice.verification.channel = Channel::Voice;
+    match store.start(voice, &key, POLICY, at(30)).await.unwrap() {
+        StartOutcome::Resend { verification, sealed } => {
+            assert_eq!(verification.id, v.id);
+            assert_eq!(verification.sends, 2);
+            assert_eq!(verification.channel, Channel::Voice);
+            let opened = f.keyring.open(&sealed, v.id.as_str()).unwrap();
+            assert_eq!(opened.expose(), code.expose());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn sends_stop_at_the_limit<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    f.open(store, &n, T0).await;
+    let key = f.keyring.number_key(&n);
+    let code = OtpCode::generate(CodeLength::default());
+    for (i, secs) in [30, 60].into_iter().enumerate() {
+        let out = store.start(f.new_verification(&n, &code, at(secs)), &key, POLICY, at(secs)).await.unwrap();
+        assert!(matches!(out, StartOutcome::Resend { .. }), "send {}: {out:?}", i + 2);
+    }
+    let out = store.start(f.new_verification(&n, &code, at(90)), &key, POLICY, at(90)).await.unwrap();
+    assert!(matches!(out, StartOutcome::Refused { refusal: ResendRefusal::SendLimit, .. }), "{out:?}");
+}
+
+async fn a_new_verification_replaces_one_that_ended<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (first, code) = f.open(store, &n, T0).await;
+    f.check(store, &n, code.expose(), at(1)).await.unwrap();
+    let (second, _) = f.open(store, &n, at(2)).await;
+    assert_ne!(first.id, second.id);
+    // An expired one is replaced too, and settles as expired.
+    let (third, _) = f.open(store, &n, at(2 + 601)).await;
+    assert_ne!(third.id, second.id);
+    assert_eq!(store.get(&second.id, at(2 + 601)).await.unwrap().unwrap().status, Status::Expired);
+}
+
+async fn cancel_and_fail_only_end_a_pending_verification<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, _) = f.open(store, &number(), T0).await;
+    let (result, after) = store.finish(&v.id, Finish::Cancel, at(1)).await.unwrap().unwrap();
+    assert_eq!(result, Ok(()));
+    assert_eq!(after.status, Status::Canceled);
+    let (result, _) = store.finish(&v.id, Finish::Fail, at(2)).await.unwrap().unwrap();
+    assert_eq!(result, Err(Status::Canceled));
+    let (w, _) = f.open(store, &number(), T0).await;
+    let (result, after) = store.finish(&w.id, Finish::Fail, at(1)).await.unwrap().unwrap();
+    assert_eq!(result, Ok(()));
+    assert_eq!(after.status, Status::Failed);
+    assert!(store.finish(&VerificationId::generate("abcd"), Finish::Cancel, T0).await.unwrap().is_none());
+}
+
+fn delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
+    Delivery {
+        channel: Channel::Sms,
+        provider_id: id.to_owned(),
+        status: status.to_owned(),
+        error_code: (status == "undelivered").then(|| "30".to_owned()),
+        updated_at: at.as_millis(),
+    }
+}
+
+async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, _) = f.open(store, &number(), T0).await;
+    let applied = |u: DeliveryUpdate| match u {
+        DeliveryUpdate::Applied(v) => v,
+        other => panic!("expected applied, got {other:?}"),
+    };
+    let after = applied(store.record_delivery(&v.id, delivery("m-1", "queued", at(1)), at(1)).await.unwrap());
+    assert_eq!(after.deliveries.len(), 1);
+    let after = applied(store.record_delivery(&v.id, delivery("m-1", "delivered", at(3)), at(3)).await.unwrap());
+    assert_eq!(after.deliveries[0].status, "delivered");
+    let stale = store.record_delivery(&v.id, delivery("m-1", "sent", at(4)), at(4)).await.unwrap();
+    match stale {
+        DeliveryUpdate::Stale(v) => assert_eq!(v.deliveries[0].status, "delivered"),
+        other => panic!("{other:?}"),
+    }
+    let after = applied(store.record_delivery(&v.id, delivery("m-2", "undelivered", at(5)), at(5)).await.unwrap());
+    assert_eq!(after.deliveries.len(), 2);
+    assert_eq!(after.deliveries[1].error_code.as_deref(), Some("30"));
+    assert_eq!(
+        store.record_delivery(&VerificationId::generate("abcd"), delivery("m-3", "sent", T0), T0).await.unwrap(),
+        DeliveryUpdate::NotFound
+    );
+}
+
+async fn numbers_do_not_see_each_others_verifications<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (a, b) = (number(), number());
+    let (_, code_a) = f.open(store, &a, T0).await;
+    assert!(f.check(store, &b, code_a.expose(), at(1)).await.is_none());
+    let (vb, _) = f.open(store, &b, T0).await;
+    let (result, v) = f.check(store, &b, code_a.expose(), at(1)).await.unwrap();
+    assert_eq!(v.id, vb.id);
+    if code_a.expose() != wrong_code(&code_a) {
+        assert!(matches!(result, CheckResult::Wrong | CheckResult::Approved));
+    }
+}
+
+async fn fifty_concurrent_right_checks_approve_exactly_once<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (_, code) = f.open(store, &n, T0).await;
+    let checks = (0..50).map(|_| f.check(store, &n, code.expose(), at(1)));
+    let results = futures::future::join_all(checks).await;
+    let approved = results
+        .iter()
+        .filter(|r| matches!(r, Some((CheckResult::Approved, _))))
+        .count();
+    assert_eq!(approved, 1);
+}
+
+async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, code) = f.open(store, &number(), T0).await;
+    let digests = f.keyring.digests(&code);
+    let (result, after) = store.check(CheckTarget::Id(&v.id), &digests, at(1)).await.unwrap().unwrap();
+    assert_eq!(result, CheckResult::Approved);
+    assert_eq!(after.id, v.id);
+    assert!(store.check(CheckTarget::Id(&VerificationId::generate("abcd")), &digests, at(1)).await.unwrap().is_none());
+}
+
+#[test]
+fn the_memory_store_is_cheap_to_clone_and_shares_state() {
+    let a = MemoryStore::new();
+    let _b = a.clone();
+}
