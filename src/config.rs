@@ -134,7 +134,9 @@ impl Settings {
         let redis = get("REDIS_URL")
             .map(|v| RedisTarget::parse(v).map_err(|r| err("REDIS_URL", r)))
             .transpose()?;
-        let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or(DEFAULT_KEY_PREFIX).to_owned();
+        let redis_key_prefix = get("REDIS_KEY_PREFIX")
+            .unwrap_or(DEFAULT_KEY_PREFIX)
+            .to_owned();
         if redis_key_prefix.contains(['{', '}', ' ']) {
             return Err(err("REDIS_KEY_PREFIX", "must not contain braces or spaces"));
         }
@@ -144,11 +146,24 @@ impl Settings {
         let auth_token = get("PLIVO_AUTH_TOKEN");
         let plivo = match (auth_id, auth_token) {
             (None, None) => PlivoMode::Sandbox,
-            (Some(_), None) => return Err(err("PLIVO_AUTH_TOKEN", "is required when PLIVO_AUTH_ID is set")),
-            (None, Some(_)) => return Err(err("PLIVO_AUTH_ID", "is required when PLIVO_AUTH_TOKEN is set")),
+            (Some(_), None) => {
+                return Err(err(
+                    "PLIVO_AUTH_TOKEN",
+                    "is required when PLIVO_AUTH_ID is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "PLIVO_AUTH_ID",
+                    "is required when PLIVO_AUTH_TOKEN is set",
+                ));
+            }
             (Some(id), Some(tokens)) => {
                 if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    return Err(err("PLIVO_AUTH_ID", "must be letters and digits, as in the Plivo console"));
+                    return Err(err(
+                        "PLIVO_AUTH_ID",
+                        "must be letters and digits, as in the Plivo console",
+                    ));
                 }
                 PlivoMode::Live {
                     auth_id: id.to_owned(),
@@ -165,21 +180,33 @@ impl Settings {
                 let e164 = n.strip_prefix('+').is_some_and(|d| {
                     (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
                 });
-                let sender_id = (3..=11).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric());
+                let sender_id =
+                    (3..=11).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric());
                 if !e164 && !sender_id {
-                    return Err(err("PLIVO_FROM_NUMBER", "must be an E.164 number such as +14155550100, or an alphanumeric sender ID"));
+                    return Err(err(
+                        "PLIVO_FROM_NUMBER",
+                        "must be an E.164 number such as +14155550100, or an alphanumeric sender ID",
+                    ));
                 }
                 n.to_owned()
             }
             None if sandbox => SANDBOX_FROM_NUMBER.to_owned(),
-            None => return Err(err("PLIVO_FROM_NUMBER", "is required when Plivo credentials are set")),
+            None => {
+                return Err(err(
+                    "PLIVO_FROM_NUMBER",
+                    "is required when Plivo credentials are set",
+                ));
+            }
         };
         let phlo_id = get("PLIVO_PHLO_ID")
             .map(|p| {
                 if p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                     Ok(p.to_owned())
                 } else {
-                    Err(err("PLIVO_PHLO_ID", "must be the PHLO's id (letters, digits and dashes)"))
+                    Err(err(
+                        "PLIVO_PHLO_ID",
+                        "must be the PHLO's id (letters, digits and dashes)",
+                    ))
                 }
             })
             .transpose()?;
@@ -199,15 +226,31 @@ impl Settings {
                 let keys: Vec<&str> = split_list(keys).collect();
                 if let Some(short) = keys.iter().find(|k| k.len() < MIN_API_KEY_LEN) {
                     let _ = short;
-                    return Err(err("API_KEYS", format!("every key must be at least {MIN_API_KEY_LEN} characters")));
+                    return Err(err(
+                        "API_KEYS",
+                        format!("every key must be at least {MIN_API_KEY_LEN} characters"),
+                    ));
                 }
-                if keys.iter().any(|k| !k.bytes().all(|b| b.is_ascii_graphic())) {
-                    return Err(err("API_KEYS", "keys must be printable ASCII without spaces"));
+                if keys
+                    .iter()
+                    .any(|k| !k.bytes().all(|b| b.is_ascii_graphic()))
+                {
+                    return Err(err(
+                        "API_KEYS",
+                        "keys must be printable ASCII without spaces",
+                    ));
                 }
-                keys.into_iter().map(|k| SecretString::from(k.to_owned())).collect()
+                keys.into_iter()
+                    .map(|k| SecretString::from(k.to_owned()))
+                    .collect()
             }
             None if sandbox => Vec::new(),
-            None => return Err(err("API_KEYS", "is required outside sandbox mode (comma-separated bearer keys)")),
+            None => {
+                return Err(err(
+                    "API_KEYS",
+                    "is required outside sandbox mode (comma-separated bearer keys)",
+                ));
+            }
         };
 
         let otp_secrets = match get("OTP_SECRET") {
@@ -229,13 +272,23 @@ impl Settings {
 
         let code_length = CodeLength::new(int(get, "OTP_LENGTH", 6, 4..=10)?)
             .ok_or_else(|| err("OTP_LENGTH", "must be between 4 and 10"))?;
-        let lifetime = Duration::from_secs(60 * u64::from(int::<u32>(get, "VERIFICATION_LIFETIME_MINUTES", 10, 1..=60)?));
+        let lifetime = Duration::from_secs(
+            60 * u64::from(int::<u32>(
+                get,
+                "VERIFICATION_LIFETIME_MINUTES",
+                10,
+                1..=60,
+            )?),
+        );
         let max_attempts = int(get, "MAX_ATTEMPTS", 5, 1..=20)?;
         let resend_cooldown = Duration::from_secs(int(get, "RESEND_COOLDOWN_SECS", 30, 0..=3_600)?);
         let max_sends = int(get, "MAX_SENDS", 5, 1..=20)?;
         let brand_name = get("BRAND_NAME").unwrap_or("plivo-2fa").to_owned();
         if brand_name.chars().count() > 40 || brand_name.chars().any(char::is_control) {
-            return Err(err("BRAND_NAME", "must be at most 40 characters, without control characters"));
+            return Err(err(
+                "BRAND_NAME",
+                "must be at most 40 characters, without control characters",
+            ));
         }
         let templates_dir = PathBuf::from(get("XML_TEMPLATES_DIR").unwrap_or("xml-templates"));
 
@@ -273,7 +326,12 @@ fn parse_addr(v: &str) -> Result<SocketAddr, ConfigError> {
     v.to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| err("LISTEN_ADDR", format!("{v:?} is not an address such as 127.0.0.1:8080")))
+        .ok_or_else(|| {
+            err(
+                "LISTEN_ADDR",
+                format!("{v:?} is not an address such as 127.0.0.1:8080"),
+            )
+        })
 }
 
 fn parse_base_url(var: &str, v: &str) -> Result<Url, ConfigError> {
@@ -303,7 +361,10 @@ where
         .parse()
         .map_err(|_| err(var, format!("{raw:?} is not a whole number")))?;
     if !range.contains(&value) {
-        return Err(err(var, format!("must be between {} and {}", range.start(), range.end())));
+        return Err(err(
+            var,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ));
     }
     Ok(value)
 }
@@ -320,14 +381,20 @@ fn millis<'a>(
 fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| err("--config", format!("{} is not valid TOML: {e}", path.display())))?;
+    let table: toml::Table = text.parse().map_err(|e| {
+        err(
+            "--config",
+            format!("{} is not valid TOML: {e}", path.display()),
+        )
+    })?;
     let mut vars = BTreeMap::new();
     for (key, value) in table {
         let upper = key.to_ascii_uppercase();
         if !KEYS.contains(&upper.as_str()) {
-            return Err(err("--config", format!("unknown key {key:?} in {}", path.display())));
+            return Err(err(
+                "--config",
+                format!("unknown key {key:?} in {}", path.display()),
+            ));
         }
         let text = match value {
             toml::Value::String(s) => s,
@@ -341,7 +408,12 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
                 })
                 .collect::<Result<Vec<_>, _>>()?
                 .join(","),
-            _ => return Err(err(&upper, "must be a string, number, boolean or list of strings")),
+            _ => {
+                return Err(err(
+                    &upper,
+                    "must be a string, number, boolean or list of strings",
+                ));
+            }
         };
         vars.insert(upper, text);
     }
@@ -354,7 +426,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -371,7 +446,10 @@ mod tests {
 
     #[test]
     fn live_mode_names_each_missing_variable() {
-        let base = [("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"), ("PLIVO_AUTH_TOKEN", "tok")];
+        let base = [
+            ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+            ("PLIVO_AUTH_TOKEN", "tok"),
+        ];
         let e = Settings::from_vars(&vars(&base)).unwrap_err();
         assert_eq!(e.var, "PLIVO_FROM_NUMBER");
         let mut v = vars(&base);
@@ -411,7 +489,10 @@ mod tests {
         let s = Settings::from_vars(&vars(&[("REDIS_URL", "redis+cluster://a:1,b:2")])).unwrap();
         assert_eq!(
             s.redis,
-            Some(RedisTarget::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()]))
+            Some(RedisTarget::Cluster(vec![
+                "redis://a:1".into(),
+                "redis://b:2".into()
+            ]))
         );
         let s = Settings::from_vars(&vars(&[("REDIS_URL", "unix:///tmp/r.sock")])).unwrap();
         assert!(matches!(s.redis, Some(RedisTarget::Single(_))));

@@ -11,7 +11,11 @@ use plivo_2fa::startup::Application;
 use secrecy::ExposeSecret;
 
 #[derive(Debug, Parser)]
-#[command(name = "plivo-2fa", version, about = "Self-hosted OTP verification server for Plivo")]
+#[command(
+    name = "plivo-2fa",
+    version,
+    about = "Self-hosted OTP verification server for Plivo"
+)]
 struct Cli {
     /// A TOML file with the same keys as the environment (the environment wins).
     #[arg(long, global = true, value_name = "FILE")]
@@ -30,16 +34,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     plivo_2fa::telemetry::init();
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.config),
+        Command::Serve => serve(cli.config.as_deref()),
     }
 }
 
-fn serve(config: Option<PathBuf>) -> ExitCode {
-    let settings = match Settings::load(config.as_deref()) {
+fn serve(config: Option<&std::path::Path>) -> ExitCode {
+    let settings = match Settings::load(config) {
         Ok(s) => s,
         Err(e) => return fail(&format!("configuration: {e}")),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use crate::delivery::Deliverer;
 use crate::domain::code::CodeLength;
-use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
+use crate::domain::verification::{ResendRefusal, SendPolicy};
 use crate::domain::{
     Channel, Clock, Keyring, Locale, OtpCode, PhoneNumber, Status, Timestamp, Verification,
     VerificationId,
 };
 use crate::plivo::PlivoError;
 use crate::store::{
-    CheckTarget, DeliveryUpdate, Finish, NewVerification, StartOutcome, Store, StoreError,
-    VerificationStore,
+    CheckOutcome, CheckTarget, DeliveryUpdate, Finish, FinishOutcome, NewVerification,
+    StartOutcome, Store, StoreError, VerificationStore,
 };
 
 /// The knobs of a verification, from configuration.
@@ -127,10 +127,16 @@ impl Verifier {
                     }
                 }
             }
-            StartOutcome::Resend { verification, sealed } => {
-                let code = self.keyring.open(&sealed, verification.id.as_str()).map_err(|e| {
-                    StoreError::Corrupt(format!("sealed code of {}: {e}", verification.id))
-                })?;
+            StartOutcome::Resend {
+                verification,
+                sealed,
+            } => {
+                let code = self
+                    .keyring
+                    .open(&sealed, verification.id.as_str())
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("sealed code of {}: {e}", verification.id))
+                    })?;
                 tracing::info!(verification.id = %verification.id, "re-sending the open verification's code");
                 // A failed re-send leaves the verification pending: the code the
                 // user may already hold stays good.
@@ -160,7 +166,11 @@ impl Verifier {
         now: Timestamp,
     ) -> Result<Verification, PlivoError> {
         let delivery = self.deliverer.send(v, code, channel, now).await?;
-        match self.store.record_delivery(&v.id, delivery.clone(), now).await {
+        match self
+            .store
+            .record_delivery(&v.id, delivery.clone(), now)
+            .await
+        {
             Ok(DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v)) => Ok(v),
             Ok(DeliveryUpdate::NotFound) => Ok(v.clone()),
             Err(e) => {
@@ -175,11 +185,7 @@ impl Verifier {
 
     /// Checks a typed code. `None` when there is no verification to check.
     #[tracing::instrument(skip_all)]
-    pub async fn check(
-        &self,
-        target: CheckBy,
-        code: &OtpCode,
-    ) -> Result<Option<(CheckResult, Verification)>, StoreError> {
+    pub async fn check(&self, target: CheckBy, code: &OtpCode) -> Result<CheckOutcome, StoreError> {
         let now = self.clock.now();
         let digests = self.keyring.digests(code);
         let result = match &target {
@@ -204,10 +210,7 @@ impl Verifier {
         }))
     }
 
-    pub async fn cancel(
-        &self,
-        id: &VerificationId,
-    ) -> Result<Option<(Result<(), Status>, Verification)>, StoreError> {
+    pub async fn cancel(&self, id: &VerificationId) -> Result<FinishOutcome, StoreError> {
         let now = self.clock.now();
         self.store.finish(id, Finish::Cancel, now).await
     }

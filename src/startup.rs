@@ -69,16 +69,18 @@ impl Application {
         let local = listener.local_addr().map_err(StartupError::Listen)?;
         let base_url = match &settings.public_base_url {
             Some(url) => url.clone(),
-            None => Url::parse(&format!("http://{local}"))
-                .map_err(|e| StartupError::Config(ConfigError {
+            None => Url::parse(&format!("http://{local}")).map_err(|e| {
+                StartupError::Config(ConfigError {
                     var: "LISTEN_ADDR".into(),
                     reason: e.to_string(),
-                }))?,
+                })
+            })?,
         };
 
         let store = match &settings.redis {
             Some(target) => Store::Redis(
-                RedisStore::connect(target, &settings.redis_key_prefix, settings.redis_timeout).await?,
+                RedisStore::connect(target, &settings.redis_key_prefix, settings.redis_timeout)
+                    .await?,
             ),
             None => Store::Memory(MemoryStore::new()),
         };
@@ -96,7 +98,10 @@ impl Application {
                 None,
                 PlivoClientConfig {
                     auth_id: auth_id.clone(),
-                    auth_token: auth_tokens.first().cloned().unwrap_or_else(|| SecretString::from("")),
+                    auth_token: auth_tokens
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| SecretString::from("")),
                     api_base_url: settings.plivo_api_base_url.clone(),
                     phlo_base_url: settings.plivo_phlo_base_url.clone(),
                     timeout: settings.plivo_timeout,
@@ -135,7 +140,8 @@ impl Application {
             lifetime: settings.lifetime,
             max_attempts: settings.max_attempts,
             send: SendPolicy {
-                cooldown_ms: u64::try_from(settings.resend_cooldown.as_millis()).unwrap_or(u64::MAX),
+                cooldown_ms: u64::try_from(settings.resend_cooldown.as_millis())
+                    .unwrap_or(u64::MAX),
                 max_sends: settings.max_sends,
             },
         };

@@ -44,14 +44,19 @@ async fn the_whole_sms_flow_verifies_a_number_end_to_end() {
     assert!(text.contains("Do not share"), "{text}");
     let code = common::code_in(text);
     assert_eq!(code.len(), 6);
-    assert!(!v.to_string().contains(&code), "the API never shows the code");
+    assert!(
+        !v.to_string().contains(&code),
+        "the API never shows the code"
+    );
 
     let checked = app.check(&to, &code).await;
     assert_eq!(checked.status, 200, "{:?}", checked.body);
     assert_eq!(checked.body["status"], "approved");
     assert_eq!(checked.body["id"], v["id"]);
 
-    let got = app.get(&format!("/v1/verifications/{}", v["id"].as_str().unwrap())).await;
+    let got = app
+        .get(&format!("/v1/verifications/{}", v["id"].as_str().unwrap()))
+        .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body["status"], "approved");
 }
@@ -72,10 +77,16 @@ async fn a_right_code_approves_only_once() {
 async fn a_check_by_id_works_like_a_check_by_number() {
     let app = spawn_app(&[]).await;
     let to = random_number();
-    let id = app.start(&to, "sms").await.body["id"].as_str().unwrap().to_owned();
+    let id = app.start(&to, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let code = app.last_sms_code(&to).await;
     let wrong_try = app
-        .post_json("/v1/verifications/check", json!({"id": id, "code": wrong(&code)}))
+        .post_json(
+            "/v1/verifications/check",
+            json!({"id": id, "code": wrong(&code)}),
+        )
         .await;
     assert_eq!(wrong_try.status, 200);
     assert_eq!(wrong_try.body["attempts_remaining"], 4);
@@ -105,7 +116,10 @@ async fn fifty_concurrent_checks_of_the_right_code_approve_exactly_once() {
 async fn five_wrong_codes_end_the_verification_as_max_attempts_reached() {
     let app = spawn_app(&[]).await;
     let to = random_number();
-    let id = app.start(&to, "sms").await.body["id"].as_str().unwrap().to_owned();
+    let id = app.start(&to, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let code = app.last_sms_code(&to).await;
     let bad = wrong(&code);
     for left in (1..=4).rev() {
@@ -134,7 +148,10 @@ async fn five_wrong_codes_end_the_verification_as_max_attempts_reached() {
 async fn a_code_expires_with_its_verification() {
     let app = spawn_app(&[("VERIFICATION_LIFETIME_MINUTES", "1")]).await;
     let to = random_number();
-    let id = app.start(&to, "sms").await.body["id"].as_str().unwrap().to_owned();
+    let id = app.start(&to, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let code = app.last_sms_code(&to).await;
     app.advance(Duration::from_secs(59));
     assert_eq!(
@@ -204,7 +221,10 @@ async fn a_verification_is_sent_at_most_five_times() {
 async fn cancel_closes_a_pending_verification_and_only_once() {
     let app = spawn_app(&[]).await;
     let to = random_number();
-    let id = app.start(&to, "sms").await.body["id"].as_str().unwrap().to_owned();
+    let id = app.start(&to, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let code = app.last_sms_code(&to).await;
     let canceled = app
         .post_json(&format!("/v1/verifications/{id}/cancel"), json!({}))
@@ -252,7 +272,10 @@ async fn phlo_mode_runs_the_phlo_with_from_to_mode_and_a_six_digit_otp() {
         .json()
         .await
         .unwrap();
-    let run = runs.iter().find(|r| r["payload"]["to"] == to.as_str()).unwrap();
+    let run = runs
+        .iter()
+        .find(|r| r["payload"]["to"] == to.as_str())
+        .unwrap();
     assert_eq!(run["phlo_id"], "2fa-phlo-0001");
     let payload = run["payload"].as_object().unwrap();
     let mut keys: Vec<_> = payload.keys().map(String::as_str).collect();
@@ -263,7 +286,10 @@ async fn phlo_mode_runs_the_phlo_with_from_to_mode_and_a_six_digit_otp() {
     let otp = payload["otp"].as_str().unwrap();
     assert_eq!(otp.len(), 6);
     assert!(otp.bytes().all(|b| b.is_ascii_digit()));
-    assert_eq!(started.body["deliveries"][0]["provider_id"], run["phlo_run_id"]);
+    assert_eq!(
+        started.body["deliveries"][0]["provider_id"],
+        run["phlo_run_id"]
+    );
     assert_eq!(app.check(&to, otp).await.body["status"], "approved");
 }
 
@@ -293,6 +319,11 @@ async fn sandbox_routes_exist_only_in_sandbox_mode() {
         ("PLIVO_API_BASE_URL", &server.uri()),
     ])
     .await;
-    let r = app.http.get(app.url("/sandbox/messages")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/sandbox/messages"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }

@@ -52,7 +52,12 @@ async fn assert_plivo_failure_is_502(app: &TestApp, expected_text: &str) {
     let check = app.check(&to, "123456").await;
     assert_eq!(check.status, 404, "{:?}", check.body);
     assert_eq!(check.body["error"]["code"], "verification_not_pending");
-    assert!(check.body["error"]["message"].as_str().unwrap().contains("failed"));
+    assert!(
+        check.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed")
+    );
 }
 
 #[tokio::test]
@@ -75,12 +80,18 @@ async fn the_live_client_sends_plivo_the_documented_message_request() {
     let to = random_number();
     let r = app.start(&to, "sms").await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    assert_eq!(r.body["deliveries"][0]["provider_id"], "db3ce55a-7f1d-11e1-8ea7-1231380bc196");
+    assert_eq!(
+        r.body["deliveries"][0]["provider_id"],
+        "db3ce55a-7f1d-11e1-8ea7-1231380bc196"
+    );
     let requests = plivo.received_requests().await.unwrap();
     let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(body["dst"], to.as_str());
     let id = r.body["id"].as_str().unwrap();
-    assert_eq!(body["url"], format!("https://otp.example.com/plivo/message-status/{id}"));
+    assert_eq!(
+        body["url"],
+        format!("https://otp.example.com/plivo/message-status/{id}")
+    );
     assert!(common::code_in(body["text"].as_str().unwrap()).len() == 6);
 }
 
@@ -101,7 +112,9 @@ async fn plivo_refusing_credentials_is_a_502_with_plivos_text() {
 async fn plivo_answering_500_is_a_502_and_a_failed_verification() {
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500).set_body_json(serde_json::json!({"api_id": "x", "error": "internal error, retry later"})))
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            serde_json::json!({"api_id": "x", "error": "internal error, retry later"}),
+        ))
         .mount(&plivo)
         .await;
     let app = live_app(&plivo, &[]).await;
@@ -112,7 +125,9 @@ async fn plivo_answering_500_is_a_502_and_a_failed_verification() {
 async fn plivo_validation_errors_pass_their_text_through() {
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({"api_id": "x", "error": "dst number is not a valid mobile number"})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            serde_json::json!({"api_id": "x", "error": "dst number is not a valid mobile number"}),
+        ))
         .mount(&plivo)
         .await;
     let app = live_app(&plivo, &[]).await;
@@ -134,7 +149,9 @@ async fn plivo_timing_out_is_a_502_and_a_failed_verification() {
 async fn a_failed_re_send_keeps_the_verification_pending() {
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(serde_json::json!({"message_uuid": ["u-1"]})))
+        .respond_with(
+            ResponseTemplate::new(202).set_body_json(serde_json::json!({"message_uuid": ["u-1"]})),
+        )
         .up_to_n_times(1)
         .mount(&plivo)
         .await;
@@ -150,7 +167,10 @@ async fn a_failed_re_send_keeps_the_verification_pending() {
     let resend = app.start(&to, "sms").await;
     assert_eq!(resend.status, 502);
     let id = first.body["id"].as_str().unwrap();
-    assert_eq!(app.get(&format!("/v1/verifications/{id}")).await.body["status"], "pending");
+    assert_eq!(
+        app.get(&format!("/v1/verifications/{id}")).await.body["status"],
+        "pending"
+    );
 }
 
 struct RedisProcess {
@@ -161,11 +181,24 @@ struct RedisProcess {
 
 impl RedisProcess {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = std::env::temp_dir().join(format!("p2fa-redis-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -176,18 +209,27 @@ impl RedisProcess {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, port, _dir: dir }
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 }
 
 impl Drop for RedisProcess {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -213,10 +255,22 @@ async fn redis_hanging_or_gone_is_a_quick_503_and_the_server_recovers() {
     let r = app.check(&to, "123456").await;
     assert_eq!(r.status, 503, "{:?}", r.body);
     assert_eq!(r.body["error"]["code"], "store_unavailable");
-    assert!(began.elapsed() < Duration::from_secs(10), "no hang: {:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "no hang: {:?}",
+        began.elapsed()
+    );
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
-    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Thawed: the same server answers again without a restart.
     redis.signal("-CONT");
@@ -251,16 +305,27 @@ async fn redis_killed_is_a_503_not_a_panic() {
         assert_eq!(r.status, 503, "{:?}", r.body);
         assert!(r.headers.contains_key("retry-after"));
     }
-    assert!(app.sandbox_messages().await.is_empty(), "nothing was sent without a record");
+    assert!(
+        app.sandbox_messages().await.is_empty(),
+        "nothing was sent without a record"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_redis_at_start_up_is_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("redis://127.0.0.1:{port}");
-    let err = common::try_spawn_with(&[("LISTEN_ADDR", "127.0.0.1:0"), ("REDIS_URL", &url), ("REDIS_TIMEOUT_MS", "200")])
-        .await
-        .err()
-        .expect("start-up fails");
+    let err = common::try_spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", &url),
+        ("REDIS_TIMEOUT_MS", "200"),
+    ])
+    .await
+    .err()
+    .expect("start-up fails");
     assert!(err.to_string().starts_with("REDIS_URL:"), "{err}");
 }

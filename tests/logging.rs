@@ -45,7 +45,9 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
     const AUTH_TOKEN: &str = "plivo-auth-token-that-must-not-leak";
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(serde_json::json!({"message_uuid": ["u-1"]})))
+        .respond_with(
+            ResponseTemplate::new(202).set_body_json(serde_json::json!({"message_uuid": ["u-1"]})),
+        )
         .mount(&plivo)
         .await;
     let redis = common::redis_url();
@@ -66,10 +68,14 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
     let live_number = random_number();
     let started = live.start(&live_number, "sms").await;
     assert_eq!(started.status, 201);
-    let sent: serde_json::Value = serde_json::from_slice(&plivo.received_requests().await.unwrap()[0].body).unwrap();
+    let sent: serde_json::Value =
+        serde_json::from_slice(&plivo.received_requests().await.unwrap()[0].body).unwrap();
     let live_code = common::code_in(sent["text"].as_str().unwrap());
     live.check(&live_number, &common::wrong(&live_code)).await;
-    assert_eq!(live.check(&live_number, &live_code).await.body["status"], "approved");
+    assert_eq!(
+        live.check(&live_number, &live_code).await.body["status"],
+        "approved"
+    );
 
     // And a sandbox verification: start, resend, wrong, right, cancel another.
     let sandbox = common::spawn_app(&[]).await;
@@ -82,15 +88,26 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
     sandbox.check(&number, &common::wrong(&code)).await;
     sandbox.check(&number, &code).await;
     let other = random_number();
-    let id = sandbox.start(&other, "sms").await.body["id"].as_str().unwrap().to_owned();
-    sandbox.post_json(&format!("/v1/verifications/{id}/cancel"), serde_json::json!({})).await;
+    let id = sandbox.start(&other, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sandbox
+        .post_json(
+            &format!("/v1/verifications/{id}/cancel"),
+            serde_json::json!({}),
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.lines().count() > 20, "logging is on: {text}");
     assert!(text.contains("verification opened"));
     let masked = &live_number[..5];
-    assert!(text.contains(&format!("{masked}***")), "numbers are logged masked");
+    assert!(
+        text.contains(&format!("{masked}***")),
+        "numbers are logged masked"
+    );
 
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_ID}:{AUTH_TOKEN}"));
     let secrets = [
@@ -107,7 +124,10 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
         ("a canceled number", other.as_str()),
     ];
     for (what, secret) in secrets {
-        assert!(!contains_token(&text, secret), "{what} leaked into the logs");
+        assert!(
+            !contains_token(&text, secret),
+            "{what} leaked into the logs"
+        );
     }
 }
 

@@ -39,7 +39,12 @@ impl Fixture {
         }
     }
 
-    fn new_verification(&self, number: &PhoneNumber, code: &OtpCode, now: Timestamp) -> NewVerification {
+    fn new_verification(
+        &self,
+        number: &PhoneNumber,
+        code: &OtpCode,
+        now: Timestamp,
+    ) -> NewVerification {
         let key = self.keyring.number_key(number);
         let id = VerificationId::generate(&key.tag);
         NewVerification {
@@ -62,20 +67,39 @@ impl Fixture {
         }
     }
 
-    async fn open<S: VerificationStore>(&self, store: &S, number: &PhoneNumber, now: Timestamp) -> (Verification, OtpCode) {
+    async fn open<S: VerificationStore>(
+        &self,
+        store: &S,
+        number: &PhoneNumber,
+        now: Timestamp,
+    ) -> (Verification, OtpCode) {
         let code = OtpCode::generate(CodeLength::default());
         let new = self.new_verification(number, &code, now);
-        match store.start(new, &self.keyring.number_key(number), POLICY, now).await.unwrap() {
+        match store
+            .start(new, &self.keyring.number_key(number), POLICY, now)
+            .await
+            .unwrap()
+        {
             StartOutcome::Created(v) => (v, code),
             other => panic!("expected a new verification, got {other:?}"),
         }
     }
 
-    async fn check<S: VerificationStore>(&self, store: &S, number: &PhoneNumber, code: &str, now: Timestamp) -> Option<(CheckResult, Verification)> {
+    async fn check<S: VerificationStore>(
+        &self,
+        store: &S,
+        number: &PhoneNumber,
+        code: &str,
+        now: Timestamp,
+    ) -> Option<(CheckResult, Verification)> {
         let code = OtpCode::parse(code, CodeLength::default()).unwrap();
         let key = self.keyring.number_key(number);
         store
-            .check(CheckTarget::Number { number, key: &key }, &self.keyring.digests(&code), now)
+            .check(
+                CheckTarget::Number { number, key: &key },
+                &self.keyring.digests(&code),
+                now,
+            )
             .await
             .unwrap()
     }
@@ -140,7 +164,13 @@ async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store:
     assert_eq!(got, v);
     assert_eq!(got.status, Status::Pending);
     assert_eq!(got.to, n);
-    assert!(store.get(&VerificationId::generate("0000"), T0).await.unwrap().is_none());
+    assert!(
+        store
+            .get(&VerificationId::generate("0000"), T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn the_right_code_approves_once_and_closes<S: VerificationStore>(store: &S) {
@@ -176,24 +206,46 @@ async fn a_check_after_expiry_settles_as_expired_without_counting<S: Verificatio
     let f = Fixture::new();
     let n = number();
     let (v, code) = f.open(store, &n, T0).await;
-    assert_eq!(store.get(&v.id, at(600)).await.unwrap().unwrap().status_at(at(600)), Status::Expired);
+    assert_eq!(
+        store
+            .get(&v.id, at(600))
+            .await
+            .unwrap()
+            .unwrap()
+            .status_at(at(600)),
+        Status::Expired
+    );
     let (result, after) = f.check(store, &n, code.expose(), at(600)).await.unwrap();
     assert_eq!(result, CheckResult::Expired);
     assert_eq!(after.status, Status::Expired);
     assert_eq!(after.attempts, 0);
     // Still readable long after.
     let later = at(600 + 23 * 3600);
-    assert_eq!(store.get(&v.id, later).await.unwrap().unwrap().status, Status::Expired);
+    assert_eq!(
+        store.get(&v.id, later).await.unwrap().unwrap().status,
+        Status::Expired
+    );
 }
 
-async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the_sealed_code<S: VerificationStore>(store: &S) {
+async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the_sealed_code<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
     let f = Fixture::new();
     let n = number();
     let (v, code) = f.open(store, &n, T0).await;
     let other = OtpCode::generate(CodeLength::default());
     let key = f.keyring.number_key(&n);
-    match store.start(f.new_verification(&n, &other, at(10)), &key, POLICY, at(10)).await.unwrap() {
-        StartOutcome::Refused { refusal, verification } => {
+    match store
+        .start(f.new_verification(&n, &other, at(10)), &key, POLICY, at(10))
+        .await
+        .unwrap()
+    {
+        StartOutcome::Refused {
+            refusal,
+            verification,
+        } => {
             assert_eq!(refusal, ResendRefusal::Cooldown(20_000));
             assert_eq!(verification.id, v.id);
         }
@@ -202,7 +254,10 @@ async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the
     let mut voice = f.new_verification(&n, &other, at(30));
     voice.verification.channel = Channel::Voice;
     match store.start(voice, &key, POLICY, at(30)).await.unwrap() {
-        StartOutcome::Resend { verification, sealed } => {
+        StartOutcome::Resend {
+            verification,
+            sealed,
+        } => {
             assert_eq!(verification.id, v.id);
             assert_eq!(verification.sends, 2);
             assert_eq!(verification.channel, Channel::Voice);
@@ -220,11 +275,35 @@ async fn sends_stop_at_the_limit<S: VerificationStore>(store: &S) {
     let key = f.keyring.number_key(&n);
     let code = OtpCode::generate(CodeLength::default());
     for (i, secs) in [30, 60].into_iter().enumerate() {
-        let out = store.start(f.new_verification(&n, &code, at(secs)), &key, POLICY, at(secs)).await.unwrap();
-        assert!(matches!(out, StartOutcome::Resend { .. }), "send {}: {out:?}", i + 2);
+        let out = store
+            .start(
+                f.new_verification(&n, &code, at(secs)),
+                &key,
+                POLICY,
+                at(secs),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, StartOutcome::Resend { .. }),
+            "send {}: {out:?}",
+            i + 2
+        );
     }
-    let out = store.start(f.new_verification(&n, &code, at(90)), &key, POLICY, at(90)).await.unwrap();
-    assert!(matches!(out, StartOutcome::Refused { refusal: ResendRefusal::SendLimit, .. }), "{out:?}");
+    let out = store
+        .start(f.new_verification(&n, &code, at(90)), &key, POLICY, at(90))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            out,
+            StartOutcome::Refused {
+                refusal: ResendRefusal::SendLimit,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
 }
 
 async fn a_new_verification_replaces_one_that_ended<S: VerificationStore>(store: &S) {
@@ -237,22 +316,48 @@ async fn a_new_verification_replaces_one_that_ended<S: VerificationStore>(store:
     // An expired one is replaced too, and settles as expired.
     let (third, _) = f.open(store, &n, at(2 + 601)).await;
     assert_ne!(third.id, second.id);
-    assert_eq!(store.get(&second.id, at(2 + 601)).await.unwrap().unwrap().status, Status::Expired);
+    assert_eq!(
+        store
+            .get(&second.id, at(2 + 601))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Expired
+    );
 }
 
 async fn cancel_and_fail_only_end_a_pending_verification<S: VerificationStore>(store: &S) {
     let f = Fixture::new();
     let (v, _) = f.open(store, &number(), T0).await;
-    let (result, after) = store.finish(&v.id, Finish::Cancel, at(1)).await.unwrap().unwrap();
+    let (result, after) = store
+        .finish(&v.id, Finish::Cancel, at(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(result, Ok(()));
     assert_eq!(after.status, Status::Canceled);
-    let (result, _) = store.finish(&v.id, Finish::Fail, at(2)).await.unwrap().unwrap();
+    let (result, _) = store
+        .finish(&v.id, Finish::Fail, at(2))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(result, Err(Status::Canceled));
     let (w, _) = f.open(store, &number(), T0).await;
-    let (result, after) = store.finish(&w.id, Finish::Fail, at(1)).await.unwrap().unwrap();
+    let (result, after) = store
+        .finish(&w.id, Finish::Fail, at(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(result, Ok(()));
     assert_eq!(after.status, Status::Failed);
-    assert!(store.finish(&VerificationId::generate("abcd"), Finish::Cancel, T0).await.unwrap().is_none());
+    assert!(
+        store
+            .finish(&VerificationId::generate("abcd"), Finish::Cancel, T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 fn delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
@@ -272,20 +377,45 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
         DeliveryUpdate::Applied(v) => v,
         other => panic!("expected applied, got {other:?}"),
     };
-    let after = applied(store.record_delivery(&v.id, delivery("m-1", "queued", at(1)), at(1)).await.unwrap());
+    let after = applied(
+        store
+            .record_delivery(&v.id, delivery("m-1", "queued", at(1)), at(1))
+            .await
+            .unwrap(),
+    );
     assert_eq!(after.deliveries.len(), 1);
-    let after = applied(store.record_delivery(&v.id, delivery("m-1", "delivered", at(3)), at(3)).await.unwrap());
+    let after = applied(
+        store
+            .record_delivery(&v.id, delivery("m-1", "delivered", at(3)), at(3))
+            .await
+            .unwrap(),
+    );
     assert_eq!(after.deliveries[0].status, "delivered");
-    let stale = store.record_delivery(&v.id, delivery("m-1", "sent", at(4)), at(4)).await.unwrap();
+    let stale = store
+        .record_delivery(&v.id, delivery("m-1", "sent", at(4)), at(4))
+        .await
+        .unwrap();
     match stale {
         DeliveryUpdate::Stale(v) => assert_eq!(v.deliveries[0].status, "delivered"),
         other => panic!("{other:?}"),
     }
-    let after = applied(store.record_delivery(&v.id, delivery("m-2", "undelivered", at(5)), at(5)).await.unwrap());
+    let after = applied(
+        store
+            .record_delivery(&v.id, delivery("m-2", "undelivered", at(5)), at(5))
+            .await
+            .unwrap(),
+    );
     assert_eq!(after.deliveries.len(), 2);
     assert_eq!(after.deliveries[1].error_code.as_deref(), Some("30"));
     assert_eq!(
-        store.record_delivery(&VerificationId::generate("abcd"), delivery("m-3", "sent", T0), T0).await.unwrap(),
+        store
+            .record_delivery(
+                &VerificationId::generate("abcd"),
+                delivery("m-3", "sent", T0),
+                T0
+            )
+            .await
+            .unwrap(),
         DeliveryUpdate::NotFound
     );
 }
@@ -320,10 +450,24 @@ async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S)
     let f = Fixture::new();
     let (v, code) = f.open(store, &number(), T0).await;
     let digests = f.keyring.digests(&code);
-    let (result, after) = store.check(CheckTarget::Id(&v.id), &digests, at(1)).await.unwrap().unwrap();
+    let (result, after) = store
+        .check(CheckTarget::Id(&v.id), &digests, at(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(result, CheckResult::Approved);
     assert_eq!(after.id, v.id);
-    assert!(store.check(CheckTarget::Id(&VerificationId::generate("abcd")), &digests, at(1)).await.unwrap().is_none());
+    assert!(
+        store
+            .check(
+                CheckTarget::Id(&VerificationId::generate("abcd")),
+                &digests,
+                at(1)
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]

@@ -5,15 +5,42 @@ use crate::domain::{Locale, OtpCode};
 
 /// `{code}`, `{brand}` and `{minutes}` are replaced.
 const TEMPLATES: &[(&str, &str)] = &[
-    ("en-US", "{code} is your {brand} verification code. It expires in {minutes} minutes. Do not share it with anyone."),
-    ("en-GB", "{code} is your {brand} verification code. It expires in {minutes} minutes. Do not share it with anyone."),
-    ("es-ES", "{code} es tu código de verificación de {brand}. Caduca en {minutes} minutos. No lo compartas con nadie."),
-    ("es-US", "{code} es tu código de verificación de {brand}. Vence en {minutes} minutos. No lo compartas con nadie."),
-    ("fr-FR", "{code} est votre code de vérification {brand}. Il expire dans {minutes} minutes. Ne le partagez avec personne."),
-    ("de-DE", "{code} ist Ihr {brand}-Bestätigungscode. Er läuft in {minutes} Minuten ab. Geben Sie ihn an niemanden weiter."),
-    ("it-IT", "{code} è il tuo codice di verifica {brand}. Scade tra {minutes} minuti. Non condividerlo con nessuno."),
-    ("pt-BR", "{code} é o seu código de verificação {brand}. Ele expira em {minutes} minutos. Não o compartilhe com ninguém."),
-    ("hi-IN", "{code} आपका {brand} सत्यापन कोड है। यह {minutes} मिनट में समाप्त हो जाएगा। इसे किसी के साथ साझा न करें।"),
+    (
+        "en-US",
+        "{code} is your {brand} verification code. It expires in {minutes} minutes. Do not share it with anyone.",
+    ),
+    (
+        "en-GB",
+        "{code} is your {brand} verification code. It expires in {minutes} minutes. Do not share it with anyone.",
+    ),
+    (
+        "es-ES",
+        "{code} es tu código de verificación de {brand}. Caduca en {minutes} minutos. No lo compartas con nadie.",
+    ),
+    (
+        "es-US",
+        "{code} es tu código de verificación de {brand}. Vence en {minutes} minutos. No lo compartas con nadie.",
+    ),
+    (
+        "fr-FR",
+        "{code} est votre code de vérification {brand}. Il expire dans {minutes} minutes. Ne le partagez avec personne.",
+    ),
+    (
+        "de-DE",
+        "{code} ist Ihr {brand}-Bestätigungscode. Er läuft in {minutes} Minuten ab. Geben Sie ihn an niemanden weiter.",
+    ),
+    (
+        "it-IT",
+        "{code} è il tuo codice di verifica {brand}. Scade tra {minutes} minuti. Non condividerlo con nessuno.",
+    ),
+    (
+        "pt-BR",
+        "{code} é o seu código de verificação {brand}. Ele expira em {minutes} minutos. Não o compartilhe com ninguém.",
+    ),
+    (
+        "hi-IN",
+        "{code} आपका {brand} सत्यापन कोड है। यह {minutes} मिनट में समाप्त हो जाएगा। इसे किसी के साथ साझा न करें।",
+    ),
 ];
 
 /// The locales with their own SMS wording.

@@ -129,10 +129,19 @@ mod tests {
     fn typed_codes_must_be_digits_of_the_right_length() {
         let len = CodeLength::default();
         assert!(OtpCode::parse("012345", len).is_ok());
-        assert_eq!(OtpCode::parse("12345a", len).err(), Some(CodeError::NotDigits));
-        assert_eq!(OtpCode::parse(" 12345", len).err(), Some(CodeError::NotDigits));
+        assert_eq!(
+            OtpCode::parse("12345a", len).err(),
+            Some(CodeError::NotDigits)
+        );
+        assert_eq!(
+            OtpCode::parse(" 12345", len).err(),
+            Some(CodeError::NotDigits)
+        );
         assert_eq!(OtpCode::parse("", len).err(), Some(CodeError::NotDigits));
-        assert_eq!(OtpCode::parse("١٢٣٤٥٦", len).err(), Some(CodeError::NotDigits));
+        assert_eq!(
+            OtpCode::parse("١٢٣٤٥٦", len).err(),
+            Some(CodeError::NotDigits)
+        );
         assert_eq!(
             OtpCode::parse("1234567", len).err(),
             Some(CodeError::WrongLength(6))

@@ -11,8 +11,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
-use rand::rngs::OsRng;
 use rand::RngCore;
+use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 
@@ -239,15 +239,24 @@ mod tests {
             ring.open(&B64.encode(raw), "id").err(),
             Some(SealError::Tampered)
         );
-        assert_eq!(ring.open("not base64!", "id").err(), Some(SealError::Malformed));
+        assert_eq!(
+            ring.open("not base64!", "id").err(),
+            Some(SealError::Malformed)
+        );
     }
 
     #[test]
     fn digests_depend_on_the_code_and_the_secret() {
         let a = Keyring::new(&[secret(1)]);
         let b = Keyring::new(&[secret(2)]);
-        assert_ne!(a.primary_digest(&code("123456")), a.primary_digest(&code("123457")));
-        assert_ne!(a.primary_digest(&code("123456")), b.primary_digest(&code("123456")));
+        assert_ne!(
+            a.primary_digest(&code("123456")),
+            a.primary_digest(&code("123457"))
+        );
+        assert_ne!(
+            a.primary_digest(&code("123456")),
+            b.primary_digest(&code("123456"))
+        );
         assert_eq!(a.primary_digest(&code("123456")).len(), 64);
     }
 

@@ -5,8 +5,8 @@
 use std::fmt;
 
 use phonenumber::Mode;
-use phonenumber::metadata::DATABASE;
 use phonenumber::Type as PhoneNumberType;
+use phonenumber::metadata::DATABASE;
 
 /// E.164 allows at most 15 digits after the `+`.
 const MAX_DIGITS: usize = 15;

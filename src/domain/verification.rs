@@ -147,7 +147,8 @@ impl Locale {
             Some((l, r)) => (l, Some(r)),
             None => (s, None),
         };
-        let lang_ok = (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_alphabetic());
+        let lang_ok =
+            (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_alphabetic());
         let region_ok = region.is_none_or(|r| {
             (r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()))
                 || (r.len() == 3 && r.bytes().all(|b| b.is_ascii_digit()))
@@ -175,9 +176,11 @@ impl Locale {
             .iter()
             .find(|a| a.eq_ignore_ascii_case(&self.0))
             .or_else(|| {
-                available
-                    .iter()
-                    .find(|a| a.split('-').next().is_some_and(|l| l.eq_ignore_ascii_case(lang)))
+                available.iter().find(|a| {
+                    a.split('-')
+                        .next()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(lang))
+                })
             })
             .or_else(|| available.iter().find(|a| **a == DEFAULT_LOCALE))
             .or_else(|| available.first())

@@ -193,7 +193,10 @@ impl PlivoClient {
             .await
             .map_err(|e| self.transport_error(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
         tracing::debug!(
             http.status = status.as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -273,10 +276,25 @@ mod tests {
     #[test]
     fn plivo_error_bodies_become_their_text() {
         let s = reqwest::StatusCode::BAD_REQUEST;
-        assert_eq!(error_text(br#"{"api_id":"x","error":"src parameter not present"}"#, s), "src parameter not present");
-        assert_eq!(error_text(br#"{"error":{"dst":"invalid"}}"#, s), "dst: invalid");
-        assert_eq!(error_text(b"Could not verify your access level", reqwest::StatusCode::UNAUTHORIZED), "Could not verify your access level");
-        assert_eq!(error_text(b"<html>oops</html>", reqwest::StatusCode::BAD_GATEWAY), "Bad Gateway");
+        assert_eq!(
+            error_text(br#"{"api_id":"x","error":"src parameter not present"}"#, s),
+            "src parameter not present"
+        );
+        assert_eq!(
+            error_text(br#"{"error":{"dst":"invalid"}}"#, s),
+            "dst: invalid"
+        );
+        assert_eq!(
+            error_text(
+                b"Could not verify your access level",
+                reqwest::StatusCode::UNAUTHORIZED
+            ),
+            "Could not verify your access level"
+        );
+        assert_eq!(
+            error_text(b"<html>oops</html>", reqwest::StatusCode::BAD_GATEWAY),
+            "Bad Gateway"
+        );
         assert_eq!(error_text(b"{}", reqwest::StatusCode::OK), "");
     }
 }

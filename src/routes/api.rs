@@ -10,7 +10,9 @@ use super::AppState;
 use super::auth::ApiClient;
 use super::error::{ApiError, retry_secs};
 use crate::domain::verification::CheckResult;
-use crate::domain::{Channel, Delivery, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
+use crate::domain::{
+    Channel, Delivery, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId,
+};
 use crate::service::{CheckBy, StartError, Started};
 
 /// Longest accepted `locale` value.
@@ -92,7 +94,8 @@ fn respond(status: StatusCode, v: &Verification) -> HttpResponse {
 }
 
 fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw).map_err(|e| ApiError::bad_request("invalid_phone_number", format!("`to`: {e}.")))
+    PhoneNumber::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_phone_number", format!("`to`: {e}.")))
 }
 
 fn parse_channel(raw: Option<&str>) -> Result<Channel, ApiError> {
@@ -113,7 +116,10 @@ fn parse_locale(raw: Option<&str>) -> Result<Locale, ApiError> {
 }
 
 fn invalid_locale() -> ApiError {
-    ApiError::bad_request("invalid_locale", "`locale` must be a language tag such as \"en-US\".")
+    ApiError::bad_request(
+        "invalid_locale",
+        "`locale` must be a language tag such as \"en-US\".",
+    )
 }
 
 fn parse_id(raw: &str) -> Result<VerificationId, ApiError> {
@@ -150,7 +156,9 @@ pub async fn start(
         }),
         Err(StartError::SendLimit { retry_after_ms }) => Err(ApiError::TooManyRequests {
             code: "max_sends_reached",
-            message: "This verification has been sent as many times as allowed; wait for it to expire.".to_owned(),
+            message:
+                "This verification has been sent as many times as allowed; wait for it to expire."
+                    .to_owned(),
             retry_after_secs: retry_secs(retry_after_ms),
         }),
     }
@@ -193,13 +201,18 @@ pub async fn check(
                 retry_after_secs: policy.send.cooldown_ms.div_ceil(1000),
             })
         }
-        CheckResult::Expired | CheckResult::NotPending(Status::Expired) => Err(ApiError::not_found(
-            "verification_expired",
-            "This verification has expired. Start a new one.",
-        )),
+        CheckResult::Expired | CheckResult::NotPending(Status::Expired) => {
+            Err(ApiError::not_found(
+                "verification_expired",
+                "This verification has expired. Start a new one.",
+            ))
+        }
         CheckResult::NotPending(status) => Err(ApiError::not_found(
             "verification_not_pending",
-            format!("This verification is already {}; there is no pending verification to check.", status.as_str()),
+            format!(
+                "This verification is already {}; there is no pending verification to check.",
+                status.as_str()
+            ),
         )),
     }
 }
@@ -211,7 +224,11 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let v = state.verifier.get(&id).await?.ok_or_else(unknown_verification)?;
+    let v = state
+        .verifier
+        .get(&id)
+        .await?
+        .ok_or_else(unknown_verification)?;
     Ok(respond(StatusCode::OK, &v))
 }
 
@@ -227,7 +244,10 @@ pub async fn cancel(
         Some((Ok(()), v)) => Ok(respond(StatusCode::OK, &v)),
         Some((Err(status), _)) => Err(ApiError::Conflict {
             code: "verification_not_pending",
-            message: format!("This verification is already {} and cannot be canceled.", status.as_str()),
+            message: format!(
+                "This verification is already {} and cannot be canceled.",
+                status.as_str()
+            ),
         }),
     }
 }

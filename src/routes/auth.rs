@@ -85,10 +85,12 @@ fn authenticate(req: &HttpRequest) -> Result<ApiClient, ApiError> {
             code: "missing_api_key",
             message: MISSING,
         })?;
-    let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Unauthorized {
-        code: "invalid_api_key",
-        message: "This API key is not valid.",
-    })?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(ApiError::Unauthorized {
+            code: "invalid_api_key",
+            message: "This API key is not valid.",
+        })?;
     state
         .api_keys
         .verify(presented)

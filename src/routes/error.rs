@@ -15,7 +15,10 @@ pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("{message}")]
-    Unauthorized { code: &'static str, message: &'static str },
+    Unauthorized {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     #[error("{message}")]
@@ -151,6 +154,7 @@ pub fn retry_secs(ms: u64) -> u64 {
 }
 
 /// Maps actix's JSON extractor failures into the error shape.
+#[allow(clippy::needless_pass_by_value)] // actix's error-handler signature
 pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let api = match &err {
@@ -161,9 +165,14 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
         E::Deserialize(e) if e.is_data() => {
             let text = e.to_string();
             let text: String = text.chars().take(200).collect();
-            ApiError::bad_request("invalid_request", format!("The request body does not fit the schema: {text}"))
+            ApiError::bad_request(
+                "invalid_request",
+                format!("The request body does not fit the schema: {text}"),
+            )
         }
-        E::Deserialize(_) => ApiError::bad_request("malformed_json", "The request body is not valid JSON."),
+        E::Deserialize(_) => {
+            ApiError::bad_request("malformed_json", "The request body is not valid JSON.")
+        }
         _ => ApiError::bad_request("invalid_request", "The request body could not be read."),
     };
     api.into()
@@ -171,7 +180,10 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
 
 /// Any unknown route.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("not_found", "There is nothing at this path."))
+    Err(ApiError::not_found(
+        "not_found",
+        "There is nothing at this path.",
+    ))
 }
 
 /// A known route with the wrong method.

@@ -11,11 +11,17 @@ use subtle::ConstantTimeEq;
 use super::{SandboxMessage, SandboxPhloRun, SandboxState, numbers, random_hex, uuid_v4};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/Account/{auth_id}/Message/", web::post().to(send_message))
-        .route("/v1/account/{auth_id}/phlo/{phlo_id}", web::post().to(run_phlo))
-        .default_service(web::to(|| async {
-            plivo_error(actix_web::http::StatusCode::NOT_FOUND, "not found")
-        }));
+    cfg.route(
+        "/v1/Account/{auth_id}/Message/",
+        web::post().to(send_message),
+    )
+    .route(
+        "/v1/account/{auth_id}/phlo/{phlo_id}",
+        web::post().to(run_phlo),
+    )
+    .default_service(web::to(|| async {
+        plivo_error(actix_web::http::StatusCode::NOT_FOUND, "not found")
+    }));
 }
 
 fn plivo_error(status: actix_web::http::StatusCode, error: &str) -> HttpResponse {
@@ -51,7 +57,9 @@ fn unauthorized() -> HttpResponse {
 }
 
 fn text_field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    body.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    body.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 async fn send_message(
@@ -78,7 +86,10 @@ async fn send_message(
         text_field(&body, "text").unwrap_or_default(),
     );
     if dst == numbers::API_ERROR_500 {
-        return plivo_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        return plivo_error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error",
+        );
     }
     let message_uuid = uuid_v4();
     state.record_message(SandboxMessage {
@@ -108,7 +119,10 @@ async fn run_phlo(
     let payload = body.into_inner();
     let to = text_field(&payload, "to").unwrap_or_default().to_owned();
     if to == numbers::API_ERROR_500 {
-        return plivo_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        return plivo_error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error",
+        );
     }
     let phlo_run_id = uuid_v4();
     if text_field(&payload, "mode") == Some("sms") {

@@ -6,7 +6,10 @@
 pub const API_ERROR_500: &str = "+12025550150";
 
 /// Every test number with what it does, for the README and the demo page.
-pub const ALL: &[(&str, &str)] = &[(API_ERROR_500, "Plivo's API answers 500 Internal Server Error")];
+pub const ALL: &[(&str, &str)] = &[(
+    API_ERROR_500,
+    "Plivo's API answers 500 Internal Server Error",
+)];
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CheckTarget, DeliveryUpdate, Finish, NewVerification, RETENTION_MS, StartOutcome, StoreError,
-    VerificationStore,
+    CheckOutcome, CheckTarget, DeliveryUpdate, Finish, FinishOutcome, NewVerification,
+    RETENTION_MS, StartOutcome, StoreError, VerificationStore,
 };
-use crate::domain::verification::{CheckResult, SendPolicy, delivery_rank};
+use crate::domain::verification::{SendPolicy, delivery_rank};
 use crate::domain::{Delivery, NumberKey, Status, Timestamp, Verification, VerificationId};
 
 /// How often expired records are swept out.
@@ -75,7 +75,9 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a record half-written
         // (every mutation is a plain field assignment), so poisoning is ignored.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -130,7 +132,7 @@ impl VerificationStore for MemoryStore {
         target: CheckTarget<'_>,
         digests: &[String],
         now: Timestamp,
-    ) -> Result<Option<(CheckResult, Verification)>, StoreError> {
+    ) -> Result<CheckOutcome, StoreError> {
         let mut inner = self.lock();
         let id = match target {
             CheckTarget::Id(id) => id.clone(),
@@ -170,7 +172,7 @@ impl VerificationStore for MemoryStore {
         id: &VerificationId,
         how: Finish,
         now: Timestamp,
-    ) -> Result<Option<(Result<(), Status>, Verification)>, StoreError> {
+    ) -> Result<FinishOutcome, StoreError> {
         let mut inner = self.lock();
         let Some(record) = inner.live(id, now) else {
             return Ok(None);
@@ -205,7 +207,9 @@ impl VerificationStore for MemoryStore {
             .iter_mut()
             .find(|d| d.provider_id == delivery.provider_id)
         {
-            Some(existing) if delivery_rank(&delivery.status) <= delivery_rank(&existing.status) => {
+            Some(existing)
+                if delivery_rank(&delivery.status) <= delivery_rank(&existing.status) =>
+            {
                 false
             }
             Some(existing) => {

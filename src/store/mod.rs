@@ -6,7 +6,9 @@
 use std::future::Future;
 
 use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
-use crate::domain::{Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId};
+use crate::domain::{
+    Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
+};
 
 pub mod memory;
 pub mod redis;
@@ -42,16 +44,25 @@ pub enum StartOutcome {
     /// No verification was open for the number; this one now is.
     Created(Verification),
     /// One was open and may send again: here is its sealed code (the send is counted).
-    Resend { verification: Verification, sealed: String },
+    Resend {
+        verification: Verification,
+        sealed: String,
+    },
     /// One was open but may not send again yet (or ever).
-    Refused { verification: Verification, refusal: ResendRefusal },
+    Refused {
+        verification: Verification,
+        refusal: ResendRefusal,
+    },
 }
 
 /// Which verification a check is for.
 #[derive(Debug, Clone, Copy)]
 pub enum CheckTarget<'a> {
     /// The open (or latest) verification of a number.
-    Number { number: &'a PhoneNumber, key: &'a NumberKey },
+    Number {
+        number: &'a PhoneNumber,
+        key: &'a NumberKey,
+    },
     Id(&'a VerificationId),
 }
 
@@ -70,6 +81,13 @@ impl Finish {
         }
     }
 }
+
+/// A check's result with the verification after it; `None`: no such verification.
+pub type CheckOutcome = Option<(CheckResult, Verification)>;
+
+/// A finish's result (`Err`: the final status it already had) with the
+/// verification after it; `None`: no such verification.
+pub type FinishOutcome = Option<(Result<(), Status>, Verification)>;
 
 /// What a delivery update did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +118,7 @@ pub trait VerificationStore: Send + Sync {
         target: CheckTarget<'_>,
         digests: &[String],
         now: Timestamp,
-    ) -> impl Future<Output = Result<Option<(CheckResult, Verification)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<CheckOutcome, StoreError>> + Send;
 
     fn get(
         &self,
@@ -115,7 +133,7 @@ pub trait VerificationStore: Send + Sync {
         id: &VerificationId,
         how: Finish,
         now: Timestamp,
-    ) -> impl Future<Output = Result<Option<(Result<(), Status>, Verification)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<FinishOutcome, StoreError>> + Send;
 
     /// Records or advances a delivery; never moves one backwards.
     fn record_delivery(
@@ -164,7 +182,7 @@ impl VerificationStore for Store {
         target: CheckTarget<'_>,
         digests: &[String],
         now: Timestamp,
-    ) -> Result<Option<(CheckResult, Verification)>, StoreError> {
+    ) -> Result<CheckOutcome, StoreError> {
         match self {
             Store::Redis(s) => s.check(target, digests, now).await,
             Store::Memory(s) => s.check(target, digests, now).await,
@@ -187,7 +205,7 @@ impl VerificationStore for Store {
         id: &VerificationId,
         how: Finish,
         now: Timestamp,
-    ) -> Result<Option<(Result<(), Status>, Verification)>, StoreError> {
+    ) -> Result<FinishOutcome, StoreError> {
         match self {
             Store::Redis(s) => s.finish(id, how, now).await,
             Store::Memory(s) => s.finish(id, how, now).await,

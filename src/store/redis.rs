@@ -15,8 +15,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use serde::Serialize;
 
 use super::{
-    CheckTarget, DeliveryUpdate, Finish, NewVerification, RETENTION_MS, StartOutcome, StoreError,
-    VerificationStore, parse_channel,
+    CheckOutcome, CheckTarget, DeliveryUpdate, Finish, FinishOutcome, NewVerification,
+    RETENTION_MS, StartOutcome, StoreError, VerificationStore, parse_channel,
 };
 use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy, delivery_rank};
 use crate::domain::{
@@ -132,7 +132,11 @@ impl RedisTarget {
             }
             return Ok(Self::Cluster(seeds));
         }
-        let parts: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let parts: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         for part in &parts {
             redis::parse_redis_url(part)
                 .ok_or_else(|| format!("{part:?} is not a redis://, rediss:// or unix:// URL"))?;
@@ -140,7 +144,9 @@ impl RedisTarget {
         match parts.as_slice() {
             [] => Err("empty".into()),
             [one] => Ok(Self::Single((*one).to_owned())),
-            many => Ok(Self::Cluster(many.iter().map(|s| (*s).to_owned()).collect())),
+            many => Ok(Self::Cluster(
+                many.iter().map(|s| (*s).to_owned()).collect(),
+            )),
         }
     }
 }
@@ -208,7 +214,8 @@ impl RedisStore {
 
     async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, invocation.invoke_async::<Value>(&mut conn)).await {
+        match tokio::time::timeout(self.timeout, invocation.invoke_async::<Value>(&mut conn)).await
+        {
             Err(_) => Err(StoreError::Timeout),
             Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
             Ok(Ok(v)) => Ok(v),
@@ -266,16 +273,17 @@ impl Reply {
     fn verification(&self, i: usize, id: &VerificationId) -> Result<Verification, StoreError> {
         match self.0.get(i) {
             Some(Value::Array(fields)) => parse_view(id, fields),
-            other => Err(StoreError::Corrupt(format!("expected a view, got {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "expected a view, got {other:?}"
+            ))),
         }
     }
 }
 
 fn field(fields: &[Value], i: usize, name: &str) -> Result<String, StoreError> {
     match fields.get(i) {
-        Some(Value::BulkString(b)) => {
-            String::from_utf8(b.clone()).map_err(|_| StoreError::Corrupt(format!("{name} is not UTF-8")))
-        }
+        Some(Value::BulkString(b)) => String::from_utf8(b.clone())
+            .map_err(|_| StoreError::Corrupt(format!("{name} is not UTF-8"))),
         _ => Err(StoreError::Corrupt(format!("{name} is missing"))),
     }
 }
@@ -367,7 +375,7 @@ impl VerificationStore for RedisStore {
         target: CheckTarget<'_>,
         digests: &[String],
         now: Timestamp,
-    ) -> Result<Option<(CheckResult, Verification)>, StoreError> {
+    ) -> Result<CheckOutcome, StoreError> {
         let mut invocation = self.scripts.check.prepare_invoke();
         match target {
             CheckTarget::Number { number, key } => invocation
@@ -447,7 +455,7 @@ impl VerificationStore for RedisStore {
         id: &VerificationId,
         how: Finish,
         now: Timestamp,
-    ) -> Result<Option<(Result<(), Status>, Verification)>, StoreError> {
+    ) -> Result<FinishOutcome, StoreError> {
         let mut invocation = self.scripts.finish.prepare_invoke();
         invocation
             .key(self.record_key(id))

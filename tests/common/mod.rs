@@ -31,7 +31,11 @@ pub fn unique_prefix() -> String {
 /// A valid US number no other test is likely to use.
 pub fn random_number() -> String {
     let mut rng = rand::rngs::OsRng;
-    format!("+1415{}{:06}", rng.gen_range(2..=9), rng.gen_range(0..1_000_000))
+    format!(
+        "+1415{}{:06}",
+        rng.gen_range(2..=9),
+        rng.gen_range(0..1_000_000)
+    )
 }
 
 pub struct TestApp {
@@ -146,7 +150,12 @@ impl TestApp {
 
     /// What the sandbox delivered, newest last.
     pub async fn sandbox_messages(&self) -> Vec<Value> {
-        let resp = self.http.get(self.url("/sandbox/messages")).send().await.unwrap();
+        let resp = self
+            .http
+            .get(self.url("/sandbox/messages"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         resp.json::<Vec<Value>>().await.unwrap()
     }
