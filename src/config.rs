@@ -40,6 +40,8 @@ pub const KEYS: &[&str] = &[
     "MAX_SENDS",
     "BRAND_NAME",
     "XML_TEMPLATES_DIR",
+    "VOICE_MACHINE_DETECTION",
+    "VOICE_TIME_LIMIT_SECS",
 ];
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
@@ -101,6 +103,9 @@ pub struct Settings {
     pub max_sends: u32,
     pub brand_name: String,
     pub templates_dir: PathBuf,
+    /// Plivo's `machine_detection` for code calls; `None` turns it off.
+    pub machine_detection: Option<String>,
+    pub voice_time_limit_secs: u32,
 }
 
 impl Settings {
@@ -291,6 +296,18 @@ impl Settings {
             ));
         }
         let templates_dir = PathBuf::from(get("XML_TEMPLATES_DIR").unwrap_or("xml-templates"));
+        let machine_detection = match get("VOICE_MACHINE_DETECTION").unwrap_or("hangup") {
+            "hangup" => Some("hangup".to_owned()),
+            "true" => Some("true".to_owned()),
+            "false" | "off" => None,
+            _ => {
+                return Err(err(
+                    "VOICE_MACHINE_DETECTION",
+                    "must be hangup, true or false",
+                ));
+            }
+        };
+        let voice_time_limit_secs = int(get, "VOICE_TIME_LIMIT_SECS", 120, 30..=600)?;
 
         Ok(Self {
             listen_addr,
@@ -314,6 +331,8 @@ impl Settings {
             max_sends,
             brand_name,
             templates_dir,
+            machine_detection,
+            voice_time_limit_secs,
         })
     }
 }

@@ -28,6 +28,27 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
+    /// Compute a Plivo V3 signature with PLIVO_AUTH_TOKEN (for curl tests through ngrok).
+    Sign {
+        /// The full URL Plivo would call (your PUBLIC_BASE_URL plus the path).
+        #[arg(long)]
+        url: String,
+        /// The nonce to sign with (send it as X-Plivo-Signature-V3-Nonce).
+        #[arg(long)]
+        nonce: String,
+        /// GET or POST.
+        #[arg(long, default_value = "POST")]
+        method: String,
+        /// Form parameters, as key=value.
+        #[arg(value_name = "KEY=VALUE")]
+        params: Vec<String>,
+    },
+    /// Validate xml-templates/ and exit non-zero on the first error.
+    CheckTemplates {
+        /// The templates directory.
+        #[arg(long, env = "XML_TEMPLATES_DIR", default_value = "xml-templates")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +56,57 @@ fn main() -> ExitCode {
     plivo_2fa::telemetry::init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_deref()),
+        Command::Sign {
+            url,
+            nonce,
+            method,
+            params,
+        } => sign(&url, &nonce, &method, &params),
+        Command::CheckTemplates { dir } => check_templates(&dir),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn sign(url: &str, nonce: &str, method: &str, params: &[String]) -> ExitCode {
+    use plivo_2fa::plivo::signature::{Method, sign_v3};
+    let Some(method) = Method::parse(method) else {
+        return fail("sign: --method must be GET or POST");
+    };
+    let token = match std::env::var("PLIVO_AUTH_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t,
+        _ => return fail("sign: set PLIVO_AUTH_TOKEN to the auth token to sign with"),
+    };
+    // With several tokens configured (rotation), the first signs.
+    let token = token
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mut pairs = Vec::with_capacity(params.len());
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            return fail(&format!("sign: {p:?} is not KEY=VALUE"));
+        };
+        pairs.push((k.to_owned(), v.to_owned()));
+    }
+    match sign_v3(token.as_bytes(), method, url, &pairs, nonce) {
+        Ok(signature) => {
+            println!("{signature}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("sign: {e}")),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn check_templates(dir: &std::path::Path) -> ExitCode {
+    match plivo_2fa::plivo::xml::validate_dir(dir) {
+        Ok(n) => {
+            println!("{}: {n} templates OK", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
     }
 }
 

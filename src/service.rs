@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::delivery::Deliverer;
+use crate::delivery::{Deliverer, Dispatch};
 use crate::domain::code::CodeLength;
 use crate::domain::verification::{ResendRefusal, SendPolicy};
 use crate::domain::{
-    Channel, Clock, Keyring, Locale, OtpCode, PhoneNumber, Status, Timestamp, Verification,
-    VerificationId,
+    CallOutcome, CallRef, Channel, Clock, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
+    Timestamp, Verification, VerificationId,
 };
 use crate::plivo::PlivoError;
 use crate::store::{
@@ -165,7 +165,23 @@ impl Verifier {
         channel: Channel,
         now: Timestamp,
     ) -> Result<Verification, PlivoError> {
-        let delivery = self.deliverer.send(v, code, channel, now).await?;
+        let call_ref;
+        let dispatch = match channel {
+            Channel::Sms => Dispatch::Sms,
+            Channel::Voice if self.deliverer.calls_need_reference() => {
+                call_ref = CallRef::generate(v.id.tag());
+                self.store
+                    .register_call(&call_ref, &v.id, v.expires_at, now)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "could not register the call reference");
+                        PlivoError::InvalidResponse("the call could not be prepared".into())
+                    })?;
+                Dispatch::Voice(Some(&call_ref))
+            }
+            Channel::Voice => Dispatch::Voice(None),
+        };
+        let delivery = self.deliverer.send(v, code, dispatch, now).await?;
         match self
             .store
             .record_delivery(&v.id, delivery.clone(), now)
@@ -213,6 +229,96 @@ impl Verifier {
     pub async fn cancel(&self, id: &VerificationId) -> Result<FinishOutcome, StoreError> {
         let now = self.clock.now();
         self.store.finish(id, Finish::Cancel, now).await
+    }
+}
+
+/// What a call should say.
+#[derive(Debug)]
+pub enum Spoken {
+    /// Read this code out, in this locale.
+    Code { code: OtpCode, locale: Locale },
+    /// The reference is unknown, or its verification is no longer pending.
+    Gone,
+}
+
+/// What Plivo reported about a call, from its answer or hangup callback.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    pub request_uuid: String,
+    /// Plivo's CallStatus (in-progress, completed, busy, no-answer…).
+    pub status: String,
+    /// Set on hangup only.
+    pub outcome: Option<CallOutcome>,
+}
+
+impl Verifier {
+    /// The code a call should read out, while its verification is pending.
+    pub async fn voice_code(&self, call: &CallRef) -> Result<Spoken, StoreError> {
+        let now = self.clock.now();
+        let Some((v, sealed)) = self.store.resolve_call(call, now).await? else {
+            return Ok(Spoken::Gone);
+        };
+        let (Status::Pending, Some(sealed)) = (v.status_at(now), sealed) else {
+            return Ok(Spoken::Gone);
+        };
+        let code = self
+            .keyring
+            .open(&sealed, v.id.as_str())
+            .map_err(|e| StoreError::Corrupt(format!("sealed code of {}: {e}", v.id)))?;
+        Ok(Spoken::Code {
+            code,
+            locale: v.locale,
+        })
+    }
+
+    /// Records what Plivo said about a call on its verification's deliveries.
+    /// `false` when the reference is unknown.
+    pub async fn record_call(
+        &self,
+        call: &CallRef,
+        report: CallReport,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let Some((v, _)) = self.store.resolve_call(call, now).await? else {
+            return Ok(false);
+        };
+        let normal = report
+            .outcome
+            .as_ref()
+            .and_then(|o| o.hangup_cause_code.as_deref())
+            .is_none_or(|c| matches!(c, "4000" | "4010"));
+        let delivery = Delivery {
+            channel: Channel::Voice,
+            provider_id: report.request_uuid,
+            error_code: if normal {
+                None
+            } else {
+                report
+                    .outcome
+                    .as_ref()
+                    .and_then(|o| o.hangup_cause_code.clone())
+            },
+            status: report.status,
+            updated_at: now.as_millis(),
+            call: report.outcome,
+        };
+        self.store.record_delivery(&v.id, delivery, now).await?;
+        Ok(true)
+    }
+
+    /// Whether a signed callback's nonce is new (not a replay).
+    pub async fn fresh_nonce(&self, nonce: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        self.store
+            .remember_nonce(nonce, ttl_ms, self.clock.now())
+            .await
+    }
+
+    pub fn brand(&self) -> &str {
+        self.deliverer.brand()
+    }
+
+    pub fn lifetime_minutes(&self) -> u64 {
+        self.deliverer.lifetime_minutes()
     }
 }
 

@@ -12,11 +12,12 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::config::{ConfigError, PlivoMode, Settings};
-use crate::delivery::{Deliverer, Route};
+use crate::delivery::{CallSettings, Deliverer, Route};
 use crate::domain::verification::SendPolicy;
 use crate::domain::{Clock, Keyring};
 use crate::plivo::PlivoClient;
 use crate::plivo::client::PlivoClientConfig;
+use crate::plivo::xml::Templates;
 use crate::routes::{self, AppState};
 use crate::sandbox::{Simulator, random_hex};
 use crate::service::{Policy, Verifier};
@@ -41,6 +42,8 @@ pub enum StartupError {
     Sandbox(std::io::Error),
     #[error("PLIVO_API_BASE_URL: cannot build the Plivo client: {0}")]
     Plivo(String),
+    #[error("XML_TEMPLATES_DIR: {0}")]
+    Templates(#[from] crate::plivo::xml::TemplateError),
 }
 
 /// A built server, bound and ready to run.
@@ -77,6 +80,7 @@ impl Application {
             })?,
         };
 
+        let templates = Templates::load(&settings.templates_dir)?;
         let store = match &settings.redis {
             Some(target) => Store::Redis(
                 RedisStore::connect(target, &settings.redis_key_prefix, settings.redis_timeout)
@@ -90,12 +94,16 @@ impl Application {
             Keyring::new(&settings.otp_secrets)
         });
 
+        let mut plivo_tokens = Vec::new();
         let (simulator, client_config) = match &settings.plivo {
             PlivoMode::Live {
                 auth_id,
                 auth_tokens,
             } => (
-                None,
+                {
+                    plivo_tokens.clone_from(auth_tokens);
+                    None
+                },
                 PlivoClientConfig {
                     auth_id: auth_id.clone(),
                     auth_token: auth_tokens
@@ -110,6 +118,7 @@ impl Application {
             ),
             PlivoMode::Sandbox => {
                 let sim = Simulator::start().map_err(StartupError::Sandbox)?;
+                plivo_tokens.push(sim.auth_token.clone());
                 let config = PlivoClientConfig {
                     auth_id: sim.auth_id.clone(),
                     auth_token: sim.auth_token.clone(),
@@ -134,6 +143,10 @@ impl Application {
             base_url.clone(),
             settings.brand_name.clone(),
             lifetime_minutes,
+            CallSettings {
+                machine_detection: settings.machine_detection.clone(),
+                time_limit: settings.voice_time_limit_secs,
+            },
         );
         let policy = Policy {
             code_length: settings.code_length,
@@ -156,11 +169,14 @@ impl Application {
         };
 
         let sandbox_on = simulator.is_some();
-        let state = web::Data::new(AppState {
+        let state = web::Data::new(AppState::new(
             verifier,
-            api_keys: routes::auth::ApiKeys::new(&api_keys),
-            sandbox: simulator.as_ref().map(|s| s.state.clone()),
-        });
+            routes::auth::ApiKeys::new(&api_keys),
+            simulator.as_ref().map(|s| s.state.clone()),
+            plivo_tokens,
+            &base_url,
+            templates,
+        ));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -367,6 +367,7 @@ fn delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
         status: status.to_owned(),
         error_code: (status == "undelivered").then(|| "30".to_owned()),
         updated_at: at.as_millis(),
+        call: None,
     }
 }
 

@@ -12,4 +12,6 @@ pub use code::{CodeLength, OtpCode};
 pub use keyring::{Keyring, NumberKey};
 pub use phone::PhoneNumber;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
-pub use verification::{Channel, Delivery, Locale, Status, Verification, VerificationId};
+pub use verification::{
+    CallOutcome, CallRef, Channel, Delivery, Locale, Status, Verification, VerificationId,
+};

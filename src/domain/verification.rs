@@ -134,6 +134,50 @@ impl fmt::Debug for VerificationId {
     }
 }
 
+/// The opaque reference in a voice call's answer URL: `CR`, the number's hash
+/// tag, and random hex. Unguessable, and it never carries the code.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CallRef(String);
+
+const CALL_REF_PREFIX: &str = "CR";
+
+impl CallRef {
+    pub fn generate(tag: &str) -> Self {
+        let mut random = [0u8; ID_HEX_LEN / 2];
+        OsRng.fill_bytes(&mut random);
+        let hex = hex::encode(random);
+        Self(format!(
+            "{CALL_REF_PREFIX}{tag}{}",
+            &hex[..ID_HEX_LEN - tag.len()]
+        ))
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix(CALL_REF_PREFIX)?;
+        (hex.len() == ID_HEX_LEN && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn tag(&self) -> &str {
+        &self.0[CALL_REF_PREFIX.len()..CALL_REF_PREFIX.len() + TAG_HEX_LEN]
+    }
+}
+
+impl fmt::Debug for CallRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only a prefix: the full reference opens the call's answer XML.
+        write!(
+            f,
+            "CallRef({}…)",
+            &self.0[..CALL_REF_PREFIX.len() + TAG_HEX_LEN]
+        )
+    }
+}
+
 /// A BCP 47 language tag of the `ll` or `ll-RR` form, normalised to `ll-RR` case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -206,6 +250,19 @@ pub struct Delivery {
     pub error_code: Option<String>,
     /// Milliseconds since the epoch; shown as RFC 3339.
     pub updated_at: i64,
+    /// For calls: how the call ended, from Plivo's hangup callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallOutcome>,
+}
+
+/// How a voice call ended, as Plivo's hangup callback reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallOutcome {
+    pub answered: bool,
+    pub hangup_cause_code: Option<String>,
+    pub hangup_cause_name: Option<String>,
+    /// Seconds.
+    pub duration: Option<u32>,
 }
 
 /// Orders delivery statuses so a late or repeated callback never moves a
@@ -457,6 +514,16 @@ mod tests {
         assert!(VerificationId::parse("VE123").is_none());
         assert!(VerificationId::parse("VEZZZZ0000000000000000000000000000").is_none());
         assert!(VerificationId::parse("XX00000000000000000000000000000000").is_none());
+    }
+
+    #[test]
+    fn call_refs_carry_the_tag_parse_back_and_debug_print_only_a_prefix() {
+        let r = CallRef::generate("a1b2");
+        assert_eq!(r.tag(), "a1b2");
+        assert_eq!(CallRef::parse(r.as_str()), Some(r.clone()));
+        assert!(!format!("{r:?}").contains(&r.as_str()[8..]));
+        assert!(CallRef::parse("CR123").is_none());
+        assert!(CallRef::parse(&r.as_str().to_uppercase()).is_none());
     }
 
     #[test]

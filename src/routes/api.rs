@@ -11,7 +11,8 @@ use super::auth::ApiClient;
 use super::error::{ApiError, retry_secs};
 use crate::domain::verification::CheckResult;
 use crate::domain::{
-    Channel, Delivery, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId,
+    CallOutcome, Channel, Delivery, Locale, OtpCode, PhoneNumber, Status, Verification,
+    VerificationId,
 };
 use crate::service::{CheckBy, StartError, Started};
 
@@ -59,6 +60,9 @@ struct DeliveryView<'a> {
     status: &'a str,
     error_code: Option<&'a str>,
     updated_at: String,
+    /// For calls, how the call ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call: Option<&'a CallOutcome>,
 }
 
 impl<'a> VerificationView<'a> {
@@ -85,6 +89,7 @@ impl<'a> DeliveryView<'a> {
             status: &d.status,
             error_code: d.error_code.as_deref(),
             updated_at: crate::domain::Timestamp::from_millis(d.updated_at).to_rfc3339(),
+            call: d.call.as_ref(),
         }
     }
 }

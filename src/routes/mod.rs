@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use actix_web::web;
+use secrecy::SecretString;
+use url::Url;
 
+use crate::delivery::{AGAIN_PATH, ANSWER_PATH, HANGUP_PATH};
+use crate::plivo::xml::Templates;
 use crate::sandbox::SandboxState;
 use crate::service::Verifier;
 
@@ -12,7 +16,9 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod ops;
+pub mod plivo;
 pub mod sandbox;
+pub mod signed;
 
 /// Largest JSON body the app API accepts.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
@@ -24,6 +30,47 @@ pub struct AppState {
     pub api_keys: auth::ApiKeys,
     /// Present in sandbox mode only.
     pub sandbox: Option<Arc<SandboxState>>,
+    /// Every auth token Plivo may sign callbacks with (rotation).
+    pub plivo_tokens: Vec<SecretString>,
+    /// `PUBLIC_BASE_URL` without its trailing slash.
+    pub public_base: String,
+    pub templates: Templates,
+}
+
+impl AppState {
+    pub fn new(
+        verifier: Verifier,
+        api_keys: auth::ApiKeys,
+        sandbox: Option<Arc<SandboxState>>,
+        plivo_tokens: Vec<SecretString>,
+        public_base_url: &Url,
+        templates: Templates,
+    ) -> Self {
+        Self {
+            verifier,
+            api_keys,
+            sandbox,
+            plivo_tokens,
+            public_base: public_base_url.as_str().trim_end_matches('/').to_owned(),
+            templates,
+        }
+    }
+
+    /// An absolute URL on this server, as Plivo reaches it.
+    pub fn public_url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_base)
+    }
+
+    /// The URL Plivo signed for a request that arrived with `uri`.
+    pub fn signed_url(&self, uri: &actix_web::http::Uri) -> String {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        self.public_url(path)
+    }
+}
+
+/// `/plivo/voice/answer/` → `/voice/answer/{call_ref}` inside the `/plivo` scope.
+fn route_tail(path: &str) -> String {
+    format!("{}{{call_ref}}", path.trim_start_matches("/plivo"))
 }
 
 /// Registers every route on an App.
@@ -53,10 +100,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, sandbox: bool) {
                 .route(web::post().to(api::cancel))
                 .default_service(web::to(error::method_not_allowed)),
         )
+        .service(
+            web::scope("/plivo")
+                .app_data(web::PayloadConfig::new(signed::MAX_CALLBACK_BODY))
+                .route(&route_tail(ANSWER_PATH), web::post().to(plivo::answer))
+                .route(&route_tail(ANSWER_PATH), web::get().to(plivo::answer))
+                .route(&route_tail(AGAIN_PATH), web::post().to(plivo::again))
+                .route(&route_tail(HANGUP_PATH), web::post().to(plivo::hangup)),
+        )
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz));
     if sandbox {
         cfg.route("/sandbox/messages", web::get().to(sandbox::messages))
-            .route("/sandbox/phlo-runs", web::get().to(sandbox::phlo_runs));
+            .route("/sandbox/phlo-runs", web::get().to(sandbox::phlo_runs))
+            .route("/sandbox/calls", web::get().to(sandbox::calls));
     }
 }

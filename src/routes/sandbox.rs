@@ -22,3 +22,8 @@ pub async fn messages(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
 pub async fn phlo_runs(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(sandbox(&state)?.phlo_runs()))
 }
+
+/// `GET /sandbox/calls`
+pub async fn calls(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(sandbox(&state)?.calls()))
+}

@@ -8,13 +8,16 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{SandboxMessage, SandboxPhloRun, SandboxState, numbers, random_hex, uuid_v4};
+use super::{
+    SandboxCall, SandboxMessage, SandboxPhloRun, SandboxState, numbers, random_hex, uuid_v4,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/v1/Account/{auth_id}/Message/",
         web::post().to(send_message),
     )
+    .route("/v1/Account/{auth_id}/Call/", web::post().to(make_call))
     .route(
         "/v1/account/{auth_id}/phlo/{phlo_id}",
         web::post().to(run_phlo),
@@ -146,5 +149,67 @@ async fn run_phlo(
         "name": "2FA",
         "message": "Request has been accepted for processing",
         "phlo_run_id": phlo_run_id,
+    }))
+}
+
+/// What a Call request asked for, handed to the call player.
+#[derive(Debug, Clone)]
+pub struct CallFields {
+    pub from: String,
+    pub to: String,
+    pub answer_url: String,
+    pub hangup_url: String,
+    pub request_uuid: String,
+}
+
+async fn make_call(
+    req: HttpRequest,
+    state: web::Data<SandboxState>,
+    path: web::Path<String>,
+    body: web::Json<Map<String, Value>>,
+) -> HttpResponse {
+    if !authorized(&req, &state, &path) {
+        return unauthorized();
+    }
+    let body = body.into_inner();
+    for key in ["from", "to", "answer_url"] {
+        if text_field(&body, key).is_none() {
+            return plivo_error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                &format!("{key} parameter not present"),
+            );
+        }
+    }
+    let field = |k: &str| text_field(&body, k).unwrap_or_default().to_owned();
+    let to = field("to");
+    if to == numbers::API_ERROR_500 {
+        return plivo_error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error",
+        );
+    }
+    let fields = CallFields {
+        from: field("from"),
+        to,
+        answer_url: field("answer_url"),
+        hangup_url: field("hangup_url"),
+        request_uuid: uuid_v4(),
+    };
+    state.record_call(SandboxCall {
+        to: fields.to.clone(),
+        from: fields.from.clone(),
+        call_uuid: String::new(),
+        request_uuid: fields.request_uuid.clone(),
+        answer_xml: String::new(),
+        spoken: Vec::new(),
+        digits: String::new(),
+        status: "queued".to_owned(),
+    });
+    let request_uuid = fields.request_uuid.clone();
+    tokio::spawn(super::call::play(state.into_inner(), fields));
+    HttpResponse::Created().json(json!({
+        "api_id": uuid_v4(),
+        "message": "call fired",
+        "request_uuid": request_uuid,
     }))
 }

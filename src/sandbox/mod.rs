@@ -16,6 +16,7 @@ use serde::Serialize;
 use url::Url;
 
 mod api;
+pub mod call;
 pub mod numbers;
 
 /// A message the simulator accepted.
@@ -36,6 +37,28 @@ pub struct SandboxPhloRun {
     pub payload: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A call the simulator placed, with everything it heard.
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxCall {
+    pub to: String,
+    pub from: String,
+    pub call_uuid: String,
+    pub request_uuid: String,
+    /// The first XML document the answer URL returned.
+    pub answer_xml: String,
+    /// Every utterance, in order, one per line.
+    #[serde(serialize_with = "lines")]
+    pub spoken: Vec<String>,
+    /// The keys the simulated callee pressed.
+    pub digits: String,
+    /// queued, in-progress, completed or no-answer.
+    pub status: String,
+}
+
+fn lines<S: serde::Serializer>(spoken: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&spoken.join("\n"))
+}
+
 /// What the simulator has delivered, shared with the main server's `/sandbox/*` routes.
 #[derive(Debug)]
 pub struct SandboxState {
@@ -43,6 +66,9 @@ pub struct SandboxState {
     auth_token: SecretString,
     messages: Mutex<Vec<SandboxMessage>>,
     phlo_runs: Mutex<Vec<SandboxPhloRun>>,
+    calls: Mutex<Vec<SandboxCall>>,
+    /// For the simulator's own callbacks to the server.
+    http: reqwest::Client,
 }
 
 /// Records kept per list, so a long-running sandbox does not grow without bound.
@@ -67,6 +93,59 @@ impl SandboxState {
 
     pub fn phlo_runs(&self) -> Vec<SandboxPhloRun> {
         locked(&self.phlo_runs).clone()
+    }
+
+    pub fn calls(&self) -> Vec<SandboxCall> {
+        locked(&self.calls).clone()
+    }
+
+    fn record_call(&self, call: SandboxCall) {
+        push_bounded(&self.calls, call);
+    }
+
+    fn update_call(&self, request_uuid: &str, change: impl FnOnce(&mut SandboxCall)) {
+        if let Some(call) = locked(&self.calls)
+            .iter_mut()
+            .rev()
+            .find(|c| c.request_uuid == request_uuid)
+        {
+            change(call);
+        }
+    }
+
+    /// POSTs a form to the server, V3-signed with the sandbox's auth token like Plivo does.
+    async fn post_signed(&self, url: &str, params: &[(String, String)]) -> Result<String, String> {
+        use secrecy::ExposeSecret;
+        let nonce: String = (0..20)
+            .map(|_| char::from(b'0' + (OsRng.next_u32() % 10) as u8))
+            .collect();
+        let signature = crate::plivo::signature::sign_v3(
+            self.auth_token.expose_secret().as_bytes(),
+            crate::plivo::signature::Method::Post,
+            url,
+            params,
+            &nonce,
+        )
+        .map_err(|e| e.to_string())?;
+        let body = serde_urlencoded::to_string(params).map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .post(url)
+            .header(crate::plivo::signature::V3_HEADER, signature)
+            .header(crate::plivo::signature::V3_NONCE_HEADER, nonce)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("User-Agent", "PlivoHTTP/1.0 (plivo-2fa sandbox)")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!("{url} answered {status}"))
+        }
     }
 
     fn record_message(&self, message: SandboxMessage) {
@@ -98,6 +177,11 @@ impl Simulator {
             auth_token: auth_token.clone(),
             messages: Mutex::new(Vec::new()),
             phlo_runs: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
         });
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();

@@ -5,11 +5,23 @@
 /// Plivo's API answers 500 to any request for this number.
 pub const API_ERROR_500: &str = "+12025550150";
 
+/// A call to this number is answered and the callee presses 1 at every prompt.
+pub const CALL_PRESSES_ONE: &str = "+12025550151";
+/// A call to this number is never answered (CallStatus no-answer).
+pub const CALL_NO_ANSWER: &str = "+12025550152";
+
 /// Every test number with what it does, for the README and the demo page.
-pub const ALL: &[(&str, &str)] = &[(
-    API_ERROR_500,
-    "Plivo's API answers 500 Internal Server Error",
-)];
+pub const ALL: &[(&str, &str)] = &[
+    (
+        API_ERROR_500,
+        "Plivo's API answers 500 Internal Server Error",
+    ),
+    (
+        CALL_PRESSES_ONE,
+        "a call is answered and the callee presses 1 at every prompt",
+    ),
+    (CALL_NO_ANSWER, "a call is not answered (no-answer)"),
+];
 
 #[cfg(test)]
 mod tests {

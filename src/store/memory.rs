@@ -10,7 +10,9 @@ use super::{
     RETENTION_MS, StartOutcome, StoreError, VerificationStore,
 };
 use crate::domain::verification::{SendPolicy, delivery_rank};
-use crate::domain::{Delivery, NumberKey, Status, Timestamp, Verification, VerificationId};
+use crate::domain::{
+    CallRef, Delivery, NumberKey, Status, Timestamp, Verification, VerificationId,
+};
 
 /// How often expired records are swept out.
 const SWEEP_EVERY_MS: i64 = 60_000;
@@ -29,6 +31,10 @@ struct Inner {
     records: HashMap<VerificationId, Record>,
     /// Number hash → its latest verification.
     latest: HashMap<String, VerificationId>,
+    /// Call reference → (verification, forget at).
+    calls: HashMap<CallRef, (VerificationId, Timestamp)>,
+    /// Nonce → forget at.
+    nonces: HashMap<String, Timestamp>,
     last_sweep: i64,
 }
 
@@ -41,6 +47,8 @@ impl Inner {
         self.records.retain(|_, r| r.evict_at > now);
         let records = &self.records;
         self.latest.retain(|_, id| records.contains_key(id));
+        self.calls.retain(|_, (_, until)| *until > now);
+        self.nonces.retain(|_, until| *until > now);
     }
 
     fn live(&mut self, id: &VerificationId, now: Timestamp) -> Option<&mut Record> {
@@ -227,6 +235,54 @@ impl VerificationStore for MemoryStore {
         } else {
             DeliveryUpdate::Stale(v)
         })
+    }
+
+    async fn register_call(
+        &self,
+        call: &CallRef,
+        id: &VerificationId,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(now);
+        inner.calls.insert(call.clone(), (id.clone(), until));
+        Ok(())
+    }
+
+    async fn resolve_call(
+        &self,
+        call: &CallRef,
+        now: Timestamp,
+    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+        let mut inner = self.lock();
+        let Some((id, until)) = inner.calls.get(call).cloned() else {
+            return Ok(None);
+        };
+        if until <= now {
+            return Ok(None);
+        }
+        Ok(inner
+            .live(&id, now)
+            .map(|r| (r.verification.clone(), r.sealed.clone())))
+    }
+
+    async fn remember_nonce(
+        &self,
+        nonce: &str,
+        ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(now);
+        if inner.nonces.get(nonce).is_some_and(|until| *until > now) {
+            return Ok(false);
+        }
+        inner.nonces.insert(
+            nonce.to_owned(),
+            now.plus(std::time::Duration::from_millis(ttl_ms)),
+        );
+        Ok(true)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

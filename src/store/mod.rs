@@ -7,7 +7,8 @@ use std::future::Future;
 
 use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use crate::domain::{
-    Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
+    CallRef, Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification,
+    VerificationId,
 };
 
 pub mod memory;
@@ -143,6 +144,31 @@ pub trait VerificationStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<DeliveryUpdate, StoreError>> + Send;
 
+    /// Remembers which verification a voice call's reference belongs to, until `until`.
+    fn register_call(
+        &self,
+        call: &CallRef,
+        id: &VerificationId,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The verification behind a call reference and, while it has one, its sealed code.
+    fn resolve_call(
+        &self,
+        call: &CallRef,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<(Verification, Option<String>)>, StoreError>> + Send;
+
+    /// Records a signed callback's nonce; `false` when it was already seen
+    /// within `ttl_ms` (a replay).
+    fn remember_nonce(
+        &self,
+        nonce: &str,
+        ttl_ms: u64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Whether the store answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -221,6 +247,42 @@ impl VerificationStore for Store {
         match self {
             Store::Redis(s) => s.record_delivery(id, delivery, now).await,
             Store::Memory(s) => s.record_delivery(id, delivery, now).await,
+        }
+    }
+
+    async fn register_call(
+        &self,
+        call: &CallRef,
+        id: &VerificationId,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.register_call(call, id, until, now).await,
+            Store::Memory(s) => s.register_call(call, id, until, now).await,
+        }
+    }
+
+    async fn resolve_call(
+        &self,
+        call: &CallRef,
+        now: Timestamp,
+    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+        match self {
+            Store::Redis(s) => s.resolve_call(call, now).await,
+            Store::Memory(s) => s.resolve_call(call, now).await,
+        }
+    }
+
+    async fn remember_nonce(
+        &self,
+        nonce: &str,
+        ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(s) => s.remember_nonce(nonce, ttl_ms, now).await,
+            Store::Memory(s) => s.remember_nonce(nonce, ttl_ms, now).await,
         }
     }
 

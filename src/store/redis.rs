@@ -20,7 +20,8 @@ use super::{
 };
 use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy, delivery_rank};
 use crate::domain::{
-    Delivery, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
+    CallRef, Delivery, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification,
+    VerificationId,
 };
 
 pub const DEFAULT_KEY_PREFIX: &str = "p2fa";
@@ -72,6 +73,7 @@ struct Scripts {
     check: Script,
     finish: Script,
     delivery: Script,
+    resolve_call: Script,
 }
 
 impl Scripts {
@@ -81,6 +83,7 @@ impl Scripts {
             check: Script::new(lua!("lua/check.lua")),
             finish: Script::new(lua!("lua/finish.lua")),
             delivery: Script::new(lua!("lua/delivery.lua")),
+            resolve_call: Script::new(lua!("lua/resolve_call.lua")),
         }
     }
 }
@@ -206,6 +209,30 @@ impl RedisStore {
 
     fn record_key(&self, id: &VerificationId) -> String {
         format!("{}{}", self.record_prefix(id.tag()), id.as_str())
+    }
+
+    fn call_key(&self, call: &CallRef) -> String {
+        format!("{}:{{{}}}:call:{}", self.prefix, call.tag(), call.as_str())
+    }
+
+    fn nonce_key(&self, nonce: &str) -> String {
+        // Hashed: a nonce is caller-chosen text of any length.
+        use sha2::Digest;
+        format!(
+            "{}:nonce:{}",
+            self.prefix,
+            hex::encode(sha2::Sha256::digest(nonce.as_bytes()))
+        )
+    }
+
+    /// Runs one command with the store's timeout.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Ok(v)) => Ok(v),
+        }
     }
 
     fn pointer_key(&self, key: &NumberKey) -> String {
@@ -423,7 +450,6 @@ impl VerificationStore for RedisStore {
         id: &VerificationId,
         _now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.record_key(id)).arg(&[
             "to",
@@ -438,12 +464,7 @@ impl VerificationStore for RedisStore {
             "last_sent_at",
             "deliveries",
         ]);
-        let fields: Vec<Value> =
-            match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
-                Err(_) => return Err(StoreError::Timeout),
-                Ok(Err(e)) => return Err(StoreError::Unavailable(e.to_string())),
-                Ok(Ok(v)) => v,
-            };
+        let fields: Vec<Value> = self.query(&cmd).await?;
         if matches!(fields.first(), None | Some(Value::Nil)) {
             return Ok(None);
         }
@@ -502,17 +523,58 @@ impl VerificationStore for RedisStore {
         })
     }
 
+    async fn register_call(
+        &self,
+        call: &CallRef,
+        id: &VerificationId,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let ttl = now.millis_until(until).max(1);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.call_key(call))
+            .arg(id.as_str())
+            .arg("PX")
+            .arg(ttl);
+        self.query::<()>(&cmd).await
+    }
+
+    async fn resolve_call(
+        &self,
+        call: &CallRef,
+        _now: Timestamp,
+    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+        let mut invocation = self.scripts.resolve_call.prepare_invoke();
+        invocation
+            .key(self.call_key(call))
+            .arg(self.record_prefix(call.tag()));
+        let reply = match self.run(invocation).await? {
+            Value::Array(items) if items.is_empty() => return Ok(None),
+            other => Reply::new(other)?,
+        };
+        let id = parse_id(&reply.text(0)?)?;
+        let sealed = reply.text(1)?;
+        let verification = reply.verification(2, &id)?;
+        Ok(Some((verification, (!sealed.is_empty()).then_some(sealed))))
+    }
+
+    async fn remember_nonce(
+        &self,
+        nonce: &str,
+        ttl_ms: u64,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.nonce_key(nonce))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let set: Option<String> = self.query(&cmd).await?;
+        Ok(set.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(
-            self.timeout,
-            redis::cmd("PING").query_async::<String>(&mut conn),
-        )
-        .await
-        {
-            Err(_) => Err(StoreError::Timeout),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
-            Ok(Ok(_)) => Ok(()),
-        }
+        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
     }
 }

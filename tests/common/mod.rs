@@ -204,3 +204,93 @@ pub fn wrong(code: &str) -> String {
         .map(|c| char::from(b'0' + (c as u8 - b'0' + 1) % 10))
         .collect()
 }
+
+impl TestApp {
+    /// Calls the sandbox placed, newest last.
+    pub async fn sandbox_calls(&self) -> Vec<Value> {
+        let resp = self
+            .http
+            .get(self.url("/sandbox/calls"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Vec<Value>>().await.unwrap()
+    }
+
+    /// Waits (bounded) until the sandbox's call to `to` has ended, and returns it.
+    pub async fn finished_call(&self, to: &str) -> Value {
+        for _ in 0..200 {
+            let calls = self.sandbox_calls().await;
+            if let Some(call) = calls.iter().rev().find(|c| c["to"] == to)
+                && (call["status"] == "completed" || call["status"] == "no-answer")
+            {
+                return call.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the sandbox call to {to} did not end: {:?}",
+            self.sandbox_calls().await
+        );
+    }
+
+    /// Waits (bounded) until `check` holds for the verification `id`.
+    pub async fn wait_for(&self, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let v = self.get(&format!("/v1/verifications/{id}")).await.body;
+            if check(&v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "verification {id} never reached the expected state: {:?}",
+            self.get(&format!("/v1/verifications/{id}")).await.body
+        );
+    }
+
+    /// POSTs a form signed with `token` for `signed_url` (which may differ from where it is sent).
+    pub async fn post_signed(
+        &self,
+        send_to: &str,
+        signed_url: &str,
+        token: &str,
+        nonce: &str,
+        params: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let signature = plivo_2fa::plivo::signature::sign_v3(
+            token.as_bytes(),
+            plivo_2fa::plivo::signature::Method::Post,
+            signed_url,
+            &params,
+            nonce,
+        )
+        .unwrap();
+        self.http
+            .post(send_to)
+            .header("X-Plivo-Signature-V3", signature)
+            .header("X-Plivo-Signature-V3-Nonce", nonce)
+            .form(&params)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A fresh nonce, as Plivo sends: 20 digits.
+pub fn nonce() -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
+
+/// The digits read out in a transcript, in order (one utterance's digits at a time).
+pub fn spoken_digits(utterance: &str) -> String {
+    utterance.chars().filter(char::is_ascii_digit).collect()
+}

@@ -1,0 +1,144 @@
+//! Plivo-facing routes: the voice answer XML, the "press 1 to hear it again"
+//! action, and the hangup callback. Every handler takes a [`SignedRequest`]
+//! first, so nothing runs for a request Plivo did not sign.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::AppState;
+use super::signed::SignedRequest;
+use crate::delivery::AGAIN_PATH;
+use crate::domain::{CallOutcome, CallRef};
+use crate::plivo::xml::{SpokenCode, TemplateKind, Vars};
+use crate::service::{CallReport, Spoken};
+
+/// How many times a caller may press 1 to hear the code again.
+pub const MAX_REPLAYS: u8 = 3;
+
+fn xml(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/xml")
+        .body(body)
+}
+
+/// Renders the code for a call, or the apology when it cannot be read out.
+async fn speak(state: &AppState, call_ref: &str, kind: TemplateKind, replay: u8) -> HttpResponse {
+    let templates = &state.templates;
+    let verifier = &state.verifier;
+    let apology = |locale: &str| {
+        let vars = Vars {
+            brand: verifier.brand(),
+            ..Vars::default()
+        };
+        xml(templates.render(locale, TemplateKind::Apology, &vars))
+    };
+    let Some(call) = CallRef::parse(call_ref) else {
+        return apology("en-US");
+    };
+    let (code, locale) = match verifier.voice_code(&call).await {
+        Ok(Spoken::Code { code, locale }) => (code, locale),
+        Ok(Spoken::Gone) => return apology("en-US"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the code for a call");
+            return apology("en-US");
+        }
+    };
+    let Ok(spoken) = SpokenCode::new(code.expose()) else {
+        return apology(locale.as_str());
+    };
+    let action_url = state.public_url(&format!("{AGAIN_PATH}{}?n={}", call.as_str(), replay + 1));
+    let vars = Vars {
+        brand: verifier.brand(),
+        code: spoken,
+        action_url: &action_url,
+        minutes: u32::try_from(verifier.lifetime_minutes()).unwrap_or(u32::MAX),
+    };
+    xml(templates.render(locale.as_str(), kind, &vars))
+}
+
+/// `POST /plivo/voice/answer/{call_ref}`: the XML that reads the code out.
+pub async fn answer(
+    _signed: SignedRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    speak(&state, &path, TemplateKind::Answer, 0).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReplayQuery {
+    #[serde(default)]
+    n: Option<u8>,
+}
+
+/// `POST /plivo/voice/again/{call_ref}?n=N`: the GetDigits action.
+pub async fn again(
+    signed: SignedRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ReplayQuery>,
+) -> HttpResponse {
+    let replay = query.n.unwrap_or(1);
+    let pressed_one = signed.param("Digits") == Some("1");
+    if !pressed_one || replay == 0 || replay > MAX_REPLAYS {
+        let vars = Vars {
+            brand: state.verifier.brand(),
+            ..Vars::default()
+        };
+        return xml(state
+            .templates
+            .render("en-US", TemplateKind::Goodbye, &vars));
+    }
+    let kind = if replay == MAX_REPLAYS {
+        TemplateKind::Last
+    } else {
+        TemplateKind::Repeat
+    };
+    speak(&state, &path, kind, replay).await
+}
+
+/// `POST /plivo/voice/hangup/{call_ref}`: records how the call ended.
+pub async fn hangup(
+    signed: SignedRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let ok = || xml("<Response></Response>".to_owned());
+    let Some(call) = CallRef::parse(&path) else {
+        tracing::info!("hangup for an unknown call reference");
+        return ok();
+    };
+    let Some(request_uuid) = signed
+        .param("RequestUUID")
+        .or_else(|| signed.param("ALegRequestUUID"))
+        .or_else(|| signed.param("CallUUID"))
+    else {
+        tracing::info!("hangup without a RequestUUID");
+        return ok();
+    };
+    let duration = signed.param("Duration").and_then(|d| d.parse::<u32>().ok());
+    let outcome = CallOutcome {
+        answered: signed.param("AnswerTime").is_some() || duration.is_some_and(|d| d > 0),
+        hangup_cause_code: signed.param("HangupCauseCode").map(str::to_owned),
+        hangup_cause_name: signed
+            .param("HangupCauseName")
+            .or_else(|| signed.param("HangupCause"))
+            .map(str::to_owned),
+        duration,
+    };
+    let report = CallReport {
+        request_uuid: request_uuid.to_owned(),
+        status: signed.param("CallStatus").unwrap_or("completed").to_owned(),
+        outcome: Some(outcome),
+    };
+    match state.verifier.record_call(&call, report).await {
+        Ok(true) => {}
+        Ok(false) => tracing::info!("hangup for a call reference that is no longer known"),
+        Err(e) => {
+            // Plivo retries a failed callback; let it, rather than lose the outcome.
+            tracing::error!(error = %e, "cannot record a call's outcome");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    }
+    ok()
+}

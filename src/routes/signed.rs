@@ -1,0 +1,170 @@
+//! The gate in front of every Plivo-facing route: an extractor that proves a
+//! request came from Plivo before any handler reads it. It rebuilds the URL
+//! Plivo signed from `PUBLIC_BASE_URL` plus the request's path and query (so a
+//! request that reached 127.0.0.1 through an ngrok tunnel still validates),
+//! checks `X-Plivo-Signature-V3` (or `-Ma-V3`) against every configured auth
+//! token, falls back to V2 only when no V3 header is present, and refuses a
+//! nonce seen in the last ten minutes. A failure is a 403 that changed nothing.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderMap};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::AppState;
+use crate::plivo::signature::{
+    self, MA_V2_HEADER, MA_V3_HEADER, Method, SignatureError, V2_HEADER, V2_NONCE_HEADER,
+    V3_HEADER, V3_NONCE_HEADER,
+};
+use crate::store::StoreError;
+
+/// How long a nonce is remembered: a captured callback cannot be replayed within it.
+pub const NONCE_TTL_MS: u64 = 10 * 60 * 1000;
+/// Largest callback body read.
+pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("the request is not signed by Plivo: {0}")]
+    BadSignature(SignatureError),
+    #[error("this signed request was already received")]
+    Replayed,
+    #[error("the callback body could not be read")]
+    BadBody,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl ResponseError for CallbackError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            CallbackError::BadSignature(_) | CallbackError::Replayed => StatusCode::FORBIDDEN,
+            CallbackError::BadBody => StatusCode::BAD_REQUEST,
+            CallbackError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            CallbackError::BadSignature(_) => "invalid_signature",
+            CallbackError::Replayed => "replayed_request",
+            CallbackError::BadBody => "invalid_request",
+            CallbackError::Store(_) => "store_unavailable",
+        };
+        tracing::warn!(error = %self, "Plivo callback refused");
+        HttpResponse::build(self.status_code())
+            .json(json!({"error": {"code": code, "message": format!("{self}.")}}))
+    }
+}
+
+/// A request proven to come from Plivo, with its form (POST) or query (GET) parameters.
+#[derive(Debug)]
+pub struct SignedRequest {
+    params: Vec<(String, String)>,
+}
+
+impl SignedRequest {
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Which signature a request carries.
+enum Presented<'a> {
+    V3 { signature: &'a str, nonce: &'a str },
+    V2 { signature: &'a str, nonce: &'a str },
+}
+
+fn presented(headers: &HeaderMap) -> Result<Presented<'_>, SignatureError> {
+    let v3 = header(headers, V3_HEADER).or_else(|| header(headers, MA_V3_HEADER));
+    if let Some(signature) = v3 {
+        let nonce = header(headers, V3_NONCE_HEADER).ok_or(SignatureError::MissingNonce)?;
+        return Ok(Presented::V3 { signature, nonce });
+    }
+    let v2 = header(headers, V2_HEADER).or_else(|| header(headers, MA_V2_HEADER));
+    if let Some(signature) = v2 {
+        let nonce = header(headers, V2_NONCE_HEADER).ok_or(SignatureError::MissingNonce)?;
+        return Ok(Presented::V2 { signature, nonce });
+    }
+    Err(SignatureError::MissingHeader)
+}
+
+impl FromRequest for SignedRequest {
+    type Error = CallbackError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, CallbackError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?
+                .clone();
+            // Headers first: an unsigned request is refused before its body is read.
+            presented(req.headers()).map_err(CallbackError::BadSignature)?;
+            let method = Method::parse(req.method().as_str())
+                .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?;
+            let body = web::Bytes::from_request(&req, &mut payload)
+                .await
+                .map_err(|_| CallbackError::BadBody)?;
+            let params: Vec<(String, String)> = match method {
+                Method::Get => Vec::new(),
+                Method::Post => {
+                    let form = header(req.headers(), CONTENT_TYPE.as_str())
+                        .is_none_or(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+                    if !form && !body.is_empty() {
+                        return Err(CallbackError::BadBody);
+                    }
+                    url::form_urlencoded::parse(&body).into_owned().collect()
+                }
+            };
+            let url = state.signed_url(req.uri());
+            let tokens: Vec<&[u8]> = state
+                .plivo_tokens
+                .iter()
+                .map(|t| t.expose_secret().as_bytes())
+                .collect();
+            let nonce = match presented(req.headers()).map_err(CallbackError::BadSignature)? {
+                Presented::V3 { signature, nonce } => {
+                    signature::verify_v3(&tokens, method, &url, &params, nonce, signature)
+                        .map_err(CallbackError::BadSignature)?;
+                    nonce
+                }
+                Presented::V2 { signature, nonce } => {
+                    signature::verify_v2(&tokens, &url, nonce, signature)
+                        .map_err(CallbackError::BadSignature)?;
+                    nonce
+                }
+            };
+            let params = match method {
+                Method::Get => url::Url::parse(&url)
+                    .map(|u| u.query_pairs().into_owned().collect())
+                    .unwrap_or_default(),
+                Method::Post => params,
+            };
+            if !state
+                .verifier
+                .fresh_nonce(nonce, NONCE_TTL_MS)
+                .await
+                .map_err(CallbackError::Store)?
+            {
+                return Err(CallbackError::Replayed);
+            }
+            Ok(SignedRequest { params })
+        })
+    }
+}
