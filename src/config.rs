@@ -42,6 +42,7 @@ pub const KEYS: &[&str] = &[
     "XML_TEMPLATES_DIR",
     "VOICE_MACHINE_DETECTION",
     "VOICE_TIME_LIMIT_SECS",
+    "TRUSTED_PROXIES",
 ];
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
@@ -106,6 +107,8 @@ pub struct Settings {
     /// Plivo's `machine_detection` for code calls; `None` turns it off.
     pub machine_detection: Option<String>,
     pub voice_time_limit_secs: u32,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -308,6 +311,23 @@ impl Settings {
             }
         };
         let voice_time_limit_secs = int(get, "VOICE_TIME_LIMIT_SECS", 120, 30..=600)?;
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .map(|list| {
+                split_list(list)
+                    .map(|p| {
+                        p.parse::<ipnet::IpNet>()
+                            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| {
+                                err(
+                                    "TRUSTED_PROXIES",
+                                    format!("{p:?} is not an IP address or CIDR block"),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
 
         Ok(Self {
             listen_addr,
@@ -333,6 +353,7 @@ impl Settings {
             templates_dir,
             machine_detection,
             voice_time_limit_secs,
+            trusted_proxies,
         })
     }
 }

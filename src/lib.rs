@@ -7,6 +7,7 @@
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod limits;
 pub mod plivo;
 pub mod routes;
 pub mod sandbox;

@@ -15,6 +15,7 @@ use crate::config::{ConfigError, PlivoMode, Settings};
 use crate::delivery::{CallSettings, Deliverer, Route};
 use crate::domain::verification::SendPolicy;
 use crate::domain::{Clock, Keyring};
+use crate::limits::Limiter;
 use crate::plivo::PlivoClient;
 use crate::plivo::client::PlivoClientConfig;
 use crate::plivo::xml::Templates;
@@ -159,6 +160,7 @@ impl Application {
             },
         };
         let store_kind = store.describe();
+        let limiter = Limiter::new(store.clone(), clock.clone());
         let verifier = Verifier::new(store, keyring, deliverer, clock, policy);
 
         let (api_keys, generated_api_key) = if settings.api_keys.is_empty() {
@@ -169,14 +171,16 @@ impl Application {
         };
 
         let sandbox_on = simulator.is_some();
-        let state = web::Data::new(AppState::new(
+        let state = web::Data::new(AppState {
             verifier,
-            routes::auth::ApiKeys::new(&api_keys),
-            simulator.as_ref().map(|s| s.state.clone()),
+            api_keys: routes::auth::ApiKeys::new(&api_keys),
+            sandbox: simulator.as_ref().map(|s| s.state.clone()),
             plivo_tokens,
-            &base_url,
+            public_base: AppState::base_without_slash(&base_url),
             templates,
-        ));
+            limiter,
+            trusted_proxies: settings.trusted_proxies.clone(),
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -7,13 +7,17 @@ use actix_web::web;
 use secrecy::SecretString;
 use url::Url;
 
+use ipnet::IpNet;
+
 use crate::delivery::{AGAIN_PATH, ANSWER_PATH, HANGUP_PATH};
+use crate::limits::Limiter;
 use crate::plivo::xml::Templates;
 use crate::sandbox::SandboxState;
 use crate::service::Verifier;
 
 pub mod api;
 pub mod auth;
+pub mod client_ip;
 pub mod error;
 pub mod ops;
 pub mod plivo;
@@ -35,25 +39,20 @@ pub struct AppState {
     /// `PUBLIC_BASE_URL` without its trailing slash.
     pub public_base: String,
     pub templates: Templates,
+    pub limiter: Limiter,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl AppState {
-    pub fn new(
-        verifier: Verifier,
-        api_keys: auth::ApiKeys,
-        sandbox: Option<Arc<SandboxState>>,
-        plivo_tokens: Vec<SecretString>,
-        public_base_url: &Url,
-        templates: Templates,
-    ) -> Self {
-        Self {
-            verifier,
-            api_keys,
-            sandbox,
-            plivo_tokens,
-            public_base: public_base_url.as_str().trim_end_matches('/').to_owned(),
-            templates,
-        }
+    /// `PUBLIC_BASE_URL` in the form [`AppState::public_base`] holds.
+    pub fn base_without_slash(url: &Url) -> String {
+        url.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// The client's address (see [`client_ip::client_ip`]).
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+        client_ip::client_ip(req, &self.trusted_proxies)
     }
 
     /// An absolute URL on this server, as Plivo reaches it.

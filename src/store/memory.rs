@@ -35,6 +35,8 @@ struct Inner {
     calls: HashMap<CallRef, (VerificationId, Timestamp)>,
     /// Nonce → forget at.
     nonces: HashMap<String, Timestamp>,
+    /// Rate-limit window counter → (count, forget at).
+    counters: HashMap<String, (u64, Timestamp)>,
     last_sweep: i64,
 }
 
@@ -49,6 +51,7 @@ impl Inner {
         self.latest.retain(|_, id| records.contains_key(id));
         self.calls.retain(|_, (_, until)| *until > now);
         self.nonces.retain(|_, until| *until > now);
+        self.counters.retain(|_, (_, until)| *until > now);
     }
 
     fn live(&mut self, id: &VerificationId, now: Timestamp) -> Option<&mut Record> {
@@ -283,6 +286,21 @@ impl VerificationStore for MemoryStore {
             now.plus(std::time::Duration::from_millis(ttl_ms)),
         );
         Ok(true)
+    }
+
+    async fn hit(
+        &self,
+        name: &str,
+        window_ms: u64,
+        by: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let (key, end) = super::window_of(name, window_ms, now);
+        let mut inner = self.lock();
+        inner.sweep(now);
+        let entry = inner.counters.entry(key).or_insert((0, end));
+        entry.0 = entry.0.saturating_add(by);
+        Ok(entry.0)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -83,6 +83,14 @@ impl Finish {
     }
 }
 
+/// The counter key for `name`'s window at `now`, and when that window ends.
+pub fn window_of(name: &str, window_ms: u64, now: Timestamp) -> (String, Timestamp) {
+    let window_ms = window_ms.max(1);
+    let index = u64::try_from(now.as_millis()).unwrap_or(0) / window_ms;
+    let end = i64::try_from((index + 1).saturating_mul(window_ms)).unwrap_or(i64::MAX);
+    (format!("{name}:{index}"), Timestamp::from_millis(end))
+}
+
 /// A check's result with the verification after it; `None`: no such verification.
 pub type CheckOutcome = Option<(CheckResult, Verification)>;
 
@@ -168,6 +176,17 @@ pub trait VerificationStore: Send + Sync {
         ttl_ms: u64,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Adds `by` hits to the counter `name` for its window at `now` (`by` 0
+    /// reads it) and returns the window's count. Windows are fixed: `name` is
+    /// suffixed with the window's index, so an injected clock moves them too.
+    fn hit(
+        &self,
+        name: &str,
+        window_ms: u64,
+        by: u64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Whether the store answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -283,6 +302,19 @@ impl VerificationStore for Store {
         match self {
             Store::Redis(s) => s.remember_nonce(nonce, ttl_ms, now).await,
             Store::Memory(s) => s.remember_nonce(nonce, ttl_ms, now).await,
+        }
+    }
+
+    async fn hit(
+        &self,
+        name: &str,
+        window_ms: u64,
+        by: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Redis(s) => s.hit(name, window_ms, by, now).await,
+            Store::Memory(s) => s.hit(name, window_ms, by, now).await,
         }
     }
 

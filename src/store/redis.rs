@@ -74,6 +74,7 @@ struct Scripts {
     finish: Script,
     delivery: Script,
     resolve_call: Script,
+    hit: Script,
 }
 
 impl Scripts {
@@ -84,6 +85,7 @@ impl Scripts {
             finish: Script::new(lua!("lua/finish.lua")),
             delivery: Script::new(lua!("lua/delivery.lua")),
             resolve_call: Script::new(lua!("lua/resolve_call.lua")),
+            hit: Script::new(include_str!("lua/hit.lua")),
         }
     }
 }
@@ -572,6 +574,26 @@ impl VerificationStore for RedisStore {
             .arg(ttl_ms.max(1));
         let set: Option<String> = self.query(&cmd).await?;
         Ok(set.is_some())
+    }
+
+    async fn hit(
+        &self,
+        name: &str,
+        window_ms: u64,
+        by: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let (key, _) = super::window_of(name, window_ms, now);
+        let mut invocation = self.scripts.hit.prepare_invoke();
+        // Kept twice the window: the window index comes from the caller's clock.
+        invocation
+            .key(format!("{}:rl:{{{key}}}", self.prefix))
+            .arg(window_ms.saturating_mul(2).max(1))
+            .arg(by);
+        match self.run(invocation).await? {
+            Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
+            other => Err(StoreError::Corrupt(format!("hit said {other:?}"))),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,133 @@
+//! Rate limits kept in the store (Redis in production), so one limit holds
+//! across every instance. Fixed windows: a subject may make `max` hits per
+//! `window`; the hit that passes the limit is told when the window ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::{Clock, Timestamp};
+use crate::store::{Store, StoreError, VerificationStore, window_of};
+
+/// At most `max` hits per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u64,
+    pub window: Duration,
+}
+
+impl Limit {
+    pub const fn new(max: u64, window: Duration) -> Self {
+        Self { max, window }
+    }
+
+    fn window_ms(self) -> u64 {
+        u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed { count: u64 },
+    Limited { retry_after_ms: u64 },
+}
+
+impl Decision {
+    pub fn is_allowed(self) -> bool {
+        matches!(self, Decision::Allowed { .. })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl Limiter {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    fn name(scope: &str, subject: &str) -> String {
+        format!("{scope}:{subject}")
+    }
+
+    fn decide(count: u64, limit: Limit, name: &str, now: Timestamp) -> Decision {
+        if count <= limit.max {
+            Decision::Allowed { count }
+        } else {
+            let (_, end) = window_of(name, limit.window_ms(), now);
+            Decision::Limited {
+                retry_after_ms: now.millis_until(end).max(1),
+            }
+        }
+    }
+
+    /// Counts one hit for `subject` under `scope` and decides.
+    pub async fn hit(
+        &self,
+        scope: &str,
+        subject: &str,
+        limit: Limit,
+    ) -> Result<Decision, StoreError> {
+        let now = self.clock.now();
+        let name = Self::name(scope, subject);
+        let count = self.store.hit(&name, limit.window_ms(), 1, now).await?;
+        Ok(Self::decide(count, limit, &name, now))
+    }
+
+    /// Decides without counting (for blocks that other events trip).
+    pub async fn peek(
+        &self,
+        scope: &str,
+        subject: &str,
+        limit: Limit,
+    ) -> Result<Decision, StoreError> {
+        let now = self.clock.now();
+        let name = Self::name(scope, subject);
+        let count = self.store.hit(&name, limit.window_ms(), 0, now).await?;
+        Ok(Self::decide(count, limit, &name, now))
+    }
+
+    /// Adds hits without deciding (events a later `peek` judges).
+    pub async fn record(
+        &self,
+        scope: &str,
+        subject: &str,
+        window: Duration,
+        by: u64,
+    ) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.store
+            .hit(&Self::name(scope, subject), window_ms, by, now)
+            .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::ManualClock;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_limit_allows_max_hits_per_window_then_says_when_to_retry() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
+        let limiter = Limiter::new(Store::Memory(MemoryStore::new()), clock.clone());
+        let limit = Limit::new(2, Duration::from_secs(10));
+        assert!(limiter.hit("t", "a", limit).await.unwrap().is_allowed());
+        assert!(limiter.hit("t", "a", limit).await.unwrap().is_allowed());
+        assert_eq!(
+            limiter.hit("t", "a", limit).await.unwrap(),
+            Decision::Limited {
+                retry_after_ms: 10_000
+            }
+        );
+        assert!(limiter.hit("t", "b", limit).await.unwrap().is_allowed());
+        clock.advance(Duration::from_secs(10));
+        assert!(limiter.hit("t", "a", limit).await.unwrap().is_allowed());
+        assert!(limiter.peek("t", "a", limit).await.unwrap().is_allowed());
+    }
+}
