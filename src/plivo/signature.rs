@@ -341,6 +341,23 @@ fn verify_with(
     Err(SignatureError::Mismatch)
 }
 
+/// Most parameters read from one callback body; Plivo sends a few dozen.
+pub const MAX_FORM_PARAMS: usize = 256;
+
+/// Decodes an `application/x-www-form-urlencoded` callback body into the
+/// parameter list the signature covers. `None` for a body with more than
+/// [`MAX_FORM_PARAMS`] pairs.
+pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    for pair in url::form_urlencoded::parse(body) {
+        if params.len() == MAX_FORM_PARAMS {
+            return None;
+        }
+        params.push((pair.0.into_owned(), pair.1.into_owned()));
+    }
+    Some(params)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

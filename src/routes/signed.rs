@@ -129,7 +129,7 @@ impl FromRequest for SignedRequest {
                     if !form && !body.is_empty() {
                         return Err(CallbackError::BadBody);
                     }
-                    url::form_urlencoded::parse(&body).into_owned().collect()
+                    signature::parse_form(&body).ok_or(CallbackError::BadBody)?
                 }
             };
             let url = state.signed_url(req.uri());
