@@ -112,6 +112,7 @@ impl Verifier {
                 sends: 1,
                 last_sent_at: now,
                 deliveries: Vec::new(),
+                fallback_used: false,
             },
         };
         match self.store.start(new, &key, self.policy.send, now).await? {
@@ -301,6 +302,8 @@ impl Verifier {
             status: report.status,
             updated_at: now.as_millis(),
             call: report.outcome,
+            sequence: None,
+            created_at: Some(now.as_millis()),
         };
         self.store.record_delivery(&v.id, delivery, now).await?;
         Ok(true)

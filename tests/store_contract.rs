@@ -63,6 +63,7 @@ impl Fixture {
                 sends: 1,
                 last_sent_at: now,
                 deliveries: vec![],
+                fallback_used: false,
             },
         }
     }
@@ -368,6 +369,8 @@ fn delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
         error_code: (status == "undelivered").then(|| "30".to_owned()),
         updated_at: at.as_millis(),
         call: None,
+        sequence: None,
+        created_at: None,
     }
 }
 

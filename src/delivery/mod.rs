@@ -168,6 +168,8 @@ impl Deliverer {
             error_code: None,
             updated_at: now.as_millis(),
             call: None,
+            sequence: None,
+            created_at: Some(now.as_millis()),
         })
     }
 }

@@ -253,6 +253,36 @@ pub struct Delivery {
     /// For calls: how the call ended, from Plivo's hangup callback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallOutcome>,
+    /// Plivo's `Sequence` on status callbacks: orders reports of equal rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// When this delivery was first recorded (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+}
+
+impl Delivery {
+    /// Whether this report should replace `old` (same provider id): a later
+    /// status by rank, or the same rank with a higher `Sequence`. Duplicates
+    /// and out-of-order reports never move a delivery backwards.
+    pub fn supersedes(&self, old: &Delivery) -> bool {
+        let (new_rank, old_rank) = (delivery_rank(&self.status), delivery_rank(&old.status));
+        new_rank > old_rank
+            || (new_rank == old_rank
+                && self.status != old.status
+                && matches!((self.sequence, old.sequence), (Some(n), Some(o)) if n > o))
+    }
+}
+
+/// Why an automatic voice fallback was not placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackSkip {
+    NotPending,
+    /// A fallback (or a voice delivery) already happened.
+    AlreadyCalled,
+    /// The SMS arrived.
+    Delivered,
+    SendLimit,
 }
 
 /// How a voice call ended, as Plivo's hangup callback reported it.
@@ -293,6 +323,8 @@ pub struct Verification {
     pub sends: u32,
     pub last_sent_at: Timestamp,
     pub deliveries: Vec<Delivery>,
+    /// Whether the automatic SMS→voice fallback has been used.
+    pub fallback_used: bool,
 }
 
 /// What a check did.
@@ -410,6 +442,30 @@ impl Verification {
         Ok(())
     }
 
+    /// Claims the one automatic voice fallback, counting it as a send.
+    pub fn claim_fallback(&mut self, max_sends: u32, now: Timestamp) -> Result<(), FallbackSkip> {
+        if !self.settle(now) {
+            return Err(FallbackSkip::NotPending);
+        }
+        if self.fallback_used || self.deliveries.iter().any(|d| d.channel == Channel::Voice) {
+            return Err(FallbackSkip::AlreadyCalled);
+        }
+        if self
+            .deliveries
+            .iter()
+            .any(|d| d.channel == Channel::Sms && d.status == "delivered")
+        {
+            return Err(FallbackSkip::Delivered);
+        }
+        if self.sends >= max_sends {
+            return Err(FallbackSkip::SendLimit);
+        }
+        self.fallback_used = true;
+        self.sends += 1;
+        self.last_sent_at = now;
+        Ok(())
+    }
+
     /// Whether a new start for this number should reuse this verification.
     pub fn is_open(&self, now: Timestamp) -> bool {
         self.status_at(now) == Status::Pending
@@ -438,6 +494,7 @@ mod tests {
             sends: 1,
             last_sent_at: T0,
             deliveries: vec![],
+            fallback_used: false,
         }
     }
 
@@ -503,6 +560,45 @@ mod tests {
             v.resend(Channel::Sms, policy, at(90_000)),
             Err(ResendRefusal::SendLimit)
         );
+    }
+
+    fn sms(status: &str, sequence: Option<u64>) -> Delivery {
+        Delivery {
+            channel: Channel::Sms,
+            provider_id: "m".into(),
+            status: status.into(),
+            error_code: None,
+            updated_at: 0,
+            call: None,
+            sequence,
+            created_at: None,
+        }
+    }
+
+    #[test]
+    fn deliveries_move_forward_by_rank_then_sequence_and_never_back() {
+        assert!(sms("sent", None).supersedes(&sms("queued", None)));
+        assert!(sms("delivered", Some(2)).supersedes(&sms("sent", Some(1))));
+        assert!(!sms("sent", Some(3)).supersedes(&sms("delivered", Some(2))));
+        assert!(!sms("delivered", Some(2)).supersedes(&sms("delivered", Some(2))));
+        assert!(sms("undelivered", Some(3)).supersedes(&sms("delivered", Some(2))));
+        assert!(!sms("undelivered", Some(1)).supersedes(&sms("delivered", Some(2))));
+    }
+
+    #[test]
+    fn the_fallback_is_claimed_once_and_not_after_delivery_or_at_the_send_limit() {
+        let mut v = pending();
+        assert_eq!(v.claim_fallback(5, T0), Ok(()));
+        assert_eq!(v.sends, 2);
+        assert_eq!(v.claim_fallback(5, T0), Err(FallbackSkip::AlreadyCalled));
+        let mut w = pending();
+        w.deliveries.push(sms("delivered", None));
+        assert_eq!(w.claim_fallback(5, T0), Err(FallbackSkip::Delivered));
+        let mut x = pending();
+        x.sends = 5;
+        assert_eq!(x.claim_fallback(5, T0), Err(FallbackSkip::SendLimit));
+        let mut y = pending();
+        assert_eq!(y.claim_fallback(5, y.expires_at), Err(FallbackSkip::NotPending));
     }
 
     #[test]

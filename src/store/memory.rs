@@ -9,7 +9,7 @@ use super::{
     CheckOutcome, CheckTarget, DeliveryUpdate, Finish, FinishOutcome, NewVerification,
     RETENTION_MS, StartOutcome, StoreError, VerificationStore,
 };
-use crate::domain::verification::{SendPolicy, delivery_rank};
+use crate::domain::verification::SendPolicy;
 use crate::domain::{
     CallRef, Delivery, NumberKey, Status, Timestamp, Verification, VerificationId,
 };
@@ -218,13 +218,11 @@ impl VerificationStore for MemoryStore {
             .iter_mut()
             .find(|d| d.provider_id == delivery.provider_id)
         {
-            Some(existing)
-                if delivery_rank(&delivery.status) <= delivery_rank(&existing.status) =>
-            {
-                false
-            }
+            Some(existing) if !delivery.supersedes(existing) => false,
             Some(existing) => {
+                let created_at = existing.created_at.or(delivery.created_at);
                 *existing = delivery;
+                existing.created_at = created_at;
                 true
             }
             None => {

@@ -323,6 +323,22 @@ fn number<T: std::str::FromStr>(fields: &[Value], i: usize, name: &str) -> Resul
         .map_err(|_| StoreError::Corrupt(format!("{name} is not a number")))
 }
 
+/// The FIELDS view of prelude.lua, in its order.
+const VIEW_FIELDS: [&str; 12] = [
+    "to",
+    "channel",
+    "locale",
+    "status",
+    "created_at",
+    "expires_at",
+    "attempts",
+    "max_attempts",
+    "sends",
+    "last_sent_at",
+    "deliveries",
+    "fallback",
+];
+
 /// Reads the FIELDS view of prelude.lua, in its order.
 fn parse_view(id: &VerificationId, f: &[Value]) -> Result<Verification, StoreError> {
     let status = field(f, 3, "status")?;
@@ -343,6 +359,7 @@ fn parse_view(id: &VerificationId, f: &[Value]) -> Result<Verification, StoreErr
         sends: number(f, 8, "sends")?,
         last_sent_at: Timestamp::from_millis(number(f, 9, "last_sent_at")?),
         deliveries,
+        fallback_used: matches!(f.get(11), Some(Value::BulkString(b)) if b.as_slice() == b"1"),
     })
 }
 
@@ -453,19 +470,7 @@ impl VerificationStore for RedisStore {
         _now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
         let mut cmd = redis::cmd("HMGET");
-        cmd.arg(self.record_key(id)).arg(&[
-            "to",
-            "channel",
-            "locale",
-            "status",
-            "created_at",
-            "expires_at",
-            "attempts",
-            "max_attempts",
-            "sends",
-            "last_sent_at",
-            "deliveries",
-        ]);
+        cmd.arg(self.record_key(id)).arg(&VIEW_FIELDS);
         let fields: Vec<Value> = self.query(&cmd).await?;
         if matches!(fields.first(), None | Some(Value::Nil)) {
             return Ok(None);
@@ -516,7 +521,9 @@ impl VerificationStore for RedisStore {
             .key(self.record_key(id))
             .arg(json)
             .arg(&delivery.provider_id)
-            .arg(rank);
+            .arg(rank)
+            .arg(delivery.sequence.map(|s| s.to_string()).unwrap_or_default())
+            .arg(&delivery.status);
         let reply = Reply::new(self.run(invocation).await?)?;
         Ok(match reply.text(0)?.as_str() {
             "not_found" => DeliveryUpdate::NotFound,

@@ -1,6 +1,7 @@
--- Records a delivery or moves it forward; never backwards.
+-- Records a delivery or moves it forward; never backwards (see Delivery::supersedes).
 -- KEYS[1]  the record
--- ARGV     1 delivery JSON (with its "rank"), 2 provider id, 3 rank
+-- ARGV     1 delivery JSON (with its "rank"), 2 provider id, 3 rank,
+--          4 sequence ('' when none), 5 status
 -- Returns  {result, view}; result is applied | stale | not_found
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found'}
@@ -9,12 +10,20 @@ local raw = redis.call('HGET', KEYS[1], 'deliveries')
 local list = cjson.decode(raw or '[]')
 local incoming = cjson.decode(ARGV[1])
 local rank = tonumber(ARGV[3])
+local sequence = tonumber(ARGV[4])
 local found = false
 for i, d in ipairs(list) do
   if d.provider_id == ARGV[2] then
     found = true
-    if rank <= (tonumber(d.rank) or 0) then
+    local old_rank = tonumber(d.rank) or 0
+    local old_sequence = tonumber(d.sequence)
+    local newer = rank > old_rank or (rank == old_rank and d.status ~= ARGV[5]
+      and sequence ~= nil and old_sequence ~= nil and sequence > old_sequence)
+    if not newer then
       return {'stale', view(KEYS[1])}
+    end
+    if d.created_at ~= nil then
+      incoming.created_at = d.created_at
     end
     list[i] = incoming
   end

@@ -2,7 +2,7 @@
 -- A verification is one hash; FIELDS is the public view, in the order the
 -- Rust side reads it. The digest and sealed code are never returned.
 local FIELDS = {'to', 'channel', 'locale', 'status', 'created_at', 'expires_at',
-  'attempts', 'max_attempts', 'sends', 'last_sent_at', 'deliveries'}
+  'attempts', 'max_attempts', 'sends', 'last_sent_at', 'deliveries', 'fallback'}
 
 local function view(rk)
   return redis.call('HMGET', rk, unpack(FIELDS))

@@ -32,7 +32,7 @@ redis.call('HSET', rk,
   'to', ARGV[4], 'channel', ARGV[5], 'locale', ARGV[6], 'status', 'pending',
   'created_at', ARGV[2], 'expires_at', ARGV[7], 'attempts', 0,
   'max_attempts', ARGV[8], 'sends', 1, 'last_sent_at', ARGV[2],
-  'deliveries', '[]', 'digest', ARGV[9], 'sealed', ARGV[10])
+  'deliveries', '[]', 'fallback', 0, 'digest', ARGV[9], 'sealed', ARGV[10])
 local ttl = tonumber(ARGV[7]) - now + retention
 redis.call('PEXPIRE', rk, ttl)
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
