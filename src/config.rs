@@ -43,6 +43,11 @@ pub const KEYS: &[&str] = &[
     "VOICE_MACHINE_DETECTION",
     "VOICE_TIME_LIMIT_SECS",
     "TRUSTED_PROXIES",
+    "FALLBACK",
+    "FALLBACK_AFTER_SECS",
+    "SCHEDULER_POLL_MS",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
 ];
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
@@ -109,6 +114,12 @@ pub struct Settings {
     pub voice_time_limit_secs: u32,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// After how long without a delivered receipt an SMS falls back to a call; `None`: never.
+    pub fallback_after: Option<Duration>,
+    /// How often each instance looks for due jobs (fallbacks, events).
+    pub scheduler_poll: Duration,
+    /// Where signed events go, with the key that signs them.
+    pub webhook: Option<(Url, SecretSlice<u8>)>,
 }
 
 impl Settings {
@@ -311,6 +322,42 @@ impl Settings {
             }
         };
         let voice_time_limit_secs = int(get, "VOICE_TIME_LIMIT_SECS", 120, 30..=600)?;
+        let fallback_on = match get("FALLBACK").unwrap_or("true") {
+            "true" | "on" | "1" => true,
+            "false" | "off" | "0" => false,
+            _ => return Err(err("FALLBACK", "must be true or false")),
+        };
+        let fallback_after = fallback_on
+            .then(|| int::<u64>(get, "FALLBACK_AFTER_SECS", 45, 1..=3_600))
+            .transpose()?
+            .map(Duration::from_secs);
+        let scheduler_poll = millis(get, "SCHEDULER_POLL_MS", 500, 10..=60_000)?;
+        let webhook = match (get("WEBHOOK_URL"), get("WEBHOOK_SECRET")) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(err("WEBHOOK_URL", "is required when WEBHOOK_SECRET is set"));
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    "WEBHOOK_SECRET",
+                    "is required when WEBHOOK_URL is set (whsec_ and base64, at least 24 bytes)",
+                ));
+            }
+            (Some(url), Some(secret)) => {
+                let url = parse_base_url("WEBHOOK_URL", url)?;
+                let raw = secret.strip_prefix("whsec_").unwrap_or(secret);
+                let key = STANDARD.decode(raw).map_err(|_| {
+                    err(
+                        "WEBHOOK_SECRET",
+                        "must be base64, optionally prefixed whsec_",
+                    )
+                })?;
+                if key.len() < 24 {
+                    return Err(err("WEBHOOK_SECRET", "must decode to at least 24 bytes"));
+                }
+                Some((url, SecretSlice::from(key)))
+            }
+        };
         let trusted_proxies = get("TRUSTED_PROXIES")
             .map(|list| {
                 split_list(list)
@@ -354,6 +401,9 @@ impl Settings {
             machine_detection,
             voice_time_limit_secs,
             trusted_proxies,
+            fallback_after,
+            scheduler_poll,
+            webhook,
         })
     }
 }

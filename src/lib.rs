@@ -7,6 +7,8 @@
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod events;
+pub mod jobs;
 pub mod limits;
 pub mod plivo;
 pub mod routes;
@@ -15,3 +17,4 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod view;

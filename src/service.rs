@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use crate::delivery::{Deliverer, Dispatch};
 use crate::domain::code::CodeLength;
-use crate::domain::verification::{ResendRefusal, SendPolicy};
+use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use crate::domain::{
     CallOutcome, CallRef, Channel, Clock, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
     Timestamp, Verification, VerificationId,
 };
+use crate::events::{EventKind, Events};
 use crate::plivo::PlivoError;
 use crate::store::{
-    CheckOutcome, CheckTarget, DeliveryUpdate, Finish, FinishOutcome, NewVerification,
-    StartOutcome, Store, StoreError, VerificationStore,
+    CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
+    NewVerification, StartOutcome, Store, StoreError, VerificationStore,
 };
 
 /// The knobs of a verification, from configuration.
@@ -25,6 +26,8 @@ pub struct Policy {
     pub lifetime: Duration,
     pub max_attempts: u32,
     pub send: SendPolicy,
+    /// SMS→voice fallback after this long without a delivered receipt; `None`: off.
+    pub fallback_after: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,10 @@ pub enum Started {
     Existing,
 }
 
+/// Job name prefixes (the store's schedule is shared by every instance).
+pub const FALLBACK_JOB: &str = "fallback:";
+pub const EXPIRE_JOB: &str = "expire:";
+
 #[derive(Debug, Clone)]
 pub struct Verifier {
     store: Store,
@@ -53,6 +60,7 @@ pub struct Verifier {
     deliverer: Deliverer,
     clock: Arc<dyn Clock>,
     policy: Policy,
+    events: Events,
 }
 
 impl Verifier {
@@ -62,6 +70,7 @@ impl Verifier {
         deliverer: Deliverer,
         clock: Arc<dyn Clock>,
         policy: Policy,
+        events: Events,
     ) -> Self {
         Self {
             store,
@@ -69,6 +78,19 @@ impl Verifier {
             deliverer,
             clock,
             policy,
+            events,
+        }
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Schedules a job, logging rather than failing: a lost job costs a
+    /// fallback or an event, never the verification itself.
+    async fn schedule(&self, job: String, due: Timestamp) {
+        if let Err(e) = self.store.schedule(&job, due).await {
+            tracing::error!(error = %e, "could not schedule a job");
         }
     }
 
@@ -119,11 +141,21 @@ impl Verifier {
             StartOutcome::Created(v) => {
                 tracing::info!(verification.id = %v.id, "verification opened");
                 match self.deliver(&v, &code, channel, now).await {
-                    Ok(v) => Ok((Started::New, v)),
+                    Ok(v) => {
+                        if self.events.enabled() {
+                            self.schedule(format!("{EXPIRE_JOB}{}", v.id), v.expires_at)
+                                .await;
+                        }
+                        Ok((Started::New, v))
+                    }
                     Err(e) => {
                         // Nothing half-done: a verification whose first code never
                         // left is closed as failed, and a new start begins afresh.
-                        self.store.finish(&v.id, Finish::Fail, now).await?;
+                        if let Some((Ok(()), failed)) =
+                            self.store.finish(&v.id, Finish::Fail, now).await?
+                        {
+                            self.events.emit(EventKind::Failed, &failed).await;
+                        }
                         Err(StartError::Delivery(e))
                     }
                 }
@@ -183,6 +215,10 @@ impl Verifier {
             Channel::Voice => Dispatch::Voice(None),
         };
         let delivery = self.deliverer.send(v, code, dispatch, now).await?;
+        if let (Channel::Sms, Some(after)) = (channel, self.policy.fallback_after) {
+            self.schedule(format!("{FALLBACK_JOB}{}", v.id), now.plus(after))
+                .await;
+        }
         match self
             .store
             .record_delivery(&v.id, delivery.clone(), now)
@@ -215,6 +251,9 @@ impl Verifier {
         };
         if let Some((outcome, v)) = &result {
             tracing::info!(verification.id = %v.id, outcome = ?outcome, "code checked");
+            if *outcome == CheckResult::Approved {
+                self.events.emit(EventKind::Approved, v).await;
+            }
         }
         Ok(result)
     }
@@ -229,7 +268,121 @@ impl Verifier {
 
     pub async fn cancel(&self, id: &VerificationId) -> Result<FinishOutcome, StoreError> {
         let now = self.clock.now();
-        self.store.finish(id, Finish::Cancel, now).await
+        let outcome = self.store.finish(id, Finish::Cancel, now).await?;
+        if let Some((Ok(()), v)) = &outcome {
+            self.events.emit(EventKind::Canceled, v).await;
+        }
+        Ok(outcome)
+    }
+
+    /// The expiry job: settles a verification whose lifetime is over.
+    pub async fn expire(&self, id: &VerificationId) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        match self.store.finish(id, Finish::Expire, now).await? {
+            Some((Ok(()), v)) => self.events.emit(EventKind::Expired, &v).await,
+            // Another instance's clock may trail: look again in a second.
+            Some((Err(Status::Pending), v)) => {
+                let due = v.expires_at.max(now.plus(Duration::from_secs(1)));
+                self.schedule(format!("{EXPIRE_JOB}{id}"), due).await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The automatic SMS→voice fallback: places one call with the same code,
+    /// unless the SMS arrived, a call was already made, the verification ended,
+    /// or it has had all its sends. Safe to run any number of times, on any
+    /// number of instances: the claim is atomic.
+    #[tracing::instrument(skip_all, fields(verification.id = %id))]
+    pub async fn fallback(&self, id: &VerificationId) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let claim = self
+            .store
+            .claim_fallback(id, self.policy.send.max_sends, now)
+            .await?;
+        let (verification, sealed) = match claim {
+            FallbackClaim::Claimed {
+                verification,
+                sealed,
+            } => (verification, sealed),
+            FallbackClaim::Skipped(skip) => {
+                tracing::debug!(?skip, "no fallback");
+                return Ok(());
+            }
+            FallbackClaim::NotFound => return Ok(()),
+        };
+        let code = self
+            .keyring
+            .open(&sealed, verification.id.as_str())
+            .map_err(|e| StoreError::Corrupt(format!("sealed code of {id}: {e}")))?;
+        tracing::info!("SMS not delivered: falling back to a voice call");
+        match self
+            .deliver(&verification, &code, Channel::Voice, now)
+            .await
+        {
+            Ok(v) => self.events.emit(EventKind::DeliveryUpdated, &v).await,
+            Err(e) => tracing::warn!(error = %e, "the fallback call could not be placed"),
+        }
+        Ok(())
+    }
+
+    /// Records an SMS status callback. `false` when the verification is unknown.
+    #[tracing::instrument(skip_all, fields(verification.id = %id))]
+    pub async fn record_sms_status(
+        &self,
+        id: &VerificationId,
+        delivery: Delivery,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let status = delivery.status.clone();
+        match self.store.record_delivery(id, delivery, now).await? {
+            DeliveryUpdate::NotFound => return Ok(false),
+            DeliveryUpdate::Stale(_) => return Ok(true),
+            DeliveryUpdate::Applied(v) => {
+                self.events.emit(EventKind::DeliveryUpdated, &v).await;
+            }
+        }
+        match status.as_str() {
+            "undelivered" | "failed" | "rejected" if self.policy.fallback_after.is_some() => {
+                self.fallback(id).await?;
+                self.complete(format!("{FALLBACK_JOB}{id}")).await;
+            }
+            "delivered" => self.complete(format!("{FALLBACK_JOB}{id}")).await,
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    /// Records a receipt from the PHLO (which knows the number, not the
+    /// verification): it goes on the number's latest verification.
+    pub async fn record_phlo_status(
+        &self,
+        to: &PhoneNumber,
+        delivery: Delivery,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let key = self.keyring.number_key(to);
+        let Some(v) = self.store.latest(to, &key, now).await? else {
+            return Ok(false);
+        };
+        match delivery.channel {
+            Channel::Sms => self.record_sms_status(&v.id, delivery).await,
+            Channel::Voice => {
+                if let DeliveryUpdate::Applied(v) =
+                    self.store.record_delivery(&v.id, delivery, now).await?
+                {
+                    self.events.emit(EventKind::DeliveryUpdated, &v).await;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    async fn complete(&self, job: String) {
+        if let Err(e) = self.store.complete_job(&job).await {
+            tracing::warn!(error = %e, "could not remove a finished job");
+        }
     }
 }
 
@@ -305,7 +458,10 @@ impl Verifier {
             sequence: None,
             created_at: Some(now.as_millis()),
         };
-        self.store.record_delivery(&v.id, delivery, now).await?;
+        if let DeliveryUpdate::Applied(v) = self.store.record_delivery(&v.id, delivery, now).await?
+        {
+            self.events.emit(EventKind::DeliveryUpdated, &v).await;
+        }
         Ok(true)
     }
 

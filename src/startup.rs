@@ -15,6 +15,7 @@ use crate::config::{ConfigError, PlivoMode, Settings};
 use crate::delivery::{CallSettings, Deliverer, Route};
 use crate::domain::verification::SendPolicy;
 use crate::domain::{Clock, Keyring};
+use crate::events::Events;
 use crate::limits::Limiter;
 use crate::plivo::PlivoClient;
 use crate::plivo::client::PlivoClientConfig;
@@ -56,6 +57,7 @@ pub struct Application {
     pub generated_api_key: Option<SecretString>,
     pub store_kind: &'static str,
     simulator: Option<Simulator>,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Application {
@@ -118,7 +120,7 @@ impl Application {
                 },
             ),
             PlivoMode::Sandbox => {
-                let sim = Simulator::start().map_err(StartupError::Sandbox)?;
+                let sim = Simulator::start(base_url.as_str()).map_err(StartupError::Sandbox)?;
                 plivo_tokens.push(sim.auth_token.clone());
                 let config = PlivoClientConfig {
                     auth_id: sim.auth_id.clone(),
@@ -158,10 +160,14 @@ impl Application {
                     .unwrap_or(u64::MAX),
                 max_sends: settings.max_sends,
             },
+            fallback_after: settings.fallback_after,
         };
         let store_kind = store.describe();
         let limiter = Limiter::new(store.clone(), clock.clone());
-        let verifier = Verifier::new(store, keyring, deliverer, clock, policy);
+        let events = Events::new(store.clone(), clock.clone(), settings.webhook.clone())
+            .map_err(StartupError::Plivo)?;
+        let verifier = Verifier::new(store, keyring, deliverer, clock, policy, events);
+        let worker = tokio::spawn(crate::jobs::run(verifier.clone(), settings.scheduler_poll));
 
         let (api_keys, generated_api_key) = if settings.api_keys.is_empty() {
             let key = SecretString::from(format!("sandbox_{}", random_hex(16)));
@@ -209,6 +215,7 @@ impl Application {
             generated_api_key,
             store_kind,
             simulator,
+            worker,
         })
     }
 
@@ -224,6 +231,7 @@ impl Application {
     /// flight finish, then returns).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.worker.abort();
         if let Some(sim) = &self.simulator {
             sim.stop().await;
         }

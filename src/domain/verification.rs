@@ -598,7 +598,10 @@ mod tests {
         x.sends = 5;
         assert_eq!(x.claim_fallback(5, T0), Err(FallbackSkip::SendLimit));
         let mut y = pending();
-        assert_eq!(y.claim_fallback(5, y.expires_at), Err(FallbackSkip::NotPending));
+        assert_eq!(
+            y.claim_fallback(5, y.expires_at),
+            Err(FallbackSkip::NotPending)
+        );
     }
 
     #[test]

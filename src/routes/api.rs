@@ -4,17 +4,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::AppState;
 use super::auth::ApiClient;
 use super::error::{ApiError, retry_secs};
 use crate::domain::verification::CheckResult;
-use crate::domain::{
-    CallOutcome, Channel, Delivery, Locale, OtpCode, PhoneNumber, Status, Verification,
-    VerificationId,
-};
+use crate::domain::{Channel, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
 use crate::service::{CheckBy, StartError, Started};
+use crate::view::VerificationView;
 
 /// Longest accepted `locale` value.
 const MAX_LOCALE_LEN: usize = 12;
@@ -37,61 +35,6 @@ pub struct CheckRequest {
     #[serde(default)]
     id: Option<String>,
     code: String,
-}
-
-/// A verification as the API shows it (never the code).
-#[derive(Debug, Serialize)]
-pub struct VerificationView<'a> {
-    id: &'a str,
-    to: &'a str,
-    channel: Channel,
-    locale: &'a str,
-    status: Status,
-    created_at: String,
-    expires_at: String,
-    attempts_remaining: u32,
-    deliveries: Vec<DeliveryView<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-struct DeliveryView<'a> {
-    channel: Channel,
-    provider_id: &'a str,
-    status: &'a str,
-    error_code: Option<&'a str>,
-    updated_at: String,
-    /// For calls, how the call ended.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    call: Option<&'a CallOutcome>,
-}
-
-impl<'a> VerificationView<'a> {
-    pub fn new(v: &'a Verification) -> Self {
-        Self {
-            id: v.id.as_str(),
-            to: v.to.as_e164(),
-            channel: v.channel,
-            locale: v.locale.as_str(),
-            status: v.status,
-            created_at: v.created_at.to_rfc3339(),
-            expires_at: v.expires_at.to_rfc3339(),
-            attempts_remaining: v.attempts_remaining(),
-            deliveries: v.deliveries.iter().map(DeliveryView::new).collect(),
-        }
-    }
-}
-
-impl<'a> DeliveryView<'a> {
-    fn new(d: &'a Delivery) -> Self {
-        Self {
-            channel: d.channel,
-            provider_id: &d.provider_id,
-            status: &d.status,
-            error_code: d.error_code.as_deref(),
-            updated_at: crate::domain::Timestamp::from_millis(d.updated_at).to_rfc3339(),
-            call: d.call.as_ref(),
-        }
-    }
 }
 
 fn respond(status: StatusCode, v: &Verification) -> HttpResponse {

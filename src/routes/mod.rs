@@ -105,7 +105,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, sandbox: bool) {
                 .route(&route_tail(ANSWER_PATH), web::post().to(plivo::answer))
                 .route(&route_tail(ANSWER_PATH), web::get().to(plivo::answer))
                 .route(&route_tail(AGAIN_PATH), web::post().to(plivo::again))
-                .route(&route_tail(HANGUP_PATH), web::post().to(plivo::hangup)),
+                .route(&route_tail(HANGUP_PATH), web::post().to(plivo::hangup))
+                .route(
+                    "/message-status/{id}",
+                    web::post().to(plivo::message_status),
+                )
+                .route(
+                    "/phlo/message-status",
+                    web::post().to(plivo::phlo_message_status),
+                )
+                .route("/phlo/call-status", web::post().to(plivo::phlo_call_status)),
         )
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz));

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::signed::SignedRequest;
 use crate::delivery::AGAIN_PATH;
-use crate::domain::{CallOutcome, CallRef};
+use crate::domain::{CallOutcome, CallRef, Channel, Delivery, PhoneNumber, VerificationId};
 use crate::plivo::xml::{SpokenCode, TemplateKind, Vars};
 use crate::service::{CallReport, Spoken};
 
@@ -141,4 +141,133 @@ pub async fn hangup(
         }
     }
     ok()
+}
+
+/// The E.164 form of a callback's `To` (Plivo omits the `+`).
+fn callback_number(signed: &SignedRequest) -> Option<PhoneNumber> {
+    let to = signed.param("To")?;
+    let e164 = if to.starts_with('+') {
+        to.to_owned()
+    } else {
+        format!("+{to}")
+    };
+    PhoneNumber::parse(&e164).ok()
+}
+
+/// `POST /plivo/phlo/message-status`: the 2FA PHLO's Send Message receipts.
+pub async fn phlo_message_status(
+    signed: SignedRequest,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (Some(to), Some(uuid), Some(status)) = (
+        callback_number(&signed),
+        signed.param("MessageUUID"),
+        signed.param("Status"),
+    ) else {
+        return HttpResponse::Ok().finish();
+    };
+    let now = state.verifier.now();
+    let delivery = Delivery {
+        channel: Channel::Sms,
+        provider_id: uuid.to_owned(),
+        status: status.to_ascii_lowercase(),
+        error_code: signed
+            .param("ErrorCode")
+            .filter(|c| *c != "000" && *c != "0")
+            .map(str::to_owned),
+        updated_at: now.as_millis(),
+        call: None,
+        sequence: signed.param("Sequence").and_then(|s| s.parse().ok()),
+        created_at: Some(now.as_millis()),
+    };
+    phlo_outcome(state.verifier.record_phlo_status(&to, delivery).await)
+}
+
+/// `POST /plivo/phlo/call-status`: the 2FA PHLO's Initiate Call hangup.
+pub async fn phlo_call_status(signed: SignedRequest, state: web::Data<AppState>) -> HttpResponse {
+    let (Some(to), Some(uuid)) = (
+        callback_number(&signed),
+        signed
+            .param("RequestUUID")
+            .or_else(|| signed.param("CallUUID")),
+    ) else {
+        return HttpResponse::Ok().finish();
+    };
+    let now = state.verifier.now();
+    let duration = signed.param("Duration").and_then(|d| d.parse::<u32>().ok());
+    let code = signed.param("HangupCauseCode").map(str::to_owned);
+    let delivery = Delivery {
+        channel: Channel::Voice,
+        provider_id: uuid.to_owned(),
+        status: signed.param("CallStatus").unwrap_or("completed").to_owned(),
+        error_code: code.clone().filter(|c| c != "4000" && c != "4010"),
+        updated_at: now.as_millis(),
+        call: Some(CallOutcome {
+            answered: duration.is_some_and(|d| d > 0),
+            hangup_cause_code: code,
+            hangup_cause_name: signed.param("HangupCauseName").map(str::to_owned),
+            duration,
+        }),
+        sequence: None,
+        created_at: Some(now.as_millis()),
+    };
+    phlo_outcome(state.verifier.record_phlo_status(&to, delivery).await)
+}
+
+fn phlo_outcome(result: Result<bool, crate::store::StoreError>) -> HttpResponse {
+    match result {
+        Ok(found) => {
+            if !found {
+                tracing::info!("PHLO receipt for a number with no verification");
+            }
+            HttpResponse::Ok().finish()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a PHLO receipt");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+}
+
+/// `POST /plivo/message-status/{id}`: a message's delivery receipt.
+pub async fn message_status(
+    signed: SignedRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    // Unknown or malformed receipts still get 200, so Plivo does not retry them forever.
+    let ok = || HttpResponse::Ok().finish();
+    let (Some(id), Some(uuid), Some(status)) = (
+        VerificationId::parse(&path),
+        signed.param("MessageUUID"),
+        signed.param("Status"),
+    ) else {
+        tracing::info!("message status for an unknown verification or without MessageUUID/Status");
+        return ok();
+    };
+    let now = state.verifier.now();
+    let delivery = Delivery {
+        channel: Channel::Sms,
+        provider_id: uuid.to_owned(),
+        status: status.to_ascii_lowercase(),
+        error_code: signed
+            .param("ErrorCode")
+            .filter(|c| *c != "000" && *c != "0")
+            .map(str::to_owned),
+        updated_at: now.as_millis(),
+        call: None,
+        sequence: signed.param("Sequence").and_then(|s| s.parse().ok()),
+        created_at: Some(now.as_millis()),
+    };
+    match state.verifier.record_sms_status(&id, delivery).await {
+        Ok(true) => ok(),
+        Ok(false) => {
+            tracing::info!(verification.id = %id, "message status for a verification no longer known");
+            ok()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a message status");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
 }

@@ -102,6 +102,15 @@ async fn send_message(
         message_uuid: message_uuid.clone(),
         status: "queued".to_owned(),
     });
+    if let Some(url) = text_field(&body, "url") {
+        tokio::spawn(super::receipts::send(
+            state.clone().into_inner(),
+            url.to_owned(),
+            message_uuid.clone(),
+            src.to_owned(),
+            dst.to_owned(),
+        ));
+    }
     HttpResponse::Accepted().json(json!({
         "api_id": uuid_v4(),
         "message": "message(s) queued",
@@ -128,15 +137,10 @@ async fn run_phlo(
         );
     }
     let phlo_run_id = uuid_v4();
-    if text_field(&payload, "mode") == Some("sms") {
-        let otp = text_field(&payload, "otp").unwrap_or_default();
-        state.record_message(SandboxMessage {
-            to,
-            from: text_field(&payload, "from").unwrap_or_default().to_owned(),
-            text: format!("Your verification code is {otp}"),
-            message_uuid: uuid_v4(),
-            status: "queued".to_owned(),
-        });
+    if let super::phlo::Ran::Invalid(reason) =
+        super::phlo::run(&state.clone().into_inner(), &payload)
+    {
+        return plivo_error(actix_web::http::StatusCode::BAD_REQUEST, &reason);
     }
     state.record_phlo_run(SandboxPhloRun {
         phlo_id: phlo_id.clone(),

@@ -264,7 +264,7 @@ pub async fn play(state: std::sync::Arc<SandboxState>, request: super::api::Call
 }
 
 /// Plivo's timestamp form, `2026-11-25 19:45:12`.
-fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",

@@ -18,6 +18,8 @@ use url::Url;
 mod api;
 pub mod call;
 pub mod numbers;
+pub mod phlo;
+mod receipts;
 
 /// A message the simulator accepted.
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +71,8 @@ pub struct SandboxState {
     calls: Mutex<Vec<SandboxCall>>,
     /// For the simulator's own callbacks to the server.
     http: reqwest::Client,
+    /// The server's PUBLIC_BASE_URL without a trailing slash (PHLO callbacks).
+    public_base: String,
 }
 
 /// Records kept per list, so a long-running sandbox does not grow without bound.
@@ -148,6 +152,16 @@ impl SandboxState {
         }
     }
 
+    fn update_message(&self, uuid: &str, status: &str) {
+        if let Some(m) = locked(&self.messages)
+            .iter_mut()
+            .rev()
+            .find(|m| m.message_uuid == uuid)
+        {
+            status.clone_into(&mut m.status);
+        }
+    }
+
     fn record_message(&self, message: SandboxMessage) {
         push_bounded(&self.messages, message);
     }
@@ -169,7 +183,7 @@ pub struct Simulator {
 
 impl Simulator {
     /// Starts the simulator on a free loopback port with fresh random credentials.
-    pub fn start() -> std::io::Result<Self> {
+    pub fn start(public_base: &str) -> std::io::Result<Self> {
         let auth_id = format!("MA{}", random_hex(9).to_ascii_uppercase());
         let auth_token = SecretString::from(random_hex(20));
         let state = Arc::new(SandboxState {
@@ -178,6 +192,7 @@ impl Simulator {
             messages: Mutex::new(Vec::new()),
             phlo_runs: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
+            public_base: public_base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()

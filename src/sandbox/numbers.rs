@@ -10,8 +10,21 @@ pub const CALL_PRESSES_ONE: &str = "+12025550151";
 /// A call to this number is never answered (CallStatus no-answer).
 pub const CALL_NO_ANSWER: &str = "+12025550152";
 
+/// An SMS to this number is reported undelivered (ErrorCode 30, spam detected).
+pub const SMS_UNDELIVERED: &str = "+12025550153";
+/// An SMS to this number is reported failed (ErrorCode 300, failed to dispatch).
+pub const SMS_FAILED: &str = "+12025550154";
+/// An SMS to this number never gets a delivery receipt.
+pub const SMS_NO_RECEIPT: &str = "+12025550155";
+
 /// Every test number with what it does, for the README and the demo page.
 pub const ALL: &[(&str, &str)] = &[
+    (
+        SMS_UNDELIVERED,
+        "an SMS is reported undelivered (ErrorCode 30)",
+    ),
+    (SMS_FAILED, "an SMS is reported failed (ErrorCode 300)"),
+    (SMS_NO_RECEIPT, "an SMS never gets a delivery receipt"),
     (
         API_ERROR_500,
         "Plivo's API answers 500 Internal Server Error",

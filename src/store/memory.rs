@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CheckOutcome, CheckTarget, DeliveryUpdate, Finish, FinishOutcome, NewVerification,
-    RETENTION_MS, StartOutcome, StoreError, VerificationStore,
+    CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
+    NewVerification, RETENTION_MS, StartOutcome, StoreError, VerificationStore,
 };
 use crate::domain::verification::SendPolicy;
 use crate::domain::{
-    CallRef, Delivery, NumberKey, Status, Timestamp, Verification, VerificationId,
+    CallRef, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
 };
 
 /// How often expired records are swept out.
@@ -37,6 +37,10 @@ struct Inner {
     nonces: HashMap<String, Timestamp>,
     /// Rate-limit window counter → (count, forget at).
     counters: HashMap<String, (u64, Timestamp)>,
+    /// Job → when it is due.
+    jobs: HashMap<String, Timestamp>,
+    /// Small values → (value, forget at, measured in wall-clock ms).
+    blobs: HashMap<String, (String, std::time::Instant)>,
     last_sweep: i64,
 }
 
@@ -188,15 +192,23 @@ impl VerificationStore for MemoryStore {
         let Some(record) = inner.live(id, now) else {
             return Ok(None);
         };
+        let v = &mut record.verification;
         let outcome = match how {
-            Finish::Cancel => record.verification.cancel(now),
+            Finish::Cancel => v.cancel(now),
             Finish::Fail => {
-                if record.verification.fail(now) {
+                if v.fail(now) {
                     Ok(())
                 } else {
-                    Err(record.verification.status)
+                    Err(v.status)
                 }
             }
+            Finish::Expire => match (v.status, v.status_at(now)) {
+                (Status::Pending, Status::Expired) => {
+                    v.status = Status::Expired;
+                    Ok(())
+                }
+                (status, _) => Err(status),
+            },
         };
         debug_assert!(outcome.is_err() || record.verification.status == how.status());
         close(record, now);
@@ -299,6 +311,101 @@ impl VerificationStore for MemoryStore {
         let entry = inner.counters.entry(key).or_insert((0, end));
         entry.0 = entry.0.saturating_add(by);
         Ok(entry.0)
+    }
+
+    async fn latest(
+        &self,
+        number: &PhoneNumber,
+        key: &NumberKey,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let mut inner = self.lock();
+        let Some(id) = inner.latest.get(&key.hash).cloned() else {
+            return Ok(None);
+        };
+        Ok(inner
+            .live(&id, now)
+            .map(|r| r.verification.clone())
+            .filter(|v| &v.to == number))
+    }
+
+    async fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError> {
+        self.lock().jobs.insert(job.to_owned(), due);
+        Ok(())
+    }
+
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut inner = self.lock();
+        let mut due: Vec<(Timestamp, String)> = inner
+            .jobs
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(job, at)| (*at, job.clone()))
+            .collect();
+        due.sort();
+        due.truncate(max);
+        let lease_end = now.plus(std::time::Duration::from_millis(lease_ms));
+        for (_, job) in &due {
+            inner.jobs.insert(job.clone(), lease_end);
+        }
+        Ok(due.into_iter().map(|(_, job)| job).collect())
+    }
+
+    async fn complete_job(&self, job: &str) -> Result<(), StoreError> {
+        self.lock().jobs.remove(job);
+        Ok(())
+    }
+
+    async fn claim_fallback(
+        &self,
+        id: &VerificationId,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<FallbackClaim, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.live(id, now) else {
+            return Ok(FallbackClaim::NotFound);
+        };
+        let result = record.verification.claim_fallback(max_sends, now);
+        close(record, now);
+        Ok(match result {
+            Ok(()) => FallbackClaim::Claimed {
+                verification: record.verification.clone(),
+                sealed: record.sealed.clone().unwrap_or_default(),
+            },
+            Err(skip) => FallbackClaim::Skipped(skip),
+        })
+    }
+
+    async fn put_blob(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ttl_ms);
+        let mut inner = self.lock();
+        inner
+            .blobs
+            .retain(|_, (_, t)| *t > std::time::Instant::now());
+        inner
+            .blobs
+            .insert(key.to_owned(), (value.to_owned(), until));
+        Ok(())
+    }
+
+    async fn get_blob(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .blobs
+            .get(key)
+            .filter(|(_, t)| *t > std::time::Instant::now())
+            .map(|(v, _)| v.clone()))
+    }
+
+    async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().blobs.remove(key);
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

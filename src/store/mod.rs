@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
+use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
     CallRef, Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification,
     VerificationId,
@@ -72,6 +72,8 @@ pub enum CheckTarget<'a> {
 pub enum Finish {
     Cancel,
     Fail,
+    /// Settle as expired, if its lifetime is over (`Err(Pending)`: not yet).
+    Expire,
 }
 
 impl Finish {
@@ -79,8 +81,21 @@ impl Finish {
         match self {
             Finish::Cancel => Status::Canceled,
             Finish::Fail => Status::Failed,
+            Finish::Expire => Status::Expired,
         }
     }
+}
+
+/// The result of claiming a verification's automatic fallback.
+#[derive(Debug, Clone)]
+pub enum FallbackClaim {
+    /// Claimed: place the call with this sealed code.
+    Claimed {
+        verification: Verification,
+        sealed: String,
+    },
+    Skipped(FallbackSkip),
+    NotFound,
 }
 
 /// The counter key for `name`'s window at `now`, and when that window ends.
@@ -187,6 +202,56 @@ pub trait VerificationStore: Send + Sync {
         by: u64,
         now: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The latest verification of a number (any status), if still kept.
+    fn latest(
+        &self,
+        number: &PhoneNumber,
+        key: &NumberKey,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+
+    /// Schedules `job` (or moves it) to come due at `due`.
+    fn schedule(
+        &self,
+        job: &str,
+        due: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Claims up to `max` jobs due at `now`, each leased for `lease_ms`: no other
+    /// claimer gets it meanwhile, and it comes due again if never completed.
+    fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease_ms: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Removes a job (done, or no longer wanted).
+    fn complete_job(&self, job: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Claims the one automatic voice fallback of a verification.
+    fn claim_fallback(
+        &self,
+        id: &VerificationId,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<FallbackClaim, StoreError>> + Send;
+
+    /// Keeps a small value (an outgoing event) for `ttl_ms`.
+    fn put_blob(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_blob(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    fn delete_blob(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Whether the store answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -315,6 +380,77 @@ impl VerificationStore for Store {
         match self {
             Store::Redis(s) => s.hit(name, window_ms, by, now).await,
             Store::Memory(s) => s.hit(name, window_ms, by, now).await,
+        }
+    }
+
+    async fn latest(
+        &self,
+        number: &PhoneNumber,
+        key: &NumberKey,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        match self {
+            Store::Redis(s) => s.latest(number, key, now).await,
+            Store::Memory(s) => s.latest(number, key, now).await,
+        }
+    }
+
+    async fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.schedule(job, due).await,
+            Store::Memory(s) => s.schedule(job, due).await,
+        }
+    }
+
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Redis(s) => s.claim_jobs(now, lease_ms, max).await,
+            Store::Memory(s) => s.claim_jobs(now, lease_ms, max).await,
+        }
+    }
+
+    async fn complete_job(&self, job: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.complete_job(job).await,
+            Store::Memory(s) => s.complete_job(job).await,
+        }
+    }
+
+    async fn claim_fallback(
+        &self,
+        id: &VerificationId,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<FallbackClaim, StoreError> {
+        match self {
+            Store::Redis(s) => s.claim_fallback(id, max_sends, now).await,
+            Store::Memory(s) => s.claim_fallback(id, max_sends, now).await,
+        }
+    }
+
+    async fn put_blob(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.put_blob(key, value, ttl_ms).await,
+            Store::Memory(s) => s.put_blob(key, value, ttl_ms).await,
+        }
+    }
+
+    async fn get_blob(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Redis(s) => s.get_blob(key).await,
+            Store::Memory(s) => s.get_blob(key).await,
+        }
+    }
+
+    async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.delete_blob(key).await,
+            Store::Memory(s) => s.delete_blob(key).await,
         }
     }
 

@@ -15,10 +15,12 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use serde::Serialize;
 
 use super::{
-    CheckOutcome, CheckTarget, DeliveryUpdate, Finish, FinishOutcome, NewVerification,
-    RETENTION_MS, StartOutcome, StoreError, VerificationStore, parse_channel,
+    CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
+    NewVerification, RETENTION_MS, StartOutcome, StoreError, VerificationStore, parse_channel,
 };
-use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy, delivery_rank};
+use crate::domain::verification::{
+    CheckResult, FallbackSkip, ResendRefusal, SendPolicy, delivery_rank,
+};
 use crate::domain::{
     CallRef, Delivery, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification,
     VerificationId,
@@ -75,6 +77,8 @@ struct Scripts {
     delivery: Script,
     resolve_call: Script,
     hit: Script,
+    claim_jobs: Script,
+    claim_fallback: Script,
 }
 
 impl Scripts {
@@ -86,6 +90,8 @@ impl Scripts {
             delivery: Script::new(lua!("lua/delivery.lua")),
             resolve_call: Script::new(lua!("lua/resolve_call.lua")),
             hit: Script::new(include_str!("lua/hit.lua")),
+            claim_jobs: Script::new(include_str!("lua/claim_jobs.lua")),
+            claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
         }
     }
 }
@@ -215,6 +221,14 @@ impl RedisStore {
 
     fn call_key(&self, call: &CallRef) -> String {
         format!("{}:{{{}}}:call:{}", self.prefix, call.tag(), call.as_str())
+    }
+
+    fn jobs_key(&self) -> String {
+        format!("{}:{{jobs}}", self.prefix)
+    }
+
+    fn blob_key(&self, key: &str) -> String {
+        format!("{}:blob:{key}", self.prefix)
     }
 
     fn nonce_key(&self, nonce: &str) -> String {
@@ -496,10 +510,11 @@ impl VerificationStore for RedisStore {
             return Ok(None);
         }
         let verification = reply.verification(1, id)?;
-        let result = if outcome == "done" {
-            Ok(())
-        } else {
-            Err(verification.status)
+        let result = match outcome.as_str() {
+            "done" => Ok(()),
+            // Not due yet: still pending.
+            "not_due" => Err(Status::Pending),
+            _ => Err(verification.status),
         };
         Ok(Some((result, verification)))
     }
@@ -601,6 +616,108 @@ impl VerificationStore for RedisStore {
             Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
             other => Err(StoreError::Corrupt(format!("hit said {other:?}"))),
         }
+    }
+
+    async fn latest(
+        &self,
+        number: &PhoneNumber,
+        key: &NumberKey,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.pointer_key(key));
+        let Some(id) = self.query::<Option<String>>(&cmd).await? else {
+            return Ok(None);
+        };
+        let id = parse_id(&id)?;
+        Ok(self.get(&id, now).await?.filter(|v| &v.to == number))
+    }
+
+    async fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.jobs_key()).arg(due.as_millis()).arg(job);
+        self.query::<()>(&cmd).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let lease_end = now.plus(Duration::from_millis(lease_ms));
+        let mut invocation = self.scripts.claim_jobs.prepare_invoke();
+        invocation
+            .key(self.jobs_key())
+            .arg(now.as_millis())
+            .arg(lease_end.as_millis())
+            .arg(max);
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(
+            self.timeout,
+            invocation.invoke_async::<Vec<String>>(&mut conn),
+        )
+        .await
+        {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Ok(jobs)) => Ok(jobs),
+        }
+    }
+
+    async fn complete_job(&self, job: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.jobs_key()).arg(job);
+        self.query::<()>(&cmd).await
+    }
+
+    async fn claim_fallback(
+        &self,
+        id: &VerificationId,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<FallbackClaim, StoreError> {
+        let mut invocation = self.scripts.claim_fallback.prepare_invoke();
+        invocation
+            .key(self.record_key(id))
+            .arg(now.as_millis())
+            .arg(max_sends)
+            .arg(RETENTION);
+        let reply = Reply::new(self.run(invocation).await?)?;
+        Ok(match reply.text(0)?.as_str() {
+            "claimed" => FallbackClaim::Claimed {
+                sealed: reply.text(1)?,
+                verification: reply.verification(2, id)?,
+            },
+            "skip" => FallbackClaim::Skipped(match reply.text(1)?.as_str() {
+                "already_called" => FallbackSkip::AlreadyCalled,
+                "delivered" => FallbackSkip::Delivered,
+                "send_limit" => FallbackSkip::SendLimit,
+                _ => FallbackSkip::NotPending,
+            }),
+            _ => FallbackClaim::NotFound,
+        })
+    }
+
+    async fn put_blob(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.blob_key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        self.query::<()>(&cmd).await
+    }
+
+    async fn get_blob(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.blob_key(key));
+        self.query(&cmd).await
+    }
+
+    async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.blob_key(key));
+        self.query::<()>(&cmd).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

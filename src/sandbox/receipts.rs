@@ -1,0 +1,48 @@
+//! Delivery receipts as Plivo sends them: signed form posts to the message's
+//! `url`, queued → sent → delivered (or undelivered/failed for the test
+//! numbers), each with its `Sequence`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{SandboxState, numbers};
+
+/// Pause between successive receipts of one message.
+const STEP: Duration = Duration::from_millis(40);
+
+/// The statuses a message to `to` goes through, with the error code of the last.
+fn script(to: &str) -> &'static [(&'static str, &'static str)] {
+    match to {
+        numbers::SMS_NO_RECEIPT => &[],
+        numbers::SMS_UNDELIVERED => &[("queued", ""), ("sent", ""), ("undelivered", "30")],
+        numbers::SMS_FAILED => &[("queued", ""), ("failed", "300")],
+        _ => &[("queued", ""), ("sent", ""), ("delivered", "")],
+    }
+}
+
+pub async fn send(state: Arc<SandboxState>, url: String, uuid: String, from: String, to: String) {
+    for (sequence, (status, error)) in script(&to).iter().enumerate() {
+        tokio::time::sleep(STEP).await;
+        let params: Vec<(String, String)> = [
+            ("MessageUUID", uuid.as_str()),
+            ("Status", status),
+            ("ErrorCode", error),
+            ("From", from.trim_start_matches('+')),
+            ("To", to.trim_start_matches('+')),
+            ("Units", "1"),
+            ("TotalRate", "0.0050"),
+            ("TotalAmount", "0.0050"),
+            ("MessageTime", &super::call::now_text()),
+            ("ParentMessageUUID", uuid.as_str()),
+            ("PartInfo", "1 of 1"),
+            ("Sequence", &(sequence + 1).to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        state.update_message(&uuid, status);
+        if let Err(e) = state.post_signed(&url, &params).await {
+            tracing::warn!(error = %e, "sandbox: status callback failed");
+        }
+    }
+}
