@@ -279,7 +279,11 @@ impl Verifier {
     pub async fn expire(&self, id: &VerificationId) -> Result<(), StoreError> {
         let now = self.clock.now();
         match self.store.finish(id, Finish::Expire, now).await? {
-            Some((Ok(()), v)) => self.events.emit(EventKind::Expired, &v).await,
+            // This job is the one place that announces expiry, whichever path
+            // (a late check, a fallback claim…) happened to settle it first.
+            Some((Ok(()) | Err(Status::Expired), v)) => {
+                self.events.emit(EventKind::Expired, &v).await
+            }
             // Another instance's clock may trail: look again in a second.
             Some((Err(Status::Pending), v)) => {
                 let due = v.expires_at.max(now.plus(Duration::from_secs(1)));
