@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::domain::code::CodeLength;
 use crate::domain::keyring::MIN_SECRET_BYTES;
+use crate::limits::Limit;
 use crate::store::redis::{DEFAULT_KEY_PREFIX, RedisTarget};
 
 /// Every key this server reads, for validating config files.
@@ -48,7 +49,48 @@ pub const KEYS: &[&str] = &[
     "SCHEDULER_POLL_MS",
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
+    "RATE_LIMIT_NUMBER",
+    "RATE_LIMIT_IP",
+    "RATE_LIMIT_API_KEY",
+    "RATE_LIMIT_COUNTRY",
+    "RATE_LIMIT_GLOBAL",
+    "ALLOWED_COUNTRIES",
+    "PUMPING_MIN_CONVERSION",
+    "PUMPING_MIN_VOLUME",
+    "PUMPING_WINDOW_MINUTES",
+    "PUMPING_COOLOFF_MINUTES",
+    "SAFE_NUMBERS",
+    "LOCKOUT_AFTER_EXHAUSTED",
+    "LOCKOUT_MINUTES",
+    "MAX_FAILED_CHECKS_PER_DAY",
 ];
+
+/// Countries allowed by default: markets with low SMS-pumping risk where
+/// Plivo delivers directly. Widen with ALLOWED_COUNTRIES (`*` allows all).
+pub const DEFAULT_ALLOWED_COUNTRIES: &str =
+    "US,CA,GB,IE,FR,DE,ES,IT,PT,NL,BE,LU,AT,CH,DK,SE,NO,FI,PL,AU,NZ,JP,SG,IN,BR,MX";
+
+/// The abuse defences, from configuration (see SECURITY.md).
+#[derive(Debug, Clone)]
+pub struct AbuseSettings {
+    pub per_number: Limit,
+    pub per_ip: Limit,
+    pub per_api_key: Limit,
+    pub per_country: Limit,
+    pub global: Limit,
+    /// ISO regions allowed; `None`: all.
+    pub allowed_countries: Option<Vec<String>>,
+    pub pumping_min_conversion: f64,
+    pub pumping_min_volume: u64,
+    pub pumping_window: Duration,
+    pub pumping_cooloff: Duration,
+    /// E.164 numbers that bypass the pumping detector and the geo rules.
+    pub safe_numbers: Vec<String>,
+    /// Exhausted verifications per hour that lock a number's starts.
+    pub lockout_after_exhausted: u64,
+    pub lockout: Duration,
+    pub max_failed_checks_per_day: u64,
+}
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_PLIVO_API_BASE_URL: &str = "https://api.plivo.com";
@@ -120,6 +162,7 @@ pub struct Settings {
     pub scheduler_poll: Duration,
     /// Where signed events go, with the key that signs them.
     pub webhook: Option<(Url, SecretSlice<u8>)>,
+    pub abuse: AbuseSettings,
 }
 
 impl Settings {
@@ -358,6 +401,66 @@ impl Settings {
                 Some((url, SecretSlice::from(key)))
             }
         };
+        let abuse = AbuseSettings {
+            per_number: limit(get, "RATE_LIMIT_NUMBER", "5/10m")?,
+            per_ip: limit(get, "RATE_LIMIT_IP", "60/1m")?,
+            per_api_key: limit(get, "RATE_LIMIT_API_KEY", "600/1m")?,
+            per_country: limit(get, "RATE_LIMIT_COUNTRY", "1000/1h")?,
+            global: limit(get, "RATE_LIMIT_GLOBAL", "10000/1h")?,
+            allowed_countries: match get("ALLOWED_COUNTRIES").unwrap_or(DEFAULT_ALLOWED_COUNTRIES) {
+                "*" => None,
+                list => Some(
+                    split_list(list)
+                        .map(|c| {
+                            let c = c.to_ascii_uppercase();
+                            if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+                                Ok(c)
+                            } else {
+                                Err(err(
+                                    "ALLOWED_COUNTRIES",
+                                    format!("{c:?} is not an ISO 3166 country code such as US"),
+                                ))
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+            },
+            pumping_min_conversion: match get("PUMPING_MIN_CONVERSION") {
+                None => 0.2,
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| (0.0..=1.0).contains(f))
+                    .ok_or_else(|| {
+                        err(
+                            "PUMPING_MIN_CONVERSION",
+                            "must be a fraction between 0 and 1",
+                        )
+                    })?,
+            },
+            pumping_min_volume: int(get, "PUMPING_MIN_VOLUME", 50, 1..=1_000_000)?,
+            pumping_window: Duration::from_secs(
+                60 * int::<u64>(get, "PUMPING_WINDOW_MINUTES", 60, 10..=1_440)?,
+            ),
+            pumping_cooloff: Duration::from_secs(
+                60 * int::<u64>(get, "PUMPING_COOLOFF_MINUTES", 60, 1..=1_440)?,
+            ),
+            safe_numbers: get("SAFE_NUMBERS")
+                .map(|list| {
+                    split_list(list)
+                        .map(|n| {
+                            crate::domain::PhoneNumber::parse(n)
+                                .map(|p| p.as_e164().to_owned())
+                                .map_err(|e| err("SAFE_NUMBERS", format!("{n:?}: {e}")))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
+            lockout_after_exhausted: int(get, "LOCKOUT_AFTER_EXHAUSTED", 3, 1..=100)?,
+            lockout: Duration::from_secs(60 * int::<u64>(get, "LOCKOUT_MINUTES", 60, 1..=1_440)?),
+            max_failed_checks_per_day: int(get, "MAX_FAILED_CHECKS_PER_DAY", 100, 5..=100_000)?,
+        };
         let trusted_proxies = get("TRUSTED_PROXIES")
             .map(|list| {
                 split_list(list)
@@ -404,8 +507,44 @@ impl Settings {
             fallback_after,
             scheduler_poll,
             webhook,
+            abuse,
         })
     }
+}
+
+/// `N/WINDOW` with a window such as `30s`, `10m`, `1h` or `1d`.
+fn limit<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    var: &str,
+    default: &str,
+) -> Result<Limit, ConfigError> {
+    let raw = get(var).unwrap_or(default);
+    let bad = || {
+        err(
+            var,
+            format!("{raw:?} is not a limit such as 5/10m (count/window: s, m, h or d)"),
+        )
+    };
+    let (count, window) = raw.split_once('/').ok_or_else(bad)?;
+    let count: u64 = count.trim().parse().map_err(|_| bad())?;
+    let window = window.trim();
+    let (n, unit) = window.split_at(window.len().saturating_sub(1));
+    let n: u64 = if n.is_empty() {
+        1
+    } else {
+        n.parse().map_err(|_| bad())?
+    };
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    if count == 0 || secs == 0 || secs > 7 * 86_400 {
+        return Err(bad());
+    }
+    Ok(Limit::new(count, Duration::from_secs(secs)))
 }
 
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
@@ -586,6 +725,22 @@ mod tests {
         );
         let s = Settings::from_vars(&vars(&[("REDIS_URL", "unix:///tmp/r.sock")])).unwrap();
         assert!(matches!(s.redis, Some(RedisTarget::Single(_))));
+    }
+
+    #[test]
+    fn limits_read_as_count_per_window() {
+        let get = |v: &'static str| move |_: &str| Some(v);
+        assert_eq!(
+            limit(get("5/10m"), "X", "").unwrap(),
+            Limit::new(5, Duration::from_secs(600))
+        );
+        assert_eq!(
+            limit(get("100/d"), "X", "").unwrap(),
+            Limit::new(100, Duration::from_secs(86_400))
+        );
+        for bad in ["5", "0/1m", "5/10", "5/10x", "x/1m", "5/0s"] {
+            assert_eq!(limit(get(bad), "X", "").unwrap_err().var, "X", "{bad}");
+        }
     }
 
     #[test]

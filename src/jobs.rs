@@ -21,6 +21,9 @@ pub async fn run(verifier: Verifier, poll: Duration) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        if let Err(e) = verifier.guard().flush().await {
+            tracing::debug!(error = %e, "could not flush approval counts");
+        }
         if let Err(e) = run_due(&verifier).await {
             tracing::debug!(error = %e, "job poll failed");
         }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod events;
+pub mod guard;
 pub mod jobs;
 pub mod limits;
 pub mod plivo;

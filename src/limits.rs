@@ -89,6 +89,28 @@ impl Limiter {
         Ok(Self::decide(count, limit, &name, now))
     }
 
+    /// This window's count, the previous window's, and how far into this
+    /// window `now` is (0 to 1).
+    pub async fn current_and_previous(
+        &self,
+        scope: &str,
+        subject: &str,
+        window: Duration,
+    ) -> Result<(u64, u64, f64), StoreError> {
+        let now = self.clock.now();
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let name = Self::name(scope, subject);
+        let before =
+            Timestamp::from_millis(now.as_millis() - i64::try_from(window_ms).unwrap_or(i64::MAX));
+        let (current, previous) = tokio::join!(
+            self.store.hit(&name, window_ms, 0, now),
+            self.store.hit(&name, window_ms, 0, before),
+        );
+        let (_, end) = window_of(&name, window_ms, now);
+        let left = now.millis_until(end) as f64 / window_ms as f64;
+        Ok((current?, previous?, 1.0 - left))
+    }
+
     /// Adds hits without deciding (events a later `peek` judges).
     pub async fn record(
         &self,

@@ -13,6 +13,7 @@ use crate::domain::{
     Timestamp, Verification, VerificationId,
 };
 use crate::events::{EventKind, Events};
+use crate::guard::{Guard, Refusal, Requester};
 use crate::plivo::PlivoError;
 use crate::store::{
     CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
@@ -40,6 +41,8 @@ pub enum StartError {
     SendLimit { retry_after_ms: u64 },
     #[error("Plivo could not deliver the code: {0}")]
     Delivery(#[source] PlivoError),
+    #[error("refused: {}", .0.code())]
+    Refused(Refusal),
 }
 
 /// Whether start made a new verification or re-sent the open one.
@@ -61,6 +64,7 @@ pub struct Verifier {
     clock: Arc<dyn Clock>,
     policy: Policy,
     events: Events,
+    guard: Guard,
 }
 
 impl Verifier {
@@ -71,6 +75,7 @@ impl Verifier {
         clock: Arc<dyn Clock>,
         policy: Policy,
         events: Events,
+        guard: Guard,
     ) -> Self {
         Self {
             store,
@@ -79,7 +84,12 @@ impl Verifier {
             clock,
             policy,
             events,
+            guard,
         }
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
     }
 
     pub fn events(&self) -> &Events {
@@ -113,9 +123,15 @@ impl Verifier {
         to: PhoneNumber,
         channel: Channel,
         locale: Locale,
+        who: &Requester,
     ) -> Result<(Started, Verification), StartError> {
         let now = self.clock.now();
         let key = self.keyring.number_key(&to);
+        if let Err(refusal) = self.guard.admit_start(&to, &key, channel, who).await? {
+            tracing::info!(refusal = refusal.code(), "start refused");
+            metrics::counter!("plivo2fa_blocks_total", "reason" => refusal.code()).increment(1);
+            return Err(StartError::Refused(refusal));
+        }
         let id = VerificationId::generate(&key.tag);
         let code = OtpCode::generate(self.policy.code_length);
         let new = NewVerification {
@@ -140,6 +156,9 @@ impl Verifier {
         match self.store.start(new, &key, self.policy.send, now).await? {
             StartOutcome::Created(v) => {
                 tracing::info!(verification.id = %v.id, "verification opened");
+                if let Err(e) = self.guard.opened(&v.to).await {
+                    tracing::warn!(error = %e, "pumping detector could not count a start");
+                }
                 match self.deliver(&v, &code, channel, now).await {
                     Ok(v) => {
                         if self.events.enabled() {
@@ -251,6 +270,15 @@ impl Verifier {
         };
         if let Some((outcome, v)) = &result {
             tracing::info!(verification.id = %v.id, outcome = ?outcome, "code checked");
+            if matches!(
+                outcome,
+                CheckResult::Wrong | CheckResult::Exhausted | CheckResult::Approved
+            ) {
+                let key = self.keyring.number_key(&v.to);
+                if let Err(e) = self.guard.checked(&v.to, &key, *outcome).await {
+                    tracing::warn!(error = %e, "could not count a check for the abuse limits");
+                }
+            }
             if *outcome == CheckResult::Approved {
                 self.events.emit(EventKind::Approved, v).await;
             }

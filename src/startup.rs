@@ -16,6 +16,7 @@ use crate::delivery::{CallSettings, Deliverer, Route};
 use crate::domain::verification::SendPolicy;
 use crate::domain::{Clock, Keyring};
 use crate::events::Events;
+use crate::guard::Guard;
 use crate::limits::Limiter;
 use crate::plivo::PlivoClient;
 use crate::plivo::client::PlivoClientConfig;
@@ -58,6 +59,7 @@ pub struct Application {
     pub store_kind: &'static str,
     simulator: Option<Simulator>,
     worker: tokio::task::JoinHandle<()>,
+    verifier: Verifier,
 }
 
 impl std::fmt::Debug for Application {
@@ -166,8 +168,10 @@ impl Application {
         let limiter = Limiter::new(store.clone(), clock.clone());
         let events = Events::new(store.clone(), clock.clone(), settings.webhook.clone())
             .map_err(StartupError::Plivo)?;
-        let verifier = Verifier::new(store, keyring, deliverer, clock, policy, events);
+        let guard = Guard::new(limiter.clone(), store.clone(), settings.abuse.clone());
+        let verifier = Verifier::new(store, keyring, deliverer, clock, policy, events, guard);
         let worker = tokio::spawn(crate::jobs::run(verifier.clone(), settings.scheduler_poll));
+        let app_verifier = verifier.clone();
 
         let (api_keys, generated_api_key) = if settings.api_keys.is_empty() {
             let key = SecretString::from(format!("sandbox_{}", random_hex(16)));
@@ -216,6 +220,7 @@ impl Application {
             store_kind,
             simulator,
             worker,
+            verifier: app_verifier,
         })
     }
 
@@ -225,6 +230,11 @@ impl Application {
 
     pub fn base_url(&self) -> &Url {
         &self.base_url
+    }
+
+    /// The use cases behind the routes, for in-process drivers (tests, benches).
+    pub fn verifier(&self) -> Verifier {
+        self.verifier.clone()
     }
 
     /// Serves until SIGINT/SIGTERM (actix stops accepting, lets requests in

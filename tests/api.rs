@@ -203,7 +203,7 @@ async fn starting_again_re_sends_the_same_code_after_the_cooldown() {
 
 #[tokio::test]
 async fn a_verification_is_sent_at_most_five_times() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app(&[("RATE_LIMIT_NUMBER", "100/10m")]).await;
     let to = random_number();
     app.start(&to, "sms").await;
     for _ in 0..4 {

@@ -29,6 +29,8 @@ pub enum LineKind {
     /// Fixed line or mobile: some plans (the US, Canada…) cannot tell them apart.
     FixedLineOrMobile,
     PremiumRate,
+    /// Shared-cost lines: the caller pays part, a pumping favourite.
+    SharedCost,
     TollFree,
     Voip,
     Other,
@@ -36,9 +38,55 @@ pub enum LineKind {
 }
 
 /// A valid phone number in E.164 form (`+` and up to 15 digits).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct PhoneNumber {
     e164: String,
+    /// What libphonenumber said when the number was parsed (absent for numbers
+    /// read back from the store, computed on demand then).
+    meta: Option<Meta>,
+}
+
+#[derive(Debug, Clone)]
+struct Meta {
+    region: Option<String>,
+    country_code: u16,
+    kind: LineKind,
+}
+
+impl PartialEq for PhoneNumber {
+    fn eq(&self, other: &Self) -> bool {
+        self.e164 == other.e164
+    }
+}
+
+impl Eq for PhoneNumber {}
+
+impl std::hash::Hash for PhoneNumber {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.e164.hash(state);
+    }
+}
+
+fn kind_of(parsed: &phonenumber::PhoneNumber) -> LineKind {
+    match parsed.number_type(&DATABASE) {
+        PhoneNumberType::Mobile => LineKind::Mobile,
+        PhoneNumberType::FixedLine => LineKind::FixedLine,
+        PhoneNumberType::FixedLineOrMobile => LineKind::FixedLineOrMobile,
+        PhoneNumberType::PremiumRate => LineKind::PremiumRate,
+        PhoneNumberType::TollFree => LineKind::TollFree,
+        PhoneNumberType::Voip => LineKind::Voip,
+        PhoneNumberType::Unknown => LineKind::Unknown,
+        PhoneNumberType::SharedCost => LineKind::SharedCost,
+        _ => LineKind::Other,
+    }
+}
+
+fn meta_of(parsed: &phonenumber::PhoneNumber) -> Meta {
+    Meta {
+        region: parsed.country().id().map(|id| id.as_ref().to_owned()),
+        country_code: parsed.code().value(),
+        kind: kind_of(parsed),
+    }
 }
 
 impl PhoneNumber {
@@ -60,12 +108,22 @@ impl PhoneNumber {
         }
         Ok(Self {
             e164: parsed.format().mode(Mode::E164).to_string(),
+            meta: Some(meta_of(&parsed)),
         })
     }
 
     /// Rebuilds a number this server validated before (read back from its own store).
     pub fn from_trusted_e164(e164: String) -> Self {
-        Self { e164 }
+        Self { e164, meta: None }
+    }
+
+    fn meta(&self) -> Option<Meta> {
+        match &self.meta {
+            Some(m) => Some(m.clone()),
+            None => phonenumber::parse(None, &self.e164)
+                .ok()
+                .map(|p| meta_of(&p)),
+        }
     }
 
     /// The full E.164 form. Only for Plivo requests and storage, never for logs.
@@ -75,31 +133,16 @@ impl PhoneNumber {
 
     /// The ISO 3166 region libphonenumber assigns (`"US"`, `"GB"`…), if any.
     pub fn region(&self) -> Option<String> {
-        let parsed = phonenumber::parse(None, &self.e164).ok()?;
-        parsed.country().id().map(|id| id.as_ref().to_owned())
+        self.meta()?.region
     }
 
     /// The country calling code (`1`, `44`…).
     pub fn country_code(&self) -> Option<u16> {
-        phonenumber::parse(None, &self.e164)
-            .ok()
-            .map(|p| p.code().value())
+        self.meta().map(|m| m.country_code)
     }
 
     pub fn line_kind(&self) -> LineKind {
-        let Ok(parsed) = phonenumber::parse(None, &self.e164) else {
-            return LineKind::Unknown;
-        };
-        match parsed.number_type(&DATABASE) {
-            PhoneNumberType::Mobile => LineKind::Mobile,
-            PhoneNumberType::FixedLine => LineKind::FixedLine,
-            PhoneNumberType::FixedLineOrMobile => LineKind::FixedLineOrMobile,
-            PhoneNumberType::PremiumRate => LineKind::PremiumRate,
-            PhoneNumberType::TollFree => LineKind::TollFree,
-            PhoneNumberType::Voip => LineKind::Voip,
-            PhoneNumberType::Unknown => LineKind::Unknown,
-            _ => LineKind::Other,
-        }
+        self.meta().map_or(LineKind::Unknown, |m| m.kind)
     }
 
     /// The number with its middle hidden: `+1415***0100`.
@@ -170,6 +213,15 @@ mod tests {
         let n = PhoneNumber::parse("+14155550100").unwrap();
         assert_eq!(n.to_string(), "+1415***0100");
         assert!(!format!("{n:?}").contains("4155550100"));
+    }
+
+    #[test]
+    fn premium_rate_numbers_are_known_as_such() {
+        let n = PhoneNumber::parse("+19005550100").unwrap();
+        assert_eq!(n.line_kind(), LineKind::PremiumRate);
+        let stored = PhoneNumber::from_trusted_e164("+19005550100".into());
+        assert_eq!(stored.line_kind(), LineKind::PremiumRate);
+        assert_eq!(stored, n);
     }
 
     #[test]

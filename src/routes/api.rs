@@ -3,7 +3,7 @@
 //! lines, then calls the verifier.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::AppState;
@@ -11,6 +11,7 @@ use super::auth::ApiClient;
 use super::error::{ApiError, retry_secs};
 use crate::domain::verification::CheckResult;
 use crate::domain::{Channel, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
+use crate::guard::Requester;
 use crate::service::{CheckBy, StartError, Started};
 use crate::view::VerificationView;
 
@@ -80,7 +81,8 @@ fn unknown_verification() -> ApiError {
 
 /// `POST /v1/verifications`
 pub async fn start(
-    _client: ApiClient,
+    client: ApiClient,
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<StartRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -88,8 +90,12 @@ pub async fn start(
     let to = parse_phone(&body.to)?;
     let channel = parse_channel(body.channel.as_deref())?;
     let locale = parse_locale(body.locale.as_deref())?;
-
-    match state.verifier.start(to, channel, locale).await {
+    let who = Requester {
+        ip: state.client_ip(&req),
+        api_key: Some(client.key_index),
+    };
+    match state.verifier.start(to, channel, locale, &who).await {
+        Err(StartError::Refused(refusal)) => Err(refusal.into()),
         Ok((Started::New, v)) => Ok(respond(StatusCode::CREATED, &v)),
         Ok((Started::Existing, v)) => Ok(respond(StatusCode::OK, &v)),
         Err(StartError::Store(e)) => Err(e.into()),

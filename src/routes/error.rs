@@ -7,6 +7,7 @@ use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::guard::Refusal;
 use crate::plivo::PlivoError;
 use crate::store::StoreError;
 
@@ -41,6 +42,23 @@ pub enum ApiError {
     Plivo(PlivoError),
     #[error(transparent)]
     Store(StoreError),
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Forbidden { code, message } => ApiError::Forbidden { code, message },
+            Refusal::Limited {
+                code,
+                message,
+                retry_after_ms,
+            } => ApiError::TooManyRequests {
+                code,
+                message,
+                retry_after_secs: retry_secs(retry_after_ms),
+            },
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {

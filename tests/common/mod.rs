@@ -39,6 +39,7 @@ pub fn random_number() -> String {
 }
 
 pub struct TestApp {
+    pub verifier: plivo_2fa::service::Verifier,
     pub base: String,
     pub api_key: String,
     pub http: reqwest::Client,
@@ -80,8 +81,10 @@ pub async fn try_spawn_with(
         .as_ref()
         .map(|k| k.expose_secret().to_owned())
         .unwrap_or_else(|| API_KEY.to_owned());
+    let verifier = app.verifier();
     tokio::spawn(app.run_until_stopped());
     Ok(TestApp {
+        verifier,
         base,
         api_key,
         http: reqwest::Client::builder()
