@@ -43,6 +43,7 @@ pub const KEYS: &[&str] = &[
     "VOICE_MACHINE_DETECTION",
     "VOICE_TIME_LIMIT_SECS",
     "TRUSTED_PROXIES",
+    "DEMO_PAGE",
 ];
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
@@ -109,6 +110,8 @@ pub struct Settings {
     pub voice_time_limit_secs: u32,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve the demo page at `/` and its endpoints under `/demo/`.
+    pub demo_page: bool,
 }
 
 impl Settings {
@@ -328,6 +331,12 @@ impl Settings {
             })
             .transpose()?
             .unwrap_or_default();
+        // On by default only in the sandbox: with real credentials a public page
+        // that sends codes is a choice an operator makes, not a default.
+        let demo_page = match get("DEMO_PAGE") {
+            None => sandbox,
+            Some(v) => parse_bool("DEMO_PAGE", v)?,
+        };
 
         Ok(Self {
             listen_addr,
@@ -354,7 +363,16 @@ impl Settings {
             machine_detection,
             voice_time_limit_secs,
             trusted_proxies,
+            demo_page,
         })
+    }
+}
+
+fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(err(var, format!("{v:?} is not true or false"))),
     }
 }
 
@@ -520,6 +538,29 @@ mod tests {
             assert_eq!(e.var, k, "{k}={v}");
             assert!(e.to_string().starts_with(k));
         }
+    }
+
+    #[test]
+    fn the_demo_page_is_on_in_the_sandbox_and_off_with_plivo_credentials_unless_set() {
+        assert!(Settings::from_vars(&BTreeMap::new()).unwrap().demo_page);
+        assert!(
+            !Settings::from_vars(&vars(&[("DEMO_PAGE", "false")]))
+                .unwrap()
+                .demo_page
+        );
+        let live = [
+            ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+            ("PLIVO_AUTH_TOKEN", "tok"),
+            ("PLIVO_FROM_NUMBER", "+14155550100"),
+            ("API_KEYS", "0123456789abcdef"),
+            ("OTP_SECRET", SECRET),
+        ];
+        assert!(!Settings::from_vars(&vars(&live)).unwrap().demo_page);
+        let mut on = vars(&live);
+        on.insert("DEMO_PAGE".into(), "true".into());
+        assert!(Settings::from_vars(&on).unwrap().demo_page);
+        let e = Settings::from_vars(&vars(&[("DEMO_PAGE", "maybe")])).unwrap_err();
+        assert_eq!(e.var, "DEMO_PAGE");
     }
 
     #[test]
