@@ -55,6 +55,8 @@ pub struct Application {
     /// The key generated in sandbox mode when `API_KEYS` is unset.
     pub generated_api_key: Option<SecretString>,
     pub store_kind: &'static str,
+    /// Whether `/` serves the demo page.
+    pub demo_page: bool,
     simulator: Option<Simulator>,
 }
 
@@ -171,6 +173,10 @@ impl Application {
         };
 
         let sandbox_on = simulator.is_some();
+        let features = routes::Features {
+            sandbox: sandbox_on,
+            demo_page: settings.demo_page,
+        };
         let state = web::Data::new(AppState {
             verifier,
             api_keys: routes::auth::ApiKeys::new(&api_keys),
@@ -184,7 +190,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .configure(|cfg| routes::configure(cfg, sandbox_on))
+                .configure(|cfg| routes::configure(cfg, features))
                 .default_service(web::to(routes::error::not_found))
         })
         .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
@@ -200,6 +206,7 @@ impl Application {
             public_base_url = %base_url,
             store = store_kind,
             plivo = if sandbox_on { "sandbox" } else { "live" },
+            demo_page = features.demo_page,
             "plivo-2fa ready"
         );
         Ok(Self {
@@ -208,6 +215,7 @@ impl Application {
             server,
             generated_api_key,
             store_kind,
+            demo_page: features.demo_page,
             simulator,
         })
     }
