@@ -147,6 +147,7 @@
     poll: null,
     polling: false,      // a status request is in flight
     busy: false,
+    previous: null,      // the code step left for "Use a different number"
     channel: 'sms',      // the channel of the latest send
     sandboxSeen: ''
   };
@@ -254,11 +255,11 @@
       case 'invalid_code':
         return { text: 'Enter the ' + CODE_LENGTH + '-digit code.', field: 'code' };
       case 'resend_cooldown':
-        return { text: 'We sent a code to this number moments ago. You can ask for another in ' + seconds(wait || 30) + '.', wait: wait };
+        return { kind: 'warning', text: 'We sent a code to this number moments ago. You can ask for another in ' + seconds(wait || 30) + '.', wait: wait };
       case 'max_sends_reached':
-        return { text: 'We’ve sent this code as many times as we can. Use the code you have, or wait for it to expire and start again.' };
+        return { kind: 'warning', text: 'We’ve sent this code as many times as we can. Use the code you have, or wait for it to expire and start again.' };
       case 'demo_rate_limited':
-        return { text: 'Too many tries from your network. Please wait ' + formatDuration((wait || 60) * 1000) + ' and try again.', wait: wait };
+        return { kind: 'warning', text: 'Too many tries from your network. Please wait ' + formatDuration((wait || 60) * 1000) + ' and try again.', wait: wait };
       case 'plivo_error':
         return { text: 'We couldn’t send the code: the phone network (Plivo) refused or failed the request. Try again in a moment.', detail: err.message ? 'Plivo said: ' + err.message : '' };
       case 'store_unavailable':
@@ -268,7 +269,7 @@
       return { text: 'We can’t send codes to numbers in this country.', detail: err.message };
     }
     if (result.status === 429) {
-      return { text: 'Too many requests. Please wait ' + seconds(wait || 30) + ' and try again.', wait: wait };
+      return { kind: 'warning', text: 'Too many requests. Please wait ' + seconds(wait || 30) + ' and try again.', wait: wait };
     }
     if (result.status >= 500) {
       return { text: 'Something went wrong on our side (HTTP ' + result.status + '). Try again in a moment.' };
@@ -278,7 +279,7 @@
 
   function showError(result) {
     var d = describe(result);
-    showMessage('error', d.text, d.detail);
+    showMessage(d.kind || 'error', d.text, d.detail);
     if (d.field === 'phone') {
       ui.phone.setAttribute('aria-invalid', 'true');
       ui.phone.focus();
@@ -459,17 +460,20 @@
     expired: {
       title: 'This code has expired',
       text: 'Codes are good for a limited time. Ask for a new one to carry on.',
-      icon: 'warning'
+      tone: 'warning',
+      icon: 'clock'
     },
     locked: {
       title: 'Too many wrong codes',
       text: 'For your security this code is now closed. Ask for a new code to try again.',
-      icon: 'error'
+      tone: 'error',
+      icon: 'alert'
     },
     failed: {
       title: 'This verification has ended',
       text: 'It can no longer be completed. Ask for a new code to start again.',
-      icon: 'warning'
+      tone: 'warning',
+      icon: 'alert'
     }
   };
 
@@ -478,7 +482,8 @@
     clearMessage();
     ui.endedTitle.textContent = e.title;
     ui.endedText.textContent = e.text;
-    ui.endedIcon.className = 'result-icon result-icon-' + e.icon;
+    ui.endedIcon.className = 'result-icon result-icon-' + e.tone;
+    ui.endedIcon.setAttribute('data-icon', e.icon);
     setStep(kind, ui.endedTitle);
   }
 
@@ -511,6 +516,12 @@
         } else {
           enterCodeStep(result.data, result.status === 201, channel);
         }
+        return;
+      }
+      var errCode = result.error && result.error.code;
+      var prev = state.previous;
+      if (fresh && errCode === 'resend_cooldown' && prev && prev.to === to) {
+        resume(prev, result.retryAfter);
         return;
       }
       var d = showError(result);
@@ -558,8 +569,23 @@
   function backToPhone() {
     stopTimers();
     clearMessage();
+    state.previous = state.step === 'code' ? state.verification : null;
     state.verification = null;
     setStep('phone', ui.phone);
+  }
+
+  // Back to the code step of a verification still pending for this number
+  // (its code was sent moments ago, so the server would not send another yet).
+  function resume(v, wait) {
+    api('GET', '/demo/api/verifications/' + encodeURIComponent(v.id)).then(function (result) {
+      if (!result.ok || result.data.verification.status !== 'pending') {
+        state.previous = null;
+        showError({ status: 429, error: { code: 'resend_cooldown' }, retryAfter: wait });
+        return;
+      }
+      enterCodeStep(result.data, true, state.channel);
+      showMessage('warning', 'We sent a code to this number moments ago. Enter it below, or ask for another in ' + seconds(wait || 30) + '.');
+    });
   }
 
   // ---------------------------------------------------------------- sandbox panel
