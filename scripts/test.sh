@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # The test command. On a fresh machine it installs what the tests need
-# (redis-server from Debian's packages, cargo-nextest if missing), starts a
-# throwaway Redis on a loopback port for the run, runs every test, and stops
-# Redis again, whatever happens.
+# (redis-server, and chromium with chromium-driver for the browser tests, from
+# Debian's packages; cargo-nextest if missing), starts a throwaway Redis on a
+# loopback port for the run, runs every test, and stops Redis again, whatever
+# happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+apt_updated=
+apt_install() { # package…
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "test.sh: installing redis-server (Debian package)" >&2
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+  apt_install redis-server
+fi
+# tests/browser.rs drives Debian's Chromium through chromedriver at these paths.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "test.sh: installing chromium and chromium-driver (Debian packages)" >&2
+  apt_install chromium chromium-driver
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "test.sh: installing cargo-nextest" >&2

@@ -63,6 +63,7 @@ pub const KEYS: &[&str] = &[
     "LOCKOUT_AFTER_EXHAUSTED",
     "LOCKOUT_MINUTES",
     "MAX_FAILED_CHECKS_PER_DAY",
+    "DEMO_PAGE",
 ];
 
 /// Countries allowed by default: markets with low SMS-pumping risk where
@@ -163,6 +164,8 @@ pub struct Settings {
     /// Where signed events go, with the key that signs them.
     pub webhook: Option<(Url, SecretSlice<u8>)>,
     pub abuse: AbuseSettings,
+    /// Serve the demo page at `/` and its endpoints under `/demo/`.
+    pub demo_page: bool,
 }
 
 impl Settings {
@@ -365,11 +368,7 @@ impl Settings {
             }
         };
         let voice_time_limit_secs = int(get, "VOICE_TIME_LIMIT_SECS", 120, 30..=600)?;
-        let fallback_on = match get("FALLBACK").unwrap_or("true") {
-            "true" | "on" | "1" => true,
-            "false" | "off" | "0" => false,
-            _ => return Err(err("FALLBACK", "must be true or false")),
-        };
+        let fallback_on = parse_bool("FALLBACK", get("FALLBACK").unwrap_or("true"))?;
         let fallback_after = fallback_on
             .then(|| int::<u64>(get, "FALLBACK_AFTER_SECS", 45, 1..=3_600))
             .transpose()?
@@ -478,6 +477,12 @@ impl Settings {
             })
             .transpose()?
             .unwrap_or_default();
+        // On by default only in the sandbox: with real credentials a public page
+        // that sends codes is a choice an operator makes, not a default.
+        let demo_page = match get("DEMO_PAGE") {
+            None => sandbox,
+            Some(v) => parse_bool("DEMO_PAGE", v)?,
+        };
 
         Ok(Self {
             listen_addr,
@@ -508,6 +513,7 @@ impl Settings {
             scheduler_poll,
             webhook,
             abuse,
+            demo_page,
         })
     }
 }
@@ -545,6 +551,14 @@ fn limit<'a>(
         return Err(bad());
     }
     Ok(Limit::new(count, Duration::from_secs(secs)))
+}
+
+fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(err(var, format!("{v:?} is not true or false"))),
+    }
 }
 
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
@@ -709,6 +723,29 @@ mod tests {
             assert_eq!(e.var, k, "{k}={v}");
             assert!(e.to_string().starts_with(k));
         }
+    }
+
+    #[test]
+    fn the_demo_page_is_on_in_the_sandbox_and_off_with_plivo_credentials_unless_set() {
+        assert!(Settings::from_vars(&BTreeMap::new()).unwrap().demo_page);
+        assert!(
+            !Settings::from_vars(&vars(&[("DEMO_PAGE", "false")]))
+                .unwrap()
+                .demo_page
+        );
+        let live = [
+            ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+            ("PLIVO_AUTH_TOKEN", "tok"),
+            ("PLIVO_FROM_NUMBER", "+14155550100"),
+            ("API_KEYS", "0123456789abcdef"),
+            ("OTP_SECRET", SECRET),
+        ];
+        assert!(!Settings::from_vars(&vars(&live)).unwrap().demo_page);
+        let mut on = vars(&live);
+        on.insert("DEMO_PAGE".into(), "true".into());
+        assert!(Settings::from_vars(&on).unwrap().demo_page);
+        let e = Settings::from_vars(&vars(&[("DEMO_PAGE", "maybe")])).unwrap_err();
+        assert_eq!(e.var, "DEMO_PAGE");
     }
 
     #[test]

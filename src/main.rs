@@ -136,6 +136,12 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
                 println!("listening on {}", app.base_url());
             }
         }
+        if app.demo_page {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("demo page: {}", app.base_url());
+            }
+        }
         match app.run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("server error: {e}")),

@@ -57,6 +57,8 @@ pub struct Application {
     /// The key generated in sandbox mode when `API_KEYS` is unset.
     pub generated_api_key: Option<SecretString>,
     pub store_kind: &'static str,
+    /// Whether `/` serves the demo page.
+    pub demo_page: bool,
     simulator: Option<Simulator>,
     worker: tokio::task::JoinHandle<()>,
     verifier: Verifier,
@@ -181,6 +183,10 @@ impl Application {
         };
 
         let sandbox_on = simulator.is_some();
+        let features = routes::Features {
+            sandbox: sandbox_on,
+            demo_page: settings.demo_page,
+        };
         let state = web::Data::new(AppState {
             verifier,
             api_keys: routes::auth::ApiKeys::new(&api_keys),
@@ -194,7 +200,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .configure(|cfg| routes::configure(cfg, sandbox_on))
+                .configure(|cfg| routes::configure(cfg, features))
                 .default_service(web::to(routes::error::not_found))
         })
         .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
@@ -210,6 +216,7 @@ impl Application {
             public_base_url = %base_url,
             store = store_kind,
             plivo = if sandbox_on { "sandbox" } else { "live" },
+            demo_page = features.demo_page,
             "plivo-2fa ready"
         );
         Ok(Self {
@@ -218,6 +225,7 @@ impl Application {
             server,
             generated_api_key,
             store_kind,
+            demo_page: features.demo_page,
             simulator,
             worker,
             verifier: app_verifier,

@@ -71,11 +71,11 @@ fn invalid_locale() -> ApiError {
     )
 }
 
-fn parse_id(raw: &str) -> Result<VerificationId, ApiError> {
+pub(crate) fn parse_id(raw: &str) -> Result<VerificationId, ApiError> {
     VerificationId::parse(raw).ok_or_else(unknown_verification)
 }
 
-fn unknown_verification() -> ApiError {
+pub(crate) fn unknown_verification() -> ApiError {
     ApiError::not_found("verification_not_found", "No verification has this id.")
 }
 
@@ -86,18 +86,28 @@ pub async fn start(
     state: web::Data<AppState>,
     body: web::Json<StartRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let to = parse_phone(&body.to)?;
-    let channel = parse_channel(body.channel.as_deref())?;
-    let locale = parse_locale(body.locale.as_deref())?;
     let who = Requester {
         ip: state.client_ip(&req),
         api_key: Some(client.key_index),
     };
-    match state.verifier.start(to, channel, locale, &who).await {
+    let (status, v) = start_verification(&state, body.into_inner(), &who).await?;
+    Ok(respond(status, &v))
+}
+
+/// Opens a verification, or re-sends the open one's code: 201 or 200. Shared by
+/// the app API and the demo page, so both parse and refuse alike.
+pub(crate) async fn start_verification(
+    state: &AppState,
+    body: StartRequest,
+    who: &Requester,
+) -> Result<(StatusCode, Verification), ApiError> {
+    let to = parse_phone(&body.to)?;
+    let channel = parse_channel(body.channel.as_deref())?;
+    let locale = parse_locale(body.locale.as_deref())?;
+    match state.verifier.start(to, channel, locale, who).await {
         Err(StartError::Refused(refusal)) => Err(refusal.into()),
-        Ok((Started::New, v)) => Ok(respond(StatusCode::CREATED, &v)),
-        Ok((Started::Existing, v)) => Ok(respond(StatusCode::OK, &v)),
+        Ok((Started::New, v)) => Ok((StatusCode::CREATED, v)),
+        Ok((Started::Existing, v)) => Ok((StatusCode::OK, v)),
         Err(StartError::Store(e)) => Err(e.into()),
         Err(StartError::Delivery(e)) => Err(ApiError::Plivo(e)),
         Err(StartError::Cooldown { retry_after_ms }) => Err(ApiError::TooManyRequests {
@@ -124,7 +134,17 @@ pub async fn check(
     state: web::Data<AppState>,
     body: web::Json<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let v = check_verification(&state, body.into_inner()).await?;
+    Ok(respond(StatusCode::OK, &v))
+}
+
+/// Checks a typed code: the verification, approved or pending with fewer
+/// attempts left, or the error that closes the flow. Shared by the app API and
+/// the demo page.
+pub(crate) async fn check_verification(
+    state: &AppState,
+    body: CheckRequest,
+) -> Result<Verification, ApiError> {
     let target = match (body.to.as_deref(), body.id.as_deref()) {
         (Some(to), None) => CheckBy::Number(parse_phone(to)?),
         (None, Some(id)) => CheckBy::Id(parse_id(id)?),
@@ -146,7 +166,7 @@ pub async fn check(
         ));
     };
     match result {
-        CheckResult::Approved | CheckResult::Wrong => Ok(respond(StatusCode::OK, &v)),
+        CheckResult::Approved | CheckResult::Wrong => Ok(v),
         CheckResult::Exhausted | CheckResult::NotPending(Status::MaxAttemptsReached) => {
             Err(ApiError::TooManyRequests {
                 code: "max_attempts_reached",

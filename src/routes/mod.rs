@@ -1,5 +1,5 @@
-//! HTTP routes: the app API, the operator routes and, in sandbox mode, what the
-//! simulator delivered. `startup` wires them into the actix App.
+//! HTTP routes: the app API, the operator routes, the demo page and, in sandbox
+//! mode, what the simulator delivered. `startup` wires them into the actix App.
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use crate::service::Verifier;
 pub mod api;
 pub mod auth;
 pub mod client_ip;
+pub mod demo;
 pub mod error;
 pub mod ops;
 pub mod plivo;
@@ -72,8 +73,17 @@ fn route_tail(path: &str) -> String {
     format!("{}{{call_ref}}", path.trim_start_matches("/plivo"))
 }
 
+/// Which optional route groups an App serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Features {
+    /// `/sandbox/*`: what the simulator delivered.
+    pub sandbox: bool,
+    /// `/` and `/demo/*`: the demo page and its endpoints.
+    pub demo_page: bool,
+}
+
 /// Registers every route on an App.
-pub fn configure(cfg: &mut web::ServiceConfig, sandbox: bool) {
+pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
     let json = web::JsonConfig::default()
         .limit(MAX_JSON_BODY)
         .content_type_required(true)
@@ -118,7 +128,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, sandbox: bool) {
         )
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz));
-    if sandbox {
+    if features.demo_page {
+        demo::configure(cfg);
+    }
+    if features.sandbox {
         cfg.route("/sandbox/messages", web::get().to(sandbox::messages))
             .route("/sandbox/phlo-runs", web::get().to(sandbox::phlo_runs))
             .route("/sandbox/calls", web::get().to(sandbox::calls));
