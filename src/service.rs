@@ -156,6 +156,8 @@ impl Verifier {
         match self.store.start(new, &key, self.policy.send, now).await? {
             StartOutcome::Created(v) => {
                 tracing::info!(verification.id = %v.id, "verification opened");
+                metrics::counter!("plivo2fa_verifications_started_total", "channel" => channel.as_str()).increment(1);
+                crate::telemetry::conversion(1, 0);
                 if let Err(e) = self.guard.opened(&v.to).await {
                     tracing::warn!(error = %e, "pumping detector could not count a start");
                 }
@@ -234,6 +236,7 @@ impl Verifier {
             Channel::Voice => Dispatch::Voice(None),
         };
         let delivery = self.deliverer.send(v, code, dispatch, now).await?;
+        count_delivery(&delivery);
         if let (Channel::Sms, Some(after)) = (channel, self.policy.fallback_after) {
             self.schedule(format!("{FALLBACK_JOB}{}", v.id), now.plus(after))
                 .await;
@@ -268,6 +271,18 @@ impl Verifier {
             }
             CheckBy::Id(id) => self.store.check(CheckTarget::Id(id), &digests, now).await?,
         };
+        let label = match &result {
+            None => "not_found",
+            Some((CheckResult::Approved, _)) => "approved",
+            Some((CheckResult::Wrong, _)) => "wrong",
+            Some((CheckResult::Exhausted, _)) => "exhausted",
+            Some((CheckResult::Expired, _)) => "expired",
+            Some((CheckResult::NotPending(_), _)) => "not_pending",
+        };
+        metrics::counter!("plivo2fa_checks_total", "outcome" => label).increment(1);
+        if label == "approved" {
+            crate::telemetry::conversion(0, 1);
+        }
         if let Some((outcome, v)) = &result {
             tracing::info!(verification.id = %v.id, outcome = ?outcome, "code checked");
             if matches!(
@@ -349,6 +364,7 @@ impl Verifier {
             .open(&sealed, verification.id.as_str())
             .map_err(|e| StoreError::Corrupt(format!("sealed code of {id}: {e}")))?;
         tracing::info!("SMS not delivered: falling back to a voice call");
+        metrics::counter!("plivo2fa_fallbacks_total").increment(1);
         match self
             .deliver(&verification, &code, Channel::Voice, now)
             .await
@@ -368,6 +384,7 @@ impl Verifier {
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let status = delivery.status.clone();
+        count_delivery(&delivery);
         match self.store.record_delivery(id, delivery, now).await? {
             DeliveryUpdate::NotFound => return Ok(false),
             DeliveryUpdate::Stale(_) => return Ok(true),
@@ -511,6 +528,17 @@ impl Verifier {
     pub fn lifetime_minutes(&self) -> u64 {
         self.deliverer.lifetime_minutes()
     }
+}
+
+/// Counts a delivery report in the deliveries metric.
+fn count_delivery(d: &Delivery) {
+    metrics::counter!(
+        "plivo2fa_deliveries_total",
+        "channel" => d.channel.as_str(),
+        "status" => d.status.clone(),
+        "error_code" => d.error_code.clone().unwrap_or_default()
+    )
+    .increment(1);
 }
 
 /// Which verification a typed code is for.

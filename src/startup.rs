@@ -88,6 +88,7 @@ impl Application {
         };
 
         let templates = Templates::load(&settings.templates_dir)?;
+        crate::telemetry::metrics();
         let store = match &settings.redis {
             Some(target) => Store::Redis(
                 RedisStore::connect(target, &settings.redis_key_prefix, settings.redis_timeout)
@@ -199,6 +200,7 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(routes::middleware::around))
                 .app_data(state.clone())
                 .configure(|cfg| routes::configure(cfg, features))
                 .default_service(web::to(routes::error::not_found))

@@ -24,3 +24,34 @@ pub fn init() {
             .try_init()
     };
 }
+
+/// The process's Prometheus recorder, installed on first use.
+pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&[
+                0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ])
+            .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (tests): then ours only renders.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Counts a verification outcome towards the conversion ratio (approved / started).
+pub fn conversion(started: u64, approved: u64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    static APPROVED: AtomicU64 = AtomicU64::new(0);
+    let s = STARTED.fetch_add(started, Ordering::Relaxed) + started;
+    let a = APPROVED.fetch_add(approved, Ordering::Relaxed) + approved;
+    if s > 0 {
+        metrics::gauge!("plivo2fa_conversion_ratio").set(a as f64 / s as f64);
+    }
+}

@@ -260,7 +260,9 @@ async fn a_missing_or_wrong_api_key_is_401_before_anything_else() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "api_key_in_url");
     let r = app
         .http
         .get(app.url("/v1/verifications/VE00000000000000000000000000000000"))

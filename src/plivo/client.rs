@@ -147,7 +147,9 @@ impl PlivoClient {
     /// Sends an SMS; returns Plivo's message_uuid.
     #[tracing::instrument(skip_all, fields(plivo.endpoint = "message"))]
     pub async fn send_message(&self, request: &MessageRequest) -> Result<String, PlivoError> {
-        let response: MessageResponse = self.post(self.message_url.clone(), request).await?;
+        let response: MessageResponse = self
+            .post("message", self.message_url.clone(), request)
+            .await?;
         response
             .message_uuid
             .into_iter()
@@ -158,7 +160,7 @@ impl PlivoClient {
     /// Places a call; returns Plivo's request_uuid.
     #[tracing::instrument(skip_all, fields(plivo.endpoint = "call"))]
     pub async fn make_call(&self, request: &CallRequest) -> Result<String, PlivoError> {
-        let response: CallResponse = self.post(self.call_url.clone(), request).await?;
+        let response: CallResponse = self.post("call", self.call_url.clone(), request).await?;
         Ok(response.request_uuid)
     }
 
@@ -174,11 +176,34 @@ impl PlivoClient {
             &format!("v1/account/{}/phlo/{phlo_id}", self.auth_id),
         )
         .map_err(PlivoError::InvalidResponse)?;
-        let response: PhloRunResponse = self.post(url, request).await?;
+        let response: PhloRunResponse = self.post("phlo", url, request).await?;
         Ok(response.phlo_run_id)
     }
 
     async fn post<B: Serialize, R: for<'de> Deserialize<'de>>(
+        &self,
+        endpoint: &'static str,
+        url: Url,
+        body: &B,
+    ) -> Result<R, PlivoError> {
+        let started = std::time::Instant::now();
+        let result = self.post_inner(url, body).await;
+        let status = match &result {
+            Ok(_) => "2xx".to_owned(),
+            Err(PlivoError::Rejected { status, .. }) => status.to_string(),
+            Err(PlivoError::Timeout(_)) => "timeout".to_owned(),
+            Err(PlivoError::Unreachable) => "unreachable".to_owned(),
+            Err(PlivoError::InvalidResponse(_)) => "invalid".to_owned(),
+        };
+        metrics::histogram!("plivo2fa_plivo_request_duration_seconds", "endpoint" => endpoint, "status" => status.clone())
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("plivo2fa_plivo_errors_total", "endpoint" => endpoint, "status" => status).increment(1);
+        }
+        result
+    }
+
+    async fn post_inner<B: Serialize, R: for<'de> Deserialize<'de>>(
         &self,
         url: Url,
         body: &B,

@@ -66,7 +66,26 @@ impl FromRequest for ApiClient {
     }
 }
 
+/// Query parameters that look like a credential: refused outright, so a key
+/// pasted into a URL (and so into proxy logs and browser history) never works.
+const KEY_PARAMS: &[&str] = &[
+    "api_key",
+    "apikey",
+    "key",
+    "token",
+    "access_token",
+    "authorization",
+];
+
 fn authenticate(req: &HttpRequest) -> Result<ApiClient, ApiError> {
+    let in_url = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .any(|(k, _)| KEY_PARAMS.contains(&k.to_ascii_lowercase().as_str()));
+    if in_url {
+        return Err(ApiError::bad_request(
+            "api_key_in_url",
+            "API keys are never accepted in a URL; send Authorization: Bearer <key>, and rotate a key that was put in a URL.",
+        ));
+    }
     let Some(header) = req.headers().get(AUTHORIZATION) else {
         return Err(ApiError::Unauthorized {
             code: "missing_api_key",

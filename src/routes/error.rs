@@ -38,6 +38,10 @@ pub enum ApiError {
     },
     #[error("this method is not allowed here")]
     MethodNotAllowed,
+    #[error("the request URL is longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("the request headers are larger than {limit} bytes or too many")]
+    HeadersTooLarge { limit: usize },
     #[error(transparent)]
     Plivo(PlivoError),
     #[error(transparent)]
@@ -104,6 +108,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::Plivo(_) => "plivo_error",
             ApiError::Store(_) => "store_unavailable",
         }
@@ -132,6 +138,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Plivo(_) => StatusCode::BAD_GATEWAY,
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod demo;
 pub mod error;
+pub mod middleware;
 pub mod ops;
 pub mod plivo;
 pub mod sandbox;
@@ -127,7 +128,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
                 .route("/phlo/call-status", web::post().to(plivo::phlo_call_status)),
         )
         .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz));
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics));
     if features.demo_page {
         demo::configure(cfg);
     }

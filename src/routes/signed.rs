@@ -57,6 +57,7 @@ impl ResponseError for CallbackError {
             CallbackError::Store(_) => "store_unavailable",
         };
         tracing::warn!(error = %self, "Plivo callback refused");
+        metrics::counter!("plivo2fa_signature_failures_total", "reason" => code).increment(1);
         HttpResponse::build(self.status_code())
             .json(json!({"error": {"code": code, "message": format!("{self}.")}}))
     }

@@ -1,0 +1,98 @@
+//! What wraps every request: a request id (taken from `X-Request-Id` when it
+//! is sane, else generated) echoed back and carried by the request's span; the
+//! HTTP latency histogram by route; limits on URL and header sizes; and
+//! response headers that keep browsers and caches from misusing answers.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue, X_CONTENT_TYPE_OPTIONS};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, ResponseError};
+use tracing::Instrument;
+
+use super::error::ApiError;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest accepted request URL (path and query), in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+/// Most request headers, and their total size in bytes.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+const MAX_REQUEST_ID: usize = 64;
+
+/// The request's id, for handlers that want it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn sane_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= MAX_REQUEST_ID
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+    .then(|| s.to_owned())
+}
+
+fn oversized(req: &ServiceRequest) -> Option<ApiError> {
+    let url = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if url > MAX_URL_BYTES {
+        return Some(ApiError::UriTooLong {
+            limit: MAX_URL_BYTES,
+        });
+    }
+    let headers = req.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.as_bytes().len())
+        .sum();
+    (headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES).then_some(ApiError::HeadersTooLarge {
+        limit: MAX_HEADER_BYTES,
+    })
+}
+
+pub async fn around(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| crate::sandbox::uuid_v4());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", request.id = %id, http.method = %method, http.route = tracing::field::Empty);
+    let refused = oversized(&req);
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    span.record("http.route", route.as_str());
+    let mut response = match refused {
+        Some(e) => req.into_response(e.error_response()),
+        None => next
+            .call(req)
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body(),
+    };
+    let status = response.status().as_u16();
+    metrics::histogram!(
+        "plivo2fa_http_request_duration_seconds",
+        "route" => route,
+        "method" => method.to_string(),
+        "status" => status.to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
+}

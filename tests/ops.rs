@@ -1,0 +1,127 @@
+//! Operator surface: metrics, request ids, size limits, response headers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{random_number, spawn_app};
+
+#[tokio::test]
+async fn metrics_are_exposed_in_prometheus_text_format() {
+    let app = spawn_app(&[("SCHEDULER_POLL_MS", "20")]).await;
+    let to = random_number();
+    let id = app.start(&to, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_for(&id, |v| v["deliveries"][0]["status"] == "delivered")
+        .await;
+    let code = app.last_sms_code(&to).await;
+    app.check(&to, &common::wrong(&code)).await;
+    app.check(&to, &code).await;
+    app.start("+2348031234567", "sms").await;
+    app.http
+        .post(app.url("/plivo/message-status/x"))
+        .send()
+        .await
+        .unwrap();
+    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for name in [
+        "plivo2fa_verifications_started_total{channel=\"sms\"}",
+        "plivo2fa_checks_total{outcome=\"approved\"}",
+        "plivo2fa_checks_total{outcome=\"wrong\"}",
+        "plivo2fa_deliveries_total{",
+        "plivo2fa_plivo_request_duration_seconds_bucket{",
+        "plivo2fa_signature_failures_total{reason=\"invalid_signature\"}",
+        "plivo2fa_blocks_total{reason=\"country_not_allowed\"}",
+        "plivo2fa_conversion_ratio",
+        "plivo2fa_http_request_duration_seconds_bucket{",
+        "route=\"/v1/verifications/check\"",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(!text.contains(&to), "no phone numbers in metrics");
+}
+
+#[tokio::test]
+async fn a_request_id_is_echoed_or_generated() {
+    let app = spawn_app(&[]).await;
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36);
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "bad id <script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "bad id <script>");
+}
+
+#[tokio::test]
+async fn oversized_urls_and_headers_are_refused_in_the_error_shape() {
+    let app = spawn_app(&[]).await;
+    let long = format!("/v1/verifications/{}", "a".repeat(3000));
+    let r = app.get(&long).await;
+    assert_eq!(r.status, 414);
+    assert_eq!(r.body["error"]["code"], "uri_too_long");
+    let mut req = app.http.get(app.url("/healthz"));
+    for i in 0..70 {
+        req = req.header(format!("x-filler-{i}"), "x");
+    }
+    let r = common::TestApp::reply(req.send().await.unwrap()).await;
+    assert_eq!(r.status, 431);
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-big", "y".repeat(17 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+}
+
+#[tokio::test]
+async fn answers_carry_no_cors_and_are_not_cached_or_sniffed() {
+    let app = spawn_app(&[]).await;
+    let r = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/v1/verifications"))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-"))
+    );
+    let r = app
+        .http
+        .get(app.url("/v1/verifications/VE00000000000000000000000000000000"))
+        .bearer_auth(&app.api_key)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
