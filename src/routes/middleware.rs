@@ -61,7 +61,7 @@ pub async fn around(
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(sane_request_id)
-        .unwrap_or_else(|| crate::sandbox::uuid_v4());
+        .unwrap_or_else(crate::sandbox::uuid_v4);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let span = tracing::info_span!("request", request.id = %id, http.method = %method, http.route = tracing::field::Empty);
