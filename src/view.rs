@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::domain::{CallOutcome, Channel, Delivery, Status, Timestamp, Verification};
 
 /// A verification as the API shows it (never the code).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerificationView<'a> {
     id: &'a str,
     to: &'a str,
@@ -19,7 +19,7 @@ pub struct VerificationView<'a> {
     deliveries: Vec<DeliveryView<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView<'a> {
     channel: Channel,
     provider_id: &'a str,

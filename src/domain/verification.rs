@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 const ID_PREFIX: &str = "VE";
 const ID_HEX_LEN: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Sms,
@@ -46,7 +46,7 @@ impl FromStr for Channel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -286,7 +286,7 @@ pub enum FallbackSkip {
 }
 
 /// How a voice call ended, as Plivo's hangup callback reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallOutcome {
     pub answered: bool,
     pub hangup_cause_code: Option<String>,

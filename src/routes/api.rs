@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::ApiClient;
-use super::error::{ApiError, retry_secs};
+use super::error::{ApiError, ErrorBody, retry_secs};
 use crate::domain::verification::CheckResult;
 use crate::domain::{Channel, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
 use crate::guard::Requester;
@@ -18,7 +18,7 @@ use crate::view::VerificationView;
 /// Longest accepted `locale` value.
 const MAX_LOCALE_LEN: usize = 12;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
     to: String,
@@ -28,7 +28,7 @@ pub struct StartRequest {
     locale: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
     #[serde(default)]
@@ -79,7 +79,25 @@ pub(crate) fn unknown_verification() -> ApiError {
     ApiError::not_found("verification_not_found", "No verification has this id.")
 }
 
-/// `POST /v1/verifications`
+/// Start a verification: send a code, or re-send the open one's.
+#[utoipa::path(
+    post,
+    path = "/v1/verifications",
+    request_body = StartRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "A new verification; its code was sent", body = VerificationView),
+        (status = 200, description = "The number's open verification; its same code was re-sent", body = VerificationView),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 403, description = "Country or number type not allowed", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 429, description = "A limit was hit; see Retry-After", body = ErrorBody),
+        (status = 502, description = "Plivo refused or failed; the verification is failed", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn start(
     client: ApiClient,
     req: HttpRequest,
@@ -128,7 +146,21 @@ pub(crate) async fn start_verification(
     }
 }
 
-/// `POST /v1/verifications/check`
+/// Check a code the user typed.
+#[utoipa::path(
+    post,
+    path = "/v1/verifications/check",
+    request_body = CheckRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "approved, or pending with fewer attempts_remaining", body = VerificationView),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "No pending verification", body = ErrorBody),
+        (status = 429, description = "Attempts exhausted", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn check(
     _client: ApiClient,
     state: web::Data<AppState>,
@@ -191,7 +223,19 @@ pub(crate) async fn check_verification(
     }
 }
 
-/// `GET /v1/verifications/{id}`
+/// Read a verification (kept 24 hours after it ends).
+#[utoipa::path(
+    get,
+    path = "/v1/verifications/{id}",
+    params(("id" = String, Path, description = "The verification id, VE and 32 hex digits")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The verification", body = VerificationView),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn get(
     _client: ApiClient,
     state: web::Data<AppState>,
@@ -206,7 +250,20 @@ pub async fn get(
     Ok(respond(StatusCode::OK, &v))
 }
 
-/// `POST /v1/verifications/{id}/cancel`
+/// Cancel a pending verification.
+#[utoipa::path(
+    post,
+    path = "/v1/verifications/{id}/cancel",
+    params(("id" = String, Path, description = "The verification id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Canceled", body = VerificationView),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 409, description = "Already ended", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     _client: ApiClient,
     state: web::Data<AppState>,

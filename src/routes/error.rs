@@ -71,14 +71,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// A stable snake_case code, such as `invalid_phone_number`.
     code: &'a str,
+    /// A sentence for people.
     message: &'a str,
 }
 
@@ -152,8 +155,8 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let message = self.message();
-        let body = serde_json::to_vec(&Body {
-            error: Detail {
+        let body = serde_json::to_vec(&ErrorBody {
+            error: ErrorDetail {
                 code: self.code(),
                 message: &message,
             },

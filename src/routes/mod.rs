@@ -21,6 +21,7 @@ pub mod client_ip;
 pub mod demo;
 pub mod error;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod plivo;
 pub mod sandbox;
@@ -129,7 +130,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         )
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics));
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/openapi.json", web::get().to(openapi::document));
     if features.demo_page {
         demo::configure(cfg);
     }
