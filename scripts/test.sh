@@ -62,4 +62,23 @@ start_redis "$port" "$work/single"
 export TEST_REDIS_URL="redis://127.0.0.1:$port"
 echo "test.sh: Redis at $TEST_REDIS_URL" >&2
 
+# A local 3-master Redis Cluster for the cluster tests.
+seeds=()
+for i in 1 2 3; do
+  p=$(free_port)
+  start_redis "$p" "$work/cluster-$i" --cluster-enabled yes \
+    --cluster-config-file "$work/cluster-$i/nodes.conf" --cluster-node-timeout 2000
+  seeds+=("127.0.0.1:$p")
+done
+redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >"$work/cluster-create.log" 2>&1 || {
+  cat "$work/cluster-create.log" >&2
+  exit 1
+}
+for _ in $(seq 1 100); do
+  redis-cli -p "${seeds[0]##*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+  sleep 0.1
+done
+export TEST_REDIS_CLUSTER_URL="redis+cluster://$(IFS=,; echo "${seeds[*]}")"
+echo "test.sh: Redis Cluster at $TEST_REDIS_CLUSTER_URL" >&2
+
 cargo nextest run --no-fail-fast "$@"

@@ -121,6 +121,14 @@ async fn redis_store() -> RedisStore {
         .unwrap()
 }
 
+async fn cluster_store() -> RedisStore {
+    let target = RedisTarget::parse(&common::redis_cluster_url()).unwrap();
+    assert!(matches!(target, RedisTarget::Cluster(_)));
+    RedisStore::connect(&target, &common::unique_prefix(), Duration::from_secs(2))
+        .await
+        .unwrap()
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -136,6 +144,14 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $name() {
                     super::$name(&super::redis_store().await).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::cluster_store().await).await;
                 }
             )*
         }

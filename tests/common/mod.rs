@@ -23,6 +23,13 @@ pub fn redis_url() -> String {
         .expect("TEST_REDIS_URL is unset: run the tests with ./scripts/test.sh, which starts Redis")
 }
 
+/// The 3-master Redis Cluster started by `scripts/test.sh`.
+pub fn redis_cluster_url() -> String {
+    std::env::var("TEST_REDIS_CLUSTER_URL").expect(
+        "TEST_REDIS_CLUSTER_URL is unset: run the tests with ./scripts/test.sh, which starts a Redis Cluster",
+    )
+}
+
 /// A key prefix no other test uses, so tests share one Redis without meeting.
 pub fn unique_prefix() -> String {
     format!("test{}", rand::rngs::OsRng.r#gen::<u64>())
