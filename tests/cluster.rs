@@ -30,11 +30,18 @@ async fn the_sms_flow_runs_on_redis_cluster() {
         let started = app.start(&to, "sms").await;
         assert_eq!(started.status, 201, "{:?}", started.body);
         let id = started.body["id"].as_str().unwrap().to_owned();
-        app.wait_for(&id, |v| v["deliveries"][0]["status"] == "delivered").await;
+        app.wait_for(&id, |v| v["deliveries"][0]["status"] == "delivered")
+            .await;
         let code = app.last_sms_code(&to).await;
-        assert_eq!(app.check(&to, &common::wrong(&code)).await.body["attempts_remaining"], 4);
+        assert_eq!(
+            app.check(&to, &common::wrong(&code)).await.body["attempts_remaining"],
+            4
+        );
         assert_eq!(app.check(&to, &code).await.body["status"], "approved");
-        assert_eq!(app.get(&format!("/v1/verifications/{id}")).await.body["status"], "approved");
+        assert_eq!(
+            app.get(&format!("/v1/verifications/{id}")).await.body["status"],
+            "approved"
+        );
     }
 }
 
@@ -42,7 +49,10 @@ async fn the_sms_flow_runs_on_redis_cluster() {
 async fn the_voice_flow_and_the_fallback_run_on_redis_cluster() {
     let app = cluster_app(&[]).await;
     let to = random_number();
-    let id = app.start(&to, "voice").await.body["id"].as_str().unwrap().to_owned();
+    let id = app.start(&to, "voice").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let call = app.finished_call(&to).await;
     let code = call["spoken"]
         .as_str()
@@ -51,13 +61,20 @@ async fn the_voice_flow_and_the_fallback_run_on_redis_cluster() {
         .map(common::spoken_digits)
         .find(|d| d.len() == 6)
         .unwrap();
-    app.wait_for(&id, |v| v["deliveries"][0]["status"] == "completed").await;
+    app.wait_for(&id, |v| v["deliveries"][0]["status"] == "completed")
+        .await;
     assert_eq!(app.check(&to, &code).await.body["status"], "approved");
 
     let undelivered = plivo_2fa::sandbox::numbers::SMS_UNDELIVERED;
-    let id = app.start(undelivered, "sms").await.body["id"].as_str().unwrap().to_owned();
+    let id = app.start(undelivered, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.wait_for(&id, |v| {
-        v["deliveries"].as_array().is_some_and(|d| d.iter().any(|d| d["channel"] == "voice" && d["status"] == "completed"))
+        v["deliveries"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|d| d["channel"] == "voice" && d["status"] == "completed")
+        })
     })
     .await;
 }

@@ -176,7 +176,7 @@ async fn a_failed_re_send_keeps_the_verification_pending() {
 struct RedisProcess {
     child: Child,
     port: u16,
-    _dir: std::path::PathBuf,
+    dir: std::path::PathBuf,
 }
 
 impl RedisProcess {
@@ -188,6 +188,13 @@ impl RedisProcess {
             .port();
         let dir = std::env::temp_dir().join(format!("p2fa-redis-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let child = Self::spawn(port, &dir);
+        Self { child, port, dir }
+    }
+
+    /// Persistent (append-only file, fsync on every write), so a restart keeps
+    /// what was written, as the deployment docs recommend.
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -196,11 +203,10 @@ impl RedisProcess {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
-            .arg(&dir)
+            .arg(dir)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed by scripts/test.sh");
@@ -209,11 +215,16 @@ impl RedisProcess {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
+        child
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.port, &self.dir);
     }
 
     fn signal(&self, sig: &str) {
@@ -298,8 +309,7 @@ async fn redis_killed_is_a_503_not_a_panic() {
         ("REDIS_TIMEOUT_MS", "300"),
     ])
     .await;
-    redis.child.kill().unwrap();
-    redis.child.wait().unwrap();
+    redis.kill();
     for _ in 0..3 {
         let r = app.start(&random_number(), "sms").await;
         assert_eq!(r.status, 503, "{:?}", r.body);
@@ -328,4 +338,166 @@ async fn an_unreachable_redis_at_start_up_is_a_clear_error() {
     .err()
     .expect("start-up fails");
     assert!(err.to_string().starts_with("REDIS_URL:"), "{err}");
+}
+
+#[tokio::test]
+async fn under_load_redis_going_away_is_a_quick_503_and_coming_back_heals_the_server() {
+    let mut redis = RedisProcess::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let app = std::sync::Arc::new(
+        common::spawn_with(&[
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("REDIS_URL", &url),
+            ("API_KEYS", API_KEY),
+            ("REDIS_TIMEOUT_MS", "300"),
+        ])
+        .await,
+    );
+    let to = random_number();
+    let id = app.start(&to, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = app.last_sms_code(&to).await;
+
+    // Load: 16 workers reading the verification in a loop, recording every answer.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (app, stop, id) = (app.clone(), stop.clone(), id.clone());
+        workers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let began = Instant::now();
+                let status = app.get(&format!("/v1/verifications/{id}")).await.status;
+                seen.push((status, began.elapsed(), Instant::now()));
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    let down_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    redis.restart();
+    let back_at = Instant::now();
+    // Wait (bounded) for the first success after Redis is back.
+    let deadline = back_at + Duration::from_secs(15);
+    loop {
+        if app.get(&format!("/v1/verifications/{id}")).await.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not heal");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let healed_after = back_at.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for w in workers {
+        answers.extend(w.await.unwrap());
+    }
+    assert!(
+        answers.iter().all(|(s, _, _)| *s == 200 || *s == 503),
+        "only 200 or 503, never a 500 or a hang"
+    );
+    let while_down: Vec<_> = answers
+        .iter()
+        .filter(|(_, _, at)| *at > down_at + Duration::from_millis(100) && *at < back_at)
+        .collect();
+    assert!(
+        !while_down.is_empty() && while_down.iter().all(|(s, _, _)| *s == 503),
+        "503 while Redis is down"
+    );
+    let slowest = answers.iter().map(|(_, d, _)| *d).max().unwrap();
+    assert!(
+        slowest < Duration::from_secs(5),
+        "no answer hung: slowest {slowest:?}"
+    );
+    eprintln!(
+        "healed {healed_after:?} after Redis came back; slowest answer {slowest:?}; {} answers",
+        answers.len()
+    );
+    // Nothing the user had was lost: the pending verification still takes its code.
+    assert_eq!(app.check(&to, &code).await.body["status"], "approved");
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish_and_exits_zero() {
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_json(serde_json::json!({"message_uuid": ["m-1"]}))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .mount(&plivo)
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plivo-2fa"))
+        .env_clear()
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("REDIS_URL", common::redis_url())
+        .env("REDIS_KEY_PREFIX", common::unique_prefix())
+        .env("API_KEYS", API_KEY)
+        .env("OTP_SECRET", OTP_SECRET)
+        .env("PLIVO_AUTH_ID", AUTH_ID)
+        .env("PLIVO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("PLIVO_FROM_NUMBER", "+14155550199")
+        .env("PLIVO_API_BASE_URL", plivo.uri())
+        .env(
+            "XML_TEMPLATES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/xml-templates"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let in_flight = {
+        let http = http.clone();
+        let base = base.clone();
+        tokio::spawn(async move {
+            http.post(format!("{base}/v1/verifications"))
+                .bearer_auth(API_KEY)
+                .json(&serde_json::json!({"to": random_number()}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        201,
+        "the request in flight finished"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        http.get(format!("{base}/healthz")).send().await.is_err(),
+        "no longer accepting"
+    );
 }
