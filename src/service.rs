@@ -117,7 +117,7 @@ impl Verifier {
     }
 
     /// Opens a verification and sends its code, or re-sends the open one's code.
-    #[tracing::instrument(skip_all, fields(to = %to, channel = channel.as_str()))]
+    #[tracing::instrument(skip_all, fields(to = %to, channel = channel.as_str(), verification.id = tracing::field::Empty))]
     pub async fn start(
         &self,
         to: PhoneNumber,
@@ -133,6 +133,7 @@ impl Verifier {
             return Err(StartError::Refused(refusal));
         }
         let id = VerificationId::generate(&key.tag);
+        tracing::Span::current().record("verification.id", tracing::field::display(&id));
         let code = OtpCode::generate(self.policy.code_length);
         let new = NewVerification {
             digest: self.keyring.primary_digest(&code),
@@ -259,7 +260,7 @@ impl Verifier {
     }
 
     /// Checks a typed code. `None` when there is no verification to check.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(skip_all, fields(verification.id = tracing::field::Empty))]
     pub async fn check(&self, target: CheckBy, code: &OtpCode) -> Result<CheckOutcome, StoreError> {
         let now = self.clock.now();
         let digests = self.keyring.digests(code);
@@ -284,7 +285,8 @@ impl Verifier {
             crate::telemetry::conversion(0, 1);
         }
         if let Some((outcome, v)) = &result {
-            tracing::info!(verification.id = %v.id, outcome = ?outcome, "code checked");
+            tracing::Span::current().record("verification.id", tracing::field::display(&v.id));
+            tracing::info!(outcome = ?outcome, "code checked");
             if matches!(
                 outcome,
                 CheckResult::Wrong | CheckResult::Exhausted | CheckResult::Approved
