@@ -230,3 +230,19 @@ async fn a_scheduled_fallback_survives_the_process_that_scheduled_it() {
     let _c = server(&redis, &prefix, &plivo.uri(), &slow).await;
     wait_for_calls(&plivo, 1).await;
 }
+
+#[tokio::test]
+async fn limits_hold_across_two_processes_on_one_redis() {
+    let (redis, prefix, plivo) = (common::redis_url(), common::unique_prefix(), plivo().await);
+    let limits = [("RATE_LIMIT_NUMBER", "3/10m"), ("RESEND_COOLDOWN_SECS", "0"), ("FALLBACK", "false")];
+    let a = server(&redis, &prefix, &plivo.uri(), &limits).await;
+    let b = server(&redis, &prefix, &plivo.uri(), &limits).await;
+    let to = random_number();
+    let body = json!({"to": to, "channel": "sms"});
+    assert!(post(&a.base, "/v1/verifications", body.clone()).await.0 < 300);
+    assert!(post(&b.base, "/v1/verifications", body.clone()).await.0 < 300);
+    assert!(post(&a.base, "/v1/verifications", body.clone()).await.0 < 300);
+    let (status, refused) = post(&b.base, "/v1/verifications", body).await;
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(refused["error"]["code"], "number_rate_limited");
+}
