@@ -393,7 +393,8 @@ impl Verification {
             self.status = Status::Approved;
             return CheckResult::Approved;
         }
-        self.attempts = (self.attempts + 1).min(self.max_attempts);
+        // Saturating: a record read back with a corrupt count must exhaust, not overflow.
+        self.attempts = self.attempts.saturating_add(1).min(self.max_attempts);
         if self.attempts >= self.max_attempts {
             self.status = Status::MaxAttemptsReached;
             CheckResult::Exhausted
@@ -520,6 +521,15 @@ mod tests {
             v.check(true, T0),
             CheckResult::NotPending(Status::MaxAttemptsReached)
         );
+    }
+
+    #[test]
+    fn a_wrong_code_on_a_record_with_a_saturated_attempt_count_exhausts_it_without_overflow() {
+        let mut v = pending();
+        v.attempts = u32::MAX;
+        assert_eq!(v.check(false, T0), CheckResult::Exhausted);
+        assert_eq!(v.status, Status::MaxAttemptsReached);
+        assert_eq!(v.attempts_remaining(), 0);
     }
 
     #[test]

@@ -490,11 +490,16 @@ fn push_escaped(out: &mut String, value: &str) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
+            c if is_xml_char(c) => out.push(c),
+            _ => {}
         }
     }
+}
+
+/// XML 1.0's `Char`: tab, newline, carriage return and everything from space
+/// up except U+FFFE and U+FFFF (Rust strings hold no surrogates).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
 }
 
 // ---------------------------------------------------------------------------
@@ -857,6 +862,14 @@ fn compile(
         replay_at: None,
         replay_has_action: false,
     };
+    // quick-xml does not check characters, and literal text is copied into
+    // every response: one stray control character and Plivo rejects them all.
+    if let Some((at, bad)) = src.char_indices().find(|&(_, ch)| !is_xml_char(ch)) {
+        return Err(c.error(
+            at,
+            format!("character U+{:04X} is not allowed in XML", u32::from(bad)),
+        ));
+    }
     let mut reader = Reader::from_str(src);
     reader.config_mut().check_comments = true;
     let offset = |position: u64| {
@@ -1703,6 +1716,30 @@ mod tests {
         let templates = real_templates();
         let xml = templates.render("de-DE", TemplateKind::Goodbye, &Vars::default());
         assert_eq!(parse(&xml).names_at_depth(1), ["Speak", "Hangup"]);
+    }
+
+    #[test]
+    fn a_character_xml_cannot_carry_fails_naming_the_file_and_the_line() {
+        // Found by fuzzing: a NUL inside the XML declaration was accepted and
+        // copied into every rendered response.
+        let body = "<Response>\n<Speak voice=\"MAN\" language=\"en-US\">Bye.</Speak>\n<Hangup/>\n</Response>";
+        for (xml, expected) in [
+            (
+                format!("<?xml versi\0on=\"1.0\"?>\n{body}"),
+                ":1: character U+0000 is not allowed in XML",
+            ),
+            (
+                body.replace("Bye.", "Bye\u{1b}."),
+                ":2: character U+001B is not allowed in XML",
+            ),
+            (
+                body.replace("Bye.", "Bye\u{FFFF}."),
+                ":2: character U+FFFF is not allowed in XML",
+            ),
+        ] {
+            let error = error_of(TemplateKind::Goodbye, &xml);
+            assert_eq!(error, format!("xml-templates/en-US/goodbye.xml{expected}"));
+        }
     }
 
     #[test]
