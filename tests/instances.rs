@@ -234,7 +234,11 @@ async fn a_scheduled_fallback_survives_the_process_that_scheduled_it() {
 #[tokio::test]
 async fn limits_hold_across_two_processes_on_one_redis() {
     let (redis, prefix, plivo) = (common::redis_url(), common::unique_prefix(), plivo().await);
-    let limits = [("RATE_LIMIT_NUMBER", "3/10m"), ("RESEND_COOLDOWN_SECS", "0"), ("FALLBACK", "false")];
+    let limits = [
+        ("RATE_LIMIT_NUMBER", "3/10m"),
+        ("RESEND_COOLDOWN_SECS", "0"),
+        ("FALLBACK", "false"),
+    ];
     let a = server(&redis, &prefix, &plivo.uri(), &limits).await;
     let b = server(&redis, &prefix, &plivo.uri(), &limits).await;
     let to = random_number();
