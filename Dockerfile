@@ -1,0 +1,73 @@
+# syntax=docker/dockerfile:1
+#
+# plivo-2fa: build with Cargo, then run as a non-root user on Debian slim.
+#
+#   docker build -t plivo-2fa .
+#   docker run --rm -p 8080:8080 plivo-2fa        # sandbox mode: no Plivo account needed
+#
+# Production settings come from the environment (docker run --env-file, or your
+# orchestrator's secrets): see docs/DEPLOYMENT.md. Give the container more than
+# the server's 15 s to drain on stop (docker run --stop-timeout 30; Compose
+# stop_grace_period: 30s): Docker's default is 10 s.
+#
+# Needs BuildKit (the default builder since Docker 23) for the cache mounts.
+# Not yet built anywhere: it was written where no container engine runs; see
+# "Run it in a container" in docs/DEPLOYMENT.md for what was checked.
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=trixie
+
+# ---------------------------------------------------------------------------
+FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
+WORKDIR /build
+
+# What the release build reads: the manifest and lock file, the sources (the
+# Lua scripts are under src/), and the demo page and PHLO definition, which are
+# compiled into the binary.
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY web ./web
+COPY phlo ./phlo
+
+# The registry and target directories are cache mounts, so a rebuild after a
+# code change recompiles only this crate; the binary is copied out of the cache.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/build/target \
+    cargo build --release --locked --bin plivo-2fa \
+ && install -D -m 0755 target/release/plivo-2fa /out/plivo-2fa
+
+# ---------------------------------------------------------------------------
+FROM debian:${DEBIAN_RELEASE}-slim
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system --gid 10001 plivo-2fa \
+ && useradd --system --uid 10001 --gid plivo-2fa \
+      --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin plivo-2fa
+
+COPY --from=builder /out/plivo-2fa /usr/local/bin/plivo-2fa
+COPY xml-templates/ /usr/local/share/plivo-2fa/xml-templates/
+
+ENV LISTEN_ADDR=0.0.0.0:8080 \
+    XML_TEMPLATES_DIR=/usr/local/share/plivo-2fa/xml-templates \
+    RUST_LOG=info
+
+# A broken voice template fails the image build, not the first start.
+RUN ["/usr/local/bin/plivo-2fa", "check-templates"]
+
+WORKDIR /usr/local/share/plivo-2fa
+USER 10001:10001
+EXPOSE 8080
+
+# SIGTERM is the graceful stop (SIGINT would be a forced one).
+STOPSIGNAL SIGTERM
+
+# The image has no curl or wget: bash's /dev/tcp asks GET /healthz on the port
+# of the default LISTEN_ADDR. Change 8080 here if you change LISTEN_ADDR.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+
+ENTRYPOINT ["/usr/local/bin/plivo-2fa"]
+CMD ["serve"]
