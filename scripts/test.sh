@@ -42,6 +42,25 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# A free port whose cluster bus port (port + 10000) is free too; Redis Cluster
+# needs both, so the port must be at most 55535.
+free_cluster_port() {
+  python3 - <<'PY'
+import random, socket
+while True:
+    port = random.randint(20000, 50000)
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            s.close()
+    except OSError:
+        continue
+    print(port)
+    break
+PY
+}
+
 start_redis() { # port dir [extra args…]
   local port=$1 dir=$2; shift 2
   mkdir -p "$dir"
@@ -65,7 +84,7 @@ echo "test.sh: Redis at $TEST_REDIS_URL" >&2
 # A local 3-master Redis Cluster for the cluster tests.
 seeds=()
 for i in 1 2 3; do
-  p=$(free_port)
+  p=$(free_cluster_port)
   start_redis "$p" "$work/cluster-$i" --cluster-enabled yes \
     --cluster-config-file "$work/cluster-$i/nodes.conf" --cluster-node-timeout 2000
   seeds+=("127.0.0.1:$p")
