@@ -87,7 +87,7 @@ pub struct AbuseSettings {
     pub pumping_cooloff: Duration,
     /// E.164 numbers that bypass the pumping detector and the geo rules.
     pub safe_numbers: Vec<String>,
-    /// Exhausted verifications per hour that lock a number's starts.
+    /// Exhausted verifications within `lockout` that lock a number's starts for the rest of it.
     pub lockout_after_exhausted: u64,
     pub lockout: Duration,
     pub max_failed_checks_per_day: u64,
@@ -239,6 +239,12 @@ impl Settings {
             }
         };
         let sandbox = matches!(plivo, PlivoMode::Sandbox);
+        if !sandbox && public_base_url.is_none() {
+            return Err(err(
+                "PUBLIC_BASE_URL",
+                "is required with Plivo credentials: it is the URL Plivo calls back and signs (your https domain, or the ngrok URL)",
+            ));
+        }
 
         let from_number = match get("PLIVO_FROM_NUMBER") {
             Some(n) => {
@@ -694,8 +700,13 @@ mod tests {
             ("PLIVO_AUTH_TOKEN", "tok"),
         ];
         let e = Settings::from_vars(&vars(&base)).unwrap_err();
-        assert_eq!(e.var, "PLIVO_FROM_NUMBER");
+        assert_eq!(e.var, "PUBLIC_BASE_URL");
         let mut v = vars(&base);
+        v.insert("PUBLIC_BASE_URL".into(), "https://otp.example.com".into());
+        assert_eq!(
+            Settings::from_vars(&v).unwrap_err().var,
+            "PLIVO_FROM_NUMBER"
+        );
         v.insert("PLIVO_FROM_NUMBER".into(), "+14155550100".into());
         assert_eq!(Settings::from_vars(&v).unwrap_err().var, "API_KEYS");
         v.insert("API_KEYS".into(), "0123456789abcdef".into());

@@ -28,8 +28,9 @@ use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 
 /// How long a client may take to send its request head (slowloris guard).
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an idle keep-alive connection is kept.
-const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// How long an idle keep-alive connection is kept (short, so a draining
+/// shutdown is not held up by idle proxy connections).
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// How long in-flight requests get to finish on shutdown.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 15;
 
@@ -209,6 +210,7 @@ impl Application {
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(KEEP_ALIVE)
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .disable_signals()
         .listen(listener)
         .map_err(StartupError::Listen)?
         .run();
@@ -250,11 +252,45 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (actix stops accepting, lets requests in
     /// flight finish, then returns).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // Both SIGTERM and SIGINT drain (actix alone treats SIGINT as a hard stop).
+        let handle = self.server.handle();
+        let stopper = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        stopper.abort();
         self.worker.abort();
         if let Some(sim) = &self.simulator {
             sim.stop().await;
         }
         result
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; SIGINT still stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }

@@ -317,6 +317,7 @@ async fn sandbox_routes_exist_only_in_sandbox_mode() {
         ("PLIVO_AUTH_TOKEN", "live-token"),
         ("PLIVO_FROM_NUMBER", "+14155550199"),
         ("PLIVO_API_BASE_URL", &server.uri()),
+        ("PUBLIC_BASE_URL", "https://otp.example.com"),
     ])
     .await;
     let r = app

@@ -78,6 +78,7 @@ fn live_settings() -> Vec<(&'static str, &'static str)> {
         ("PLIVO_FROM_NUMBER", "+14155550100"),
         ("OTP_SECRET", OTP_SECRET),
         ("PLIVO_API_BASE_URL", "http://127.0.0.1:9"),
+        ("PUBLIC_BASE_URL", "https://otp.example.com"),
     ]
 }
 

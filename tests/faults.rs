@@ -424,6 +424,15 @@ async fn under_load_redis_going_away_is_a_quick_503_and_coming_back_heals_the_se
 
 #[tokio::test]
 async fn sigterm_lets_requests_in_flight_finish_and_exits_zero() {
+    drains_on("-TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_drains_like_sigterm() {
+    drains_on("-INT").await;
+}
+
+async fn drains_on(signal: &str) {
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(
@@ -449,6 +458,7 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_zero() {
         .env("PLIVO_AUTH_TOKEN", AUTH_TOKEN)
         .env("PLIVO_FROM_NUMBER", "+14155550199")
         .env("PLIVO_API_BASE_URL", plivo.uri())
+        .env("PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
         .env(
             "XML_TEMPLATES_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/xml-templates"),
@@ -478,7 +488,7 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_zero() {
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
     let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(ok.success());

@@ -63,6 +63,7 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
         ("PLIVO_AUTH_TOKEN", AUTH_TOKEN),
         ("PLIVO_FROM_NUMBER", "+14155550199"),
         ("PLIVO_API_BASE_URL", &uri),
+        ("PUBLIC_BASE_URL", "https://otp.example.com"),
     ])
     .await;
     let live_number = random_number();

@@ -140,6 +140,7 @@ impl Deliverer {
                     ),
                     url: self.public_url(&format!("{MESSAGE_STATUS_PATH}{}", verification.id)),
                     method: "POST".to_owned(),
+                    log: false,
                 };
                 self.client.send_message(&request).await?
             }

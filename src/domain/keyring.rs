@@ -1,7 +1,8 @@
 //! The keys derived from `OTP_SECRET`: the keyed digest a typed code is checked
 //! against, the AEAD that seals a copy of the code for re-sending, and the keyed
-//! hash that names a phone number's Redis keys. Nothing at rest holds a code or a
-//! full number in plaintext.
+//! hash that names a phone number's Redis keys. No code is ever at rest in
+//! plaintext, and key names carry only keyed hashes of numbers (a record keeps
+//! its number, which the API answers with).
 //!
 //! Several secrets may be configured for rotation: the first is used for new
 //! material; every one is tried when checking and opening.

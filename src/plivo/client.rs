@@ -56,6 +56,8 @@ pub struct MessageRequest {
     pub text: String,
     pub url: String,
     pub method: String,
+    /// `false`: Plivo keeps neither the text (the code) nor the full number in its logs.
+    pub log: bool,
 }
 
 /// Body of `POST /v1/Account/{auth_id}/Call/`.

@@ -23,7 +23,9 @@ use crate::plivo::signature::{
 };
 use crate::store::StoreError;
 
-/// How long a nonce is remembered: a captured callback cannot be replayed within it.
+/// How long a nonce is remembered at least: a captured callback cannot be
+/// replayed within it. It is stretched to the verification lifetime when that
+/// is longer, so a captured answer request never reads out a still-pending code.
 pub const NONCE_TTL_MS: u64 = 10 * 60 * 1000;
 /// Largest callback body read.
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
@@ -159,7 +161,13 @@ impl FromRequest for SignedRequest {
             };
             if !state
                 .verifier
-                .fresh_nonce(nonce, NONCE_TTL_MS)
+                .fresh_nonce(
+                    nonce,
+                    NONCE_TTL_MS.max(
+                        u64::try_from(state.verifier.policy().lifetime.as_millis())
+                            .unwrap_or(u64::MAX),
+                    ),
+                )
                 .await
                 .map_err(CallbackError::Store)?
             {
