@@ -750,6 +750,7 @@ mod tests {
             ("PLIVO_FROM_NUMBER", "+14155550100"),
             ("API_KEYS", "0123456789abcdef"),
             ("OTP_SECRET", SECRET),
+            ("PUBLIC_BASE_URL", "https://otp.example.com"),
         ];
         assert!(!Settings::from_vars(&vars(&live)).unwrap().demo_page);
         let mut on = vars(&live);

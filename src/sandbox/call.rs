@@ -216,20 +216,21 @@ pub async fn play(state: std::sync::Arc<SandboxState>, request: super::api::Call
                 Step::Wait => {}
                 Step::GetDigits { action, prompts } => {
                     state.update_call(&leg.request_uuid, |c| c.spoken.extend(prompts));
-                    if presses_one && presses < MAX_PRESSES {
-                        if let Some(action) = action {
-                            presses += 1;
-                            state.update_call(&leg.request_uuid, |c| c.digits.push('1'));
-                            next = Some((
-                                action,
-                                leg.params(&[
-                                    ("CallStatus", "in-progress".to_owned()),
-                                    ("Event", "GetDigits".to_owned()),
-                                    ("Digits", "1".to_owned()),
-                                ]),
-                            ));
-                            continue 'documents;
-                        }
+                    if presses_one
+                        && presses < MAX_PRESSES
+                        && let Some(action) = action
+                    {
+                        presses += 1;
+                        state.update_call(&leg.request_uuid, |c| c.digits.push('1'));
+                        next = Some((
+                            action,
+                            leg.params(&[
+                                ("CallStatus", "in-progress".to_owned()),
+                                ("Event", "GetDigits".to_owned()),
+                                ("Digits", "1".to_owned()),
+                            ]),
+                        ));
+                        continue 'documents;
                     }
                 }
                 Step::Redirect(url) => {
