@@ -456,6 +456,26 @@ pub struct CallReport {
     pub outcome: Option<CallOutcome>,
 }
 
+impl CallReport {
+    /// The report as a voice delivery; a normal end (4000, 4010) carries no error code.
+    pub fn into_delivery(self, now: Timestamp) -> Delivery {
+        let code = self
+            .outcome
+            .as_ref()
+            .and_then(|o| o.hangup_cause_code.clone());
+        Delivery {
+            channel: Channel::Voice,
+            provider_id: self.request_uuid,
+            error_code: code.filter(|c| c != "4000" && c != "4010"),
+            status: self.status,
+            updated_at: now.as_millis(),
+            call: self.outcome,
+            sequence: None,
+            created_at: Some(now.as_millis()),
+        }
+    }
+}
+
 impl Verifier {
     /// The code a call should read out, while its verification is pending.
     pub async fn voice_code(&self, call: &CallRef) -> Result<Spoken, StoreError> {
@@ -487,28 +507,8 @@ impl Verifier {
         let Some((v, _)) = self.store.resolve_call(call, now).await? else {
             return Ok(false);
         };
-        let normal = report
-            .outcome
-            .as_ref()
-            .and_then(|o| o.hangup_cause_code.as_deref())
-            .is_none_or(|c| matches!(c, "4000" | "4010"));
-        let delivery = Delivery {
-            channel: Channel::Voice,
-            provider_id: report.request_uuid,
-            error_code: if normal {
-                None
-            } else {
-                report
-                    .outcome
-                    .as_ref()
-                    .and_then(|o| o.hangup_cause_code.clone())
-            },
-            status: report.status,
-            updated_at: now.as_millis(),
-            call: report.outcome,
-            sequence: None,
-            created_at: Some(now.as_millis()),
-        };
+        let delivery = report.into_delivery(now);
+        count_delivery(&delivery);
         if let DeliveryUpdate::Applied(v) = self.store.record_delivery(&v.id, delivery, now).await?
         {
             self.events.emit(EventKind::DeliveryUpdated, &v).await;

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::signed::SignedRequest;
 use crate::delivery::AGAIN_PATH;
-use crate::domain::{CallOutcome, CallRef, Channel, Delivery, PhoneNumber, VerificationId};
+use crate::domain::{
+    CallOutcome, CallRef, Channel, Delivery, PhoneNumber, Timestamp, VerificationId,
+};
 use crate::plivo::xml::{SpokenCode, TemplateKind, Vars};
 use crate::service::{CallReport, Spoken};
 
@@ -116,20 +118,10 @@ pub async fn hangup(
         tracing::info!("hangup without a RequestUUID");
         return ok();
     };
-    let duration = signed.param("Duration").and_then(|d| d.parse::<u32>().ok());
-    let outcome = CallOutcome {
-        answered: signed.param("AnswerTime").is_some() || duration.is_some_and(|d| d > 0),
-        hangup_cause_code: signed.param("HangupCauseCode").map(str::to_owned),
-        hangup_cause_name: signed
-            .param("HangupCauseName")
-            .or_else(|| signed.param("HangupCause"))
-            .map(str::to_owned),
-        duration,
-    };
     let report = CallReport {
         request_uuid: request_uuid.to_owned(),
         status: signed.param("CallStatus").unwrap_or("completed").to_owned(),
-        outcome: Some(outcome),
+        outcome: Some(call_outcome(&signed)),
     };
     match state.verifier.record_call(&call, report).await {
         Ok(true) => {}
@@ -141,6 +133,38 @@ pub async fn hangup(
         }
     }
     ok()
+}
+
+/// A message status callback as a delivery report.
+fn sms_receipt(signed: &SignedRequest, uuid: &str, status: &str, now: Timestamp) -> Delivery {
+    Delivery {
+        channel: Channel::Sms,
+        provider_id: uuid.to_owned(),
+        status: status.to_ascii_lowercase(),
+        // Plivo sends "000" (or nothing) when there is no error.
+        error_code: signed
+            .param("ErrorCode")
+            .filter(|c| *c != "000" && *c != "0")
+            .map(str::to_owned),
+        updated_at: now.as_millis(),
+        call: None,
+        sequence: signed.param("Sequence").and_then(|s| s.parse().ok()),
+        created_at: Some(now.as_millis()),
+    }
+}
+
+/// How a call ended, from a hangup callback's fields.
+fn call_outcome(signed: &SignedRequest) -> CallOutcome {
+    let duration = signed.param("Duration").and_then(|d| d.parse::<u32>().ok());
+    CallOutcome {
+        answered: signed.param("AnswerTime").is_some() || duration.is_some_and(|d| d > 0),
+        hangup_cause_code: signed.param("HangupCauseCode").map(str::to_owned),
+        hangup_cause_name: signed
+            .param("HangupCauseName")
+            .or_else(|| signed.param("HangupCause"))
+            .map(str::to_owned),
+        duration,
+    }
 }
 
 /// The E.164 form of a callback's `To` (Plivo omits the `+`).
@@ -166,20 +190,7 @@ pub async fn phlo_message_status(
     ) else {
         return HttpResponse::Ok().finish();
     };
-    let now = state.verifier.now();
-    let delivery = Delivery {
-        channel: Channel::Sms,
-        provider_id: uuid.to_owned(),
-        status: status.to_ascii_lowercase(),
-        error_code: signed
-            .param("ErrorCode")
-            .filter(|c| *c != "000" && *c != "0")
-            .map(str::to_owned),
-        updated_at: now.as_millis(),
-        call: None,
-        sequence: signed.param("Sequence").and_then(|s| s.parse().ok()),
-        created_at: Some(now.as_millis()),
-    };
+    let delivery = sms_receipt(&signed, uuid, status, state.verifier.now());
     phlo_outcome(state.verifier.record_phlo_status(&to, delivery).await)
 }
 
@@ -194,23 +205,12 @@ pub async fn phlo_call_status(signed: SignedRequest, state: web::Data<AppState>)
         return HttpResponse::Ok().finish();
     };
     let now = state.verifier.now();
-    let duration = signed.param("Duration").and_then(|d| d.parse::<u32>().ok());
-    let code = signed.param("HangupCauseCode").map(str::to_owned);
-    let delivery = Delivery {
-        channel: Channel::Voice,
-        provider_id: uuid.to_owned(),
+    let report = CallReport {
+        request_uuid: uuid.to_owned(),
         status: signed.param("CallStatus").unwrap_or("completed").to_owned(),
-        error_code: code.clone().filter(|c| c != "4000" && c != "4010"),
-        updated_at: now.as_millis(),
-        call: Some(CallOutcome {
-            answered: duration.is_some_and(|d| d > 0),
-            hangup_cause_code: code,
-            hangup_cause_name: signed.param("HangupCauseName").map(str::to_owned),
-            duration,
-        }),
-        sequence: None,
-        created_at: Some(now.as_millis()),
+        outcome: Some(call_outcome(&signed)),
     };
+    let delivery = report.into_delivery(now);
     phlo_outcome(state.verifier.record_phlo_status(&to, delivery).await)
 }
 
@@ -245,20 +245,7 @@ pub async fn message_status(
         tracing::info!("message status for an unknown verification or without MessageUUID/Status");
         return ok();
     };
-    let now = state.verifier.now();
-    let delivery = Delivery {
-        channel: Channel::Sms,
-        provider_id: uuid.to_owned(),
-        status: status.to_ascii_lowercase(),
-        error_code: signed
-            .param("ErrorCode")
-            .filter(|c| *c != "000" && *c != "0")
-            .map(str::to_owned),
-        updated_at: now.as_millis(),
-        call: None,
-        sequence: signed.param("Sequence").and_then(|s| s.parse().ok()),
-        created_at: Some(now.as_millis()),
-    };
+    let delivery = sms_receipt(&signed, uuid, status, state.verifier.now());
     match state.verifier.record_sms_status(&id, delivery).await {
         Ok(true) => ok(),
         Ok(false) => {

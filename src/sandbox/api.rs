@@ -59,6 +59,18 @@ fn unauthorized() -> HttpResponse {
     )
 }
 
+/// Plivo's 400 for the first required parameter that is missing or empty.
+fn require(body: &Map<String, Value>, keys: &[&str]) -> Option<HttpResponse> {
+    keys.iter()
+        .find(|k| text_field(body, k).is_none())
+        .map(|key| {
+            plivo_error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                &format!("{key} parameter not present"),
+            )
+        })
+}
+
 fn text_field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     body.get(key)
         .and_then(Value::as_str)
@@ -75,13 +87,8 @@ async fn send_message(
         return unauthorized();
     }
     let body = body.into_inner();
-    for key in ["src", "dst", "text"] {
-        if text_field(&body, key).is_none() {
-            return plivo_error(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                &format!("{key} parameter not present"),
-            );
-        }
+    if let Some(missing) = require(&body, &["src", "dst", "text"]) {
+        return missing;
     }
     let (src, dst, text) = (
         text_field(&body, "src").unwrap_or_default(),
@@ -176,13 +183,8 @@ async fn make_call(
         return unauthorized();
     }
     let body = body.into_inner();
-    for key in ["from", "to", "answer_url"] {
-        if text_field(&body, key).is_none() {
-            return plivo_error(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                &format!("{key} parameter not present"),
-            );
-        }
+    if let Some(missing) = require(&body, &["from", "to", "answer_url"]) {
+        return missing;
     }
     let field = |k: &str| text_field(&body, k).unwrap_or_default().to_owned();
     let to = field("to");
