@@ -1,0 +1,1 @@
+-- A fixed request (wrk's own, from the URL): common.lua's RESULT line only.

@@ -1,0 +1,346 @@
+//! The load harness's helper, driven by `bench/load.sh` (not a criterion bench:
+//! run bare by `cargo bench`, it says so and exits).
+//!
+//! - `preload`: writes pending verifications straight into the server's Redis
+//!   through the crate's own store and keyring (the same Lua script and the
+//!   same keyed digest and seal a start uses), with a code the harness knows,
+//!   so the check scenarios can each spend a verification per request without
+//!   first sending hundreds of thousands of SMS through the API. Voice
+//!   verifications also get a registered call reference, as a real call does.
+//! - `sign`: signs answer-URL callbacks the way Plivo does (V3, a fresh nonce
+//!   each, since a nonce is accepted once), for wrk to replay.
+//! - `wait-ready`: polls `/readyz` every millisecond and prints how long after
+//!   the given launch instant it first answered 200.
+#![allow(clippy::print_stdout, clippy::expect_used)] // a command-line tool
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use plivo_2fa::delivery::ANSWER_PATH;
+use plivo_2fa::domain::verification::SendPolicy;
+use plivo_2fa::domain::{
+    CallRef, Channel, Clock, CodeLength, Keyring, Locale, OtpCode, PhoneNumber, Status,
+    SystemClock, Verification, VerificationId,
+};
+use plivo_2fa::plivo::signature::{Method, sign_v3};
+use plivo_2fa::store::redis::RedisTarget;
+use plivo_2fa::store::{NewVerification, RedisStore, StartOutcome, VerificationStore};
+use secrecy::SecretSlice;
+
+/// The code every preloaded verification holds.
+const PRELOADED_CODE: &str = "123456";
+/// How many store writes are in flight at once while preloading.
+const PRELOAD_CONCURRENCY: usize = 128;
+
+#[derive(Debug, Parser)]
+#[command(name = "load", about = "bench/load.sh's helper")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes pending verifications into Redis; one id (or call reference) a line.
+    Preload {
+        #[arg(long)]
+        redis: String,
+        #[arg(long, default_value = "p2fa")]
+        prefix: String,
+        /// The server's OTP_SECRET (base64).
+        #[arg(long)]
+        otp_secret: String,
+        /// SMS verifications to open.
+        #[arg(long)]
+        count: usize,
+        /// Voice verifications instead, each with a registered call reference
+        /// (the file then lists the references).
+        #[arg(long)]
+        voice: bool,
+        /// The first number is +1415 followed by this seven-digit value.
+        #[arg(long)]
+        first_number: u32,
+        #[arg(long, default_value_t = 20)]
+        max_attempts: u32,
+        #[arg(long, default_value_t = 10)]
+        lifetime_minutes: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Signs `count` answer-URL callbacks over the call references in `calls`;
+    /// writes `path nonce signature` lines and the shared form body.
+    Sign {
+        /// The server's PUBLIC_BASE_URL.
+        #[arg(long)]
+        base: String,
+        /// The auth token (PLIVO_AUTH_TOKEN) to sign with.
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        calls: PathBuf,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        body_out: PathBuf,
+    },
+    /// Polls GET /readyz until it answers 200; prints the milliseconds since
+    /// `since_ns` (nanoseconds since the Unix epoch, as `date +%s%N`).
+    WaitReady {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        since_ns: u128,
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` appends `--bench`; it means nothing here.
+    let args = std::env::args().filter(|a| a != "--bench");
+    let cli = Cli::parse_from(args);
+    let result = match cli.command {
+        None => {
+            println!("load: the helper of bench/load.sh; run that script for the load numbers");
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Preload {
+            redis,
+            prefix,
+            otp_secret,
+            count,
+            voice,
+            first_number,
+            max_attempts,
+            lifetime_minutes,
+            out,
+        }) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(preload(Preload {
+                    redis,
+                    prefix,
+                    otp_secret,
+                    count,
+                    voice,
+                    first_number,
+                    max_attempts,
+                    lifetime: Duration::from_secs(60 * lifetime_minutes),
+                    out,
+                }))
+            }),
+        Some(Command::Sign {
+            base,
+            token,
+            calls,
+            count,
+            out,
+            body_out,
+        }) => sign(&base, &token, &calls, count, &out, &body_out),
+        Some(Command::WaitReady {
+            addr,
+            since_ns,
+            timeout_ms,
+        }) => wait_ready(&addr, since_ns, Duration::from_millis(timeout_ms)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Preload {
+    redis: String,
+    prefix: String,
+    otp_secret: String,
+    count: usize,
+    voice: bool,
+    first_number: u32,
+    max_attempts: u32,
+    lifetime: Duration,
+    out: PathBuf,
+}
+
+async fn preload(p: Preload) -> Result<(), String> {
+    let target = RedisTarget::parse(&p.redis)?;
+    let store = RedisStore::connect(&target, &p.prefix, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    let secret = STANDARD
+        .decode(p.otp_secret.trim())
+        .map_err(|_| "--otp-secret must be base64".to_owned())?;
+    let keyring = Keyring::new(&[SecretSlice::from(secret)]);
+    let code = OtpCode::parse(PRELOADED_CODE, CodeLength::default()).map_err(|e| e.to_string())?;
+    let policy = SendPolicy {
+        cooldown_ms: 30_000,
+        max_sends: 5,
+    };
+    let started = Instant::now();
+    let (store, keyring, code) = (&store, &keyring, &code);
+    let lines: Vec<Result<String, String>> = futures::stream::iter(0..p.count)
+        .map(|i| async move {
+            let digits = u64::from(p.first_number) + i as u64;
+            let to = PhoneNumber::parse(&format!("+1415{digits:07}"))
+                .map_err(|e| format!("+1415{digits:07}: {e}"))?;
+            let key = keyring.number_key(&to);
+            let id = VerificationId::generate(&key.tag);
+            let now = SystemClock.now();
+            let expires_at = now.plus(p.lifetime);
+            let new = NewVerification {
+                digest: keyring.primary_digest(code),
+                sealed: keyring.seal(code, id.as_str()),
+                verification: Verification {
+                    id: id.clone(),
+                    to,
+                    channel: if p.voice {
+                        Channel::Voice
+                    } else {
+                        Channel::Sms
+                    },
+                    locale: Locale::default(),
+                    status: Status::Pending,
+                    created_at: now,
+                    expires_at,
+                    attempts: 0,
+                    max_attempts: p.max_attempts,
+                    sends: 1,
+                    last_sent_at: now,
+                    deliveries: Vec::new(),
+                    fallback_used: false,
+                },
+            };
+            match store.start(new, &key, policy, now).await {
+                Ok(StartOutcome::Created(_)) => {}
+                Ok(_) => return Err(format!("+1415{digits:07} already has a verification")),
+                Err(e) => return Err(e.to_string()),
+            }
+            if !p.voice {
+                return Ok(id.as_str().to_owned());
+            }
+            let call = CallRef::generate(id.tag());
+            store
+                .register_call(&call, &id, expires_at, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(call.as_str().to_owned())
+        })
+        .buffer_unordered(PRELOAD_CONCURRENCY)
+        .collect()
+        .await;
+    let mut file = BufWriter::new(File::create(&p.out).map_err(|e| e.to_string())?);
+    for line in lines {
+        writeln!(file, "{}", line?).map_err(|e| e.to_string())?;
+    }
+    file.flush().map_err(|e| e.to_string())?;
+    eprintln!(
+        "load: preloaded {} {} verifications in {:.1} s",
+        p.count,
+        if p.voice { "voice" } else { "SMS" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The form Plivo posts to an answer URL when an outbound call is answered.
+fn answer_callback() -> Vec<(String, String)> {
+    [
+        ("ALegRequestUUID", "3e82ae9d-2c78-4d85-b1a4-6eae7dbafb36"),
+        ("ALegUUID", "9b1c3d7e-5f2a-4c8b-a6d4-2e0f1b3c5d7e"),
+        ("BillRate", "0.0085"),
+        ("CallStatus", "in-progress"),
+        ("CallUUID", "9b1c3d7e-5f2a-4c8b-a6d4-2e0f1b3c5d7e"),
+        ("CallerName", "+14155550199"),
+        ("Direction", "outbound"),
+        ("Event", "StartApp"),
+        ("From", "14155550199"),
+        ("ParentAuthID", "MANWVLYTK4ZWU1YTY4QA"),
+        ("RequestUUID", "3e82ae9d-2c78-4d85-b1a4-6eae7dbafb36"),
+        ("SessionStart", "2026-11-25 19:45:12.345678"),
+        ("To", "14155550100"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+fn sign(
+    base: &str,
+    token: &str,
+    calls: &Path,
+    count: usize,
+    out: &Path,
+    body_out: &Path,
+) -> Result<(), String> {
+    let refs: Vec<String> = BufReader::new(File::open(calls).map_err(|e| e.to_string())?)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    if refs.is_empty() {
+        return Err(format!("{} lists no call references", calls.display()));
+    }
+    let params = answer_callback();
+    let base = base.trim_end_matches('/');
+    // Unique per run, so two runs against one Redis never replay each other.
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_micros();
+    let mut file = BufWriter::new(File::create(out).map_err(|e| e.to_string())?);
+    for i in 0..count {
+        let path = format!("{ANSWER_PATH}{}", refs[i % refs.len()]);
+        let nonce = format!("{run}{i:08}");
+        let signature = sign_v3(
+            token.as_bytes(),
+            Method::Post,
+            &format!("{base}{path}"),
+            &params,
+            &nonce,
+        )
+        .map_err(|e| e.to_string())?;
+        writeln!(file, "{path} {nonce} {signature}").map_err(|e| e.to_string())?;
+    }
+    file.flush().map_err(|e| e.to_string())?;
+    let body = serde_urlencoded::to_string(&params).map_err(|e| e.to_string())?;
+    std::fs::write(body_out, body).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn wait_ready(addr: &str, since_ns: u128, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            let mut head = [0u8; 12];
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_exact(&mut head).is_ok()
+                && head.ends_with(b" 200")
+            {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_err(|e| e.to_string())?
+                    .as_nanos();
+                println!("{:.1}", now.saturating_sub(since_ns) as f64 / 1e6);
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{addr} was not ready within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
