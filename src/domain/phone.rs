@@ -12,6 +12,8 @@ use phonenumber::metadata::DATABASE;
 const MAX_DIGITS: usize = 15;
 /// The shortest national numbers in use (a few small countries) give 7 digits in all.
 const MIN_DIGITS: usize = 7;
+/// Country calling codes are one to three digits (ITU-T E.164).
+const MAX_CALLING_CODE_DIGITS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneNumberError {
@@ -138,7 +140,13 @@ impl PhoneNumber {
 
     /// The country calling code (`1`, `44`…).
     pub fn country_code(&self) -> Option<u16> {
-        self.meta().map(|m| m.country_code)
+        match &self.meta {
+            Some(m) => Some(m.country_code),
+            // Every check reads a number back from the store and asks this (the
+            // pumping detector counts by calling code): a prefix lookup, not a
+            // full parse, which costs tens of microseconds of regular expressions.
+            None => calling_code(&self.e164),
+        }
     }
 
     pub fn line_kind(&self) -> LineKind {
@@ -151,6 +159,16 @@ impl PhoneNumber {
         let (head, tail) = if n >= 11 { (5, 4) } else { (3, 2) };
         format!("{}***{}", &self.e164[..head], &self.e164[n - tail..])
     }
+}
+
+/// The calling code an E.164 number starts with, found as libphonenumber finds
+/// it: the first one-, two- or three-digit prefix that is an assigned code
+/// (the codes are prefix-free).
+fn calling_code(e164: &str) -> Option<u16> {
+    let digits = e164.strip_prefix('+')?;
+    (1..=MAX_CALLING_CODE_DIGITS)
+        .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
+        .find(|code| DATABASE.by_code(code).is_some())
 }
 
 impl fmt::Display for PhoneNumber {
@@ -222,6 +240,31 @@ mod tests {
         let stored = PhoneNumber::from_trusted_e164("+19005550100".into());
         assert_eq!(stored.line_kind(), LineKind::PremiumRate);
         assert_eq!(stored, n);
+    }
+
+    #[test]
+    fn a_stored_number_has_the_calling_code_a_parse_finds() {
+        for e164 in [
+            "+14155550100",
+            "+12684601234",
+            "+447400123456",
+            "+33612345678",
+            "+4915123456789",
+            "+79123456789",
+            "+8613812345678",
+            "+971501234567",
+            "+35312345678",
+            "+2348031234567",
+        ] {
+            let parsed = PhoneNumber::parse(e164).unwrap();
+            let stored = PhoneNumber::from_trusted_e164(e164.to_owned());
+            assert_eq!(stored.country_code(), parsed.country_code(), "{e164}");
+            assert!(stored.country_code().is_some(), "{e164}");
+        }
+        assert_eq!(
+            PhoneNumber::from_trusted_e164("+9999".to_owned()).country_code(),
+            None
+        );
     }
 
     #[test]
