@@ -3,6 +3,7 @@
 //! masked, so logging one never leaks the full number.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use phonenumber::Mode;
 use phonenumber::Type as PhoneNumberType;
@@ -50,9 +51,11 @@ pub struct PhoneNumber {
 
 #[derive(Debug, Clone)]
 struct Meta {
-    region: Option<String>,
     country_code: u16,
     kind: LineKind,
+    /// Only the country allow-list asks, so it is worked out when first asked
+    /// (one more number-type evaluation, which a check by number never needs).
+    region: OnceLock<Option<String>>,
 }
 
 impl PartialEq for PhoneNumber {
@@ -69,8 +72,8 @@ impl std::hash::Hash for PhoneNumber {
     }
 }
 
-fn kind_of(parsed: &phonenumber::PhoneNumber) -> LineKind {
-    match parsed.number_type(&DATABASE) {
+fn kind_of(number_type: PhoneNumberType) -> LineKind {
+    match number_type {
         PhoneNumberType::Mobile => LineKind::Mobile,
         PhoneNumberType::FixedLine => LineKind::FixedLine,
         PhoneNumberType::FixedLineOrMobile => LineKind::FixedLineOrMobile,
@@ -83,12 +86,17 @@ fn kind_of(parsed: &phonenumber::PhoneNumber) -> LineKind {
     }
 }
 
-fn meta_of(parsed: &phonenumber::PhoneNumber) -> Meta {
+fn meta_of(parsed: &phonenumber::PhoneNumber, number_type: PhoneNumberType) -> Meta {
     Meta {
-        region: parsed.country().id().map(|id| id.as_ref().to_owned()),
         country_code: parsed.code().value(),
-        kind: kind_of(parsed),
+        kind: kind_of(number_type),
+        region: OnceLock::new(),
     }
+}
+
+fn region_of(e164: &str) -> Option<String> {
+    let parsed = phonenumber::parse(None, e164).ok()?;
+    parsed.country().id().map(|id| id.as_ref().to_owned())
 }
 
 impl PhoneNumber {
@@ -105,27 +113,29 @@ impl PhoneNumber {
             return Err(PhoneNumberError::NotE164);
         }
         let parsed = phonenumber::parse(None, input).map_err(|_| PhoneNumberError::Invalid)?;
-        if !phonenumber::is_valid(&parsed) {
+        // Each number-type evaluation runs a dozen of the crate's cached regular
+        // expressions, so it is done once: libphonenumber's is_valid is exactly
+        // "the type is known", except that it reads the national number with its
+        // leading zeros (Italy's fixed lines) where the type reads it without,
+        // so only those numbers ask it separately.
+        let number_type = parsed.number_type(&DATABASE);
+        let valid = if parsed.national().zeros() == 0 {
+            number_type != PhoneNumberType::Unknown
+        } else {
+            phonenumber::is_valid(&parsed)
+        };
+        if !valid {
             return Err(PhoneNumberError::Invalid);
         }
         Ok(Self {
             e164: parsed.format().mode(Mode::E164).to_string(),
-            meta: Some(meta_of(&parsed)),
+            meta: Some(meta_of(&parsed, number_type)),
         })
     }
 
     /// Rebuilds a number this server validated before (read back from its own store).
     pub fn from_trusted_e164(e164: String) -> Self {
         Self { e164, meta: None }
-    }
-
-    fn meta(&self) -> Option<Meta> {
-        match &self.meta {
-            Some(m) => Some(m.clone()),
-            None => phonenumber::parse(None, &self.e164)
-                .ok()
-                .map(|p| meta_of(&p)),
-        }
     }
 
     /// The full E.164 form. Only for Plivo requests and storage, never for logs.
@@ -135,7 +145,10 @@ impl PhoneNumber {
 
     /// The ISO 3166 region libphonenumber assigns (`"US"`, `"GB"`…), if any.
     pub fn region(&self) -> Option<String> {
-        self.meta()?.region
+        match &self.meta {
+            Some(m) => m.region.get_or_init(|| region_of(&self.e164)).clone(),
+            None => region_of(&self.e164),
+        }
     }
 
     /// The country calling code (`1`, `44`…).
@@ -150,7 +163,11 @@ impl PhoneNumber {
     }
 
     pub fn line_kind(&self) -> LineKind {
-        self.meta().map_or(LineKind::Unknown, |m| m.kind)
+        match &self.meta {
+            Some(m) => m.kind,
+            None => phonenumber::parse(None, &self.e164)
+                .map_or(LineKind::Unknown, |p| kind_of(p.number_type(&DATABASE))),
+        }
     }
 
     /// The number with its middle hidden: `+1415***0100`.
@@ -224,6 +241,29 @@ mod tests {
             PhoneNumber::parse("+19995550100"),
             Err(PhoneNumberError::Invalid)
         );
+    }
+
+    #[test]
+    fn validity_is_libphonenumbers_with_or_without_leading_zeros() {
+        for input in [
+            "+14155550100",
+            "+19995550100",
+            "+390612345678",
+            "+39061234567",
+            "+393123456789",
+            "+447400123456",
+            "+4407400123456",
+            "+2250712345678",
+            "+5511912345678",
+            "+8613812345678",
+            "+88213123456",
+            "+80012345678",
+        ] {
+            let expected = phonenumber::parse(None, input)
+                .map(|p| phonenumber::is_valid(&p))
+                .unwrap_or(false);
+            assert_eq!(PhoneNumber::parse(input).is_ok(), expected, "{input}");
+        }
     }
 
     #[test]
