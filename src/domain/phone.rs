@@ -3,6 +3,7 @@
 //! masked, so logging one never leaks the full number.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use phonenumber::Mode;
 use phonenumber::Type as PhoneNumberType;
@@ -12,6 +13,8 @@ use phonenumber::metadata::DATABASE;
 const MAX_DIGITS: usize = 15;
 /// The shortest national numbers in use (a few small countries) give 7 digits in all.
 const MIN_DIGITS: usize = 7;
+/// Country calling codes are one to three digits (ITU-T E.164).
+const MAX_CALLING_CODE_DIGITS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneNumberError {
@@ -48,9 +51,11 @@ pub struct PhoneNumber {
 
 #[derive(Debug, Clone)]
 struct Meta {
-    region: Option<String>,
     country_code: u16,
     kind: LineKind,
+    /// Only the country allow-list asks, so it is worked out when first asked
+    /// (one more number-type evaluation, which a check by number never needs).
+    region: OnceLock<Option<String>>,
 }
 
 impl PartialEq for PhoneNumber {
@@ -67,8 +72,8 @@ impl std::hash::Hash for PhoneNumber {
     }
 }
 
-fn kind_of(parsed: &phonenumber::PhoneNumber) -> LineKind {
-    match parsed.number_type(&DATABASE) {
+fn kind_of(number_type: PhoneNumberType) -> LineKind {
+    match number_type {
         PhoneNumberType::Mobile => LineKind::Mobile,
         PhoneNumberType::FixedLine => LineKind::FixedLine,
         PhoneNumberType::FixedLineOrMobile => LineKind::FixedLineOrMobile,
@@ -81,12 +86,17 @@ fn kind_of(parsed: &phonenumber::PhoneNumber) -> LineKind {
     }
 }
 
-fn meta_of(parsed: &phonenumber::PhoneNumber) -> Meta {
+fn meta_of(parsed: &phonenumber::PhoneNumber, number_type: PhoneNumberType) -> Meta {
     Meta {
-        region: parsed.country().id().map(|id| id.as_ref().to_owned()),
         country_code: parsed.code().value(),
-        kind: kind_of(parsed),
+        kind: kind_of(number_type),
+        region: OnceLock::new(),
     }
+}
+
+fn region_of(e164: &str) -> Option<String> {
+    let parsed = phonenumber::parse(None, e164).ok()?;
+    parsed.country().id().map(|id| id.as_ref().to_owned())
 }
 
 impl PhoneNumber {
@@ -103,27 +113,29 @@ impl PhoneNumber {
             return Err(PhoneNumberError::NotE164);
         }
         let parsed = phonenumber::parse(None, input).map_err(|_| PhoneNumberError::Invalid)?;
-        if !phonenumber::is_valid(&parsed) {
+        // Each number-type evaluation runs a dozen of the crate's cached regular
+        // expressions, so it is done once: libphonenumber's is_valid is exactly
+        // "the type is known", except that it reads the national number with its
+        // leading zeros (Italy's fixed lines) where the type reads it without,
+        // so only those numbers ask it separately.
+        let number_type = parsed.number_type(&DATABASE);
+        let valid = if parsed.national().zeros() == 0 {
+            number_type != PhoneNumberType::Unknown
+        } else {
+            phonenumber::is_valid(&parsed)
+        };
+        if !valid {
             return Err(PhoneNumberError::Invalid);
         }
         Ok(Self {
             e164: parsed.format().mode(Mode::E164).to_string(),
-            meta: Some(meta_of(&parsed)),
+            meta: Some(meta_of(&parsed, number_type)),
         })
     }
 
     /// Rebuilds a number this server validated before (read back from its own store).
     pub fn from_trusted_e164(e164: String) -> Self {
         Self { e164, meta: None }
-    }
-
-    fn meta(&self) -> Option<Meta> {
-        match &self.meta {
-            Some(m) => Some(m.clone()),
-            None => phonenumber::parse(None, &self.e164)
-                .ok()
-                .map(|p| meta_of(&p)),
-        }
     }
 
     /// The full E.164 form. Only for Plivo requests and storage, never for logs.
@@ -133,16 +145,29 @@ impl PhoneNumber {
 
     /// The ISO 3166 region libphonenumber assigns (`"US"`, `"GB"`…), if any.
     pub fn region(&self) -> Option<String> {
-        self.meta()?.region
+        match &self.meta {
+            Some(m) => m.region.get_or_init(|| region_of(&self.e164)).clone(),
+            None => region_of(&self.e164),
+        }
     }
 
     /// The country calling code (`1`, `44`…).
     pub fn country_code(&self) -> Option<u16> {
-        self.meta().map(|m| m.country_code)
+        match &self.meta {
+            Some(m) => Some(m.country_code),
+            // Every check reads a number back from the store and asks this (the
+            // pumping detector counts by calling code): a prefix lookup, not a
+            // full parse, which costs tens of microseconds of regular expressions.
+            None => calling_code(&self.e164),
+        }
     }
 
     pub fn line_kind(&self) -> LineKind {
-        self.meta().map_or(LineKind::Unknown, |m| m.kind)
+        match &self.meta {
+            Some(m) => m.kind,
+            None => phonenumber::parse(None, &self.e164)
+                .map_or(LineKind::Unknown, |p| kind_of(p.number_type(&DATABASE))),
+        }
     }
 
     /// The number with its middle hidden: `+1415***0100`.
@@ -151,6 +176,16 @@ impl PhoneNumber {
         let (head, tail) = if n >= 11 { (5, 4) } else { (3, 2) };
         format!("{}***{}", &self.e164[..head], &self.e164[n - tail..])
     }
+}
+
+/// The calling code an E.164 number starts with, found as libphonenumber finds
+/// it: the first one-, two- or three-digit prefix that is an assigned code
+/// (the codes are prefix-free).
+fn calling_code(e164: &str) -> Option<u16> {
+    let digits = e164.strip_prefix('+')?;
+    (1..=MAX_CALLING_CODE_DIGITS)
+        .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
+        .find(|code| DATABASE.by_code(code).is_some())
 }
 
 impl fmt::Display for PhoneNumber {
@@ -209,6 +244,29 @@ mod tests {
     }
 
     #[test]
+    fn validity_is_libphonenumbers_with_or_without_leading_zeros() {
+        for input in [
+            "+14155550100",
+            "+19995550100",
+            "+390612345678",
+            "+39061234567",
+            "+393123456789",
+            "+447400123456",
+            "+4407400123456",
+            "+2250712345678",
+            "+5511912345678",
+            "+8613812345678",
+            "+88213123456",
+            "+80012345678",
+        ] {
+            let expected = phonenumber::parse(None, input)
+                .map(|p| phonenumber::is_valid(&p))
+                .unwrap_or(false);
+            assert_eq!(PhoneNumber::parse(input).is_ok(), expected, "{input}");
+        }
+    }
+
+    #[test]
     fn display_and_debug_mask_the_middle_digits() {
         let n = PhoneNumber::parse("+14155550100").unwrap();
         assert_eq!(n.to_string(), "+1415***0100");
@@ -222,6 +280,31 @@ mod tests {
         let stored = PhoneNumber::from_trusted_e164("+19005550100".into());
         assert_eq!(stored.line_kind(), LineKind::PremiumRate);
         assert_eq!(stored, n);
+    }
+
+    #[test]
+    fn a_stored_number_has_the_calling_code_a_parse_finds() {
+        for e164 in [
+            "+14155550100",
+            "+12684601234",
+            "+447400123456",
+            "+33612345678",
+            "+4915123456789",
+            "+79123456789",
+            "+8613812345678",
+            "+971501234567",
+            "+35312345678",
+            "+2348031234567",
+        ] {
+            let parsed = PhoneNumber::parse(e164).unwrap();
+            let stored = PhoneNumber::from_trusted_e164(e164.to_owned());
+            assert_eq!(stored.country_code(), parsed.country_code(), "{e164}");
+            assert!(stored.country_code().is_some(), "{e164}");
+        }
+        assert_eq!(
+            PhoneNumber::from_trusted_e164("+9999".to_owned()).country_code(),
+            None
+        );
     }
 
     #[test]
