@@ -7,6 +7,7 @@
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod drain;
 pub mod events;
 pub mod guard;
 pub mod jobs;

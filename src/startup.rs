@@ -15,6 +15,7 @@ use crate::config::{ConfigError, PlivoMode, Settings};
 use crate::delivery::{CallSettings, Deliverer, Route};
 use crate::domain::verification::SendPolicy;
 use crate::domain::{Clock, Keyring};
+use crate::drain::Drain;
 use crate::events::Events;
 use crate::guard::Guard;
 use crate::limits::Limiter;
@@ -32,7 +33,9 @@ const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// shutdown is not held up by idle proxy connections).
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// How long in-flight requests get to finish on shutdown.
-const SHUTDOWN_TIMEOUT_SECS: u64 = 15;
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+/// After the last response was handed over, time for it to leave the socket.
+const FLUSH_GRACE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -63,6 +66,7 @@ pub struct Application {
     simulator: Option<Simulator>,
     worker: tokio::task::JoinHandle<()>,
     verifier: Verifier,
+    drain: Arc<Drain>,
 }
 
 impl std::fmt::Debug for Application {
@@ -189,6 +193,7 @@ impl Application {
             sandbox: sandbox_on,
             demo_page: settings.demo_page,
         };
+        let drain = Drain::new();
         let state = web::Data::new(AppState {
             verifier,
             api_keys: routes::auth::ApiKeys::new(&api_keys),
@@ -198,6 +203,7 @@ impl Application {
             templates,
             limiter,
             trusted_proxies: settings.trusted_proxies.clone(),
+            drain: Arc::clone(&drain),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -209,7 +215,7 @@ impl Application {
         .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(KEEP_ALIVE)
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         .disable_signals()
         .listen(listener)
         .map_err(StartupError::Listen)?
@@ -233,6 +239,7 @@ impl Application {
             simulator,
             worker,
             verifier: app_verifier,
+            drain,
         })
     }
 
@@ -249,15 +256,29 @@ impl Application {
         self.verifier.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM (actix stops accepting, lets requests in
-    /// flight finish, then returns).
+    /// Serves until SIGINT/SIGTERM: then stops accepting, lets the requests
+    /// in flight finish (see [`crate::drain`]), and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        // Both SIGTERM and SIGINT drain (actix alone treats SIGINT as a hard stop).
         let handle = self.server.handle();
+        let drain = Arc::clone(&self.drain);
         let stopper = tokio::spawn(async move {
             shutdown_signal().await;
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
-            handle.stop(true).await;
+            tracing::info!(
+                in_flight = drain.in_flight(),
+                "shutting down: no new connections, finishing requests in flight"
+            );
+            handle.pause().await;
+            let left = drain.drained(SHUTDOWN_TIMEOUT).await;
+            if left > 0 {
+                tracing::warn!(
+                    in_flight = left,
+                    "shutdown: requests still running after the limit are cut"
+                );
+            }
+            // Every request has been answered; idle keep-alive connections
+            // need not be waited for.
+            tokio::time::sleep(FLUSH_GRACE).await;
+            handle.stop(false).await;
         });
         let result = self.server.await;
         stopper.abort();

@@ -7,6 +7,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use common::{API_KEY, OTP_SECRET, TestApp, random_number};
 use wiremock::matchers::{basic_auth, body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -486,12 +488,32 @@ async fn drains_on(signal: &str) {
                 .map(|r| r.status().as_u16())
         })
     };
+    // A keep-alive connection opened before the signal, to ask /readyz on
+    // while the server drains (new connections are no longer accepted).
+    let mut open = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let ok = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(ok.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    open.write_all(b"GET /readyz HTTP/1.1\r\nHost: plivo-2fa\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    open.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(
+        answer.starts_with("http/1.1 503"),
+        "not ready while draining: {answer}"
+    );
+    assert!(
+        answer.contains("connection: close") && answer.contains("shutting_down"),
+        "and the connection is closed after the answer: {answer}"
+    );
     assert_eq!(
         in_flight.await.unwrap().unwrap(),
         201,

@@ -1,18 +1,23 @@
 //! What wraps every request: a request id (taken from `X-Request-Id` when it
 //! is sane, else generated) echoed back and carried by the request's span; the
-//! HTTP latency histogram by route; limits on URL and header sizes; and
-//! response headers that keep browsers and caches from misusing answers.
+//! HTTP latency histogram by route; limits on URL and header sizes; response
+//! headers that keep browsers and caches from misusing answers; and the
+//! in-flight count a graceful shutdown waits on (see [`crate::drain`]).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, ResponseError};
+use actix_web::{Error, HttpMessage, ResponseError, web};
 use tracing::Instrument;
 
+use super::AppState;
 use super::error::ApiError;
+use crate::drain::{Drain, Tracked};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest accepted request URL (path and query), in bytes.
@@ -57,6 +62,10 @@ pub async fn around(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
+    let drain = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| Arc::clone(&state.drain));
+    let in_flight = drain.as_ref().map(Drain::enter);
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -94,5 +103,15 @@ pub async fn around(
     if !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    Ok(response)
+    if drain.is_some_and(|d| d.is_draining()) {
+        // Shutting down: this connection takes no further requests.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(match in_flight {
+        Some(token) => response.map_body(|_, body| Tracked::new(body, token).boxed()),
+        None => response,
+    })
 }

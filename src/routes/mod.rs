@@ -45,6 +45,8 @@ pub struct AppState {
     pub limiter: Limiter,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Requests in flight and whether the server is shutting down.
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl AppState {

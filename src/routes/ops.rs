@@ -11,9 +11,14 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when the store answers, else 503.
+/// `GET /readyz`: 200 when the store answers, else 503; 503 as well while
+/// the server drains for shutdown, so a load balancer stops sending to it.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = state.verifier.store();
+    if state.drain.is_draining() {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "shutting_down", "store": store.describe()}));
+    }
     match store.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "store": store.describe()})),
         Err(e) => {
