@@ -115,7 +115,12 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&format!("configuration: {e}")),
     };
+    // actix serves HTTP on worker threads of its own (one per core); this
+    // runtime only drives the store's connection, the job worker and start-up,
+    // so one thread does, and a second only added wake-ups and context
+    // switches on a small machine (see BENCHMARKS.md).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
     {

@@ -92,6 +92,13 @@ impl Application {
             })?,
         };
 
+        // Off the start-up path: see `phone::warm_up`.
+        if let Err(e) = std::thread::Builder::new()
+            .name("phone-metadata".into())
+            .spawn(crate::domain::phone::warm_up)
+        {
+            tracing::warn!(error = %e, "cannot preload the phone number metadata");
+        }
         let templates = Templates::load(&settings.templates_dir)?;
         crate::telemetry::metrics();
         let store = match &settings.redis {

@@ -9,7 +9,7 @@ use url::Url;
 
 use ipnet::IpNet;
 
-use crate::delivery::{AGAIN_PATH, ANSWER_PATH, HANGUP_PATH};
+use crate::delivery::{AGAIN_PATH, ANSWER_PATH, HANGUP_PATH, MESSAGE_STATUS_PATH};
 use crate::limits::Limiter;
 use crate::plivo::xml::Templates;
 use crate::sandbox::SandboxState;
@@ -72,9 +72,13 @@ impl AppState {
     }
 }
 
-/// `/plivo/voice/answer/` → `/voice/answer/{call_ref}` inside the `/plivo` scope.
-fn route_tail(path: &str) -> String {
-    format!("{}{{call_ref}}", path.trim_start_matches("/plivo"))
+/// `/plivo/voice/answer/` → the scope `/voice/answer` inside `/plivo`.
+///
+/// actix matches a path against each pattern with a `{…}` segment by running
+/// a regular expression, in registration order; behind a static prefix only the
+/// requests under it pay for that.
+fn callback_scope(path: &str) -> actix_web::Scope {
+    web::scope(path.trim_start_matches("/plivo").trim_end_matches('/'))
 }
 
 /// Which optional route groups an App serves.
@@ -92,37 +96,48 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .limit(MAX_JSON_BODY)
         .content_type_required(true)
         .error_handler(error::json_error);
+    // Static prefixes before `{…}` patterns: see `callback_scope`.
     cfg.app_data(json)
         .service(
-            web::resource("/v1/verifications")
-                .route(web::post().to(api::start))
-                .default_service(web::to(error::method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/verifications/check")
-                .route(web::post().to(api::check))
-                .default_service(web::to(error::method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/verifications/{id}")
-                .route(web::get().to(api::get))
-                .default_service(web::to(error::method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/verifications/{id}/cancel")
-                .route(web::post().to(api::cancel))
-                .default_service(web::to(error::method_not_allowed)),
+            web::scope("/v1/verifications")
+                .service(
+                    web::resource("")
+                        .route(web::post().to(api::start))
+                        .default_service(web::to(error::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/check")
+                        .route(web::post().to(api::check))
+                        .default_service(web::to(error::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{id}")
+                        .route(web::get().to(api::get))
+                        .default_service(web::to(error::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{id}/cancel")
+                        .route(web::post().to(api::cancel))
+                        .default_service(web::to(error::method_not_allowed)),
+                ),
         )
         .service(
             web::scope("/plivo")
                 .app_data(web::PayloadConfig::new(signed::MAX_CALLBACK_BODY))
-                .route(&route_tail(ANSWER_PATH), web::post().to(plivo::answer))
-                .route(&route_tail(ANSWER_PATH), web::get().to(plivo::answer))
-                .route(&route_tail(AGAIN_PATH), web::post().to(plivo::again))
-                .route(&route_tail(HANGUP_PATH), web::post().to(plivo::hangup))
-                .route(
-                    "/message-status/{id}",
-                    web::post().to(plivo::message_status),
+                .service(
+                    callback_scope(ANSWER_PATH)
+                        .route("/{call_ref}", web::post().to(plivo::answer))
+                        .route("/{call_ref}", web::get().to(plivo::answer)),
+                )
+                .service(
+                    callback_scope(AGAIN_PATH).route("/{call_ref}", web::post().to(plivo::again)),
+                )
+                .service(
+                    callback_scope(HANGUP_PATH).route("/{call_ref}", web::post().to(plivo::hangup)),
+                )
+                .service(
+                    callback_scope(MESSAGE_STATUS_PATH)
+                        .route("/{id}", web::post().to(plivo::message_status)),
                 )
                 .route(
                     "/phlo/message-status",
