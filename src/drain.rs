@@ -80,7 +80,8 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request counted until the body is dropped,
-/// which actix does once the last byte has been handed to the connection.
+/// which actix does once the last byte has been handed to the connection (or,
+/// for a body already in memory, when it is taken to be written).
 #[derive(Debug)]
 pub struct Tracked<B> {
     body: B,
@@ -108,6 +109,15 @@ impl<B: MessageBody + Unpin> MessageBody for Tracked<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+
+    /// A body already in memory is written in the same turn that takes it,
+    /// so the request stops counting here and the body keeps actix's fast
+    /// path (no box, head and body in one write).
+    fn try_into_bytes(self) -> Result<Bytes, Self> {
+        let Self { body, _in_flight } = self;
+        body.try_into_bytes()
+            .map_err(|body| Self { body, _in_flight })
     }
 }
 

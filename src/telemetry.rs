@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_FILTER: &str = "info";
+/// How often pending histogram samples are folded into their buckets.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn init() {
     let filter =
@@ -38,6 +40,21 @@ pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
             .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
+        // Histogram samples wait in memory until upkeep folds them into the
+        // buckets (`install` would run it; a bare recorder does not), so
+        // without this the memory grows with every request between scrapes.
+        let upkeep = handle.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(METRICS_UPKEEP);
+                    upkeep.run_upkeep();
+                }
+            })
+        {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+        }
         // Another recorder may already be installed (tests): then ours only renders.
         let _ = metrics::set_global_recorder(recorder);
         handle

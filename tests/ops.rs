@@ -63,7 +63,15 @@ async fn a_request_id_is_echoed_or_generated() {
     assert_eq!(r.headers()["x-request-id"], "abc-123");
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert_eq!(generated.len(), 36);
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let next = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(generated, next, "each request gets its own id");
+    for id in [&generated, &next] {
+        assert!(
+            (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
+            "a generated id is short and safe to log: {id}"
+        );
+    }
     let r = app
         .http
         .get(app.url("/healthz"))

@@ -4,7 +4,8 @@
 //! headers that keep browsers and caches from misusing answers; and the
 //! in-flight count a graceful shutdown waits on (see [`crate::drain`]).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -40,6 +41,15 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
     .then(|| s.to_owned())
 }
 
+/// A request id unique to this process and, by its random prefix, across
+/// instances: ids need not be secret, so this costs no system call.
+fn new_request_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| crate::sandbox::random_hex(6));
+    format!("{prefix}-{:010x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 fn oversized(req: &ServiceRequest) -> Option<ApiError> {
     let url = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if url > MAX_URL_BYTES {
@@ -70,7 +80,7 @@ pub async fn around(
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(sane_request_id)
-        .unwrap_or_else(crate::sandbox::uuid_v4);
+        .unwrap_or_else(new_request_id);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let span = tracing::info_span!("request", request.id = %id, http.method = %method, http.route = tracing::field::Empty);
