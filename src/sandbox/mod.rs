@@ -4,6 +4,7 @@
 //! and request shape like Plivo, records what it delivered, and fails on
 //! purpose for the documented test numbers.
 
+use std::collections::VecDeque;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -66,9 +67,9 @@ fn lines<S: serde::Serializer>(spoken: &[String], s: S) -> Result<S::Ok, S::Erro
 pub struct SandboxState {
     auth_id: String,
     auth_token: SecretString,
-    messages: Mutex<Vec<SandboxMessage>>,
-    phlo_runs: Mutex<Vec<SandboxPhloRun>>,
-    calls: Mutex<Vec<SandboxCall>>,
+    messages: Mutex<VecDeque<SandboxMessage>>,
+    phlo_runs: Mutex<VecDeque<SandboxPhloRun>>,
+    calls: Mutex<VecDeque<SandboxCall>>,
     /// For the simulator's own callbacks to the server.
     http: reqwest::Client,
     /// The server's PUBLIC_BASE_URL without a trailing slash (PHLO callbacks).
@@ -82,25 +83,31 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn push_bounded<T>(list: &Mutex<Vec<T>>, item: T) {
+/// Appends, dropping the oldest record once the list is full (in O(1): under
+/// load the simulator records thousands of messages a second).
+fn push_bounded<T>(list: &Mutex<VecDeque<T>>, item: T) {
     let mut list = locked(list);
     if list.len() >= MAX_RECORDS {
-        list.remove(0);
+        list.pop_front();
     }
-    list.push(item);
+    list.push_back(item);
+}
+
+fn snapshot<T: Clone>(list: &Mutex<VecDeque<T>>) -> Vec<T> {
+    locked(list).iter().cloned().collect()
 }
 
 impl SandboxState {
     pub fn messages(&self) -> Vec<SandboxMessage> {
-        locked(&self.messages).clone()
+        snapshot(&self.messages)
     }
 
     pub fn phlo_runs(&self) -> Vec<SandboxPhloRun> {
-        locked(&self.phlo_runs).clone()
+        snapshot(&self.phlo_runs)
     }
 
     pub fn calls(&self) -> Vec<SandboxCall> {
-        locked(&self.calls).clone()
+        snapshot(&self.calls)
     }
 
     fn record_call(&self, call: SandboxCall) {
@@ -189,9 +196,9 @@ impl Simulator {
         let state = Arc::new(SandboxState {
             auth_id: auth_id.clone(),
             auth_token: auth_token.clone(),
-            messages: Mutex::new(Vec::new()),
-            phlo_runs: Mutex::new(Vec::new()),
-            calls: Mutex::new(Vec::new()),
+            messages: Mutex::new(VecDeque::new()),
+            phlo_runs: Mutex::new(VecDeque::new()),
+            calls: Mutex::new(VecDeque::new()),
             public_base: public_base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
