@@ -38,12 +38,9 @@ THREADS=${THREADS:-2}
 PRELOAD_FACTOR=${PRELOAD_FACTOR:-1.1}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_updated=
-apt_install() { # package…
-  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
-}
+me=load.sh
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 say() { echo "load.sh: $*" >&2; }
 
 command -v wrk >/dev/null || { say "installing wrk"; apt_install wrk; }
@@ -59,26 +56,10 @@ load_bin=$(cargo bench --bench load --no-run 2>&1 |
 case $load_bin in /*) ;; *) load_bin=$root/$load_bin ;; esac
 [ -x "$load_bin" ] || { say "cannot find the load helper binary"; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # --- Redis -------------------------------------------------------------------
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-  --dir "$work" --logfile "$work/redis.log" --daemonize no &
-redis_pid=$!
-pids+=("$redis_pid")
-for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis "$redis_port" "$work/redis"
+redis_pid=${pids[-1]}
 redis_url="redis://127.0.0.1:$redis_port"
 
 otp_secret=$(head -c 32 /dev/urandom | base64)

@@ -7,13 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-apt_updated=
-apt_install() { # package…
-  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
-}
+me=test.sh
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "test.sh: installing redis-server (Debian package)" >&2
@@ -28,19 +24,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "test.sh: installing cargo-nextest" >&2
   cargo install cargo-nextest --locked
 fi
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # A free port whose cluster bus port (port + 10000) is free too; Redis Cluster
 # needs both, so the port must be at most 55535.
@@ -59,21 +42,6 @@ while True:
     print(port)
     break
 PY
-}
-
-start_redis() { # port dir [extra args…]
-  local port=$1 dir=$2; shift 2
-  mkdir -p "$dir"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-    --dir "$dir" --logfile "$dir/redis.log" --daemonize no "$@" &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "test.sh: redis-server on port $port did not start" >&2
-  cat "$dir/redis.log" >&2
-  return 1
 }
 
 port=$(free_port)
