@@ -25,7 +25,8 @@ use super::api::{
     CheckRequest, StartRequest, check_verification, parse_id, start_verification,
     unknown_verification,
 };
-use super::error::{ApiError, method_not_allowed, retry_secs};
+use super::error::{ApiError, retry_secs};
+use super::one_method;
 use crate::domain::{Status, Verification};
 use crate::guard::Requester;
 use crate::limits::{Decision, Limit};
@@ -79,39 +80,21 @@ fn security_headers() -> DefaultHeaders {
 
 /// Registers the page, its assets and its endpoints.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/")
-            .wrap(security_headers())
-            .route(web::get().to(page))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::scope("/demo")
-            .wrap(security_headers())
-            .route("/app.css", web::get().to(css))
-            .route("/app.js", web::get().to(js))
-            .route("/icon.svg", web::get().to(icon))
-            .service(
-                web::resource("/api/start")
-                    .route(web::post().to(start))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/api/check")
-                    .route(web::post().to(check))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/api/verifications/{id}")
-                    .route(web::get().to(status))
-                    .default_service(web::to(method_not_allowed)),
-            )
-            .service(
-                web::resource("/api/verifications/{id}/sandbox")
-                    .route(web::get().to(sandbox))
-                    .default_service(web::to(method_not_allowed)),
-            ),
-    );
+    cfg.service(one_method("/", web::get().to(page)).wrap(security_headers()))
+        .service(
+            web::scope("/demo")
+                .wrap(security_headers())
+                .route("/app.css", web::get().to(css))
+                .route("/app.js", web::get().to(js))
+                .route("/icon.svg", web::get().to(icon))
+                .service(one_method("/api/start", web::post().to(start)))
+                .service(one_method("/api/check", web::post().to(check)))
+                .service(one_method("/api/verifications/{id}", web::get().to(status)))
+                .service(one_method(
+                    "/api/verifications/{id}/sandbox",
+                    web::get().to(sandbox),
+                )),
+        );
 }
 
 // ---------------------------------------------------------------------------

@@ -90,6 +90,13 @@ pub struct Features {
     pub demo_page: bool,
 }
 
+/// A resource that answers one method, and 405 in the error shape to others.
+pub(crate) fn one_method(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(error::method_not_allowed))
+}
+
 /// Registers every route on an App.
 pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
     let json = web::JsonConfig::default()
@@ -100,26 +107,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
     cfg.app_data(json)
         .service(
             web::scope("/v1/verifications")
-                .service(
-                    web::resource("")
-                        .route(web::post().to(api::start))
-                        .default_service(web::to(error::method_not_allowed)),
-                )
-                .service(
-                    web::resource("/check")
-                        .route(web::post().to(api::check))
-                        .default_service(web::to(error::method_not_allowed)),
-                )
-                .service(
-                    web::resource("/{id}")
-                        .route(web::get().to(api::get))
-                        .default_service(web::to(error::method_not_allowed)),
-                )
-                .service(
-                    web::resource("/{id}/cancel")
-                        .route(web::post().to(api::cancel))
-                        .default_service(web::to(error::method_not_allowed)),
-                ),
+                .service(one_method("", web::post().to(api::start)))
+                .service(one_method("/check", web::post().to(api::check)))
+                .service(one_method("/{id}", web::get().to(api::get)))
+                .service(one_method("/{id}/cancel", web::post().to(api::cancel))),
         )
         .service(
             web::scope("/plivo")
