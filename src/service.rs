@@ -386,13 +386,10 @@ impl Verifier {
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let status = delivery.status.clone();
-        count_delivery(&delivery);
-        match self.store.record_delivery(id, delivery, now).await? {
+        match self.apply_delivery(id, delivery, now).await? {
             DeliveryUpdate::NotFound => return Ok(false),
             DeliveryUpdate::Stale(_) => return Ok(true),
-            DeliveryUpdate::Applied(v) => {
-                self.events.emit(EventKind::DeliveryUpdated, &v).await;
-            }
+            DeliveryUpdate::Applied(_) => {}
         }
         match status.as_str() {
             "undelivered" | "failed" | "rejected" if self.policy.fallback_after.is_some() => {
@@ -420,14 +417,26 @@ impl Verifier {
         match delivery.channel {
             Channel::Sms => self.record_sms_status(&v.id, delivery).await,
             Channel::Voice => {
-                if let DeliveryUpdate::Applied(v) =
-                    self.store.record_delivery(&v.id, delivery, now).await?
-                {
-                    self.events.emit(EventKind::DeliveryUpdated, &v).await;
-                }
+                self.apply_delivery(&v.id, delivery, now).await?;
                 Ok(true)
             }
         }
+    }
+
+    /// Counts a delivery report, records it, and tells the app backend when
+    /// it changed the delivery (what every receipt and call callback does).
+    async fn apply_delivery(
+        &self,
+        id: &VerificationId,
+        delivery: Delivery,
+        now: Timestamp,
+    ) -> Result<DeliveryUpdate, StoreError> {
+        count_delivery(&delivery);
+        let update = self.store.record_delivery(id, delivery, now).await?;
+        if let DeliveryUpdate::Applied(v) = &update {
+            self.events.emit(EventKind::DeliveryUpdated, v).await;
+        }
+        Ok(update)
     }
 
     async fn complete(&self, job: String) {
@@ -507,12 +516,8 @@ impl Verifier {
         let Some((v, _)) = self.store.resolve_call(call, now).await? else {
             return Ok(false);
         };
-        let delivery = report.into_delivery(now);
-        count_delivery(&delivery);
-        if let DeliveryUpdate::Applied(v) = self.store.record_delivery(&v.id, delivery, now).await?
-        {
-            self.events.emit(EventKind::DeliveryUpdated, &v).await;
-        }
+        self.apply_delivery(&v.id, report.into_delivery(now), now)
+            .await?;
         Ok(true)
     }
 
