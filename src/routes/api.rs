@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::ApiClient;
 use super::error::{ApiError, ErrorBody, retry_secs};
+use crate::delivery::AppHash;
 use crate::domain::verification::CheckResult;
 use crate::domain::{Channel, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
 use crate::guard::Requester;
@@ -26,6 +27,10 @@ pub struct StartRequest {
     channel: Option<String>,
     #[serde(default)]
     locale: Option<String>,
+    /// The Android app's SMS Retriever hash (11 characters of `[A-Za-z0-9+/]`),
+    /// added to the SMS as its own line.
+    #[serde(default)]
+    app_hash: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -62,6 +67,21 @@ fn parse_locale(raw: Option<&str>) -> Result<Locale, ApiError> {
         Some(l) if l.len() <= MAX_LOCALE_LEN => Locale::parse(l).ok_or_else(invalid_locale),
         Some(_) => Err(invalid_locale()),
     }
+}
+
+fn parse_app_hash(state: &AppState, raw: &str) -> Result<AppHash, ApiError> {
+    if !state.verifier.writes_sms_text() {
+        return Err(ApiError::bad_request(
+            "invalid_app_hash",
+            "`app_hash` needs the Message API; in PHLO mode the PHLO writes the SMS.",
+        ));
+    }
+    AppHash::parse(raw).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_app_hash",
+            "`app_hash` must be the 11-character SMS Retriever hash of your Android app ([A-Za-z0-9+/]).",
+        )
+    })
 }
 
 fn invalid_locale() -> ApiError {
@@ -122,12 +142,35 @@ pub(crate) async fn start_verification(
     let to = parse_phone(&body.to)?;
     let channel = parse_channel(body.channel.as_deref())?;
     let locale = parse_locale(body.locale.as_deref())?;
-    match state.verifier.start(to, channel, locale, who).await {
+    let app_hash = body
+        .app_hash
+        .as_deref()
+        .map(|raw| parse_app_hash(state, raw))
+        .transpose()?;
+    if channel == Channel::Voice && !state.verifier.voice_available() {
+        return Err(ApiError::bad_request(
+            "invalid_channel",
+            "Voice calls are not available on this server (it has no PLIVO_FROM_NUMBER to call from).",
+        ));
+    }
+    match state
+        .verifier
+        .start_with(to, channel, locale, app_hash, who)
+        .await
+    {
         Err(StartError::Refused(refusal)) => Err(refusal.into()),
         Ok((Started::New, v)) => Ok((StatusCode::CREATED, v)),
         Ok((Started::Existing, v)) => Ok((StatusCode::OK, v)),
         Err(StartError::Store(e)) => Err(e.into()),
         Err(StartError::Delivery(e)) => Err(ApiError::Plivo(e)),
+        Err(StartError::Expiring { retry_after_ms }) => Err(ApiError::TooManyRequests {
+            code: "verification_expiring",
+            message: format!(
+                "This verification's code expires in under {} seconds, too soon to send it again; start a new one once it has expired.",
+                crate::plivo::client::MIN_MESSAGE_EXPIRY_SECS
+            ),
+            retry_after_secs: retry_secs(retry_after_ms),
+        }),
         Err(StartError::Cooldown { retry_after_ms }) => Err(ApiError::TooManyRequests {
             code: "resend_cooldown",
             message: format!(
