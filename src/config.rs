@@ -1062,4 +1062,72 @@ mod tests {
         std::fs::write(&bad, "LISTEN_ADR = \"x\"\n").unwrap();
         assert_eq!(read_toml(&bad).unwrap_err().var, "--config");
     }
+
+    #[test]
+    fn sms_text_keys_for_any_locale_come_from_a_toml_file_and_are_checked() {
+        let dir = std::env::temp_dir().join(format!("p2fa-sms-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("sms.toml");
+        std::fs::write(
+            &good,
+            "sms_text = \"{code} is your code\"\nSMS_TEXT_ES_ES = \"{code} es tu código\"\nWEBOTP_DOMAIN = \"Example.COM\"\n",
+        )
+        .unwrap();
+        let v = read_toml(&good).unwrap();
+        assert!(v.contains_key("SMS_TEXT_ES_ES"));
+        let s = Settings::from_vars(&v).unwrap();
+        let code = crate::domain::OtpCode::parse("123456", CodeLength::default()).unwrap();
+        let es = crate::domain::Locale::parse("es-ES").unwrap();
+        let text = s.sms.wording.render(&es, &code, 10, None, false);
+        assert_eq!(text, "123456 es tu código\n@example.com #123456");
+        let bad = dir.join("bad-sms.toml");
+        std::fs::write(&bad, "SMS_TEXT_ES_ES = \"no code\"\n").unwrap();
+        assert_eq!(
+            Settings::from_vars(&read_toml(&bad).unwrap())
+                .unwrap_err()
+                .var,
+            "SMS_TEXT_ES_ES"
+        );
+    }
+
+    #[test]
+    fn a_powerpack_makes_the_from_number_optional_and_dlt_needs_both_ids_and_sms_text() {
+        let live = [
+            ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+            ("PLIVO_AUTH_TOKEN", "tok"),
+            ("API_KEYS", "0123456789abcdef"),
+            ("OTP_SECRET", SECRET),
+            ("PUBLIC_BASE_URL", "https://otp.example.com"),
+        ];
+        let mut v = vars(&live);
+        assert_eq!(
+            Settings::from_vars(&v).unwrap_err().var,
+            "PLIVO_FROM_NUMBER"
+        );
+        v.insert(
+            "PLIVO_POWERPACK_UUID".into(),
+            "D35F2E82-D387-427F-8DB7-4E1F8A5E8A8B".into(),
+        );
+        let s = Settings::from_vars(&v).unwrap();
+        assert!(s.from_number.is_none());
+        assert_eq!(
+            s.sms.sender,
+            crate::delivery::SmsSender::Powerpack("d35f2e82-d387-427f-8db7-4e1f8a5e8a8b".into())
+        );
+        v.insert("PLIVO_DLT_TEMPLATE_ID".into(), "1207161234567890123".into());
+        assert_eq!(
+            Settings::from_vars(&v).unwrap_err().var,
+            "PLIVO_DLT_ENTITY_ID"
+        );
+        v.insert("PLIVO_DLT_ENTITY_ID".into(), "1201159543060917386".into());
+        assert_eq!(Settings::from_vars(&v).unwrap_err().var, "SMS_TEXT");
+        v.insert("SMS_TEXT".into(), "{code} is your code".into());
+        let dlt = Settings::from_vars(&v).unwrap().sms.dlt.unwrap();
+        assert_eq!(dlt.dlt_template_category, "service_implicit");
+        v.insert("PLIVO_PHLO_ID".into(), "abc".into());
+        assert!(
+            Settings::from_vars(&v).is_err(),
+            "a Powerpack does not apply to a PHLO"
+        );
+    }
 }

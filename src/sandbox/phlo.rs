@@ -271,6 +271,26 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_phlo_names_its_variables_as_plivos_console_does() {
+        let phlo = definition().unwrap();
+        assert_eq!(phlo.start, START_NODE);
+        assert_eq!(phlo.nodes[0].id, START_NODE);
+        // Every variable reads the Start node's payload, capital S as in Plivo's docs.
+        let uses: Vec<&str> = DEFINITION
+            .match_indices(".http.params.")
+            .map(|(i, _)| &DEFINITION[..i])
+            .collect();
+        assert!(!uses.is_empty());
+        for before in uses {
+            assert!(
+                before.ends_with("{{Start"),
+                "{}",
+                &before[before.len().saturating_sub(20)..]
+            );
+        }
+    }
+
+    #[test]
     fn placeholders_are_filled_from_the_payload() {
         let params = HashMap::from([("otp".to_owned(), "123456".to_owned())]);
         assert_eq!(
