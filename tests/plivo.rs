@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{API_KEY, OTP_SECRET, TestApp, random_number, spawn_app};
@@ -489,7 +488,7 @@ async fn the_app_hash_and_the_webotp_line_end_the_sms_in_every_locale_and_with_s
 }
 
 #[tokio::test]
-async fn a_malformed_app_hash_is_a_400_on_the_api_and_the_demo_alike() {
+async fn a_malformed_app_hash_is_a_400_and_sends_nothing() {
     let app = spawn_app(&[]).await;
     for bad in ["short", "FA+9qCX9VSu!", "FA 9qCX9VSu", "FA+9qCX9VSuu"] {
         let r = app
@@ -619,29 +618,9 @@ impl Respond for Echo {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn plivo_errors_that_quote_the_request_reach_neither_the_client_nor_the_logs() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .init();
+    let logs = common::capture_logs();
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(Echo)
@@ -662,7 +641,7 @@ async fn plivo_errors_that_quote_the_request_reach_neither_the_client_nor_the_lo
         base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_ID}:{AUTH_TOKEN}"))
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(logged.contains("invalid request"), "the error was logged");
     for (what, text) in [
         ("the answer", message.as_str()),
@@ -881,15 +860,7 @@ async fn the_sandbox_phlo_runner_answers_the_documented_shape_without_phlo_run_i
     let to = random_number();
     let r = app.start(&to, "sms").await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let runs: Vec<Value> = app
-        .http
-        .get(app.url("/sandbox/phlo-runs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runs = app.sandbox_phlo_runs().await;
     let run = runs
         .iter()
         .find(|run| run["payload"]["to"] == to.as_str())

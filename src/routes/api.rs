@@ -106,7 +106,7 @@ pub(crate) fn unknown_verification() -> ApiError {
     request_body = StartRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "A new verification; its code was sent", body = VerificationView),
+        (status = 201, description = "A new verification; its code was sent (a delivery with status `unknown` when Plivo's answer left it unclear)", body = VerificationView),
         (status = 200, description = "The number's open verification; its same code was re-sent", body = VerificationView),
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
@@ -114,7 +114,7 @@ pub(crate) fn unknown_verification() -> ApiError {
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 429, description = "A limit was hit; see Retry-After", body = ErrorBody),
-        (status = 502, description = "Plivo refused or failed; the verification is failed", body = ErrorBody),
+        (status = 502, description = "Plivo refused the request or could not be reached (its text redacted); a new verification is then failed", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
