@@ -64,7 +64,31 @@ pub const KEYS: &[&str] = &[
     "LOCKOUT_MINUTES",
     "MAX_FAILED_CHECKS_PER_DAY",
     "DEMO_PAGE",
+    "PLIVO_POWERPACK_UUID",
+    "PLIVO_DLT_ENTITY_ID",
+    "PLIVO_DLT_TEMPLATE_ID",
+    "PLIVO_DLT_TEMPLATE_CATEGORY",
+    "SMS_TEXT",
+    "WEBOTP_DOMAIN",
+    "PHLO_RECEIPTS",
 ];
+
+/// `SMS_TEXT_<LOCALE>` (`SMS_TEXT_ES_ES`, `SMS_TEXT_PT`): keys with this
+/// prefix are read besides [`KEYS`], from the environment and the TOML file.
+pub const SMS_TEXT_PREFIX: &str = "SMS_TEXT_";
+
+/// India's DLT template categories, as Plivo takes them.
+pub const DLT_TEMPLATE_CATEGORIES: &[&str] = &[
+    "service_implicit",
+    "service_explicit",
+    "transactional",
+    "promotional",
+];
+
+/// Whether a configuration file may hold `key` (upper case).
+pub fn is_known_key(key: &str) -> bool {
+    KEYS.contains(&key) || key.starts_with(SMS_TEXT_PREFIX)
+}
 
 /// Countries allowed by default: markets with low SMS-pumping risk where
 /// Plivo delivers directly. Widen with ALLOWED_COUNTRIES (`*` allows all).
@@ -99,6 +123,7 @@ pub const DEFAULT_PLIVO_PHLO_BASE_URL: &str = "https://phlorunner.plivo.com";
 /// The sender the sandbox uses when none is configured.
 pub const SANDBOX_FROM_NUMBER: &str = "+14155550199";
 const MIN_API_KEY_LEN: usize = 16;
+pub const DEFAULT_BRAND_NAME: &str = "plivo-2fa";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{var}: {reason}")]
@@ -135,8 +160,14 @@ pub struct Settings {
     pub redis_key_prefix: String,
     pub redis_timeout: Duration,
     pub plivo: PlivoMode,
-    pub from_number: String,
+    /// The caller ID of calls (and the sender, unless a Powerpack sends SMS);
+    /// `None` only with a Powerpack, and then there are no calls.
+    pub from_number: Option<String>,
     pub phlo_id: Option<String>,
+    /// The 2FA PHLO's Send Message node posts its receipts to this server.
+    pub phlo_receipts: bool,
+    /// Sender, wording and DLT fields of every SMS.
+    pub sms: crate::delivery::SmsSettings,
     pub plivo_api_base_url: Url,
     pub plivo_phlo_base_url: Url,
     pub plivo_timeout: Duration,
@@ -182,6 +213,13 @@ impl Settings {
         for key in KEYS {
             if let Ok(value) = std::env::var(key) {
                 vars.insert((*key).to_owned(), value);
+            }
+        }
+        for (key, value) in std::env::vars_os() {
+            if let (Some(key), Some(value)) = (key.to_str(), value.to_str())
+                && key.starts_with(SMS_TEXT_PREFIX)
+            {
+                vars.insert(key.to_owned(), value.to_owned());
             }
         }
         Self::from_vars(&vars)
@@ -246,8 +284,20 @@ impl Settings {
             ));
         }
 
+        let powerpack = get("PLIVO_POWERPACK_UUID")
+            .map(|p| {
+                if is_uuid(p) {
+                    Ok(p.to_ascii_lowercase())
+                } else {
+                    Err(err(
+                        "PLIVO_POWERPACK_UUID",
+                        "must be the Powerpack's UUID, as in the Plivo console (8-4-4-4-12 hex digits)",
+                    ))
+                }
+            })
+            .transpose()?;
         let from_number = match get("PLIVO_FROM_NUMBER") {
-            Some(n) => {
+            Some(n) => Some({
                 let e164 = n.strip_prefix('+').is_some_and(|d| {
                     (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
                 });
@@ -260,12 +310,14 @@ impl Settings {
                     ));
                 }
                 n.to_owned()
-            }
-            None if sandbox => SANDBOX_FROM_NUMBER.to_owned(),
+            }),
+            None if sandbox => Some(SANDBOX_FROM_NUMBER.to_owned()),
+            // A Powerpack sends the SMS; only calls need a number of their own.
+            None if powerpack.is_some() && get("PLIVO_PHLO_ID").is_none() => None,
             None => {
                 return Err(err(
                     "PLIVO_FROM_NUMBER",
-                    "is required when Plivo credentials are set",
+                    "is required when Plivo credentials are set (with PLIVO_POWERPACK_UUID, only for voice calls)",
                 ));
             }
         };
@@ -281,6 +333,14 @@ impl Settings {
                 }
             })
             .transpose()?;
+        let phlo_receipts = match get("PHLO_RECEIPTS") {
+            None => false,
+            Some(v) if phlo_id.is_none() => {
+                parse_bool("PHLO_RECEIPTS", v)?;
+                return Err(err("PHLO_RECEIPTS", "only applies with PLIVO_PHLO_ID"));
+            }
+            Some(v) => parse_bool("PHLO_RECEIPTS", v)?,
+        };
         let plivo_api_base_url = parse_base_url(
             "PLIVO_API_BASE_URL",
             get("PLIVO_API_BASE_URL").unwrap_or(DEFAULT_PLIVO_API_BASE_URL),
@@ -354,13 +414,22 @@ impl Settings {
         let max_attempts = int(get, "MAX_ATTEMPTS", 5, 1..=20)?;
         let resend_cooldown = Duration::from_secs(int(get, "RESEND_COOLDOWN_SECS", 30, 0..=3_600)?);
         let max_sends = int(get, "MAX_SENDS", 5, 1..=20)?;
-        let brand_name = get("BRAND_NAME").unwrap_or("plivo-2fa").to_owned();
+        let brand_name = get("BRAND_NAME").unwrap_or(DEFAULT_BRAND_NAME).to_owned();
         if brand_name.chars().count() > 40 || brand_name.chars().any(char::is_control) {
             return Err(err(
                 "BRAND_NAME",
                 "must be at most 40 characters, without control characters",
             ));
         }
+        let sms = sms_settings(
+            vars,
+            &get,
+            powerpack,
+            from_number.as_deref(),
+            phlo_id.is_some(),
+            code_length,
+            lifetime,
+        )?;
         let templates_dir = PathBuf::from(get("XML_TEMPLATES_DIR").unwrap_or("xml-templates"));
         let machine_detection = match get("VOICE_MACHINE_DETECTION").unwrap_or("hangup") {
             "hangup" => Some("hangup".to_owned()),
@@ -499,6 +568,8 @@ impl Settings {
             plivo,
             from_number,
             phlo_id,
+            phlo_receipts,
+            sms,
             plivo_api_base_url,
             plivo_phlo_base_url,
             plivo_timeout,
@@ -522,6 +593,190 @@ impl Settings {
             demo_page,
         })
     }
+}
+
+/// The SMS sender, wording (built-in, `SMS_TEXT`, `SMS_TEXT_<LOCALE>`, checked
+/// here against one SMS) and India's DLT fields.
+#[allow(clippy::too_many_arguments)]
+fn sms_settings<'a>(
+    vars: &'a BTreeMap<String, String>,
+    get: &impl Fn(&str) -> Option<&'a str>,
+    powerpack: Option<String>,
+    from_number: Option<&str>,
+    phlo: bool,
+    code_length: CodeLength,
+    lifetime: Duration,
+) -> Result<crate::delivery::SmsSettings, ConfigError> {
+    use crate::delivery::sms::CustomText;
+    use crate::delivery::{SmsSender, SmsWording};
+
+    let phlo_owns = |var: &str, what: &str| {
+        err(
+            var,
+            format!(
+                "does not apply in PHLO mode (PLIVO_PHLO_ID): the PHLO's Send Message node {what}"
+            ),
+        )
+    };
+    let mut custom = Vec::new();
+    for (key, value) in vars {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        let locale = match key.strip_prefix(SMS_TEXT_PREFIX) {
+            Some(suffix) => Some(
+                crate::domain::Locale::parse(&suffix.replace('_', "-")).ok_or_else(|| {
+                    err(
+                        key,
+                        "is not SMS_TEXT_ followed by a locale such as ES_ES or PT",
+                    )
+                })?,
+            ),
+            None if key == "SMS_TEXT" => None,
+            None => continue,
+        };
+        if phlo {
+            return Err(phlo_owns(key, "holds the wording"));
+        }
+        custom.push(CustomText {
+            var: key.clone(),
+            locale,
+            text: value.to_owned(),
+        });
+    }
+    let webotp = get("WEBOTP_DOMAIN")
+        .map(|d| {
+            if phlo {
+                return Err(phlo_owns("WEBOTP_DOMAIN", "writes the SMS"));
+            }
+            parse_domain(d)
+        })
+        .transpose()?;
+    let brand = get("BRAND_NAME").unwrap_or(DEFAULT_BRAND_NAME);
+    let max_minutes = u32::try_from(lifetime.as_secs().div_ceil(60)).unwrap_or(u32::MAX);
+    let wording = SmsWording::new(
+        brand,
+        &custom,
+        webotp.as_deref(),
+        usize::from(code_length.get()),
+        max_minutes,
+    )
+    .map_err(|e| err(&e.var, e.reason))?;
+
+    let sender = match (powerpack, from_number) {
+        (Some(_), _) if phlo => {
+            return Err(phlo_owns("PLIVO_POWERPACK_UUID", "chooses the sender"));
+        }
+        (Some(uuid), _) => SmsSender::Powerpack(uuid),
+        (None, Some(n)) => SmsSender::Number(n.to_owned()),
+        (None, None) => {
+            return Err(err(
+                "PLIVO_FROM_NUMBER",
+                "is required without PLIVO_POWERPACK_UUID",
+            ));
+        }
+    };
+
+    let digits = |var: &str| {
+        get(var)
+            .map(|v| {
+                if (1..=32).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()) {
+                    Ok(v.to_owned())
+                } else {
+                    Err(err(
+                        var,
+                        "must be the numeric id from your DLT registration",
+                    ))
+                }
+            })
+            .transpose()
+    };
+    let entity = digits("PLIVO_DLT_ENTITY_ID")?;
+    let template = digits("PLIVO_DLT_TEMPLATE_ID")?;
+    let category = get("PLIVO_DLT_TEMPLATE_CATEGORY");
+    let dlt = match (entity, template) {
+        (None, None) => {
+            if category.is_some() {
+                return Err(err(
+                    "PLIVO_DLT_TEMPLATE_CATEGORY",
+                    "needs PLIVO_DLT_ENTITY_ID and PLIVO_DLT_TEMPLATE_ID",
+                ));
+            }
+            None
+        }
+        (Some(_), None) => {
+            return Err(err(
+                "PLIVO_DLT_TEMPLATE_ID",
+                "is required when PLIVO_DLT_ENTITY_ID is set",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "PLIVO_DLT_ENTITY_ID",
+                "is required when PLIVO_DLT_TEMPLATE_ID is set",
+            ));
+        }
+        (Some(dlt_entity_id), Some(dlt_template_id)) => {
+            if phlo {
+                return Err(phlo_owns("PLIVO_DLT_ENTITY_ID", "sends the SMS"));
+            }
+            if !wording.has_default_text() {
+                return Err(err(
+                    "SMS_TEXT",
+                    "is required with PLIVO_DLT_TEMPLATE_ID: set it to the registered template's exact wording (DLT refuses any other text)",
+                ));
+            }
+            let category = category.unwrap_or(DLT_TEMPLATE_CATEGORIES[0]);
+            if !DLT_TEMPLATE_CATEGORIES.contains(&category) {
+                return Err(err(
+                    "PLIVO_DLT_TEMPLATE_CATEGORY",
+                    format!("must be one of {}", DLT_TEMPLATE_CATEGORIES.join(", ")),
+                ));
+            }
+            Some(crate::plivo::client::DltFields {
+                dlt_entity_id,
+                dlt_template_id,
+                dlt_template_category: category.to_owned(),
+            })
+        }
+    };
+    Ok(crate::delivery::SmsSettings {
+        sender,
+        wording,
+        dlt,
+    })
+}
+
+/// `8-4-4-4-12` hex digits.
+fn is_uuid(v: &str) -> bool {
+    let groups: Vec<&str> = v.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A host name for WebOTP's `@domain` line: no scheme, port or path.
+fn parse_domain(v: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        err(
+            "WEBOTP_DOMAIN",
+            format!("{v:?} is not a host name such as example.com (no scheme, port or path)"),
+        )
+    };
+    let lower = v.to_ascii_lowercase();
+    let valid = lower.len() <= 253
+        && lower.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if valid { Ok(lower) } else { Err(bad()) }
 }
 
 /// `N/WINDOW` with a window such as `30s`, `10m`, `1h` or `1d`.
@@ -639,7 +894,7 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut vars = BTreeMap::new();
     for (key, value) in table {
         let upper = key.to_ascii_uppercase();
-        if !KEYS.contains(&upper.as_str()) {
+        if !is_known_key(&upper) {
             return Err(err(
                 "--config",
                 format!("unknown key {key:?} in {}", path.display()),
@@ -806,5 +1061,73 @@ mod tests {
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "LISTEN_ADR = \"x\"\n").unwrap();
         assert_eq!(read_toml(&bad).unwrap_err().var, "--config");
+    }
+
+    #[test]
+    fn sms_text_keys_for_any_locale_come_from_a_toml_file_and_are_checked() {
+        let dir = std::env::temp_dir().join(format!("p2fa-sms-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("sms.toml");
+        std::fs::write(
+            &good,
+            "sms_text = \"{code} is your code\"\nSMS_TEXT_ES_ES = \"{code} es tu código\"\nWEBOTP_DOMAIN = \"Example.COM\"\n",
+        )
+        .unwrap();
+        let v = read_toml(&good).unwrap();
+        assert!(v.contains_key("SMS_TEXT_ES_ES"));
+        let s = Settings::from_vars(&v).unwrap();
+        let code = crate::domain::OtpCode::parse("123456", CodeLength::default()).unwrap();
+        let es = crate::domain::Locale::parse("es-ES").unwrap();
+        let text = s.sms.wording.render(&es, &code, 10, None, false);
+        assert_eq!(text, "123456 es tu código\n@example.com #123456");
+        let bad = dir.join("bad-sms.toml");
+        std::fs::write(&bad, "SMS_TEXT_ES_ES = \"no code\"\n").unwrap();
+        assert_eq!(
+            Settings::from_vars(&read_toml(&bad).unwrap())
+                .unwrap_err()
+                .var,
+            "SMS_TEXT_ES_ES"
+        );
+    }
+
+    #[test]
+    fn a_powerpack_makes_the_from_number_optional_and_dlt_needs_both_ids_and_sms_text() {
+        let live = [
+            ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+            ("PLIVO_AUTH_TOKEN", "tok"),
+            ("API_KEYS", "0123456789abcdef"),
+            ("OTP_SECRET", SECRET),
+            ("PUBLIC_BASE_URL", "https://otp.example.com"),
+        ];
+        let mut v = vars(&live);
+        assert_eq!(
+            Settings::from_vars(&v).unwrap_err().var,
+            "PLIVO_FROM_NUMBER"
+        );
+        v.insert(
+            "PLIVO_POWERPACK_UUID".into(),
+            "D35F2E82-D387-427F-8DB7-4E1F8A5E8A8B".into(),
+        );
+        let s = Settings::from_vars(&v).unwrap();
+        assert!(s.from_number.is_none());
+        assert_eq!(
+            s.sms.sender,
+            crate::delivery::SmsSender::Powerpack("d35f2e82-d387-427f-8db7-4e1f8a5e8a8b".into())
+        );
+        v.insert("PLIVO_DLT_TEMPLATE_ID".into(), "1207161234567890123".into());
+        assert_eq!(
+            Settings::from_vars(&v).unwrap_err().var,
+            "PLIVO_DLT_ENTITY_ID"
+        );
+        v.insert("PLIVO_DLT_ENTITY_ID".into(), "1201159543060917386".into());
+        assert_eq!(Settings::from_vars(&v).unwrap_err().var, "SMS_TEXT");
+        v.insert("SMS_TEXT".into(), "{code} is your code".into());
+        let dlt = Settings::from_vars(&v).unwrap().sms.dlt.unwrap();
+        assert_eq!(dlt.dlt_template_category, "service_implicit");
+        v.insert("PLIVO_PHLO_ID".into(), "abc".into());
+        assert!(
+            Settings::from_vars(&v).is_err(),
+            "a Powerpack does not apply to a PHLO"
+        );
     }
 }

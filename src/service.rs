@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::delivery::{Deliverer, Dispatch};
+use crate::delivery::{AppHash, Deliverer, Dispatch};
 use crate::domain::code::CodeLength;
 use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use crate::domain::{
@@ -15,6 +15,7 @@ use crate::domain::{
 use crate::events::{EventKind, Events};
 use crate::guard::{Guard, Refusal, Requester};
 use crate::plivo::PlivoError;
+use crate::plivo::client::MIN_MESSAGE_EXPIRY_SECS;
 use crate::store::{
     CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
     NewVerification, StartOutcome, Store, StoreError, VerificationStore,
@@ -27,8 +28,13 @@ pub struct Policy {
     pub lifetime: Duration,
     pub max_attempts: u32,
     pub send: SendPolicy,
-    /// SMS→voice fallback after this long without a delivered receipt; `None`: off.
+    /// SMS→voice fallback on a failure receipt, or after this long without a
+    /// delivered one; `None`: off.
     pub fallback_after: Option<Duration>,
+    /// Whether the missing receipt alone makes the call. Off in PHLO mode
+    /// unless `PHLO_RECEIPTS` says the PHLO sends receipts: otherwise no
+    /// receipt ever comes and everyone would be called.
+    pub fallback_without_receipt: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +47,10 @@ pub enum StartError {
     SendLimit { retry_after_ms: u64 },
     #[error("Plivo could not deliver the code: {0}")]
     Delivery(#[source] PlivoError),
+    /// A re-send so close to the end of the code's life that the SMS could
+    /// arrive after it (Plivo's shortest `message_expiry` is 5 s).
+    #[error("the code expires too soon to be sent again")]
+    Expiring { retry_after_ms: u64 },
     #[error("refused: {}", .0.code())]
     Refused(Refusal),
 }
@@ -117,7 +127,6 @@ impl Verifier {
     }
 
     /// Opens a verification and sends its code, or re-sends the open one's code.
-    #[tracing::instrument(skip_all, fields(to = %to, channel = channel.as_str(), verification.id = tracing::field::Empty))]
     pub async fn start(
         &self,
         to: PhoneNumber,
@@ -125,6 +134,20 @@ impl Verifier {
         locale: Locale,
         who: &Requester,
     ) -> Result<(Started, Verification), StartError> {
+        self.start_with(to, channel, locale, None, who).await
+    }
+
+    /// [`Verifier::start`], with the app's SMS Retriever hash for the SMS.
+    #[tracing::instrument(skip_all, fields(to = %to, channel = channel.as_str(), verification.id = tracing::field::Empty))]
+    pub async fn start_with(
+        &self,
+        to: PhoneNumber,
+        channel: Channel,
+        locale: Locale,
+        app_hash: Option<AppHash>,
+        who: &Requester,
+    ) -> Result<(Started, Verification), StartError> {
+        let app_hash = app_hash.as_ref();
         let now = self.clock.now();
         let key = self.keyring.number_key(&to);
         if let Err(refusal) = self.guard.admit_start(&to, &key, channel, who).await? {
@@ -162,7 +185,7 @@ impl Verifier {
                 if let Err(e) = self.guard.opened(&v.to).await {
                     tracing::warn!(error = %e, "pumping detector could not count a start");
                 }
-                match self.deliver(&v, &code, channel, now).await {
+                match self.deliver(&v, &code, channel, app_hash, now).await {
                     Ok(v) => {
                         if self.events.enabled() {
                             self.schedule(format!("{EXPIRE_JOB}{}", v.id), v.expires_at)
@@ -193,10 +216,16 @@ impl Verifier {
                         StoreError::Corrupt(format!("sealed code of {}: {e}", verification.id))
                     })?;
                 tracing::info!(verification.id = %verification.id, "re-sending the open verification's code");
+                let left_ms = now.millis_until(verification.expires_at);
+                if channel == Channel::Sms && left_ms < MIN_MESSAGE_EXPIRY_SECS * 1000 {
+                    return Err(StartError::Expiring {
+                        retry_after_ms: left_ms,
+                    });
+                }
                 // A failed re-send leaves the verification pending: the code the
                 // user may already hold stays good.
                 let v = self
-                    .deliver(&verification, &code, channel, now)
+                    .deliver(&verification, &code, channel, app_hash, now)
                     .await
                     .map_err(StartError::Delivery)?;
                 Ok((Started::Existing, v))
@@ -218,11 +247,12 @@ impl Verifier {
         v: &Verification,
         code: &OtpCode,
         channel: Channel,
+        app_hash: Option<&AppHash>,
         now: Timestamp,
     ) -> Result<Verification, PlivoError> {
         let call_ref;
         let dispatch = match channel {
-            Channel::Sms => Dispatch::Sms,
+            Channel::Sms => Dispatch::Sms(app_hash),
             Channel::Voice if self.deliverer.calls_need_reference() => {
                 call_ref = CallRef::generate(v.id.tag());
                 self.store
@@ -230,7 +260,7 @@ impl Verifier {
                     .await
                     .map_err(|e| {
                         tracing::error!(error = %e, "could not register the call reference");
-                        PlivoError::InvalidResponse("the call could not be prepared".into())
+                        PlivoError::NotSent("the call could not be prepared".into())
                     })?;
                 Dispatch::Voice(Some(&call_ref))
             }
@@ -238,7 +268,11 @@ impl Verifier {
         };
         let delivery = self.deliverer.send(v, code, dispatch, now).await?;
         count_delivery(&delivery);
-        if let (Channel::Sms, Some(after)) = (channel, self.policy.fallback_after) {
+        if let (Channel::Sms, Some(after), true) = (
+            channel,
+            self.policy.fallback_after,
+            self.policy.fallback_without_receipt,
+        ) {
             self.schedule(format!("{FALLBACK_JOB}{}", v.id), now.plus(after))
                 .await;
         }
@@ -368,7 +402,7 @@ impl Verifier {
         tracing::info!("SMS not delivered: falling back to a voice call");
         metrics::counter!("plivo2fa_fallbacks_total").increment(1);
         match self
-            .deliver(&verification, &code, Channel::Voice, now)
+            .deliver(&verification, &code, Channel::Voice, None, now)
             .await
         {
             Ok(v) => self.events.emit(EventKind::DeliveryUpdated, &v).await,
@@ -449,10 +483,15 @@ impl Verifier {
 /// What a call should say.
 #[derive(Debug)]
 pub enum Spoken {
-    /// Read this code out, in this locale.
-    Code { code: OtpCode, locale: Locale },
-    /// The reference is unknown, or its verification is no longer pending.
-    Gone,
+    /// Read this code out, in this locale; it expires at `expires_at`.
+    Code {
+        code: OtpCode,
+        locale: Locale,
+        expires_at: Timestamp,
+    },
+    /// The reference is unknown (`None`), or its verification, in this
+    /// locale, is no longer pending.
+    Gone(Option<Locale>),
 }
 
 /// What Plivo reported about a call, from its answer or hangup callback.
@@ -490,10 +529,10 @@ impl Verifier {
     pub async fn voice_code(&self, call: &CallRef) -> Result<Spoken, StoreError> {
         let now = self.clock.now();
         let Some((v, sealed)) = self.store.resolve_call(call, now).await? else {
-            return Ok(Spoken::Gone);
+            return Ok(Spoken::Gone(None));
         };
         let (Status::Pending, Some(sealed)) = (v.status_at(now), sealed) else {
-            return Ok(Spoken::Gone);
+            return Ok(Spoken::Gone(Some(v.locale)));
         };
         let code = self
             .keyring
@@ -502,7 +541,18 @@ impl Verifier {
         Ok(Spoken::Code {
             code,
             locale: v.locale,
+            expires_at: v.expires_at,
         })
+    }
+
+    /// The locale of a call's verification, while its reference is known.
+    pub async fn call_locale(&self, call: &CallRef) -> Result<Option<Locale>, StoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .resolve_call(call, now)
+            .await?
+            .map(|(v, _)| v.locale))
     }
 
     /// Records what Plivo said about a call on its verification's deliveries.
@@ -532,8 +582,14 @@ impl Verifier {
         self.deliverer.brand()
     }
 
-    pub fn lifetime_minutes(&self) -> u64 {
-        self.deliverer.lifetime_minutes()
+    /// Whether codes can go out by voice (a caller ID is configured).
+    pub fn voice_available(&self) -> bool {
+        self.deliverer.voice_available()
+    }
+
+    /// Whether this server writes the SMS text (not in PHLO mode).
+    pub fn writes_sms_text(&self) -> bool {
+        self.deliverer.writes_sms_text()
     }
 }
 

@@ -155,14 +155,13 @@ impl Application {
             Some(id) => Route::Phlo(id.clone()),
             None => Route::Api,
         };
-        let lifetime_minutes = settings.lifetime.as_secs() / 60;
+        let phlo_mode = matches!(route, Route::Phlo(_));
         let deliverer = Deliverer::new(
             client,
             route,
             settings.from_number.clone(),
             base_url.clone(),
-            settings.brand_name.clone(),
-            lifetime_minutes,
+            settings.sms.clone(),
             CallSettings {
                 machine_detection: settings.machine_detection.clone(),
                 time_limit: settings.voice_time_limit_secs,
@@ -177,8 +176,17 @@ impl Application {
                     .unwrap_or(u64::MAX),
                 max_sends: settings.max_sends,
             },
-            fallback_after: settings.fallback_after,
+            // No number to call from (a Powerpack sends the SMS): no fallback call.
+            fallback_after: settings
+                .fallback_after
+                .filter(|_| settings.from_number.is_some()),
+            fallback_without_receipt: !phlo_mode || settings.phlo_receipts,
         };
+        if settings.from_number.is_none() {
+            tracing::warn!(
+                "no PLIVO_FROM_NUMBER: SMS go through the Powerpack; voice calls and the voice fallback are off"
+            );
+        }
         let store_kind = store.describe();
         let limiter = Limiter::new(store.clone(), clock.clone());
         let events = Events::new(store.clone(), clock.clone(), settings.webhook.clone())

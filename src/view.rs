@@ -22,7 +22,8 @@ pub struct VerificationView<'a> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView<'a> {
     channel: Channel,
-    provider_id: &'a str,
+    /// Plivo's id; null while Plivo has not named one (an unknown outcome).
+    provider_id: Option<&'a str>,
     status: &'a str,
     error_code: Option<&'a str>,
     /// Plivo's meaning of `error_code`, for SMS.
@@ -56,7 +57,7 @@ impl<'a> DeliveryView<'a> {
     fn new(d: &'a Delivery) -> Self {
         Self {
             channel: d.channel,
-            provider_id: &d.provider_id,
+            provider_id: d.has_provider_id().then_some(d.provider_id.as_str()),
             status: &d.status,
             error_code: d.error_code.as_deref(),
             error_reason: match d.channel {

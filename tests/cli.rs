@@ -132,6 +132,8 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_variable() {
         ("OTP_LENGTH", "3"),
         ("REDIS_URL", "http://nope"),
         ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+        // Open-ended keys are read from the environment too.
+        ("SMS_TEXT_ES_ES", "{code} {nombre}"),
     ] {
         let out = bin().env(var, value).output().unwrap();
         assert_eq!(out.status.code(), Some(2));

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -13,34 +11,9 @@ use common::{API_KEY, OTP_SECRET, random_number};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> Captured {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .init();
-    captured
-}
-
 #[tokio::test]
 async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
-    let logs = capture();
+    let logs = common::capture_logs();
     const AUTH_ID: &str = "MAZDQ1ZJIYMDRKNMFHOT";
     const AUTH_TOKEN: &str = "plivo-auth-token-that-must-not-leak";
     let plivo = MockServer::start().await;
@@ -101,7 +74,7 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.lines().count() > 20, "logging is on: {text}");
     assert!(text.contains("verification opened"));
     let masked = &live_number[..5];

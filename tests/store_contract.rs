@@ -168,6 +168,7 @@ contract!(
     a_new_verification_replaces_one_that_ended,
     cancel_and_fail_only_end_a_pending_verification,
     deliveries_are_recorded_and_never_move_backwards,
+    a_receipt_names_a_delivery_recorded_without_plivos_id,
     numbers_do_not_see_each_others_verifications,
     fifty_concurrent_right_checks_approve_exactly_once,
     a_check_by_id_reaches_the_verification,
@@ -438,6 +439,57 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
             .unwrap(),
         DeliveryUpdate::NotFound
     );
+}
+
+async fn a_receipt_names_a_delivery_recorded_without_plivos_id<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, _) = f.open(store, &number(), T0).await;
+    let record = |d: Delivery, t: Timestamp| store.record_delivery(&v.id, d, t);
+    // Two sends whose outcome is unknown stay two deliveries.
+    let (first, second) = (Delivery::local_id(), Delivery::local_id());
+    let mut unknown = delivery(&first, "unknown", at(1));
+    unknown.created_at = Some(at(1).as_millis());
+    record(unknown, at(1)).await.unwrap();
+    let DeliveryUpdate::Applied(after) = record(delivery(&second, "unknown", at(2)), at(2))
+        .await
+        .unwrap()
+    else {
+        panic!("a second unknown send is recorded");
+    };
+    assert_eq!(after.deliveries.len(), 2);
+    // A voice report does not take over an SMS.
+    let mut call = delivery("call-1", "completed", at(3));
+    call.channel = Channel::Voice;
+    let DeliveryUpdate::Applied(after) = record(call, at(3)).await.unwrap() else {
+        panic!("applied");
+    };
+    assert_eq!(after.deliveries.len(), 3);
+    // The first SMS receipt names the first unknown SMS, the next the second.
+    let DeliveryUpdate::Applied(after) =
+        record(delivery("m-1", "sent", at(4)), at(4)).await.unwrap()
+    else {
+        panic!("applied");
+    };
+    assert_eq!(after.deliveries.len(), 3);
+    assert_eq!(after.deliveries[0].provider_id, "m-1");
+    assert_eq!(after.deliveries[0].status, "sent");
+    assert_eq!(after.deliveries[0].created_at, Some(at(1).as_millis()));
+    let DeliveryUpdate::Applied(after) = record(delivery("m-2", "delivered", at(5)), at(5))
+        .await
+        .unwrap()
+    else {
+        panic!("applied");
+    };
+    assert_eq!(after.deliveries[1].provider_id, "m-2");
+    // From then on receipts match by id as usual.
+    let DeliveryUpdate::Applied(after) = record(delivery("m-1", "delivered", at(6)), at(6))
+        .await
+        .unwrap()
+    else {
+        panic!("applied");
+    };
+    assert_eq!(after.deliveries.len(), 3);
+    assert_eq!(after.deliveries[0].status, "delivered");
 }
 
 async fn numbers_do_not_see_each_others_verifications<S: VerificationStore>(store: &S) {

@@ -1,11 +1,17 @@
-//! Getting a code to a person: the SMS wording per locale, and the choice
-//! between a PHLO run and Plivo's Message and Call APIs.
+//! Getting a code to a person: the SMS wording per locale, the Message fields
+//! (sender or Powerpack, expiry, India's DLT), and the choice between a PHLO
+//! run and Plivo's Message and Call APIs.
 
 use url::Url;
 
-use crate::domain::{CallRef, Channel, Delivery, OtpCode, Timestamp, Verification};
-use crate::plivo::client::{CallRequest, MessageRequest, PhloRunRequest};
+use crate::domain::{CallRef, Channel, Delivery, OtpCode, Timestamp, UNKNOWN_STATUS, Verification};
+use crate::plivo::client::{
+    Accepted, CallRequest, DltFields, LOG_NOTHING, MAX_MESSAGE_EXPIRY_SECS,
+    MIN_MESSAGE_EXPIRY_SECS, MessageRequest, PhloRunRequest, REDACTED,
+};
 use crate::plivo::{PlivoClient, PlivoError};
+
+pub use sms::{AppHash, SmsWording};
 
 pub mod sms;
 
@@ -21,7 +27,8 @@ pub const HANGUP_PATH: &str = "/plivo/voice/hangup/";
 /// How a code goes out on one send.
 #[derive(Debug, Clone, Copy)]
 pub enum Dispatch<'a> {
-    Sms,
+    /// An SMS, ending with this app's SMS Retriever hash when the start gave one.
+    Sms(Option<&'a AppHash>),
     /// A call whose answer URL carries this reference (Call API only).
     Voice(Option<&'a CallRef>),
 }
@@ -29,7 +36,7 @@ pub enum Dispatch<'a> {
 impl Dispatch<'_> {
     pub fn channel(self) -> Channel {
         match self {
-            Dispatch::Sms => Channel::Sms,
+            Dispatch::Sms(_) => Channel::Sms,
             Dispatch::Voice(_) => Channel::Voice,
         }
     }
@@ -42,6 +49,27 @@ pub struct CallSettings {
     pub machine_detection: Option<String>,
     /// Seconds before Plivo ends the call.
     pub time_limit: u32,
+}
+
+/// Who an SMS comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsSender {
+    /// One number or alphanumeric sender ID (`src`).
+    Number(String),
+    /// A Plivo Powerpack number pool (`powerpack_uuid`, and no `src`).
+    Powerpack(String),
+}
+
+/// The country calling code India's DLT rules apply to.
+pub const DLT_CALLING_CODE: &str = "+91";
+
+/// SMS settings, from configuration.
+#[derive(Debug, Clone)]
+pub struct SmsSettings {
+    pub sender: SmsSender,
+    pub wording: SmsWording,
+    /// India's DLT registration, sent on every SMS to a +91 number.
+    pub dlt: Option<DltFields>,
 }
 
 /// How codes leave this server.
@@ -57,10 +85,10 @@ pub enum Route {
 pub struct Deliverer {
     client: PlivoClient,
     route: Route,
-    from: String,
+    /// The caller ID of calls (and the PHLO's `from`); `None`: no voice.
+    voice_from: Option<String>,
     public_base: Url,
-    brand: String,
-    lifetime_minutes: u64,
+    sms: SmsSettings,
     call: CallSettings,
 }
 
@@ -68,19 +96,17 @@ impl Deliverer {
     pub fn new(
         client: PlivoClient,
         route: Route,
-        from: String,
+        voice_from: Option<String>,
         public_base: Url,
-        brand: String,
-        lifetime_minutes: u64,
+        sms: SmsSettings,
         call: CallSettings,
     ) -> Self {
         Self {
             client,
             route,
-            from,
+            voice_from,
             public_base,
-            brand,
-            lifetime_minutes,
+            sms,
             call,
         }
     }
@@ -90,12 +116,19 @@ impl Deliverer {
         self.route == Route::Api
     }
 
-    pub fn brand(&self) -> &str {
-        &self.brand
+    /// Whether codes can be sent by voice (a caller ID is configured).
+    pub fn voice_available(&self) -> bool {
+        self.voice_from.is_some()
     }
 
-    pub fn lifetime_minutes(&self) -> u64 {
-        self.lifetime_minutes
+    /// Whether the SMS text is this server's (false in PHLO mode, where the
+    /// PHLO writes it, so autofill lines cannot be added).
+    pub fn writes_sms_text(&self) -> bool {
+        self.route == Route::Api
+    }
+
+    pub fn brand(&self) -> &str {
+        self.sms.wording.brand()
     }
 
     pub fn public_url(&self, path: &str) -> String {
@@ -103,7 +136,10 @@ impl Deliverer {
         format!("{base}{path}")
     }
 
-    /// Sends `code` for `verification`; returns the delivery to record.
+    /// Sends `code` for `verification`; returns the delivery to record. A send
+    /// whose outcome is unknown (a timeout, an unreadable 2xx) is a delivery
+    /// with status [`UNKNOWN_STATUS`], not an error: Plivo may have sent it.
+    /// Errors are definite, and their text holds no code, number or secret.
     #[tracing::instrument(skip_all, fields(verification.id = %verification.id, channel = dispatch.channel().as_str()))]
     pub async fn send(
         &self,
@@ -113,43 +149,109 @@ impl Deliverer {
         now: Timestamp,
     ) -> Result<Delivery, PlivoError> {
         let channel = dispatch.channel();
+        let result = self.request(verification, code, dispatch, now).await;
+        let (provider_id, status) = match result {
+            Ok(accepted) => {
+                tracing::info!("code handed to Plivo");
+                let id = accepted.provider_id.unwrap_or_else(Delivery::local_id);
+                (id, "queued")
+            }
+            Err(e) => {
+                let to = verification.to.as_e164();
+                let masked = verification.to.masked();
+                let e = e.redact(&[
+                    (to, &masked),
+                    (to.trim_start_matches('+'), &masked),
+                    (code.expose(), REDACTED),
+                ]);
+                if !e.is_ambiguous() {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "Plivo may or may not have the code: delivery unknown");
+                (Delivery::local_id(), UNKNOWN_STATUS)
+            }
+        };
+        Ok(Delivery {
+            channel,
+            provider_id,
+            status: status.to_owned(),
+            error_code: None,
+            updated_at: now.as_millis(),
+            call: None,
+            sequence: None,
+            created_at: Some(now.as_millis()),
+        })
+    }
+
+    async fn request(
+        &self,
+        verification: &Verification,
+        code: &OtpCode,
+        dispatch: Dispatch<'_>,
+        now: Timestamp,
+    ) -> Result<Accepted, PlivoError> {
         let to = verification.to.as_e164().to_owned();
-        let provider_id = match (&self.route, dispatch) {
+        let voice_from = || {
+            self.voice_from
+                .clone()
+                .ok_or_else(|| PlivoError::NotSent("no PLIVO_FROM_NUMBER to call from".into()))
+        };
+        match (&self.route, dispatch) {
             (Route::Phlo(phlo_id), _) => {
                 let request = PhloRunRequest {
-                    from: self.from.clone(),
+                    from: voice_from()?,
                     to,
-                    mode: match channel {
+                    mode: match dispatch.channel() {
                         Channel::Sms => "sms",
                         Channel::Voice => "call",
                     }
                     .to_owned(),
                     otp: code.expose().to_owned(),
                 };
-                self.client.run_phlo(phlo_id, &request).await?
+                self.client.run_phlo(phlo_id, &request).await
             }
-            (Route::Api, Dispatch::Sms) => {
+            (Route::Api, Dispatch::Sms(app_hash)) => {
+                let left_secs = now.millis_until(verification.expires_at) / 1000;
+                if left_secs < MIN_MESSAGE_EXPIRY_SECS {
+                    // Plivo could deliver it after the code stopped working.
+                    return Err(PlivoError::NotSent(
+                        "the code expires too soon to be sent by SMS".into(),
+                    ));
+                }
+                let dlt = self
+                    .sms
+                    .dlt
+                    .clone()
+                    .filter(|_| to.starts_with(DLT_CALLING_CODE));
+                let (src, powerpack_uuid) = match &self.sms.sender {
+                    SmsSender::Number(n) => (Some(n.clone()), None),
+                    SmsSender::Powerpack(p) => (None, Some(p.clone())),
+                };
+                let text = self.sms.wording.render(
+                    &verification.locale,
+                    code,
+                    verification.minutes_left(now),
+                    app_hash,
+                    dlt.is_some(),
+                );
                 let request = MessageRequest {
-                    src: self.from.clone(),
+                    src,
+                    powerpack_uuid,
                     dst: to,
-                    text: sms::text(
-                        &verification.locale,
-                        &self.brand,
-                        code,
-                        self.lifetime_minutes,
-                    ),
+                    text,
                     url: self.public_url(&format!("{MESSAGE_STATUS_PATH}{}", verification.id)),
                     method: "POST".to_owned(),
-                    log: false,
+                    log: LOG_NOTHING.to_owned(),
+                    message_expiry: left_secs.min(MAX_MESSAGE_EXPIRY_SECS),
+                    dlt,
                 };
-                self.client.send_message(&request).await?
+                self.client.send_message(&request).await
             }
             (Route::Api, Dispatch::Voice(call_ref)) => {
-                let call_ref = call_ref.ok_or_else(|| {
-                    PlivoError::InvalidResponse("a call needs a call reference".into())
-                })?;
+                let call_ref = call_ref
+                    .ok_or_else(|| PlivoError::NotSent("a call needs a call reference".into()))?;
                 let request = CallRequest {
-                    from: self.from.clone(),
+                    from: voice_from()?,
                     to,
                     answer_url: self.public_url(&format!("{ANSWER_PATH}{}", call_ref.as_str())),
                     answer_method: "POST".to_owned(),
@@ -158,19 +260,8 @@ impl Deliverer {
                     machine_detection: self.call.machine_detection.clone(),
                     time_limit: self.call.time_limit,
                 };
-                self.client.make_call(&request).await?
+                self.client.make_call(&request).await
             }
-        };
-        tracing::info!("code handed to Plivo");
-        Ok(Delivery {
-            channel,
-            provider_id,
-            status: "queued".to_owned(),
-            error_code: None,
-            updated_at: now.as_millis(),
-            call: None,
-            sequence: None,
-            created_at: Some(now.as_millis()),
-        })
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod code;
 pub mod keyring;
 pub mod phone;
+pub mod plural;
 pub mod time;
 pub mod verification;
 
@@ -13,5 +14,6 @@ pub use keyring::{Keyring, NumberKey};
 pub use phone::PhoneNumber;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use verification::{
-    CallOutcome, CallRef, Channel, Delivery, Locale, Status, Verification, VerificationId,
+    CallOutcome, CallRef, Channel, Delivery, LOCAL_ID_PREFIX, Locale, Status, UNKNOWN_STATUS,
+    Verification, VerificationId,
 };

@@ -34,6 +34,14 @@ impl Timestamp {
         u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0)
     }
 
+    /// Whole minutes from `self` until `later`, rounded up and at least 1:
+    /// what a code's SMS or call says is left ("it expires in 3 minutes").
+    pub fn minutes_until(self, later: Timestamp) -> u32 {
+        u32::try_from(self.millis_until(later).div_ceil(60_000))
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+
     /// RFC 3339 in UTC with millisecond precision, as the API shows it.
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;

@@ -212,6 +212,16 @@ impl Locale {
         &self.0
     }
 
+    /// The locale most people in `region` (ISO 3166, `"DE"`) are addressed
+    /// in, from CLDR's likely subtags; `None` for regions not listed here.
+    pub fn for_region(region: &str) -> Option<Self> {
+        let language = REGION_LANGUAGES
+            .iter()
+            .find(|(r, _)| r.eq_ignore_ascii_case(region))
+            .map(|(_, l)| *l)?;
+        Self::parse(&format!("{language}-{region}"))
+    }
+
     /// The closest of `available` (exact, then same language, then `en-US`,
     /// then the first offered).
     pub fn best_match<'a>(&self, available: &[&'a str]) -> &'a str {
@@ -232,6 +242,66 @@ impl Locale {
             .unwrap_or(DEFAULT_LOCALE)
     }
 }
+
+/// Region → the language CLDR's likely subtags give it (`und-XX`), for the
+/// regions callers are most often in. Anything else is spoken to in en-US.
+const REGION_LANGUAGES: &[(&str, &str)] = &[
+    ("US", "en"),
+    ("CA", "en"),
+    ("GB", "en"),
+    ("IE", "en"),
+    ("AU", "en"),
+    ("NZ", "en"),
+    ("SG", "en"),
+    ("ZA", "en"),
+    ("NG", "en"),
+    ("KE", "en"),
+    ("PH", "en"),
+    ("IN", "hi"),
+    ("FR", "fr"),
+    ("BE", "nl"),
+    ("LU", "fr"),
+    ("MC", "fr"),
+    ("SN", "fr"),
+    ("CI", "fr"),
+    ("DE", "de"),
+    ("AT", "de"),
+    ("CH", "de"),
+    ("LI", "de"),
+    ("ES", "es"),
+    ("MX", "es"),
+    ("AR", "es"),
+    ("CO", "es"),
+    ("CL", "es"),
+    ("PE", "es"),
+    ("VE", "es"),
+    ("EC", "es"),
+    ("GT", "es"),
+    ("CU", "es"),
+    ("BO", "es"),
+    ("DO", "es"),
+    ("HN", "es"),
+    ("PY", "es"),
+    ("SV", "es"),
+    ("NI", "es"),
+    ("CR", "es"),
+    ("PA", "es"),
+    ("UY", "es"),
+    ("PR", "es"),
+    ("IT", "it"),
+    ("SM", "it"),
+    ("BR", "pt"),
+    ("PT", "pt"),
+    ("AO", "pt"),
+    ("MZ", "pt"),
+    ("NL", "nl"),
+    ("DK", "da"),
+    ("SE", "sv"),
+    ("NO", "nb"),
+    ("FI", "fi"),
+    ("PL", "pl"),
+    ("JP", "ja"),
+];
 
 impl Default for Locale {
     fn default() -> Self {
@@ -261,7 +331,38 @@ pub struct Delivery {
     pub created_at: Option<i64>,
 }
 
+/// The status of a delivery whose send had no clear outcome (Plivo timed
+/// out, or its 2xx answer could not be read): the code may have left. It
+/// ranks below every status Plivo reports, so any receipt moves it forward.
+pub const UNKNOWN_STATUS: &str = "unknown";
+
+/// How the provider id of a delivery whose Plivo id is not known starts: a
+/// send with an unknown outcome, or a 2xx answer that named no id. Plivo's
+/// ids are UUIDs, so no Plivo id starts like this.
+pub const LOCAL_ID_PREFIX: &str = "local-";
+
 impl Delivery {
+    /// A provider id for a send Plivo named no id for: unique, so several
+    /// such sends stay several deliveries.
+    pub fn local_id() -> String {
+        let mut random = [0u8; 8];
+        OsRng.fill_bytes(&mut random);
+        format!("{LOCAL_ID_PREFIX}{}", hex::encode(random))
+    }
+
+    /// Whether the provider id is Plivo's (not a [`Delivery::local_id`]).
+    pub fn has_provider_id(&self) -> bool {
+        !self.provider_id.starts_with(LOCAL_ID_PREFIX)
+    }
+
+    /// Whether this report, whose provider id matches no recorded delivery,
+    /// belongs to `old`: a delivery of the same channel recorded without
+    /// Plivo's id. Its first receipt tells which message it was; the report
+    /// then replaces it, id and all, so later receipts match as usual.
+    pub fn adopts(&self, old: &Delivery) -> bool {
+        !old.has_provider_id() && self.has_provider_id() && old.channel == self.channel
+    }
+
     /// Whether this report should replace `old` (same provider id): a later
     /// status by rank, or the same rank with a higher `Sequence`. Duplicates
     /// and out-of-order reports never move a delivery backwards.
@@ -299,6 +400,7 @@ pub struct CallOutcome {
 /// delivery backwards: queued < sent < (ringing) < in-progress < any final word.
 pub fn delivery_rank(status: &str) -> u8 {
     match status {
+        UNKNOWN_STATUS => 0,
         "queued" | "initiated" => 1,
         "sent" | "ringing" => 2,
         "in-progress" | "answered" => 3,
@@ -465,6 +567,12 @@ impl Verification {
         self.sends += 1;
         self.last_sent_at = now;
         Ok(())
+    }
+
+    /// Whole minutes left at `now`, rounded up and at least 1: what the SMS
+    /// and the call say ("it expires in 3 minutes").
+    pub fn minutes_left(&self, now: Timestamp) -> u32 {
+        now.minutes_until(self.expires_at)
     }
 
     /// Whether a new start for this number should reuse this verification.

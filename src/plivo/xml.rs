@@ -9,7 +9,10 @@
 //! placeholder slots. [`Templates::render`] then only pushes strings: no XML is
 //! parsed on the hot path.
 //!
-//! Placeholders are `{{brand}}`, `{{minutes}}` (text inside `<Speak>`),
+//! Placeholders are `{{brand}}`, `{{minutes}}` and the plural choice
+//! `{{minutes, plural, one {# minute} other {# minutes}}}` (text inside
+//! `<Speak>`; the choice follows the CLDR plural rules of the template's
+//! locale, see [`crate::domain::plural`]),
 //! `{{code}}` (text inside `<Speak>`, only in `answer`, `repeat` and `last`)
 //! and `{{action_url}}` (the `action` attribute of `<GetDigits>`/`<GetInput>`,
 //! or the text of `<Redirect>`). Every substituted value is XML-escaped.
@@ -28,6 +31,8 @@ use std::path::{Path, PathBuf};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, BytesText, Event};
 use thiserror::Error;
+
+use crate::domain::plural::PluralChoice;
 
 /// Locales shipped in `xml-templates/`, in fallback preference order: a
 /// language-only request (`"es"`) resolves to the first locale of that
@@ -231,6 +236,8 @@ enum Segment {
     Literal(Box<str>),
     Brand,
     Minutes,
+    /// `{{minutes, plural, …}}`: the branch the minutes left take.
+    MinutesChoice(Box<PluralChoice>),
     ActionUrl,
     /// `{{code}}` under a Polly voice: SSML per digit.
     CodeSsml,
@@ -432,6 +439,8 @@ impl Templates {
                     // Writing to a String cannot fail.
                     let _ = write!(out, "{}", vars.minutes);
                 }
+                // The branch text is the template's own XML text, already escaped.
+                Segment::MinutesChoice(choice) => choice.render_into(vars.minutes, out),
                 Segment::CodeSsml => {
                     for (i, digit) in vars.code.as_str().chars().enumerate() {
                         if i > 0 {
@@ -735,9 +744,11 @@ enum Placeholder {
     Code,
     ActionUrl,
     Minutes,
+    MinutesChoice,
 }
 
-const PLACEHOLDER_NAMES: &str = "{{brand}}, {{code}}, {{action_url}}, {{minutes}}";
+const PLACEHOLDER_NAMES: &str =
+    "{{brand}}, {{code}}, {{action_url}}, {{minutes}}, {{minutes, plural, one {…} other {…}}}";
 
 impl Placeholder {
     fn from_name(name: &str) -> Option<Self> {
@@ -746,6 +757,7 @@ impl Placeholder {
             "code" => Some(Placeholder::Code),
             "action_url" => Some(Placeholder::ActionUrl),
             "minutes" => Some(Placeholder::Minutes),
+            choice if choice.contains(',') => Some(Placeholder::MinutesChoice),
             _ => None,
         }
     }
@@ -758,20 +770,37 @@ struct Found<'s> {
     name: &'s str,
 }
 
-/// Finds `{{name}}` occurrences in `text`, which starts at offset `base`.
+/// Finds `{{name}}` occurrences in `text`, which starts at offset `base`. A
+/// placeholder ends at the first `}}` outside single braces, so a plural
+/// choice's `{# minute}` branches stay inside it.
 fn scan_placeholders(text: &str, base: usize) -> Result<Vec<Found<'_>>, (usize, String)> {
     let mut found = Vec::new();
     let mut from = 0;
     while let Some(open) = text[from..].find("{{").map(|i| from + i) {
-        let close = text[open + 2..]
-            .find("}}")
-            .map(|i| open + 2 + i)
-            .ok_or_else(|| {
-                (
-                    base + open,
-                    "unclosed placeholder: `{{` without `}}`".to_owned(),
-                )
-            })?;
+        let unclosed = || {
+            (
+                base + open,
+                "unclosed placeholder: `{{` without `}}`".to_owned(),
+            )
+        };
+        let bytes = text.as_bytes();
+        let mut depth = 0usize;
+        let mut close = None;
+        let mut i = open + 2;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'{' => depth += 1,
+                b'}' if depth > 0 => depth -= 1,
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    close = Some(i);
+                    break;
+                }
+                b'}' => return Err(unclosed()),
+                _ => {}
+            }
+            i += 1;
+        }
+        let close = close.ok_or_else(unclosed)?;
         found.push(Found {
             start: base + open,
             end: base + close + 2,
@@ -1193,7 +1222,7 @@ impl Compiler<'_> {
                         }
                     }
                 }
-                Placeholder::Brand | Placeholder::Minutes => {
+                Placeholder::Brand | Placeholder::Minutes | Placeholder::MinutesChoice => {
                     if speak.is_none() {
                         return Err(self.error(
                             f.start,
@@ -1204,10 +1233,13 @@ impl Compiler<'_> {
                             ),
                         ));
                     }
-                    if placeholder == Placeholder::Brand {
-                        Segment::Brand
-                    } else {
-                        Segment::Minutes
+                    match placeholder {
+                        Placeholder::Brand => Segment::Brand,
+                        Placeholder::Minutes => Segment::Minutes,
+                        _ => Segment::MinutesChoice(Box::new(
+                            PluralChoice::parse(f.name, self.locale)
+                                .map_err(|message| self.error(f.start, message))?,
+                        )),
                     }
                 }
                 Placeholder::ActionUrl => {
@@ -1315,6 +1347,51 @@ mod tests {
             action_url: ACTION_URL,
             minutes: 10,
         }
+    }
+
+    #[test]
+    fn the_shipped_answers_say_one_minute_and_two_minutes_in_every_locale() {
+        let templates = real_templates();
+        let words = [
+            ("en-US", "1 minute.", "2 minutes."),
+            ("en-GB", "1 minute.", "2 minutes."),
+            ("es-ES", "1 minuto.", "2 minutos."),
+            ("es-US", "1 minuto.", "2 minutos."),
+            ("fr-FR", "1 minute.", "2 minutes."),
+            ("de-DE", "1 Minute lang", "2 Minuten lang"),
+            ("it-IT", "1 minuto.", "2 minuti."),
+            ("pt-BR", "1 minuto.", "2 minutos."),
+            ("hi-IN", "1 मिनट", "2 मिनट"),
+        ];
+        for (locale, one, two) in words {
+            for (minutes, want) in [(1, one), (2, two)] {
+                let xml = templates.render(
+                    locale,
+                    TemplateKind::Answer,
+                    &Vars {
+                        minutes,
+                        ..vars("Acme", CODE)
+                    },
+                );
+                assert!(xml.contains(want), "{locale} {minutes}: {xml}");
+                assert!(!xml.contains("plural"), "{locale}: {xml}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_plural_choice_is_checked_against_the_locales_rules() {
+        let bad = r#"<Response><Speak voice="Polly.Joanna" language="en-US">{{minutes, plural, few {#} other {#}}}</Speak></Response>"#;
+        let e = Templates::from_sources([("en-US", TemplateKind::Goodbye, bad)])
+            .expect_err("few is not English");
+        assert!(
+            e.to_string().contains("not a plural category of en-US"),
+            "{e}"
+        );
+        let unbalanced = r#"<Response><Speak voice="Polly.Joanna" language="en-US">{{minutes, plural, one {#} other {#}}</Speak></Response>"#;
+        let e = Templates::from_sources([("en-US", TemplateKind::Goodbye, unbalanced)])
+            .expect_err("one brace short");
+        assert!(e.to_string().contains("unclosed placeholder"), "{e}");
     }
 
     #[derive(Debug)]

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::ApiClient;
 use super::error::{ApiError, ErrorBody, retry_secs};
+use crate::delivery::AppHash;
 use crate::domain::verification::CheckResult;
 use crate::domain::{Channel, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
 use crate::guard::Requester;
@@ -26,6 +27,10 @@ pub struct StartRequest {
     channel: Option<String>,
     #[serde(default)]
     locale: Option<String>,
+    /// The Android app's SMS Retriever hash (11 characters of `[A-Za-z0-9+/]`),
+    /// added to the SMS as its own line.
+    #[serde(default)]
+    app_hash: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -64,6 +69,21 @@ fn parse_locale(raw: Option<&str>) -> Result<Locale, ApiError> {
     }
 }
 
+fn parse_app_hash(state: &AppState, raw: &str) -> Result<AppHash, ApiError> {
+    if !state.verifier.writes_sms_text() {
+        return Err(ApiError::bad_request(
+            "invalid_app_hash",
+            "`app_hash` needs the Message API; in PHLO mode the PHLO writes the SMS.",
+        ));
+    }
+    AppHash::parse(raw).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_app_hash",
+            "`app_hash` must be the 11-character SMS Retriever hash of your Android app ([A-Za-z0-9+/]).",
+        )
+    })
+}
+
 fn invalid_locale() -> ApiError {
     ApiError::bad_request(
         "invalid_locale",
@@ -86,7 +106,7 @@ pub(crate) fn unknown_verification() -> ApiError {
     request_body = StartRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "A new verification; its code was sent", body = VerificationView),
+        (status = 201, description = "A new verification; its code was sent (a delivery with status `unknown` when Plivo's answer left it unclear)", body = VerificationView),
         (status = 200, description = "The number's open verification; its same code was re-sent", body = VerificationView),
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
@@ -94,7 +114,7 @@ pub(crate) fn unknown_verification() -> ApiError {
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 429, description = "A limit was hit; see Retry-After", body = ErrorBody),
-        (status = 502, description = "Plivo refused or failed; the verification is failed", body = ErrorBody),
+        (status = 502, description = "Plivo refused the request or could not be reached (its text redacted); a new verification is then failed", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
@@ -122,12 +142,35 @@ pub(crate) async fn start_verification(
     let to = parse_phone(&body.to)?;
     let channel = parse_channel(body.channel.as_deref())?;
     let locale = parse_locale(body.locale.as_deref())?;
-    match state.verifier.start(to, channel, locale, who).await {
+    let app_hash = body
+        .app_hash
+        .as_deref()
+        .map(|raw| parse_app_hash(state, raw))
+        .transpose()?;
+    if channel == Channel::Voice && !state.verifier.voice_available() {
+        return Err(ApiError::bad_request(
+            "invalid_channel",
+            "Voice calls are not available on this server (it has no PLIVO_FROM_NUMBER to call from).",
+        ));
+    }
+    match state
+        .verifier
+        .start_with(to, channel, locale, app_hash, who)
+        .await
+    {
         Err(StartError::Refused(refusal)) => Err(refusal.into()),
         Ok((Started::New, v)) => Ok((StatusCode::CREATED, v)),
         Ok((Started::Existing, v)) => Ok((StatusCode::OK, v)),
         Err(StartError::Store(e)) => Err(e.into()),
         Err(StartError::Delivery(e)) => Err(ApiError::Plivo(e)),
+        Err(StartError::Expiring { retry_after_ms }) => Err(ApiError::TooManyRequests {
+            code: "verification_expiring",
+            message: format!(
+                "This verification's code expires in under {} seconds, too soon to send it again; start a new one once it has expired.",
+                crate::plivo::client::MIN_MESSAGE_EXPIRY_SECS
+            ),
+            retry_after_secs: retry_secs(retry_after_ms),
+        }),
         Err(StartError::Cooldown { retry_after_ms }) => Err(ApiError::TooManyRequests {
             code: "resend_cooldown",
             message: format!(

@@ -9,7 +9,7 @@ use super::AppState;
 use super::signed::SignedRequest;
 use crate::delivery::AGAIN_PATH;
 use crate::domain::{
-    CallOutcome, CallRef, Channel, Delivery, PhoneNumber, Timestamp, VerificationId,
+    CallOutcome, CallRef, Channel, Delivery, Locale, PhoneNumber, Timestamp, VerificationId,
 };
 use crate::plivo::xml::{SpokenCode, TemplateKind, Vars};
 use crate::service::{CallReport, Spoken};
@@ -23,48 +23,73 @@ fn xml(body: String) -> HttpResponse {
         .body(body)
 }
 
+/// The locale to speak in when the verification's is not known: the one that
+/// best fits the called number's country (Plivo's `To`), else en-US.
+fn callee_locale(signed: &SignedRequest) -> Locale {
+    callback_number(signed)
+        .and_then(|n| n.region())
+        .and_then(|region| Locale::for_region(&region))
+        .unwrap_or_default()
+}
+
+/// Renders a goodbye or an apology in `locale`.
+fn farewell(state: &AppState, locale: &Locale, kind: TemplateKind) -> HttpResponse {
+    let vars = Vars {
+        brand: state.verifier.brand(),
+        ..Vars::default()
+    };
+    xml(state.templates.render(locale.as_str(), kind, &vars))
+}
+
 /// Renders the code for a call, or the apology when it cannot be read out.
-async fn speak(state: &AppState, call_ref: &str, kind: TemplateKind, replay: u8) -> HttpResponse {
-    let templates = &state.templates;
+async fn speak(
+    state: &AppState,
+    signed: &SignedRequest,
+    call_ref: &str,
+    kind: TemplateKind,
+    replay: u8,
+) -> HttpResponse {
     let verifier = &state.verifier;
-    let apology = |locale: &str| {
-        let vars = Vars {
-            brand: verifier.brand(),
-            ..Vars::default()
-        };
-        xml(templates.render(locale, TemplateKind::Apology, &vars))
+    let apology = |locale: Option<Locale>| {
+        let locale = locale.unwrap_or_else(|| callee_locale(signed));
+        farewell(state, &locale, TemplateKind::Apology)
     };
     let Some(call) = CallRef::parse(call_ref) else {
-        return apology("en-US");
+        return apology(None);
     };
-    let (code, locale) = match verifier.voice_code(&call).await {
-        Ok(Spoken::Code { code, locale }) => (code, locale),
-        Ok(Spoken::Gone) => return apology("en-US"),
+    let (code, locale, expires_at) = match verifier.voice_code(&call).await {
+        Ok(Spoken::Code {
+            code,
+            locale,
+            expires_at,
+        }) => (code, locale, expires_at),
+        Ok(Spoken::Gone(locale)) => return apology(locale),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the code for a call");
-            return apology("en-US");
+            return apology(None);
         }
     };
     let Ok(spoken) = SpokenCode::new(code.expose()) else {
-        return apology(locale.as_str());
+        return apology(Some(locale));
     };
     let action_url = state.public_url(&format!("{AGAIN_PATH}{}?n={}", call.as_str(), replay + 1));
+    let now = verifier.now();
     let vars = Vars {
         brand: verifier.brand(),
         code: spoken,
         action_url: &action_url,
-        minutes: u32::try_from(verifier.lifetime_minutes()).unwrap_or(u32::MAX),
+        minutes: now.minutes_until(expires_at),
     };
-    xml(templates.render(locale.as_str(), kind, &vars))
+    xml(state.templates.render(locale.as_str(), kind, &vars))
 }
 
 /// `POST /plivo/voice/answer/{call_ref}`: the XML that reads the code out.
 pub async fn answer(
-    _signed: SignedRequest,
+    signed: SignedRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    speak(&state, &path, TemplateKind::Answer, 0).await
+    speak(&state, &signed, &path, TemplateKind::Answer, 0).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,20 +108,22 @@ pub async fn again(
     let replay = query.n.unwrap_or(1);
     let pressed_one = signed.param("Digits") == Some("1");
     if !pressed_one || replay == 0 || replay > MAX_REPLAYS {
-        let vars = Vars {
-            brand: state.verifier.brand(),
-            ..Vars::default()
+        let known = match CallRef::parse(&path) {
+            Some(call) => state.verifier.call_locale(&call).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read a call's locale");
+                None
+            }),
+            None => None,
         };
-        return xml(state
-            .templates
-            .render("en-US", TemplateKind::Goodbye, &vars));
+        let locale = known.unwrap_or_else(|| callee_locale(&signed));
+        return farewell(&state, &locale, TemplateKind::Goodbye);
     }
     let kind = if replay == MAX_REPLAYS {
         TemplateKind::Last
     } else {
         TemplateKind::Repeat
     };
-    speak(&state, &path, kind, replay).await
+    speak(&state, &signed, &path, kind, replay).await
 }
 
 /// `POST /plivo/voice/hangup/{call_ref}`: records how the call ended.

@@ -8,9 +8,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{
-    SandboxCall, SandboxMessage, SandboxPhloRun, SandboxState, numbers, random_hex, uuid_v4,
-};
+use super::{SandboxCall, SandboxMessage, SandboxPhloRun, SandboxState, numbers, uuid_v4};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -87,11 +85,19 @@ async fn send_message(
         return unauthorized();
     }
     let body = body.into_inner();
-    if let Some(missing) = require(&body, &["src", "dst", "text"]) {
+    if let Some(missing) = require(&body, &["dst", "text"]) {
         return missing;
     }
+    if let Some(refusal) = message_fields_refusal(&body) {
+        return plivo_error(actix_web::http::StatusCode::BAD_REQUEST, refusal);
+    }
+    let powerpack_uuid = text_field(&body, "powerpack_uuid").map(str::to_owned);
     let (src, dst, text) = (
-        text_field(&body, "src").unwrap_or_default(),
+        match &powerpack_uuid {
+            // Plivo picks a number of the pool; the sandbox's pool has one.
+            Some(_) => numbers::POWERPACK_NUMBER,
+            None => text_field(&body, "src").unwrap_or_default(),
+        },
         text_field(&body, "dst").unwrap_or_default(),
         text_field(&body, "text").unwrap_or_default(),
     );
@@ -102,12 +108,19 @@ async fn send_message(
         );
     }
     let message_uuid = uuid_v4();
+    let owned = |key: &str| text_field(&body, key).map(str::to_owned);
     state.record_message(SandboxMessage {
         to: dst.to_owned(),
         from: src.to_owned(),
         text: text.to_owned(),
         message_uuid: message_uuid.clone(),
         status: "queued".to_owned(),
+        powerpack_uuid,
+        message_expiry: body.get("message_expiry").and_then(Value::as_u64),
+        dlt_entity_id: owned("dlt_entity_id"),
+        dlt_template_id: owned("dlt_template_id"),
+        dlt_template_category: owned("dlt_template_category"),
+        log: owned("log"),
     });
     if let Some(url) = text_field(&body, "url") {
         tokio::spawn(super::receipts::send(
@@ -123,6 +136,39 @@ async fn send_message(
         "message": "message(s) queued",
         "message_uuid": [message_uuid],
     }))
+}
+
+/// The shortest and longest `message_expiry` Plivo accepts, in seconds.
+const MESSAGE_EXPIRY_RANGE: std::ops::RangeInclusive<u64> = 5..=10_799;
+
+/// What Plivo (or its SDKs, which check before sending) refuses in a
+/// Message's sender and optional fields. The texts are plivo-python's.
+fn message_fields_refusal(body: &Map<String, Value>) -> Option<&'static str> {
+    let src = text_field(body, "src").is_some();
+    let powerpack = text_field(body, "powerpack_uuid").is_some();
+    if src && powerpack {
+        return Some(
+            "Both powerpack_uuid and src cannot be specified. Specify either powerpack_uuid or src in request params to send a message.",
+        );
+    }
+    if !src && !powerpack {
+        return Some("Specify either powerpack_uuid or src in request params to send a message");
+    }
+    // Plivo's SDKs send `log` as a string ("true", "false", …); plivo-python
+    // refuses a boolean.
+    if body.get("log").is_some_and(|v| !v.is_string()) {
+        return Some("log must be a string: true, false, content_only or number_only");
+    }
+    match body.get("message_expiry") {
+        None => None,
+        Some(v)
+            if v.as_u64()
+                .is_some_and(|n| MESSAGE_EXPIRY_RANGE.contains(&n)) =>
+        {
+            None
+        }
+        Some(_) => Some("message_expiry must be a whole number of seconds from 5 to 10799"),
+    }
 }
 
 async fn run_phlo(
@@ -143,6 +189,7 @@ async fn run_phlo(
             "internal server error",
         );
     }
+    // Plivo's "Run a PHLO" answer: `api_id` identifies the run.
     let phlo_run_id = uuid_v4();
     if let super::phlo::Ran::Invalid(reason) =
         super::phlo::run(&state.clone().into_inner(), &payload)
@@ -154,12 +201,11 @@ async fn run_phlo(
         phlo_run_id: phlo_run_id.clone(),
         payload,
     });
-    HttpResponse::Ok().json(json!({
-        "api_id": random_hex(16),
+    HttpResponse::Created().json(json!({
+        "api_id": phlo_run_id,
         "phlo_id": phlo_id,
-        "name": "2FA",
+        "name": "plivo-2fa",
         "message": "Request has been accepted for processing",
-        "phlo_run_id": phlo_run_id,
     }))
 }
 

@@ -22,14 +22,29 @@ pub mod numbers;
 pub mod phlo;
 mod receipts;
 
-/// A message the simulator accepted.
-#[derive(Debug, Clone, Serialize)]
+/// A message the simulator accepted, with the Message fields it was sent with.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SandboxMessage {
     pub to: String,
     pub from: String,
     pub text: String,
     pub message_uuid: String,
     pub status: String,
+    /// Set when a Powerpack chose the sender (`from` is then the pool's number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub powerpack_uuid: Option<String>,
+    /// Seconds Plivo may keep it queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_expiry: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlt_entity_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlt_template_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlt_template_category: Option<String>,
+    /// Plivo's `log` as sent (`"false"` keeps the text and number out of Plivo's logs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// A PHLO run the simulator accepted, with the payload as it arrived.

@@ -17,6 +17,10 @@ pub const SMS_FAILED: &str = "+12025550154";
 /// An SMS to this number never gets a delivery receipt.
 pub const SMS_NO_RECEIPT: &str = "+12025550155";
 
+/// The one number of the sandbox's Powerpack: messages sent with a
+/// `powerpack_uuid` come from it.
+pub const POWERPACK_NUMBER: &str = "+14155550198";
+
 /// Every test number with what it does, for the README and the demo page.
 pub const ALL: &[(&str, &str)] = &[
     (

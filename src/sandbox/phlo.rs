@@ -68,11 +68,15 @@ pub fn definition() -> Result<Phlo, String> {
     serde_json::from_str(DEFINITION).map_err(|e| format!("phlo/2fa.json: {e}"))
 }
 
-/// Replaces `{{start.http.params.KEY}}` and `{{public_base_url}}`.
+/// The name of the PHLO's first node: Plivo's console calls it `Start`, and
+/// its variables are `{{Start.http.params.KEY}}`, capital S.
+pub const START_NODE: &str = "Start";
+
+/// Replaces `{{Start.http.params.KEY}}` and `{{public_base_url}}`.
 fn fill(template: &str, params: &HashMap<String, String>, base: &str) -> String {
     let mut out = template.replace("{{public_base_url}}", base);
     for (k, v) in params {
-        out = out.replace(&format!("{{{{start.http.params.{k}}}}}"), v);
+        out = out.replace(&format!("{{{{{START_NODE}.http.params.{k}}}}}"), v);
     }
     out
 }
@@ -139,6 +143,7 @@ pub fn run(state: &Arc<SandboxState>, payload: &Map<String, Value>) -> Ran {
                     text: fill(text, &params, &state.public_base),
                     message_uuid: uuid.clone(),
                     status: "queued".to_owned(),
+                    ..SandboxMessage::default()
                 });
                 if let Some(url) = callback_url {
                     let url = fill(url, &params, &state.public_base);
@@ -266,11 +271,31 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_phlo_names_its_variables_as_plivos_console_does() {
+        let phlo = definition().unwrap();
+        assert_eq!(phlo.start, START_NODE);
+        assert_eq!(phlo.nodes[0].id, START_NODE);
+        // Every variable reads the Start node's payload, capital S as in Plivo's docs.
+        let uses: Vec<&str> = DEFINITION
+            .match_indices(".http.params.")
+            .map(|(i, _)| &DEFINITION[..i])
+            .collect();
+        assert!(!uses.is_empty());
+        for before in uses {
+            assert!(
+                before.ends_with("{{Start"),
+                "{}",
+                &before[before.len().saturating_sub(20)..]
+            );
+        }
+    }
+
+    #[test]
     fn placeholders_are_filled_from_the_payload() {
         let params = HashMap::from([("otp".to_owned(), "123456".to_owned())]);
         assert_eq!(
             fill(
-                "{{public_base_url}}/x {{start.http.params.otp}}",
+                "{{public_base_url}}/x {{Start.http.params.otp}}",
                 &params,
                 "https://h"
             ),

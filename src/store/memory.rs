@@ -226,10 +226,11 @@ impl VerificationStore for MemoryStore {
             return Ok(DeliveryUpdate::NotFound);
         };
         let deliveries = &mut record.verification.deliveries;
-        let applied = match deliveries
-            .iter_mut()
-            .find(|d| d.provider_id == delivery.provider_id)
-        {
+        let same = deliveries
+            .iter()
+            .position(|d| d.provider_id == delivery.provider_id)
+            .or_else(|| deliveries.iter().position(|d| delivery.adopts(d)));
+        let applied = match same.and_then(|i| deliveries.get_mut(i)) {
             Some(existing) if !delivery.supersedes(existing) => false,
             Some(existing) => {
                 let created_at = existing.created_at.or(delivery.created_at);

@@ -538,7 +538,9 @@ impl VerificationStore for RedisStore {
             .arg(&delivery.provider_id)
             .arg(rank)
             .arg(delivery.sequence.map(|s| s.to_string()).unwrap_or_default())
-            .arg(&delivery.status);
+            .arg(&delivery.status)
+            .arg(delivery.channel.as_str())
+            .arg(crate::domain::LOCAL_ID_PREFIX);
         let reply = Reply::new(self.run(invocation).await?)?;
         Ok(match reply.text(0)?.as_str() {
             "not_found" => DeliveryUpdate::NotFound,

@@ -170,6 +170,18 @@ impl TestApp {
         resp.json::<Vec<Value>>().await.unwrap()
     }
 
+    /// The PHLO runs the sandbox accepted, newest last.
+    pub async fn sandbox_phlo_runs(&self) -> Vec<Value> {
+        let resp = self
+            .http
+            .get(self.url("/sandbox/phlo-runs"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Vec<Value>>().await.unwrap()
+    }
+
     /// The code in the newest SMS the sandbox delivered to `to`.
     pub async fn last_sms_code(&self, to: &str) -> String {
         let messages = self.sandbox_messages().await;
@@ -290,6 +302,40 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// Every log line written after [`capture_logs`], at TRACE for every crate.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Installs this process's log subscriber (nextest runs each test in a
+/// process of its own) writing every line, at TRACE, into the returned buffer.
+pub fn capture_logs() -> Captured {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .init();
+    captured
 }
 
 /// A fresh nonce, as Plivo sends: 20 digits.

@@ -1,7 +1,10 @@
 -- Records a delivery or moves it forward; never backwards (see Delivery::supersedes).
+-- A report whose id matches nothing takes over the first delivery of its
+-- channel recorded without an id (see Delivery::adopts).
 -- KEYS[1]  the record
 -- ARGV     1 delivery JSON (with its "rank"), 2 provider id, 3 rank,
---          4 sequence ('' when none), 5 status
+--          4 sequence ('' when none), 5 status, 6 channel,
+--          7 the prefix of ids that are not Plivo's (LOCAL_ID_PREFIX)
 -- Returns  {result, view}; result is applied | stale | not_found
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found'}
@@ -12,8 +15,26 @@ local incoming = cjson.decode(ARGV[1])
 local rank = tonumber(ARGV[3])
 local sequence = tonumber(ARGV[4])
 local found = false
+local at = nil
 for i, d in ipairs(list) do
   if d.provider_id == ARGV[2] then
+    at = i
+    break
+  end
+end
+local function is_local(id)
+  return string.sub(id, 1, #ARGV[7]) == ARGV[7]
+end
+if at == nil and not is_local(ARGV[2]) then
+  for i, d in ipairs(list) do
+    if is_local(d.provider_id) and d.channel == ARGV[6] then
+      at = i
+      break
+    end
+  end
+end
+for i, d in ipairs(list) do
+  if i == at then
     found = true
     local old_rank = tonumber(d.rank) or 0
     local old_sequence = tonumber(d.sequence)
