@@ -66,12 +66,24 @@ async fn a_request_id_is_echoed_or_generated() {
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     let next = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_ne!(generated, next, "each request gets its own id");
+    // README: 12 hex digits random per process, `-`, a 10-hex-digit counter.
+    let lower_hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     for id in [&generated, &next] {
+        let (prefix, counter) = id.split_once('-').unwrap();
         assert!(
-            (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
-            "a generated id is short and safe to log: {id}"
+            lower_hex(prefix, 12) && lower_hex(counter, 10),
+            "a generated id has the documented form: {id}"
         );
     }
+    assert_eq!(
+        generated.split_once('-').unwrap().0,
+        next.split_once('-').unwrap().0,
+        "one process, one prefix"
+    );
     let r = app
         .http
         .get(app.url("/healthz"))
