@@ -64,6 +64,7 @@ pub const KEYS: &[&str] = &[
     "LOCKOUT_MINUTES",
     "MAX_FAILED_CHECKS_PER_DAY",
     "DEMO_PAGE",
+    "WEBOTP_DOMAIN",
 ];
 
 /// Countries allowed by default: markets with low SMS-pumping risk where
@@ -166,6 +167,11 @@ pub struct Settings {
     pub abuse: AbuseSettings,
     /// Serve the demo page at `/` and its endpoints under `/demo/`.
     pub demo_page: bool,
+    /// The host a phone's browser fills codes in for (WebOTP): the demo page
+    /// asks `navigator.credentials.get({otp})` when it is set. Added with the
+    /// demo page's WebOTP (issue 15); the SMS's `@domain #code` line reads the
+    /// same setting (issue 11).
+    pub webotp_domain: Option<String>,
 }
 
 impl Settings {
@@ -490,6 +496,8 @@ impl Settings {
             Some(v) => parse_bool("DEMO_PAGE", v)?,
         };
 
+        let webotp_domain = get("WEBOTP_DOMAIN").map(parse_webotp_domain).transpose()?;
+
         Ok(Self {
             listen_addr,
             public_base_url,
@@ -520,6 +528,7 @@ impl Settings {
             webhook,
             abuse,
             demo_page,
+            webotp_domain,
         })
     }
 }
@@ -557,6 +566,28 @@ fn limit<'a>(
         return Err(bad());
     }
     Ok(Limit::new(count, Duration::from_secs(secs)))
+}
+
+/// Longest DNS name (RFC 1035: 253 characters written out, labels of 63).
+const MAX_HOST_LEN: usize = 253;
+const MAX_LABEL_LEN: usize = 63;
+
+/// A bare host name, as WebOTP's `@domain` line and the page's origin carry it.
+fn parse_webotp_domain(v: &str) -> Result<String, ConfigError> {
+    let host = v.to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=MAX_LABEL_LEN).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if host.len() > MAX_HOST_LEN || !host.split('.').all(label_ok) {
+        return Err(err(
+            "WEBOTP_DOMAIN",
+            format!("{v:?} is not a host name such as example.com (no scheme, port or path)"),
+        ));
+    }
+    Ok(host)
 }
 
 fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
@@ -758,6 +789,29 @@ mod tests {
         assert!(Settings::from_vars(&on).unwrap().demo_page);
         let e = Settings::from_vars(&vars(&[("DEMO_PAGE", "maybe")])).unwrap_err();
         assert_eq!(e.var, "DEMO_PAGE");
+    }
+
+    #[test]
+    fn webotp_domain_is_a_bare_host_name() {
+        let s = Settings::from_vars(&vars(&[("WEBOTP_DOMAIN", "Otp.Example.com")])).unwrap();
+        assert_eq!(s.webotp_domain.as_deref(), Some("otp.example.com"));
+        assert!(
+            Settings::from_vars(&BTreeMap::new())
+                .unwrap()
+                .webotp_domain
+                .is_none()
+        );
+        for bad in [
+            "https://example.com",
+            "example.com:443",
+            "example.com/otp",
+            "-example.com",
+            "exa mple.com",
+            "example..com",
+        ] {
+            let e = Settings::from_vars(&vars(&[("WEBOTP_DOMAIN", bad)])).unwrap_err();
+            assert_eq!(e.var, "WEBOTP_DOMAIN", "{bad}");
+        }
     }
 
     #[test]
