@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 #
 # plivo-2fa: build with Cargo, then run as a non-root user on Debian slim.
 #
@@ -10,15 +9,31 @@
 # the server's 15 s to drain on stop (docker run --stop-timeout 30; Compose
 # stop_grace_period: 30s): Docker's default is 10 s.
 #
-# Needs BuildKit (the default builder since Docker 23) for the cache mounts.
-# Not yet built anywhere: it was written where no container engine runs; see
-# "Run it in a container" in docs/DEPLOYMENT.md for what was checked.
+# Build arguments (the images are arguments, so a mirror or a base made
+# locally works as well as Docker Hub's):
+#   BUILDER_IMAGE  a Rust toolchain on Debian, at least the rust-version in
+#                  Cargo.toml                            rust:1.95-slim-trixie
+#   RUNTIME_IMAGE  the Debian base the server runs on    debian:trixie-slim
+#   BINARY         build: compile in BUILDER_IMAGE (the default);
+#                  prebuilt: take target/release/plivo-2fa from the build
+#                  context instead, built on a host whose glibc is no newer
+#                  than RUNTIME_IMAGE's (scripts/docker-smoke.sh does this)
+#
+# Needs BuildKit (the default builder since Docker 23; DOCKER_BUILDKIT=1
+# before): for the cache mounts, and so that the stage BINARY does not name is
+# never built (nor its image pulled). There is no `# syntax=` line on purpose:
+# it would make every build pull the Dockerfile frontend from Docker Hub, and
+# the frontend built into the engine reads this file.
+#
+# Built and run by scripts/docker-smoke.sh (opt-in: docs/DEPLOYMENT.md, "Run
+# it in a container").
 
-ARG RUST_VERSION=1.95
-ARG DEBIAN_RELEASE=trixie
+ARG BUILDER_IMAGE=rust:1.95-slim-trixie
+ARG RUNTIME_IMAGE=debian:trixie-slim
+ARG BINARY=build
 
 # ---------------------------------------------------------------------------
-FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
+FROM ${BUILDER_IMAGE} AS build
 WORKDIR /build
 
 # What the release build reads: the manifest and lock file, the sources (the
@@ -37,17 +52,31 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 target/release/plivo-2fa /out/plivo-2fa
 
 # ---------------------------------------------------------------------------
-FROM debian:${DEBIAN_RELEASE}-slim
+FROM scratch AS prebuilt
+COPY target/release/plivo-2fa /out/plivo-2fa
 
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+# ---------------------------------------------------------------------------
+FROM ${BINARY} AS binary
+
+# ---------------------------------------------------------------------------
+FROM ${RUNTIME_IMAGE}
+
+# TLS roots for Plivo and webhook receivers (rustls reads the built-in webpki
+# roots too; this is for anything else in the image). A base that already has
+# them, such as one made with debootstrap --include=ca-certificates, skips apt.
+RUN if ! dpkg-query -W -f '${Status}' ca-certificates 2>/dev/null | grep -q 'ok installed'; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends ca-certificates \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 RUN groupadd --system --gid 10001 plivo-2fa \
  && useradd --system --uid 10001 --gid plivo-2fa \
       --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin plivo-2fa
 
-COPY --from=builder /out/plivo-2fa /usr/local/bin/plivo-2fa
+COPY --from=binary /out/plivo-2fa /usr/local/bin/plivo-2fa
+# The voice templates are read from disk for now (a later version builds them
+# into the binary); XML_TEMPLATES_DIR points here.
 COPY xml-templates/ /usr/local/share/plivo-2fa/xml-templates/
 
 ENV LISTEN_ADDR=0.0.0.0:8080 \

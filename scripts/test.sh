@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command. On a fresh machine it installs what the tests need
-# (redis-server, and chromium with chromium-driver for the browser tests, from
+# (redis-server, curl and jq, and chromium with chromium-driver for the browser tests, from
 # Debian's packages; cargo-nextest if missing), starts a throwaway Redis on a
 # loopback port for the run, runs every test, and stops Redis again, whatever
 # happens.
@@ -14,6 +14,11 @@ source scripts/lib.sh
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "test.sh: installing redis-server (Debian package)" >&2
   apt_install redis-server
+fi
+# tests/api.rs runs README's curl walk-through, which uses curl and jq.
+if ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
+  echo "test.sh: installing curl and jq (Debian packages)" >&2
+  apt_install curl jq
 fi
 # tests/browser.rs drives Debian's Chromium through chromedriver at these paths.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then

@@ -197,6 +197,11 @@ pub struct Settings {
     pub abuse: AbuseSettings,
     /// Serve the demo page at `/` and its endpoints under `/demo/`.
     pub demo_page: bool,
+    /// The host a phone's browser fills codes in for (WebOTP): the demo page
+    /// asks `navigator.credentials.get({otp})` when it is set. Added with the
+    /// demo page's WebOTP (issue 15); the SMS's `@domain #code` line reads the
+    /// same setting (issue 11).
+    pub webotp_domain: Option<String>,
 }
 
 impl Settings {
@@ -559,6 +564,8 @@ impl Settings {
             Some(v) => parse_bool("DEMO_PAGE", v)?,
         };
 
+        let webotp_domain = get("WEBOTP_DOMAIN").map(parse_webotp_domain).transpose()?;
+
         Ok(Self {
             listen_addr,
             public_base_url,
@@ -591,6 +598,7 @@ impl Settings {
             webhook,
             abuse,
             demo_page,
+            webotp_domain,
         })
     }
 }
@@ -650,7 +658,7 @@ fn sms_settings<'a>(
             if phlo {
                 return Err(phlo_owns("WEBOTP_DOMAIN", "writes the SMS"));
             }
-            parse_domain(d)
+            parse_webotp_domain(d)
         })
         .transpose()?;
     let brand = get("BRAND_NAME").unwrap_or(DEFAULT_BRAND_NAME);
@@ -758,27 +766,6 @@ fn is_uuid(v: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// A host name for WebOTP's `@domain` line: no scheme, port or path.
-fn parse_domain(v: &str) -> Result<String, ConfigError> {
-    let bad = || {
-        err(
-            "WEBOTP_DOMAIN",
-            format!("{v:?} is not a host name such as example.com (no scheme, port or path)"),
-        )
-    };
-    let lower = v.to_ascii_lowercase();
-    let valid = lower.len() <= 253
-        && lower.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    if valid { Ok(lower) } else { Err(bad()) }
-}
-
 /// `N/WINDOW` with a window such as `30s`, `10m`, `1h` or `1d`.
 fn limit<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
@@ -812,6 +799,28 @@ fn limit<'a>(
         return Err(bad());
     }
     Ok(Limit::new(count, Duration::from_secs(secs)))
+}
+
+/// Longest DNS name (RFC 1035: 253 characters written out, labels of 63).
+const MAX_HOST_LEN: usize = 253;
+const MAX_LABEL_LEN: usize = 63;
+
+/// A bare host name, as WebOTP's `@domain` line and the page's origin carry it.
+fn parse_webotp_domain(v: &str) -> Result<String, ConfigError> {
+    let host = v.to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=MAX_LABEL_LEN).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if host.len() > MAX_HOST_LEN || !host.split('.').all(label_ok) {
+        return Err(err(
+            "WEBOTP_DOMAIN",
+            format!("{v:?} is not a host name such as example.com (no scheme, port or path)"),
+        ));
+    }
+    Ok(host)
 }
 
 fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
@@ -1013,6 +1022,29 @@ mod tests {
         assert!(Settings::from_vars(&on).unwrap().demo_page);
         let e = Settings::from_vars(&vars(&[("DEMO_PAGE", "maybe")])).unwrap_err();
         assert_eq!(e.var, "DEMO_PAGE");
+    }
+
+    #[test]
+    fn webotp_domain_is_a_bare_host_name() {
+        let s = Settings::from_vars(&vars(&[("WEBOTP_DOMAIN", "Otp.Example.com")])).unwrap();
+        assert_eq!(s.webotp_domain.as_deref(), Some("otp.example.com"));
+        assert!(
+            Settings::from_vars(&BTreeMap::new())
+                .unwrap()
+                .webotp_domain
+                .is_none()
+        );
+        for bad in [
+            "https://example.com",
+            "example.com:443",
+            "example.com/otp",
+            "-example.com",
+            "exa mple.com",
+            "example..com",
+        ] {
+            let e = Settings::from_vars(&vars(&[("WEBOTP_DOMAIN", bad)])).unwrap_err();
+            assert_eq!(e.var, "WEBOTP_DOMAIN", "{bad}");
+        }
     }
 
     #[test]

@@ -219,6 +219,10 @@ impl Application {
             limiter,
             trusted_proxies: settings.trusted_proxies.clone(),
             drain: Arc::clone(&drain),
+            demo: routes::demo::DemoSettings::new(
+                settings.abuse.allowed_countries.clone(),
+                settings.webotp_domain.clone(),
+            ),
         });
         let server = HttpServer::new(move || {
             App::new()

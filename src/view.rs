@@ -13,6 +13,10 @@ pub struct VerificationView<'a> {
     channel: Channel,
     locale: &'a str,
     status: Status,
+    /// `true` exactly when `status` is `approved`: Twilio Verify's legacy
+    /// `valid`, on its Verification and VerificationCheck alike, kept so code
+    /// ported from Twilio reads the same field.
+    valid: bool,
     created_at: String,
     expires_at: String,
     attempts_remaining: u32,
@@ -45,6 +49,7 @@ impl<'a> VerificationView<'a> {
             channel: v.channel,
             locale: v.locale.as_str(),
             status: v.status,
+            valid: v.status == Status::Approved,
             created_at: v.created_at.to_rfc3339(),
             expires_at: v.expires_at.to_rfc3339(),
             attempts_remaining: v.attempts_remaining(),

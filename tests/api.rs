@@ -74,6 +74,40 @@ async fn a_right_code_approves_only_once() {
 }
 
 #[tokio::test]
+async fn every_answer_carries_twilios_valid_boolean_true_exactly_when_approved() {
+    let app = spawn_app(&[]).await;
+    let to = random_number();
+    let started = app.start(&to, "sms").await;
+    assert_eq!(started.body["valid"], false, "{:?}", started.body);
+    let id = started.body["id"].as_str().unwrap().to_owned();
+    let code = app.last_sms_code(&to).await;
+
+    let wrong_try = app.check(&to, &wrong(&code)).await;
+    assert_eq!(wrong_try.body["status"], "pending");
+    assert_eq!(wrong_try.body["valid"], false);
+    let pending = app.get(&format!("/v1/verifications/{id}")).await;
+    assert_eq!(pending.body["valid"], false);
+
+    let right = app.check(&to, &code).await;
+    assert_eq!(right.body["status"], "approved");
+    assert_eq!(right.body["valid"], true);
+    let approved = app.get(&format!("/v1/verifications/{id}")).await;
+    assert_eq!(approved.body["valid"], true);
+
+    // Any other ending is not valid.
+    let other = random_number();
+    let other_id = app.start(&other, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let canceled = app
+        .post_json(&format!("/v1/verifications/{other_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(canceled.body["status"], "canceled");
+    assert_eq!(canceled.body["valid"], false);
+}
+
+#[tokio::test]
 async fn a_check_by_id_works_like_a_check_by_number() {
     let app = spawn_app(&[]).await;
     let to = random_number();
@@ -327,4 +361,65 @@ async fn sandbox_routes_exist_only_in_sandbox_mode() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+/// The shell block of README's "Try it with curl", pointed at `app`.
+fn readme_walk_through(app: &common::TestApp) -> String {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split_once("## Try it with curl")
+        .expect("README has the curl walk-through")
+        .1;
+    let block = section
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("the walk-through is a sh block")
+        .0;
+    assert!(block.contains("KEY=sandbox_..."), "{block}");
+    let host = app.base.trim_start_matches("http://");
+    block
+        .replace("KEY=sandbox_...", &format!("KEY={}", app.api_key))
+        .replace("localhost:8080", host)
+}
+
+#[tokio::test]
+async fn the_readmes_curl_walk_through_verifies_a_number_as_written() {
+    let app = spawn_app(&[]).await;
+    let script = readme_walk_through(&app);
+    for tool in ["curl", "jq"] {
+        assert!(
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            "{tool} is missing: ./scripts/test.sh installs it"
+        );
+    }
+    // On a blocking thread: the server answers curl on this test's runtime.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two answers: the start's, then the check's.
+    let answers: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(answers.len(), 2, "{stdout}");
+    assert_eq!(answers[0]["status"], "pending");
+    assert_eq!(answers[1]["status"], "approved", "{stdout}");
+    assert_eq!(answers[1]["valid"], true);
+    assert_eq!(answers[1]["attempts_remaining"], 5, "no attempt was burnt");
 }

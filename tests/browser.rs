@@ -19,6 +19,8 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -42,9 +44,12 @@ enum Screen {
     /// A phone's screen (390 × 844 CSS pixels, touch), emulated by Chromium:
     /// a desktop window cannot be made that narrow.
     Phone,
+    /// A small phone's screen: 375 × 667 CSS pixels (an iPhone SE), emulated.
+    SmallPhone,
 }
 const DESKTOP: Screen = Screen::Desktop;
 const PHONE: Screen = Screen::Phone;
+const SMALL_PHONE: Screen = Screen::SmallPhone;
 /// How long any one thing may take to appear (two cores, a cold browser).
 const WAIT: Duration = Duration::from_secs(20);
 const DRIVER_START: Duration = Duration::from_secs(20);
@@ -115,9 +120,13 @@ impl Browser {
         let mut options = json!({"binary": CHROMIUM});
         match screen {
             Screen::Desktop => args.push("--window-size=1280,900".to_owned()),
-            Screen::Phone => {
+            Screen::Phone | Screen::SmallPhone => {
+                let (width, height) = match screen {
+                    Screen::SmallPhone => (375, 667),
+                    _ => (390, 844),
+                };
                 options["mobileEmulation"] = json!({
-                    "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2, "touch": true, "mobile": true},
+                    "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2, "touch": true, "mobile": true},
                 });
             }
         }
@@ -144,11 +153,55 @@ impl Browser {
     }
 
     async fn open_page(&self) {
+        let url = format!("{}/", self.base);
+        self.open_url(&url).await;
+    }
+
+    /// Opens the page at `url` (another host name for the same server).
+    async fn open_url(&self, url: &str) {
+        self.client().goto(url).await.unwrap();
+        self.find("#phone").await;
+    }
+
+    /// Runs `script` in the page and returns what it returns.
+    async fn js(&self, script: &str) -> serde_json::Value {
         self.client()
-            .goto(&format!("{}/", self.base))
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Pastes `text` into the field as a person does: the text goes on the
+    /// clipboard, then Ctrl+V in the focused field (the browser's own paste,
+    /// `maxlength` and all, not an event made up by the test).
+    async fn paste_into(&self, css: &str, text: &str) {
+        let written = self
+            .client()
+            .execute_async(
+                "const [text, done] = arguments; \
+                 navigator.clipboard.writeText(text).then(() => done('ok'), e => done(String(e)));",
+                vec![json!(text)],
+            )
             .await
             .unwrap();
-        self.find("#phone").await;
+        assert_eq!(written, "ok", "the clipboard takes the text");
+        let field = self.find(css).await;
+        field.click().await.unwrap();
+        field
+            .send_keys(&format!("{}v", char::from(Key::Control)))
+            .await
+            .unwrap();
+    }
+
+    /// Presses a key in whatever has the focus.
+    async fn press(&self, key: Key) {
+        self.client()
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&char::from(key).to_string())
+            .await
+            .unwrap();
     }
 
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
@@ -361,13 +414,32 @@ async fn call_me_reads_the_code_out_and_the_spoken_code_verifies() {
     browser.open_page().await;
     browser.send_code_to(&number).await;
     let call_me = browser.find("#call-me").await;
-    assert!(!call_me.is_enabled().await.unwrap(), "the cooldown holds");
     browser.wait_for_text("#resend-wait", "available in").await;
+    // During the cooldown "Call me" stays in the tab order and says why it
+    // waits, rather than being disabled.
+    assert!(call_me.is_enabled().await.unwrap(), "reachable by keyboard");
+    assert_eq!(
+        call_me.attr("aria-disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    browser
+        .js("document.getElementById('verify-button').focus();")
+        .await;
+    browser.press(Key::Tab).await;
+    assert_eq!(browser.focused().await, "call-me", "Tab reaches Call me");
+    browser.press(Key::Enter).await;
+    let said = browser
+        .wait_for_text("#message", "You can ask for a call in")
+        .await;
+    assert!(said.contains(" s:"), "{said}");
+    assert_eq!(browser.focused().await, "call-me", "the focus stays");
+    assert!(app.sandbox_calls().await.is_empty(), "no call yet");
+    browser.screenshot("call-0-cooldown-explained").await;
 
     // The server's cooldown runs on its clock; the page's on the browser's.
     app.advance(Duration::from_secs(3));
     let started = Instant::now();
-    while !call_me.is_enabled().await.unwrap() {
+    while call_me.attr("aria-disabled").await.unwrap().is_some() {
         assert!(started.elapsed() < WAIT, "Call me never came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -386,7 +458,7 @@ async fn call_me_reads_the_code_out_and_the_spoken_code_verifies() {
         .map(spoken_digits)
         .find(|d| d.len() == 6)
         .unwrap_or_else(|| panic!("no code read out in {call:?}"));
-    browser.wait_for_text("#delivery", "Call completed").await;
+    browser.wait_for_text("#delivery", "Call ended").await;
     browser.screenshot("call-1-transcript").await;
 
     browser.type_into("#code", &spoken).await;
@@ -404,7 +476,16 @@ async fn the_resend_cooldown_is_shown_as_a_wait_and_a_second_send_returns_to_the
 
     browser.open_page().await;
     browser.send_code_to(&number).await;
-    assert!(!browser.find("#call-me").await.is_enabled().await.unwrap());
+    assert_eq!(
+        browser
+            .find("#call-me")
+            .await
+            .attr("aria-disabled")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
     let wait = browser.wait_for_text("#resend-wait", "available in").await;
     assert!(wait.contains("30 s") || wait.contains("29 s"), "{wait}");
     browser.screenshot("cooldown-1-call-me-waits").await;
@@ -423,16 +504,25 @@ async fn the_resend_cooldown_is_shown_as_a_wait_and_a_second_send_returns_to_the
     browser.open_page().await;
     browser.type_into("#phone", national(&number)).await;
     browser.click("#send-button").await;
-    let said = browser
+    browser
         .wait_for_text("#message", "You can ask for another in")
         .await;
-    assert!(said.contains("seconds"), "{said}");
     let send = browser.find("#send-button").await;
     assert!(
         !send.is_enabled().await.unwrap(),
         "Send waits out Retry-After"
     );
-    assert!(send.text().await.unwrap().contains(" s)"));
+    // The message and the button count down to one deadline, in one form:
+    // read at the same moment, they say the same wait.
+    let both = browser
+        .js(
+            "return [document.querySelector('#message .wait').textContent, \
+                     document.getElementById('send-button').textContent];",
+        )
+        .await;
+    let (said, button) = (both[0].as_str().unwrap(), both[1].as_str().unwrap());
+    assert!(said.ends_with(" s"), "{said}");
+    assert_eq!(button, format!("Send code ({said})"));
     browser.screenshot("cooldown-3-send-waits").await;
     browser.close().await;
 }
@@ -502,6 +592,12 @@ async fn a_plivo_failure_is_told_in_plain_words_with_plivos_own_text() {
     let browser = Browser::open(&app, DESKTOP).await;
 
     browser.open_page().await;
+    // A code to another number first: the inbox shows its SMS.
+    browser.send_code_to(&random_number()).await;
+    browser.code_from_sandbox_sms().await;
+    browser.click("#change-number").await;
+    browser.wait_for_state("phone").await;
+    browser.find("#phone").await.clear().await.unwrap();
     // The sandbox's test number whose every Plivo request fails with a 500.
     let test_number = plivo_2fa::sandbox::numbers::API_ERROR_500;
     browser
@@ -517,6 +613,371 @@ async fn a_plivo_failure_is_told_in_plain_words_with_plivos_own_text() {
         browser.find("main").await.attr("data-state").await.unwrap(),
         Some("phone".to_owned())
     );
+    // Nothing was delivered to this number: the previous number's SMS is gone.
+    assert!(
+        browser
+            .find("#sandbox-empty")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    let shown = browser
+        .js("return document.querySelectorAll('#sandbox-feed article').length;")
+        .await;
+    assert_eq!(shown, 0);
     browser.screenshot("error-1-plivo-failure").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_pasted_code_with_a_space_or_a_dash_is_checked_whole_and_the_field_is_above_the_fold() {
+    let app = spawn_app(&[]).await;
+    let browser = Browser::open(&app, SMALL_PHONE).await;
+    let number = random_number();
+
+    browser.open_page().await;
+    browser.send_code_to(&number).await;
+    // On a 375 × 667 screen the code field, and the code the sandbox inbox
+    // (below the form on one column) got, are in view without scrolling.
+    let code = browser.code_from_sandbox_sms().await;
+    browser.wait_for_text("#sandbox-peek", &code).await;
+    // (Clicking "Send code" let WebDriver scroll; a person sees the step from its top.)
+    let fold = browser
+        .js("window.scrollTo(0, 0); \
+             const box = id => document.getElementById(id).getBoundingClientRect(); \
+             return [box('code').top, box('code').bottom, box('sandbox-peek-code').bottom, window.innerHeight];")
+        .await;
+    let [top, bottom, peek, height] = [0, 1, 2, 3].map(|i| fold[i].as_f64().unwrap());
+    assert!(
+        top >= 0.0 && bottom <= height && peek <= height,
+        "the code field and the inbox's code are above the fold: {fold}"
+    );
+    browser.screenshot("paste-0-code-step-375x667").await;
+
+    // `maxlength` once cut "859 258" to "859 25": all six digits count now.
+    let bad = wrong(&code);
+    browser
+        .paste_into("#code", &format!("{} {}", &bad[..3], &bad[3..]))
+        .await;
+    browser.wait_for_text("#message", "4 attempts left").await;
+    browser
+        .paste_into("#code", &format!(" {}-{}", &code[..3], &code[3..]))
+        .await;
+    browser.wait_for_state("verified").await;
+    browser.screenshot("paste-1-verified").await;
+    browser.close().await;
+}
+
+/// Every option of the country picker, as `value|text`.
+async fn country_options(browser: &Browser) -> Vec<String> {
+    let all = browser
+        .js("return Array.from(document.querySelectorAll('#country option'), o => o.value + '|' + o.textContent);")
+        .await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_country_picker_offers_only_the_servers_countries_with_search_and_its_hint_verifies() {
+    let app = spawn_app(&[]).await;
+    let browser = Browser::open(&app, DESKTOP).await;
+    browser.open_page().await;
+
+    let all = country_options(&browser).await;
+    assert_eq!(
+        all.len(),
+        plivo_2fa::config::DEFAULT_ALLOWED_COUNTRIES
+            .split(',')
+            .count(),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&"GB|United Kingdom (+44)".to_owned()),
+        "{all:?}"
+    );
+    assert!(all.contains(&"US|United States (+1)".to_owned()), "{all:?}");
+    let names: Vec<&str> = all.iter().map(|o| o.split('|').nth(1).unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "sorted by name");
+
+    browser.type_into("#country-search", "king").await;
+    assert_eq!(country_options(&browser).await, ["GB|United Kingdom (+44)"]);
+    assert_eq!(browser.text("#dial-code").await, "+44");
+    browser.find("#country-search").await.clear().await.unwrap();
+    browser.type_into("#country-search", "+4").await;
+    let by_code = country_options(&browser).await;
+    assert!(by_code.len() > 3, "{by_code:?}");
+    assert!(by_code.iter().all(|o| o.contains("(+4")), "{by_code:?}");
+    browser.find("#country-search").await.clear().await.unwrap();
+    browser.type_into("#country-search", "atlantis").await;
+    assert!(country_options(&browser).await.is_empty());
+    assert!(
+        browser
+            .find("#country-none")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    browser.screenshot("countries-1-no-match").await;
+
+    // Back to the UK: the number in the hint, typed as shown, verifies.
+    browser.find("#country-search").await.clear().await.unwrap();
+    browser.type_into("#country-search", "united k").await;
+    let example = browser.text("#phone-example").await;
+    assert!(
+        example.starts_with('0'),
+        "a UK number as written there: {example}"
+    );
+    assert_ne!(example, "7700 900123");
+    browser.type_into("#phone", &example).await;
+    browser
+        .find("#locale")
+        .await
+        .select_by_value("de-DE")
+        .await
+        .unwrap();
+    browser.screenshot("countries-2-uk-example").await;
+    browser.click("#send-button").await;
+    browser.wait_for_state("code").await;
+    let sms = browser
+        .text("#sandbox-feed article[data-kind=\"sms\"].delivered-latest")
+        .await;
+    assert!(
+        sms.contains("Bestätigungscode"),
+        "the SMS is in German: {sms}"
+    );
+    let code = browser.code_from_sandbox_sms().await;
+    browser.type_into("#code", &code).await;
+    browser.wait_for_state("verified").await;
+    let id = browser.text("#verified-id").await;
+    let v = verification(&app, &id).await;
+    assert!(v["to"].as_str().unwrap().starts_with("+447"), "{v}");
+    assert_eq!(v["locale"], "de-DE");
+    browser.close().await;
+}
+
+const AUTH_ID: &str = "MAZDQ1ZJIYMDRKNMFHOT";
+const AUTH_TOKEN: &str = "live-token-for-the-browser";
+const MESSAGE_UUID: &str = "db3ce55a-7f1d-11e1-8ea7-1231380bc196";
+const REQUEST_UUID: &str = "9834029e-58b6-11e1-b8b7-a5bd0e4e126f";
+
+/// The JSON body of the first request Plivo (wiremock) got at `path`.
+async fn plivo_request(plivo: &MockServer, path: &str) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let requests = plivo.received_requests().await.unwrap();
+        if let Some(r) = requests.iter().find(|r| r.url.path() == path) {
+            return serde_json::from_slice(&r.body).unwrap();
+        }
+        assert!(started.elapsed() < WAIT, "Plivo never got {path}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Where a callback URL the server gave Plivo reaches this test's server.
+fn local(app: &TestApp, public_url: &str) -> String {
+    let path = public_url.strip_prefix("https://otp.example.com").unwrap();
+    app.url(path)
+}
+
+#[tokio::test]
+async fn when_the_sms_fails_the_page_says_it_is_calling_follows_the_call_and_stops_when_it_ends() {
+    // Plivo as its docs answer; the test posts the signed receipt and hangup
+    // Plivo would, so each moment of the call is seen (the sandbox's calls end
+    // within milliseconds, before the page's next poll).
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/Account/{AUTH_ID}/Message/")))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({
+            "api_id": "db342550-7f1d-11e1-8ea7-1231380bc196",
+            "message": "message(s) queued",
+            "message_uuid": [MESSAGE_UUID]
+        })))
+        .mount(&plivo)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/Account/{AUTH_ID}/Call/")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "api_id": "97ceeb52-58b6-11e1-86da-77300b68f8bb",
+            "message": "call fired",
+            "request_uuid": REQUEST_UUID
+        })))
+        .mount(&plivo)
+        .await;
+    let redis = common::redis_url();
+    let prefix = common::unique_prefix();
+    let uri = plivo.uri();
+    let app = common::spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", redis.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("API_KEYS", common::API_KEY),
+        ("OTP_SECRET", common::OTP_SECRET),
+        ("PLIVO_AUTH_ID", AUTH_ID),
+        ("PLIVO_AUTH_TOKEN", AUTH_TOKEN),
+        ("PLIVO_FROM_NUMBER", "+14155550199"),
+        ("PLIVO_API_BASE_URL", uri.as_str()),
+        ("PUBLIC_BASE_URL", "https://otp.example.com"),
+        ("DEMO_PAGE", "true"),
+        ("SCHEDULER_POLL_MS", "20"),
+    ])
+    .await;
+    let browser = Browser::open(&app, DESKTOP).await;
+    let number = random_number();
+
+    browser.open_page().await;
+    browser.send_code_to(&number).await;
+    let sms = plivo_request(&plivo, &format!("/v1/Account/{AUTH_ID}/Message/")).await;
+    let code = common::code_in(sms["text"].as_str().unwrap());
+    browser
+        .wait_for_text("#delivery", "Text message queued")
+        .await;
+
+    // Plivo reports the SMS undelivered: the server calls by itself.
+    let status_url = sms["url"].as_str().unwrap();
+    let r = app
+        .post_signed(
+            &local(&app, status_url),
+            status_url,
+            AUTH_TOKEN,
+            &common::nonce(),
+            &[
+                ("MessageUUID", MESSAGE_UUID),
+                ("Status", "undelivered"),
+                ("ErrorCode", "30"),
+                ("To", number.trim_start_matches('+')),
+                ("From", "14155550199"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let call = plivo_request(&plivo, &format!("/v1/Account/{AUTH_ID}/Call/")).await;
+    browser
+        .wait_for_text("#delivery", "We’re calling you now")
+        .await;
+    let said = browser.wait_for_text("#message", "so we’re calling").await;
+    assert!(said.contains("wasn’t delivered"), "{said}");
+    browser.wait_for_text("#code-lead", "We’re calling").await;
+    browser.screenshot("fallback-1-calling").await;
+
+    // The call ends: nothing on the page says "calling" any more.
+    let hangup_url = call["hangup_url"].as_str().unwrap();
+    let r = app
+        .post_signed(
+            &local(&app, hangup_url),
+            hangup_url,
+            AUTH_TOKEN,
+            &common::nonce(),
+            &[
+                ("CallUUID", "e4fd7e8a-8b47-4b5c-b3a4-25a8bc2bcf5d"),
+                ("RequestUUID", REQUEST_UUID),
+                ("CallStatus", "completed"),
+                ("Direction", "outbound"),
+                ("HangupCause", "NORMAL_CLEARING"),
+                ("HangupCauseCode", "4000"),
+                ("Duration", "21"),
+                ("BillDuration", "60"),
+                ("To", number.trim_start_matches('+')),
+                ("From", "14155550199"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    browser.wait_for_text("#delivery", "Call ended").await;
+    browser.wait_for_text("#code-lead", "We called").await;
+    browser
+        .wait_for_text("#message", "The call has ended")
+        .await;
+    for css in ["#delivery", "#code-lead", "#message"] {
+        let text = browser.text(css).await;
+        assert!(!text.to_lowercase().contains("calling"), "{css}: {text}");
+    }
+    browser.screenshot("fallback-2-call-ended").await;
+
+    browser.type_into("#code", &code).await;
+    browser.wait_for_state("verified").await;
+    browser.close().await;
+}
+
+/// Wraps the browser's own `navigator.credentials.get`: records what the page
+/// asks, lets the real request run (and be aborted), and lets the test stand
+/// in for the SMS arriving with `__otp.arrive(code)`.
+const WEBOTP_SPY: &str = "
+    const real = navigator.credentials.get.bind(navigator.credentials);
+    window.__otp = { requests: [], native: 'none', arrive: null };
+    navigator.credentials.get = function (options) {
+        window.__otp.requests.push({ otp: options.otp, signal: options.signal instanceof AbortSignal });
+        const native = real(options);
+        window.__otp.native = 'pending';
+        native.then(() => { window.__otp.native = 'resolved'; }, e => { window.__otp.native = e.name; });
+        const arrived = new Promise(resolve => {
+            window.__otp.arrive = code => resolve({ id: 'otp', type: 'otp', code: code });
+        });
+        return Promise.race([native, arrived]);
+    };";
+
+#[tokio::test]
+async fn with_webotp_the_page_asks_the_browser_for_the_code_verifies_what_it_gives_and_aborts_when_left()
+ {
+    let app = spawn_app(&[("WEBOTP_DOMAIN", "localhost")]).await;
+    let browser = Browser::open(&app, PHONE).await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let on_domain = format!("http://localhost:{port}/");
+
+    // Headless Chromium has the WebOTP API (OTPCredential, and a request that
+    // stays pending), but no SMS ever reaches a desktop browser.
+    browser.open_url(&on_domain).await;
+    assert_eq!(browser.js("return 'OTPCredential' in window;").await, true);
+    browser.js(WEBOTP_SPY).await;
+    browser.send_code_to(&random_number()).await;
+    assert_eq!(
+        browser.js("return window.__otp.requests;").await,
+        json!([{"otp": {"transport": ["sms"]}, "signal": true}])
+    );
+    assert_eq!(browser.js("return window.__otp.native;").await, "pending");
+    let code = browser.code_from_sandbox_sms().await;
+    browser.js(&format!("window.__otp.arrive('{code}');")).await;
+    browser.wait_for_state("verified").await;
+    browser.screenshot("webotp-1-verified").await;
+
+    // Leaving the code step aborts the browser's request.
+    browser.click("#verify-another").await;
+    browser.wait_for_state("phone").await;
+    browser.send_code_to(&random_number()).await;
+    assert_eq!(browser.js("return window.__otp.requests.length;").await, 2);
+    browser.click("#change-number").await;
+    browser.wait_for_state("phone").await;
+    let started = Instant::now();
+    while browser.js("return window.__otp.native;").await != "AbortError" {
+        assert!(started.elapsed() < WAIT, "the request was never aborted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // On another host name (the server's own address) the browser would never
+    // match the SMS's @localhost, so the page does not ask.
+    browser.open_page().await;
+    browser.js(WEBOTP_SPY).await;
+    browser.send_code_to(&random_number()).await;
+    assert_eq!(browser.js("return window.__otp.requests.length;").await, 0);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_webotp_the_page_never_asks_the_browser_for_a_code() {
+    let app = spawn_app(&[]).await;
+    let browser = Browser::open(&app, PHONE).await;
+    browser.open_page().await;
+    browser.js(WEBOTP_SPY).await;
+    browser.send_code_to(&random_number()).await;
+    let code = browser.code_from_sandbox_sms().await;
+    assert_eq!(browser.js("return window.__otp.requests.length;").await, 0);
+    browser.type_into("#code", &code).await;
+    browser.wait_for_state("verified").await;
     browser.close().await;
 }

@@ -384,3 +384,137 @@ async fn with_plivo_credentials_the_page_is_off_unless_demo_page_is_set() {
     let sandbox = demo_get(&app, "/demo/api/verifications/VEx/sandbox", &token).await;
     assert_eq!(sandbox.status, 404);
 }
+
+/// The value of attribute `name` in one tag, if it has it.
+fn attr<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    tag[start..].split('"').next()
+}
+
+/// The options of the `<select id="…">` on the page: each option's tag.
+fn options<'h>(html: &'h str, select_id: &str) -> Vec<&'h str> {
+    let open = format!("<select id=\"{select_id}\"");
+    let body = html
+        .split_once(open.as_str())
+        .and_then(|(_, rest)| rest.split_once("</select>"))
+        .unwrap_or_else(|| panic!("no select #{select_id}"))
+        .0;
+    body.split("<option").skip(1).collect()
+}
+
+async fn page(app: &TestApp) -> String {
+    let resp = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+/// What the page's script makes of an example: the trunk prefix dropped, the
+/// calling code put in front (see `e164` in web/app.js).
+fn e164_of(option: &str) -> String {
+    let dial = attr(option, "data-dial").unwrap();
+    let example = attr(option, "data-example").unwrap();
+    let mut digits: String = example.chars().filter(char::is_ascii_digit).collect();
+    if let Some(prefix) = attr(option, "data-prefix")
+        && digits.starts_with(prefix)
+    {
+        digits.drain(..prefix.len());
+    }
+    format!("+{dial}{digits}")
+}
+
+#[tokio::test]
+async fn the_country_picker_offers_exactly_the_allowed_countries_and_every_example_verifies() {
+    let app = spawn_app(&[]).await;
+    let html = page(&app).await;
+    let countries = options(&html, "country");
+    let mut offered: Vec<&str> = countries
+        .iter()
+        .map(|o| attr(o, "value").unwrap())
+        .collect();
+    offered.sort_unstable();
+    let mut allowed: Vec<&str> = plivo_2fa::config::DEFAULT_ALLOWED_COUNTRIES
+        .split(',')
+        .collect();
+    allowed.sort_unstable();
+    assert_eq!(
+        offered, allowed,
+        "the server's allowed countries, no others"
+    );
+
+    // Each hint's example, typed as the hint shows it, is a number the server
+    // sends a code to: a real start through the app API.
+    for option in &countries {
+        let to = e164_of(option);
+        let r = app.start(&to, "sms").await;
+        assert_eq!(r.status, 201, "{option}: {to}: {:?}", r.body);
+    }
+    let gb = countries
+        .iter()
+        .find(|o| attr(o, "value") == Some("GB"))
+        .unwrap();
+    assert_eq!(attr(gb, "data-dial"), Some("44"));
+    assert_eq!(attr(gb, "data-prefix"), Some("0"));
+    assert_ne!(
+        attr(gb, "data-example"),
+        Some("7700 900123"),
+        "not the hint the server refused"
+    );
+}
+
+#[tokio::test]
+async fn the_country_picker_follows_allowed_countries() {
+    let app = spawn_app(&[("ALLOWED_COUNTRIES", "ie,GB")]).await;
+    let html = page(&app).await;
+    let offered: Vec<&str> = options(&html, "country")
+        .iter()
+        .map(|o| attr(o, "value").unwrap())
+        .collect();
+    assert_eq!(offered, ["GB", "IE"]);
+}
+
+#[tokio::test]
+async fn the_page_offers_the_servers_languages_and_a_start_carries_the_one_chosen() {
+    let app = spawn_app(&[]).await;
+    let html = page(&app).await;
+    let offered: Vec<&str> = options(&html, "locale")
+        .iter()
+        .map(|o| attr(o, "value").unwrap())
+        .collect();
+    let dirs: std::collections::BTreeSet<String> = std::fs::read_dir("xml-templates")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let offered_set: std::collections::BTreeSet<String> =
+        offered.iter().map(|l| (*l).to_owned()).collect();
+    assert_eq!(offered_set, dirs, "one option per voice template set");
+
+    let token = session(&app).await;
+    let to = random_number();
+    let r = demo_post(
+        &app,
+        "/demo/api/start",
+        Some(&token),
+        Some(&token),
+        json!({"to": to, "channel": "voice", "locale": "de-DE"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["verification"]["locale"], "de-DE");
+}
+
+#[tokio::test]
+async fn the_page_names_the_webotp_domain_only_when_it_is_set() {
+    let off = spawn_app(&[]).await;
+    assert!(
+        page(&off)
+            .await
+            .contains("<meta name=\"webotp-domain\" content=\"\">")
+    );
+    let on = spawn_app(&[("WEBOTP_DOMAIN", "Otp.Example.com")]).await;
+    assert!(
+        page(&on)
+            .await
+            .contains("<meta name=\"webotp-domain\" content=\"otp.example.com\">")
+    );
+}

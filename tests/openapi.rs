@@ -67,6 +67,16 @@ async fn the_openapi_document_describes_exactly_the_app_api_routes() {
     ] {
         assert!(schemas.contains_key(name), "{name}");
     }
+    let view = &schemas["VerificationView"];
+    assert_eq!(view["properties"]["valid"]["type"], "boolean");
+    assert!(
+        view["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "valid"),
+        "every verification answer carries `valid`"
+    );
     let status = &schemas["Status"]["enum"];
     assert_eq!(status.as_array().unwrap().len(), 6);
     assert_eq!(

@@ -2,94 +2,18 @@
 // It talks only to same-origin /demo/api/ endpoints, sending the session's CSRF
 // token (from the page's meta tag) in X-CSRF-Token. The countdown runs on the
 // server's clock: the time left is expires_at minus the server_time of the same
-// reply, counted down locally and re-synced on every poll.
+// reply, counted down locally and re-synced on every poll. What the server
+// allows (its countries, its languages, WebOTP) comes in the page itself: the
+// country and language options and the meta tags.
 (function () {
   'use strict';
 
-  // [ISO 3166 code, name, country calling code]
-  var COUNTRIES = [
-    ['AF', 'Afghanistan', '93'], ['AL', 'Albania', '355'], ['DZ', 'Algeria', '213'],
-    ['AD', 'Andorra', '376'], ['AO', 'Angola', '244'], ['AG', 'Antigua and Barbuda', '1'],
-    ['AR', 'Argentina', '54'], ['AM', 'Armenia', '374'], ['AW', 'Aruba', '297'],
-    ['AU', 'Australia', '61'], ['AT', 'Austria', '43'], ['AZ', 'Azerbaijan', '994'],
-    ['BS', 'Bahamas', '1'], ['BH', 'Bahrain', '973'], ['BD', 'Bangladesh', '880'],
-    ['BB', 'Barbados', '1'], ['BY', 'Belarus', '375'], ['BE', 'Belgium', '32'],
-    ['BZ', 'Belize', '501'], ['BJ', 'Benin', '229'], ['BM', 'Bermuda', '1'],
-    ['BT', 'Bhutan', '975'], ['BO', 'Bolivia', '591'], ['BA', 'Bosnia and Herzegovina', '387'],
-    ['BW', 'Botswana', '267'], ['BR', 'Brazil', '55'], ['BN', 'Brunei', '673'],
-    ['BG', 'Bulgaria', '359'], ['BF', 'Burkina Faso', '226'], ['BI', 'Burundi', '257'],
-    ['KH', 'Cambodia', '855'], ['CM', 'Cameroon', '237'], ['CA', 'Canada', '1'],
-    ['CV', 'Cape Verde', '238'], ['KY', 'Cayman Islands', '1'], ['CF', 'Central African Republic', '236'],
-    ['TD', 'Chad', '235'], ['CL', 'Chile', '56'], ['CN', 'China', '86'],
-    ['CO', 'Colombia', '57'], ['KM', 'Comoros', '269'], ['CG', 'Congo', '242'],
-    ['CD', 'Congo (DRC)', '243'], ['CR', 'Costa Rica', '506'], ['CI', 'Côte d’Ivoire', '225'],
-    ['HR', 'Croatia', '385'], ['CU', 'Cuba', '53'], ['CW', 'Curaçao', '599'],
-    ['CY', 'Cyprus', '357'], ['CZ', 'Czechia', '420'], ['DK', 'Denmark', '45'],
-    ['DJ', 'Djibouti', '253'], ['DM', 'Dominica', '1'], ['DO', 'Dominican Republic', '1'],
-    ['EC', 'Ecuador', '593'], ['EG', 'Egypt', '20'], ['SV', 'El Salvador', '503'],
-    ['GQ', 'Equatorial Guinea', '240'], ['ER', 'Eritrea', '291'], ['EE', 'Estonia', '372'],
-    ['SZ', 'Eswatini', '268'], ['ET', 'Ethiopia', '251'], ['FO', 'Faroe Islands', '298'],
-    ['FJ', 'Fiji', '679'], ['FI', 'Finland', '358'], ['FR', 'France', '33'],
-    ['GF', 'French Guiana', '594'], ['PF', 'French Polynesia', '689'], ['GA', 'Gabon', '241'],
-    ['GM', 'Gambia', '220'], ['GE', 'Georgia', '995'], ['DE', 'Germany', '49'],
-    ['GH', 'Ghana', '233'], ['GI', 'Gibraltar', '350'], ['GR', 'Greece', '30'],
-    ['GL', 'Greenland', '299'], ['GD', 'Grenada', '1'], ['GP', 'Guadeloupe', '590'],
-    ['GU', 'Guam', '1'], ['GT', 'Guatemala', '502'], ['GG', 'Guernsey', '44'],
-    ['GN', 'Guinea', '224'], ['GW', 'Guinea-Bissau', '245'], ['GY', 'Guyana', '592'],
-    ['HT', 'Haiti', '509'], ['HN', 'Honduras', '504'], ['HK', 'Hong Kong', '852'],
-    ['HU', 'Hungary', '36'], ['IS', 'Iceland', '354'], ['IN', 'India', '91'],
-    ['ID', 'Indonesia', '62'], ['IR', 'Iran', '98'], ['IQ', 'Iraq', '964'],
-    ['IE', 'Ireland', '353'], ['IM', 'Isle of Man', '44'], ['IL', 'Israel', '972'],
-    ['IT', 'Italy', '39'], ['JM', 'Jamaica', '1'], ['JP', 'Japan', '81'],
-    ['JE', 'Jersey', '44'], ['JO', 'Jordan', '962'], ['KZ', 'Kazakhstan', '7'],
-    ['KE', 'Kenya', '254'], ['KI', 'Kiribati', '686'], ['XK', 'Kosovo', '383'],
-    ['KW', 'Kuwait', '965'], ['KG', 'Kyrgyzstan', '996'], ['LA', 'Laos', '856'],
-    ['LV', 'Latvia', '371'], ['LB', 'Lebanon', '961'], ['LS', 'Lesotho', '266'],
-    ['LR', 'Liberia', '231'], ['LY', 'Libya', '218'], ['LI', 'Liechtenstein', '423'],
-    ['LT', 'Lithuania', '370'], ['LU', 'Luxembourg', '352'], ['MO', 'Macao', '853'],
-    ['MG', 'Madagascar', '261'], ['MW', 'Malawi', '265'], ['MY', 'Malaysia', '60'],
-    ['MV', 'Maldives', '960'], ['ML', 'Mali', '223'], ['MT', 'Malta', '356'],
-    ['MH', 'Marshall Islands', '692'], ['MQ', 'Martinique', '596'], ['MR', 'Mauritania', '222'],
-    ['MU', 'Mauritius', '230'], ['YT', 'Mayotte', '262'], ['MX', 'Mexico', '52'],
-    ['FM', 'Micronesia', '691'], ['MD', 'Moldova', '373'], ['MC', 'Monaco', '377'],
-    ['MN', 'Mongolia', '976'], ['ME', 'Montenegro', '382'], ['MS', 'Montserrat', '1'],
-    ['MA', 'Morocco', '212'], ['MZ', 'Mozambique', '258'], ['MM', 'Myanmar', '95'],
-    ['NA', 'Namibia', '264'], ['NR', 'Nauru', '674'], ['NP', 'Nepal', '977'],
-    ['NL', 'Netherlands', '31'], ['NC', 'New Caledonia', '687'], ['NZ', 'New Zealand', '64'],
-    ['NI', 'Nicaragua', '505'], ['NE', 'Niger', '227'], ['NG', 'Nigeria', '234'],
-    ['KP', 'North Korea', '850'], ['MK', 'North Macedonia', '389'], ['MP', 'Northern Mariana Islands', '1'],
-    ['NO', 'Norway', '47'], ['OM', 'Oman', '968'], ['PK', 'Pakistan', '92'],
-    ['PW', 'Palau', '680'], ['PS', 'Palestine', '970'], ['PA', 'Panama', '507'],
-    ['PG', 'Papua New Guinea', '675'], ['PY', 'Paraguay', '595'], ['PE', 'Peru', '51'],
-    ['PH', 'Philippines', '63'], ['PL', 'Poland', '48'], ['PT', 'Portugal', '351'],
-    ['PR', 'Puerto Rico', '1'], ['QA', 'Qatar', '974'], ['RE', 'Réunion', '262'],
-    ['RO', 'Romania', '40'], ['RU', 'Russia', '7'], ['RW', 'Rwanda', '250'],
-    ['KN', 'Saint Kitts and Nevis', '1'], ['LC', 'Saint Lucia', '1'], ['VC', 'Saint Vincent and the Grenadines', '1'],
-    ['WS', 'Samoa', '685'], ['SM', 'San Marino', '378'], ['ST', 'São Tomé and Príncipe', '239'],
-    ['SA', 'Saudi Arabia', '966'], ['SN', 'Senegal', '221'], ['RS', 'Serbia', '381'],
-    ['SC', 'Seychelles', '248'], ['SL', 'Sierra Leone', '232'], ['SG', 'Singapore', '65'],
-    ['SX', 'Sint Maarten', '1'], ['SK', 'Slovakia', '421'], ['SI', 'Slovenia', '386'],
-    ['SB', 'Solomon Islands', '677'], ['SO', 'Somalia', '252'], ['ZA', 'South Africa', '27'],
-    ['KR', 'South Korea', '82'], ['SS', 'South Sudan', '211'], ['ES', 'Spain', '34'],
-    ['LK', 'Sri Lanka', '94'], ['SD', 'Sudan', '249'], ['SR', 'Suriname', '597'],
-    ['SE', 'Sweden', '46'], ['CH', 'Switzerland', '41'], ['SY', 'Syria', '963'],
-    ['TW', 'Taiwan', '886'], ['TJ', 'Tajikistan', '992'], ['TZ', 'Tanzania', '255'],
-    ['TH', 'Thailand', '66'], ['TL', 'Timor-Leste', '670'], ['TG', 'Togo', '228'],
-    ['TO', 'Tonga', '676'], ['TT', 'Trinidad and Tobago', '1'], ['TN', 'Tunisia', '216'],
-    ['TR', 'Türkiye', '90'], ['TM', 'Turkmenistan', '993'], ['TC', 'Turks and Caicos Islands', '1'],
-    ['TV', 'Tuvalu', '688'], ['UG', 'Uganda', '256'], ['UA', 'Ukraine', '380'],
-    ['AE', 'United Arab Emirates', '971'], ['GB', 'United Kingdom', '44'], ['US', 'United States', '1'],
-    ['UY', 'Uruguay', '598'], ['UZ', 'Uzbekistan', '998'], ['VU', 'Vanuatu', '678'],
-    ['VA', 'Vatican City', '39'], ['VE', 'Venezuela', '58'], ['VN', 'Vietnam', '84'],
-    ['VG', 'British Virgin Islands', '1'], ['VI', 'U.S. Virgin Islands', '1'], ['YE', 'Yemen', '967'],
-    ['ZM', 'Zambia', '260'], ['ZW', 'Zimbabwe', '263']
-  ];
-  // Where the national number keeps its leading 0 after the country code.
-  var KEEPS_LEADING_ZERO = { IT: true, SM: true, VA: true, CI: true };
-  var EXAMPLES = { US: '415 555 0100', CA: '416 555 0100', GB: '7700 900123', IN: '98765 43210', DE: '1512 3456789', FR: '6 12 34 56 78', AU: '412 345 678' };
-
   var POLL_MS = 2000;
   var LOW_TIME_MS = 60 * 1000;
+  // Fewer countries than this need no search field.
+  var SEARCH_MIN = 8;
+  // Call statuses after which the line is quiet (Plivo's CallStatus words).
+  var CALL_ENDED = { completed: true, busy: true, 'no-answer': true, failed: true, canceled: true, timeout: true, rejected: true };
 
   function $(id) { return document.getElementById(id); }
   function meta(name) {
@@ -100,15 +24,19 @@
   var CSRF_TOKEN = meta('csrf-token');
   var CODE_LENGTH = parseInt(meta('code-length'), 10) || 6;
   var SANDBOX = meta('demo-sandbox') === 'true';
+  var WEBOTP_DOMAIN = meta('webotp-domain');
 
   var ui = {
     main: $('main'),
     message: $('message'),
     steps: { phone: $('step-phone'), code: $('step-code'), verified: $('step-verified'), ended: $('step-ended') },
     country: $('country'),
+    countrySearch: $('country-search'),
+    countryNone: $('country-none'),
     dialCode: $('dial-code'),
     phone: $('phone'),
     phoneExample: $('phone-example'),
+    locale: $('locale'),
     phoneForm: $('phone-form'),
     sendButton: $('send-button'),
     codeForm: $('code-form'),
@@ -132,7 +60,10 @@
     sendAgain: $('send-again'),
     endedChangeNumber: $('ended-change-number'),
     sandboxFeed: $('sandbox-feed'),
-    sandboxEmpty: $('sandbox-empty')
+    sandboxEmpty: $('sandbox-empty'),
+    sandboxPeek: $('sandbox-peek'),
+    sandboxPeekKind: $('sandbox-peek-kind'),
+    sandboxPeekCode: $('sandbox-peek-code')
   };
 
   var state = {
@@ -143,14 +74,21 @@
     resendAt: 0,         // performance.now() from which another send is allowed
     resendLeft: true,
     sendBlockedUntil: 0, // performance.now() until which "Send code" waits (429)
+    messageUntil: 0,     // the deadline the message's {wait} counts down to
     tick: null,
     poll: null,
     polling: false,      // a status request is in flight
     busy: false,
     previous: null,      // the code step left for "Use a different number"
-    channel: 'sms',      // the channel of the latest send
+    channel: 'sms',      // the channel of the latest send the page asked for
+    fallback: null,      // {id, ended}: the fallback call the page last told of
+    otp: null,           // the AbortController of a pending WebOTP request
     sandboxSeen: ''
   };
+
+  // The countries the server sends to: [{code, name, dial, prefix, example}],
+  // read from the options the server rendered, named in the page's language.
+  var COUNTRIES = [];
 
   // ---------------------------------------------------------------- helpers
 
@@ -191,17 +129,40 @@
     return m + ':' + (s < 10 ? '0' : '') + s;
   }
 
-  function seconds(n) { return n + (n === 1 ? ' second' : ' seconds'); }
+  // One way to say a wait, so every message and button that counts down to the
+  // same deadline says the same thing at the same moment.
+  function formatWait(ms) {
+    var secs = Math.max(0, Math.ceil(ms / 1000));
+    return secs >= 60 ? formatDuration(ms) : secs + ' s';
+  }
+
+  // The code in what was typed, pasted or filled in: the first run of digits
+  // (spaces, dashes or dots between them allowed) that is exactly a code long,
+  // so "859 258", " 859-258" or a whole SMS all give 859258; else the digits
+  // typed so far.
+  function codeIn(text) {
+    var runs = String(text || '').match(/\d(?:[ \u00a0.\-]?\d)*/g) || [];
+    for (var i = 0; i < runs.length; i++) {
+      var digits = runs[i].replace(/\D/g, '');
+      if (digits.length === CODE_LENGTH) return digits;
+    }
+    return String(text || '').replace(/\D/g, '').slice(0, CODE_LENGTH);
+  }
+
+  function fold(s) {
+    return String(s).normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase();
+  }
 
   function country() {
     var code = ui.country.value;
     for (var i = 0; i < COUNTRIES.length; i++) {
-      if (COUNTRIES[i][0] === code) return COUNTRIES[i];
+      if (COUNTRIES[i].code === code) return COUNTRIES[i];
     }
-    return ['US', 'United States', '1'];
+    return null;
   }
 
-  // The number typed, in E.164: a full "+…" (or "00…") number wins over the picker.
+  // The number typed, in E.164: a full "+…" (or "00…") number wins over the
+  // picker; otherwise the country's trunk prefix (the UK's 0) is dropped.
   function e164() {
     var raw = ui.phone.value.trim();
     var digits = raw.replace(/[^\d]/g, '');
@@ -209,21 +170,34 @@
     if (raw.charAt(0) === '+') return '+' + digits;
     if (digits.indexOf('00') === 0) return '+' + digits.slice(2);
     var c = country();
-    if (!KEEPS_LEADING_ZERO[c[0]]) digits = digits.replace(/^0+/, '');
-    if (c[2] === '1' && digits.length === 11 && digits.charAt(0) === '1') digits = digits.slice(1);
-    return '+' + c[2] + digits;
+    if (!c) return '+' + digits;
+    if (c.prefix && digits.indexOf(c.prefix) === 0) digits = digits.slice(c.prefix.length);
+    return '+' + c.dial + digits;
   }
 
   // ---------------------------------------------------------------- messages
 
-  function showMessage(kind, text, detail) {
+  // `text` may hold "{wait}": it counts down to `until` (a performance.now()
+  // deadline), kept in step with the buttons by render().
+  function showMessage(kind, text, detail, until) {
     var el = ui.message;
     el.className = 'message' + (kind ? ' message-' + kind : '');
     el.textContent = '';
     el.hidden = false;
+    state.messageUntil = until || 0;
     // A fresh text node makes screen readers announce the same words again.
     window.setTimeout(function () {
-      el.textContent = text;
+      var parts = String(text).split('{wait}');
+      el.textContent = '';
+      parts.forEach(function (part, i) {
+        if (i > 0) {
+          var wait = document.createElement('span');
+          wait.className = 'wait';
+          wait.textContent = formatWait((state.messageUntil || 0) - performance.now());
+          el.appendChild(wait);
+        }
+        el.appendChild(document.createTextNode(part));
+      });
       if (detail) {
         var small = document.createElement('span');
         small.className = 'message-detail';
@@ -237,14 +211,16 @@
     ui.message.hidden = true;
     ui.message.textContent = '';
     ui.message.className = 'message';
+    state.messageUntil = 0;
     ui.phone.removeAttribute('aria-invalid');
     ui.code.removeAttribute('aria-invalid');
   }
 
-  // Plain words for the server's error codes.
+  // Plain words for the server's error codes. `wait` is Retry-After, in seconds.
   function describe(result) {
     var err = result.error || {};
     var wait = result.retryAfter;
+    var later = wait ? '{wait}' : 'a moment';
     switch (err.code) {
       case 'network_error':
         return { text: 'We can’t reach the server. Check your connection and try again.' };
@@ -255,11 +231,11 @@
       case 'invalid_code':
         return { text: 'Enter the ' + CODE_LENGTH + '-digit code.', field: 'code' };
       case 'resend_cooldown':
-        return { kind: 'warning', text: 'We sent a code to this number moments ago. You can ask for another in ' + seconds(wait || 30) + '.', wait: wait };
+        return { kind: 'warning', text: 'We sent a code to this number moments ago. You can ask for another in ' + later + '.', wait: wait };
       case 'max_sends_reached':
         return { kind: 'warning', text: 'We’ve sent this code as many times as we can. Use the code you have, or wait for it to expire and start again.' };
       case 'demo_rate_limited':
-        return { kind: 'warning', text: 'Too many tries from your network. Please wait ' + formatDuration((wait || 60) * 1000) + ' and try again.', wait: wait };
+        return { kind: 'warning', text: 'Too many tries from your network. You can try again in ' + later + '.', wait: wait };
       case 'plivo_error':
         return { text: 'We couldn’t send the code: the phone network (Plivo) refused or failed the request. Try again in a moment.', detail: err.message ? 'Plivo said: ' + err.message : '' };
       case 'store_unavailable':
@@ -269,7 +245,7 @@
       return { text: 'We can’t send codes to numbers in this country.', detail: err.message };
     }
     if (result.status === 429) {
-      return { kind: 'warning', text: 'Too many requests. Please wait ' + seconds(wait || 30) + ' and try again.', wait: wait };
+      return { kind: 'warning', text: 'Too many requests. You can try again in ' + later + '.', wait: wait };
     }
     if (result.status >= 500) {
       return { text: 'Something went wrong on our side (HTTP ' + result.status + '). Try again in a moment.' };
@@ -277,9 +253,11 @@
     return { text: err.message || 'Something went wrong. Try again.' };
   }
 
-  function showError(result) {
+  // Shows the error; a wait it carries becomes `until`, the one deadline the
+  // message and the button both count down to.
+  function showError(result, until) {
     var d = describe(result);
-    showMessage(d.kind || 'error', d.text, d.detail);
+    showMessage(d.kind || 'error', d.text, d.detail, until);
     if (d.field === 'phone') {
       ui.phone.setAttribute('aria-invalid', 'true');
       ui.phone.focus();
@@ -300,13 +278,22 @@
       var show = name === step || (step === 'expired' || step === 'locked' || step === 'failed') && name === 'ended';
       section.hidden = !show;
     });
-    if (step !== 'code') stopTimers();
+    if (step !== 'code') {
+      stopTimers();
+      stopOtp();
+    }
     if (focusTarget) focusTarget.focus();
   }
 
+  // Buttons are disabled while their request runs; the resend links only say
+  // so (aria-disabled), so they keep the keyboard focus.
   function busy(button, on) {
     state.busy = on;
-    button.disabled = on;
+    if (button.classList.contains('link')) {
+      if (on) button.setAttribute('aria-disabled', 'true');
+    } else {
+      button.disabled = on;
+    }
     if (on) button.setAttribute('aria-busy', 'true');
     else button.removeAttribute('aria-busy');
   }
@@ -330,43 +317,92 @@
     renderDelivery(v);
   }
 
-  // The latest delivery on the channel last asked for.
+  var SMS_WORDS = {
+    queued: 'Text message queued',
+    sent: 'Text message sent',
+    delivered: 'Text message delivered',
+    undelivered: 'Text message not delivered',
+    failed: 'Text message failed',
+    rejected: 'Text message refused'
+  };
+  var CALL_WORDS = {
+    queued: 'We’re calling you now',
+    initiated: 'We’re calling you now',
+    ringing: 'We’re calling you now',
+    'in-progress': 'Call in progress',
+    answered: 'Call in progress',
+    completed: 'Call ended',
+    'no-answer': 'Call not answered',
+    busy: 'Line busy',
+    failed: 'Call failed',
+    canceled: 'Call canceled',
+    timeout: 'Call not answered',
+    rejected: 'Call refused'
+  };
+
+  // The latest delivery, whichever channel: when an SMS is not delivered the
+  // server calls by itself, and the page follows that call until it ends.
   function renderDelivery(v) {
-    var d = null;
-    (v.deliveries || []).forEach(function (x) { if (x.channel === state.channel) d = x; });
+    var all = v.deliveries || [];
+    var d = all[all.length - 1];
     var el = ui.delivery;
     el.className = 'delivery';
     if (!d) { el.textContent = ''; return; }
     var sms = d.channel === 'sms';
-    var words = {
-      queued: sms ? 'Text message queued' : 'Call queued',
-      sent: 'Text message sent',
-      delivered: 'Text message delivered',
-      undelivered: 'Text message not delivered',
-      failed: sms ? 'Text message failed' : 'Call failed',
-      ringing: 'Calling you now',
-      'in-progress': 'Call in progress',
-      completed: 'Call completed',
-      'no-answer': 'Call not answered',
-      busy: 'Line busy',
-      canceled: 'Call canceled'
-    };
-    el.textContent = words[d.status] || ((sms ? 'Text message: ' : 'Call: ') + d.status);
-    if (d.status === 'delivered' || d.status === 'completed') el.classList.add('is-done');
-    if (['undelivered', 'failed', 'no-answer', 'busy', 'canceled'].indexOf(d.status) >= 0) el.classList.add('is-failed');
+    var ended = !sms && CALL_ENDED[d.status];
+    var text = sms
+      ? SMS_WORDS[d.status] || 'Text message: ' + d.status
+      : CALL_WORDS[d.status] || (ended ? 'Call ended' : 'We’re calling you now');
+    // A call the page did not ask for: the fallback after an SMS.
+    var fallback = !sms && state.channel === 'sms';
+    if (fallback) {
+      var prior = null;
+      all.forEach(function (x) { if (x.channel === 'sms') prior = x; });
+      var reason = prior && SMS_WORDS[prior.status] && (prior.status === 'undelivered' || prior.status === 'failed' || prior.status === 'rejected')
+        ? SMS_WORDS[prior.status] : 'Text message not confirmed';
+      text = reason + ' · ' + text;
+    }
+    el.textContent = text;
+    var done = d.status === 'delivered' || (d.status === 'completed' && !(d.call && d.call.answered === false));
+    if (done) el.classList.add('is-done');
+    else if (sms ? ['undelivered', 'failed', 'rejected'].indexOf(d.status) >= 0 : ended) el.classList.add('is-failed');
+    ui.codeLead.firstChild.textContent = sms ? 'We sent a code to ' : ended ? 'We called ' : 'We’re calling ';
+    if (fallback) announceFallback(d, ended, prior);
+  }
+
+  // Tells, once per change, that the server is calling (or called) because the
+  // SMS did not arrive; when that call ends, the words stop saying "calling".
+  function announceFallback(d, ended, sms) {
+    var seen = state.fallback;
+    if (seen && seen.id === d.provider_id && seen.ended === ended) return;
+    var first = !seen || seen.id !== d.provider_id;
+    state.fallback = { id: d.provider_id, ended: ended };
+    var number = formatNumber(state.to);
+    var why = sms && (sms.status === 'undelivered' || sms.status === 'failed' || sms.status === 'rejected')
+      ? 'Your text message wasn’t delivered' : 'Your text message hasn’t arrived';
+    var answered = d.status === 'completed' && !(d.call && d.call.answered === false);
+    if (!ended) {
+      showMessage('warning', why + ', so we’re calling ' + number + ' now. Answer to hear your code.');
+    } else if (answered) {
+      showMessage('', (first ? why + ', so we called ' + number + '. ' : 'The call has ended. ') + 'Enter the code you heard.');
+    } else {
+      showMessage('warning', (first ? why + ', so we called ' + number : 'We called ' + number)
+        + ', but the call didn’t go through. Ask for another call or text below.');
+    }
   }
 
   function enterCodeStep(reply, created, channel) {
     state.channel = channel;
+    state.fallback = null;
     absorb(reply);
     ui.codeNumber.textContent = formatNumber(state.to);
-    ui.codeLead.firstChild.textContent = channel === 'voice' ? 'We’re calling ' : 'We sent a code to ';
     ui.code.value = '';
     setStep('code', ui.code);
     if (!created) {
       showMessage('', 'A code for this number was already on its way; we sent it again.');
     }
     startTimers();
+    listenForOtp();
   }
 
   function startTimers() {
@@ -375,6 +411,10 @@
     state.tick = window.setInterval(render, 250);
     schedulePoll(POLL_MS);
     if (SANDBOX) refreshSandbox();
+  }
+
+  function resendBlocked(now) {
+    return !state.resendLeft || state.resendAt - now > 0;
   }
 
   function render() {
@@ -390,13 +430,14 @@
         schedulePoll(0);
       }
       var wait = state.resendAt - now;
-      var blocked = !state.resendLeft || wait > 0 || state.busy;
-      ui.callMe.disabled = blocked;
-      ui.resendSms.disabled = blocked;
+      [ui.callMe, ui.resendSms].forEach(function (b) {
+        if (resendBlocked(now) || state.busy) b.setAttribute('aria-disabled', 'true');
+        else b.removeAttribute('aria-disabled');
+      });
       if (!state.resendLeft) {
         ui.resendWait.textContent = '(no more sends for this code)';
       } else if (wait > 0) {
-        ui.resendWait.textContent = '(available in ' + Math.ceil(wait / 1000) + ' s)';
+        ui.resendWait.textContent = '(available in ' + formatWait(wait) + ')';
       } else {
         ui.resendWait.textContent = '';
       }
@@ -404,10 +445,14 @@
     var sendWait = state.sendBlockedUntil - now;
     if (state.step === 'phone' && sendWait > 0) {
       ui.sendButton.disabled = true;
-      ui.sendButton.textContent = 'Send code (' + Math.ceil(sendWait / 1000) + ' s)';
+      ui.sendButton.textContent = 'Send code (' + formatWait(sendWait) + ')';
     } else if (ui.sendButton.textContent !== 'Send code' && !state.busy) {
       ui.sendButton.disabled = false;
       ui.sendButton.textContent = 'Send code';
+    }
+    var waitEl = ui.message.querySelector('.wait');
+    if (waitEl) {
+      waitEl.textContent = state.messageUntil - now > 0 ? formatWait(state.messageUntil - now) : '0 s';
     }
   }
 
@@ -487,7 +532,42 @@
     setStep(kind, ui.endedTitle);
   }
 
+  // ---------------------------------------------------------------- WebOTP
+
+  // With WEBOTP_DOMAIN set on the server, its SMS ends "@domain #code" and a
+  // phone's browser offers to fill the code in: navigator.credentials.get
+  // resolves with it. Only asked where the page's host is that domain, since
+  // the browser matches the two exactly.
+  function listenForOtp() {
+    if (state.otp || !WEBOTP_DOMAIN || WEBOTP_DOMAIN !== location.hostname) return;
+    if (!('OTPCredential' in window) || !navigator.credentials || !window.AbortController) return;
+    var ac = new AbortController();
+    state.otp = ac;
+    navigator.credentials.get({ otp: { transport: ['sms'] }, signal: ac.signal }).then(function (credential) {
+      if (state.otp !== ac) return;
+      state.otp = null;
+      var code = codeIn(credential && credential.code);
+      if (state.step !== 'code' || code.length !== CODE_LENGTH) return;
+      ui.code.value = code;
+      check();
+    }, function () {
+      if (state.otp === ac) state.otp = null;
+    });
+  }
+
+  function stopOtp() {
+    var ac = state.otp;
+    state.otp = null;
+    if (ac) ac.abort();
+  }
+
   // ---------------------------------------------------------------- actions
+
+  function startBody(to, channel) {
+    var body = { to: to, channel: channel };
+    if (ui.locale && ui.locale.value) body.locale = ui.locale.value;
+    return body;
+  }
 
   // Sends a code to `to` on `channel`. `fresh`: from the phone or ended step, so
   // the code step opens; otherwise a re-send on the open code step.
@@ -501,21 +581,22 @@
     if (state.busy) return;
     clearMessage();
     busy(button, true);
-    api('POST', '/demo/api/start', { to: to, channel: channel }).then(function (result) {
+    api('POST', '/demo/api/start', startBody(to, channel)).then(function (result) {
       busy(button, false);
       if (result.ok) {
         if (!fresh) {
           state.channel = channel;
           absorb(result.data);
-          ui.codeLead.firstChild.textContent = channel === 'voice' ? 'We’re calling ' : 'We sent a code to ';
           showMessage('success', channel === 'voice'
             ? 'Calling ' + formatNumber(state.to) + ' now. Answer to hear your code.'
             : 'We sent the code again to ' + formatNumber(state.to) + '.');
           ui.code.focus();
+          if (channel === 'sms') listenForOtp();
           if (SANDBOX) refreshSandbox();
         } else {
           enterCodeStep(result.data, result.status === 201, channel);
         }
+        render();
         return;
       }
       var errCode = result.error && result.error.code;
@@ -524,17 +605,37 @@
         resume(prev, result.retryAfter);
         return;
       }
-      var d = showError(result);
-      if (d.wait) {
-        if (fresh) state.sendBlockedUntil = performance.now() + d.wait * 1000;
-        else state.resendAt = performance.now() + d.wait * 1000;
+      // What the inbox showed was for the number before: nothing was sent now.
+      if (fresh) clearSandbox();
+      var until = result.retryAfter ? performance.now() + result.retryAfter * 1000 : 0;
+      if (until) {
+        if (fresh) state.sendBlockedUntil = until;
+        else state.resendAt = until;
       }
+      showError(result, until);
       render();
     });
   }
 
+  // "Call me" and "Text it again": during the cooldown they stay focusable and
+  // say how long is left instead of doing nothing.
+  function resend(channel, button) {
+    if (state.busy) return;
+    var now = performance.now();
+    if (!state.resendLeft) {
+      showMessage('warning', 'We’ve sent this code as many times as we can. Use the code you have, or wait for it to expire and start again.');
+      return;
+    }
+    if (resendBlocked(now)) {
+      showMessage('warning', (channel === 'voice' ? 'You can ask for a call in ' : 'You can ask for another text in ')
+        + '{wait}: the code was sent moments ago and can take a minute to arrive.', '', state.resendAt);
+      return;
+    }
+    start(channel, button, state.to, false);
+  }
+
   function check() {
-    var code = ui.code.value.replace(/\D/g, '');
+    var code = codeIn(ui.code.value);
     if (code.length !== CODE_LENGTH) {
       showMessage('error', 'Enter the ' + CODE_LENGTH + '-digit code.');
       ui.code.setAttribute('aria-invalid', 'true');
@@ -580,11 +681,13 @@
     api('GET', '/demo/api/verifications/' + encodeURIComponent(v.id)).then(function (result) {
       if (!result.ok || result.data.verification.status !== 'pending') {
         state.previous = null;
-        showError({ status: 429, error: { code: 'resend_cooldown' }, retryAfter: wait });
+        var until = wait ? performance.now() + wait * 1000 : 0;
+        state.sendBlockedUntil = until;
+        showError({ status: 429, error: { code: 'resend_cooldown' }, retryAfter: wait }, until);
         return;
       }
       enterCodeStep(result.data, true, state.channel);
-      showMessage('warning', 'We sent a code to this number moments ago. Enter it below, or ask for another in ' + seconds(wait || 30) + '.');
+      showMessage('warning', 'We sent a code to this number moments ago. Enter it below, or ask for another in {wait}.', '', state.resendAt);
     });
   }
 
@@ -594,12 +697,18 @@
     var v = state.verification;
     if (!SANDBOX || !v) return;
     api('GET', '/demo/api/verifications/' + encodeURIComponent(v.id) + '/sandbox').then(function (result) {
-      if (!result.ok) return;
+      if (!result.ok || state.verification !== v) return;
       var key = JSON.stringify(result.data);
       if (key === state.sandboxSeen) return;
       state.sandboxSeen = key;
       renderSandbox(result.data);
     });
+  }
+
+  function clearSandbox() {
+    if (!SANDBOX || !ui.sandboxFeed) return;
+    state.sandboxSeen = '';
+    renderSandbox({ messages: [], calls: [] });
   }
 
   function statusClass(status) {
@@ -654,7 +763,11 @@
     var items = [];
     (data.calls || []).forEach(function (c, i) { items.push({ kind: 'Phone call', status: c.status, text: c.transcript, order: i }); });
     (data.messages || []).forEach(function (m, i) { items.push({ kind: 'Text message', status: m.status, text: m.text, order: i }); });
-    if (!items.length) { feed.appendChild(ui.sandboxEmpty); return; }
+    if (!items.length) {
+      feed.appendChild(ui.sandboxEmpty);
+      peekSandbox(null);
+      return;
+    }
     // Each list comes newest first: the newest of the channel last used leads.
     items.sort(function (a, b) {
       if (a.order !== b.order) return a.order - b.order;
@@ -662,46 +775,150 @@
       return aFirst ? -1 : 1;
     });
     items.forEach(function (it, i) { feed.appendChild(deliveredItem(it.kind, it.status, it.text, i === 0)); });
+    peekSandbox(items[0]);
+  }
+
+  // The code in the latest delivery, repeated beside the code field (CSS shows
+  // it only where the inbox is out of sight, below the form).
+  function peekSandbox(item) {
+    if (!ui.sandboxPeek) return;
+    var code = '';
+    if (item && item.kind === 'Text message') {
+      var m = new RegExp('(^|\\D)(\\d{' + CODE_LENGTH + '})(?!\\d)').exec(item.text || '');
+      code = m ? m[2] : '';
+    } else if (item) {
+      (item.text || '').split('\n').forEach(function (line) {
+        var digits = line.replace(/\D/g, '');
+        if (!code && digits.length === CODE_LENGTH) code = digits;
+      });
+    }
+    ui.sandboxPeek.hidden = !code;
+    ui.sandboxPeekKind.textContent = item && item.kind === 'Phone call' ? 'call' : 'text message';
+    ui.sandboxPeekCode.textContent = code;
   }
 
   // ---------------------------------------------------------------- set-up
 
-  function fillCountries() {
-    var sorted = COUNTRIES.slice().sort(function (a, b) { return a[1].localeCompare(b[1]); });
-    sorted.forEach(function (c) {
+  function displayNames(locales, type) {
+    try { return new Intl.DisplayNames(locales, { type: type }); } catch (e) { return null; }
+  }
+
+  function readCountries() {
+    var names = displayNames(['en'], 'region');
+    Array.prototype.forEach.call(ui.country.options, function (o) {
+      var name = null;
+      try { name = names && names.of(o.value); } catch (e) { name = null; }
+      COUNTRIES.push({
+        code: o.value,
+        name: name || o.value,
+        dial: o.getAttribute('data-dial'),
+        prefix: o.getAttribute('data-prefix') || '',
+        example: o.getAttribute('data-example') || ''
+      });
+    });
+    COUNTRIES.sort(function (a, b) { return a.name.localeCompare(b.name); });
+  }
+
+  function matches(c, query) {
+    if (!query) return true;
+    var digits = query.replace(/^\+/, '');
+    if (/^\d+$/.test(digits)) return c.dial.indexOf(digits) === 0;
+    return fold(c.name).indexOf(query) >= 0 || fold(c.code) === query;
+  }
+
+  // Fills the picker with the countries matching the search, keeping the
+  // chosen one when it still matches.
+  function fillCountries(query) {
+    var q = fold(query || '').trim();
+    var chosen = ui.country.value;
+    while (ui.country.firstChild) ui.country.removeChild(ui.country.firstChild);
+    var shown = COUNTRIES.filter(function (c) { return matches(c, q); });
+    shown.forEach(function (c) {
       var opt = document.createElement('option');
-      opt.value = c[0];
-      opt.textContent = c[1] + ' (+' + c[2] + ')';
+      opt.value = c.code;
+      opt.textContent = c.name + ' (+' + c.dial + ')';
       ui.country.appendChild(opt);
     });
-    var lang = (navigator.language || 'en-US').split('-');
-    var region = lang.length > 1 ? lang[lang.length - 1].toUpperCase() : 'US';
-    var known = COUNTRIES.some(function (c) { return c[0] === region; });
-    ui.country.value = SANDBOX || !known ? 'US' : region;
+    var keep = shown.some(function (c) { return c.code === chosen; });
+    if (keep) ui.country.value = chosen;
+    else if (shown.length) ui.country.value = shown[0].code;
+    ui.countryNone.hidden = shown.length > 0;
+    ui.country.disabled = shown.length === 0;
     countryChanged();
+  }
+
+  function initialCountry() {
+    var has = function (code) { return COUNTRIES.some(function (c) { return c.code === code; }); };
+    var lang = (navigator.language || 'en-US').split('-');
+    var region = lang.length > 1 ? lang[lang.length - 1].toUpperCase() : '';
+    // The sandbox's test numbers are US numbers.
+    if (!SANDBOX && has(region)) return region;
+    if (has('US')) return 'US';
+    return COUNTRIES.length ? COUNTRIES[0].code : '';
   }
 
   function countryChanged() {
     var c = country();
-    ui.dialCode.textContent = '+' + c[2];
-    ui.phoneExample.textContent = EXAMPLES[c[0]] || 'your number';
+    ui.dialCode.textContent = c ? '+' + c.dial : '+';
+    ui.phoneExample.textContent = c && c.example ? c.example : 'your number';
+  }
+
+  // The languages the server has call (and text) wording for, each named in
+  // itself; the browser's preferred one that the server has is chosen.
+  function fillLocales() {
+    if (!ui.locale) return;
+    Array.prototype.forEach.call(ui.locale.options, function (o) {
+      var names = displayNames([o.value], 'language');
+      var name = null;
+      try { name = names && names.of(o.value); } catch (e) { name = null; }
+      if (name) o.textContent = name.charAt(0).toUpperCase() + name.slice(1);
+    });
+    var offered = Array.prototype.map.call(ui.locale.options, function (o) { return o.value; });
+    var wanted = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en-US'];
+    for (var i = 0; i < wanted.length; i++) {
+      var w = String(wanted[i]).toLowerCase();
+      var exact = offered.filter(function (l) { return l.toLowerCase() === w; })[0];
+      var language = offered.filter(function (l) { return l.toLowerCase().split('-')[0] === w.split('-')[0]; })[0];
+      if (exact || language) { ui.locale.value = exact || language; return; }
+    }
+  }
+
+  function setCode(code) {
+    if (code !== ui.code.value) ui.code.value = code;
+    ui.code.removeAttribute('aria-invalid');
+    if (code.length === CODE_LENGTH && !state.busy) check();
   }
 
   function init() {
     if (!ui.main) return;
-    fillCountries();
+    readCountries();
+    ui.country.value = initialCountry();
+    fillCountries('');
+    if (COUNTRIES.length >= SEARCH_MIN) {
+      ui.countrySearch.hidden = false;
+      ui.countrySearch.addEventListener('input', function () { fillCountries(ui.countrySearch.value); });
+      ui.countrySearch.addEventListener('keydown', function (e) {
+        // Enter picks the first match and moves on, rather than sending the form.
+        if (e.key === 'Enter') { e.preventDefault(); ui.phone.focus(); }
+      });
+    }
+    fillLocales();
     ui.code.setAttribute('placeholder', new Array(CODE_LENGTH + 1).join('·'));
     ui.country.addEventListener('change', countryChanged);
     ui.phoneForm.addEventListener('submit', function (e) { e.preventDefault(); start('sms', ui.sendButton, e164(), true); });
     ui.codeForm.addEventListener('submit', function (e) { e.preventDefault(); check(); });
-    ui.code.addEventListener('input', function () {
-      var digits = ui.code.value.replace(/\D/g, '').slice(0, CODE_LENGTH);
-      if (digits !== ui.code.value) ui.code.value = digits;
-      ui.code.removeAttribute('aria-invalid');
-      if (digits.length === CODE_LENGTH && !state.busy) check();
+    // No maxlength on the field: it would cut a pasted "859 258" to "859 25"
+    // before the digits are picked out of it.
+    ui.code.addEventListener('paste', function (e) {
+      var data = e.clipboardData || window.clipboardData;
+      var code = codeIn(data ? data.getData('text') : '');
+      if (!code) return;
+      e.preventDefault();
+      setCode(code);
     });
-    ui.callMe.addEventListener('click', function () { start('voice', ui.callMe, state.to, false); });
-    ui.resendSms.addEventListener('click', function () { start('sms', ui.resendSms, state.to, false); });
+    ui.code.addEventListener('input', function () { setCode(codeIn(ui.code.value)); });
+    ui.callMe.addEventListener('click', function () { resend('voice', ui.callMe); });
+    ui.resendSms.addEventListener('click', function () { resend('sms', ui.resendSms); });
     ui.changeNumber.addEventListener('click', backToPhone);
     ui.endedChangeNumber.addEventListener('click', backToPhone);
     ui.verifyAnother.addEventListener('click', function () { ui.phone.value = ''; backToPhone(); });

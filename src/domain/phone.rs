@@ -178,6 +178,65 @@ impl PhoneNumber {
     }
 }
 
+/// How numbers are written in one region, from libphonenumber's metadata: what
+/// a form needs to turn what a person types into E.164.
+#[derive(Debug, Clone)]
+pub struct NumberingPlan {
+    /// The ISO 3166 region (`"GB"`).
+    pub region: &'static str,
+    /// The country calling code (`44`).
+    pub calling_code: u16,
+    /// The trunk prefix dialled before a national number (`0` in the UK), if
+    /// the plan has one (Italy's leading 0 is part of the number, not a prefix).
+    pub national_prefix: Option<&'static str>,
+    /// libphonenumber's example mobile number for the region, when it parses
+    /// here as a number of that region.
+    pub example_mobile: Option<PhoneNumber>,
+}
+
+/// The numbering plan of `region` (an ISO 3166 code such as `"GB"`), if
+/// libphonenumber knows the region.
+pub fn numbering_plan(region: &str) -> Option<NumberingPlan> {
+    let meta = DATABASE.by_id(region)?;
+    let calling_code = meta.country_code();
+    let example_mobile = meta
+        .descriptors()
+        .mobile()
+        .and_then(|d| d.example())
+        .and_then(|nsn| PhoneNumber::parse(&format!("+{calling_code}{nsn}")).ok())
+        .filter(|n| n.region().as_deref() == Some(meta.id()));
+    Some(NumberingPlan {
+        region: meta.id(),
+        calling_code,
+        national_prefix: meta.national_prefix(),
+        example_mobile,
+    })
+}
+
+/// Every ISO 3166 region libphonenumber has a numbering plan for, sorted
+/// (without the non-geographic plans, such as +800, that have no region).
+pub fn regions() -> Vec<&'static str> {
+    let mut ids: Vec<&'static str> = DATABASE
+        .iter()
+        .map(phonenumber::metadata::Metadata::id)
+        .filter(|id| id.len() == 2 && id.bytes().all(|b| b.is_ascii_uppercase()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+impl PhoneNumber {
+    /// The number as people in its country write it (`07400 123456`), for
+    /// hints and examples; never for logs (it is the full number).
+    pub fn national_format(&self) -> String {
+        phonenumber::parse(None, &self.e164).map_or_else(
+            |_| self.e164.clone(),
+            |p| p.format().mode(Mode::National).to_string(),
+        )
+    }
+}
+
 /// Loads libphonenumber's metadata and compiles the patterns of one common
 /// numbering plan, which the first parse in a process otherwise waits for
 /// (about 200 ms). Start-up runs this on a thread of its own, so the server is
@@ -313,6 +372,38 @@ mod tests {
             PhoneNumber::from_trusted_e164("+9999".to_owned()).country_code(),
             None
         );
+    }
+
+    #[test]
+    fn a_numbering_plan_gives_the_calling_code_trunk_prefix_and_a_valid_mobile_example() {
+        let gb = numbering_plan("GB").unwrap();
+        assert_eq!(gb.calling_code, 44);
+        assert_eq!(gb.national_prefix, Some("0"));
+        let example = gb.example_mobile.unwrap();
+        assert_eq!(example.region().as_deref(), Some("GB"));
+        assert_eq!(example.line_kind(), LineKind::Mobile);
+        assert!(example.national_format().starts_with('0'));
+        // Italy's leading 0 belongs to the number: no trunk prefix.
+        assert_eq!(numbering_plan("IT").unwrap().national_prefix, None);
+        let us = numbering_plan("US").unwrap();
+        assert_eq!(us.calling_code, 1);
+        assert_eq!(
+            us.example_mobile.unwrap().region().as_deref(),
+            Some("US"),
+            "+1 examples of one region are not another's"
+        );
+        assert!(numbering_plan("ZZ").is_none());
+    }
+
+    #[test]
+    fn regions_are_every_two_letter_plan_sorted() {
+        let all = regions();
+        assert!(all.len() > 200, "{}", all.len());
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        for r in ["US", "GB", "IN", "BR", "XK"] {
+            assert!(all.contains(&r), "{r}");
+        }
+        assert!(!all.iter().any(|r| r.len() != 2));
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! and verifier calls, guarded by a per-session CSRF token (a double-submit
 //! cookie, compared in constant time) and per-IP limits. In sandbox mode it also
 //! shows what the simulator delivered, so the flow can be finished with no phone.
+//! The page is rendered with what the server allows: the countries of
+//! `ALLOWED_COUNTRIES` (each with an example number the guard accepts), the
+//! languages of the voice templates, and `WEBOTP_DOMAIN`.
 //! Registered only when `DEMO_PAGE` is on.
 
 use std::future::{Ready, ready};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -27,8 +31,9 @@ use super::api::{
 };
 use super::error::{ApiError, retry_secs};
 use super::one_method;
-use crate::domain::{Status, Verification};
-use crate::guard::Requester;
+use crate::domain::phone::{numbering_plan, regions};
+use crate::domain::{Channel, Status, Verification};
+use crate::guard::{Guard, Requester};
 use crate::limits::{Decision, Limit};
 use crate::sandbox::numbers;
 use crate::view::VerificationView;
@@ -73,7 +78,7 @@ fn security_headers() -> DefaultHeaders {
         .add(("Cross-Origin-Resource-Policy", "same-origin"))
         .add((
             "Permissions-Policy",
-            "camera=(), microphone=(), geolocation=(), payment=()",
+            "camera=(), microphone=(), geolocation=(), payment=(), otp-credentials=(self)",
         ))
         .add((CACHE_CONTROL, "no-store"))
 }
@@ -100,6 +105,70 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 // ---------------------------------------------------------------------------
 // The page and its assets
 
+/// What the demo page offers beyond the app API's settings (startup fills it).
+#[derive(Debug, Default)]
+pub struct DemoSettings {
+    /// ISO regions the server sends to (`ALLOWED_COUNTRIES`); `None`: all.
+    allowed_countries: Option<Vec<String>>,
+    /// `WEBOTP_DOMAIN`: set, the page asks the browser for the code (WebOTP).
+    webotp_domain: Option<String>,
+    /// Worked out on the first page view: parsing the examples waits for the
+    /// phone metadata, which start-up loads off its path.
+    countries: OnceLock<Vec<CountryOption>>,
+}
+
+impl DemoSettings {
+    pub fn new(allowed_countries: Option<Vec<String>>, webotp_domain: Option<String>) -> Self {
+        Self {
+            allowed_countries,
+            webotp_domain,
+            countries: OnceLock::new(),
+        }
+    }
+
+    /// The countries the page's picker offers: exactly those the server sends to.
+    pub fn countries(&self, guard: &Guard) -> &[CountryOption] {
+        self.countries
+            .get_or_init(|| country_options(self.allowed_countries.as_deref(), guard))
+    }
+}
+
+/// One country in the page's picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountryOption {
+    pub region: &'static str,
+    pub calling_code: u16,
+    /// The trunk prefix the page drops from a national number (`0` in the UK).
+    pub national_prefix: Option<&'static str>,
+    /// A number for the hint, as people there write it; only one this server
+    /// would send an SMS to (libphonenumber's example mobile, through the guard).
+    pub example: Option<String>,
+}
+
+/// The picker's countries: the allowed regions (every region when all are
+/// allowed) that have a numbering plan, sorted by ISO code.
+pub fn country_options(allowed: Option<&[String]>, guard: &Guard) -> Vec<CountryOption> {
+    let mut wanted: Vec<&str> = match allowed {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => regions(),
+    };
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted
+        .into_iter()
+        .filter_map(numbering_plan)
+        .map(|plan| CountryOption {
+            region: plan.region,
+            calling_code: plan.calling_code,
+            national_prefix: plan.national_prefix,
+            example: plan
+                .example_mobile
+                .filter(|n| guard.check_number(n, Channel::Sms).is_ok())
+                .map(|n| n.national_format()),
+        })
+        .collect()
+}
+
 /// What the page template is filled with.
 #[derive(Debug)]
 pub struct PageVars<'a> {
@@ -108,6 +177,10 @@ pub struct PageVars<'a> {
     pub code_length: u8,
     /// Test numbers and what they do; `None` outside the sandbox (the panel goes).
     pub sandbox: Option<&'a [(&'a str, &'a str)]>,
+    pub countries: &'a [CountryOption],
+    /// The voice (and SMS) languages the server has templates for.
+    pub locales: &'a [&'a str],
+    pub webotp_domain: Option<&'a str>,
 }
 
 const SANDBOX_START: &str = "<!-- sandbox -->";
@@ -137,6 +210,31 @@ pub fn render_page(template: &str, vars: &PageVars<'_>) -> String {
             )
         })
         .collect();
+    let countries: String = vars
+        .countries
+        .iter()
+        .map(|c| {
+            let prefix = c
+                .national_prefix
+                .map(|p| format!(" data-prefix=\"{}\"", escape_html(p)))
+                .unwrap_or_default();
+            let example = c
+                .example
+                .as_deref()
+                .map(|e| format!(" data-example=\"{}\"", escape_html(e)))
+                .unwrap_or_default();
+            format!(
+                "<option value=\"{r}\" data-dial=\"{d}\"{prefix}{example}>{r} (+{d})</option>",
+                r = escape_html(c.region),
+                d = c.calling_code,
+            )
+        })
+        .collect();
+    let locales: String = vars
+        .locales
+        .iter()
+        .map(|l| format!("<option value=\"{l}\">{l}</option>", l = escape_html(l)))
+        .collect();
     html.replace("{{brand}}", &escape_html(vars.brand))
         .replace("{{csrf_token}}", &escape_html(vars.csrf_token))
         .replace("{{code_length}}", &vars.code_length.to_string())
@@ -149,6 +247,12 @@ pub fn render_page(template: &str, vars: &PageVars<'_>) -> String {
             },
         )
         .replace("{{test_numbers}}", &test_numbers)
+        .replace("{{countries}}", &countries)
+        .replace("{{locales}}", &locales)
+        .replace(
+            "{{webotp_domain}}",
+            &escape_html(vars.webotp_domain.unwrap_or_default()),
+        )
 }
 
 fn escape_html(s: &str) -> String {
@@ -172,6 +276,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let token = cookie_value(&req, CSRF_COOKIE)
         .filter(|t| is_token(t))
         .map_or_else(new_token, str::to_owned);
+    let locales: Vec<&str> = state.templates.locales().collect();
     let html = render_page(
         INDEX_HTML,
         &PageVars {
@@ -179,6 +284,9 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             csrf_token: &token,
             code_length: state.verifier.policy().code_length.get(),
             sandbox: state.sandbox.as_ref().map(|_| numbers::ALL),
+            countries: state.demo.countries(state.verifier.guard()),
+            locales: &locales,
+            webotp_domain: state.demo.webotp_domain.as_deref(),
         },
     );
     let secure = if state.public_base.starts_with("https://") {
@@ -460,12 +568,24 @@ mod tests {
 
     const NUMBERS: &[(&str, &str)] = &[("+12025550150", "fails <on purpose> & loudly")];
 
+    static COUNTRIES: std::sync::LazyLock<Vec<CountryOption>> = std::sync::LazyLock::new(|| {
+        vec![CountryOption {
+            region: "GB",
+            calling_code: 44,
+            national_prefix: Some("0"),
+            example: Some("07400 <123456>".to_owned()),
+        }]
+    });
+
     fn vars<'a>(sandbox: Option<&'a [(&'a str, &'a str)]>) -> PageVars<'a> {
         PageVars {
             brand: "Acme \"Bank\"",
             csrf_token: "ab12",
             code_length: 6,
             sandbox,
+            countries: &COUNTRIES,
+            locales: &["en-US", "de-DE"],
+            webotp_domain: Some("otp.example.com"),
         }
     }
 
@@ -484,6 +604,55 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("data-number=\"+12025550150\""));
+    }
+
+    #[test]
+    fn the_page_template_fills_in_the_countries_locales_and_webotp_domain_escaped() {
+        let template = "<select>{{countries}}</select><select>{{locales}}</select><meta content=\"{{webotp_domain}}\">";
+        let html = render_page(template, &vars(None));
+        assert!(
+            html.contains("<option value=\"GB\" data-dial=\"44\" data-prefix=\"0\" data-example=\"07400 &lt;123456&gt;\">GB (+44)</option>"),
+            "{html}"
+        );
+        assert!(html.contains("<option value=\"de-DE\">de-DE</option>"));
+        assert!(html.contains("content=\"otp.example.com\""));
+        let mut off = vars(None);
+        off.webotp_domain = None;
+        assert!(render_page(template, &off).contains("content=\"\""));
+    }
+
+    fn guard(allowed: &str) -> Guard {
+        let vars = [("ALLOWED_COUNTRIES".to_owned(), allowed.to_owned())].into();
+        let settings = crate::config::Settings::from_vars(&vars).unwrap();
+        let store = crate::store::Store::Memory(crate::store::MemoryStore::new());
+        let clock = std::sync::Arc::new(crate::domain::SystemClock);
+        let limiter = crate::limits::Limiter::new(store.clone(), clock);
+        Guard::new(limiter, store, settings.abuse)
+    }
+
+    #[test]
+    fn the_picker_offers_exactly_the_allowed_countries_with_examples_the_guard_accepts() {
+        let allowed: Vec<String> = crate::config::DEFAULT_ALLOWED_COUNTRIES
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let g = guard(crate::config::DEFAULT_ALLOWED_COUNTRIES);
+        let options = country_options(Some(&allowed), &g);
+        let mut offered: Vec<&str> = options.iter().map(|c| c.region).collect();
+        let mut expected: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        offered.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(offered, expected);
+        for c in &options {
+            assert!(c.example.is_some(), "{} has an example", c.region);
+        }
+        let gb = options.iter().find(|c| c.region == "GB").unwrap();
+        assert_eq!((gb.calling_code, gb.national_prefix), (44, Some("0")));
+        // Every region when all are allowed; an unknown code is left out.
+        let all = country_options(None, &guard("*"));
+        assert!(all.len() > 200, "{}", all.len());
+        let odd = vec!["US".to_owned(), "ZZ".to_owned()];
+        assert_eq!(country_options(Some(&odd), &guard("US")).len(), 1);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// Requests in flight and whether the server is shutting down.
     pub drain: Arc<crate::drain::Drain>,
+    /// What the demo page offers (countries, WebOTP).
+    pub demo: demo::DemoSettings,
 }
 
 impl AppState {
