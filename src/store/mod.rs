@@ -1,7 +1,7 @@
 //! Where verifications live. [`VerificationStore`] is the contract; Redis is the
 //! production implementation (every operation one atomic script, all of a
 //! number's keys in one cluster slot) and memory the embedded default for one
-//! process. `tests/store_contract.rs` runs one suite against both.
+//! process. `tests/api/store_contract.rs` runs one suite against both.
 
 use std::future::Future;
 

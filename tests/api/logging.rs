@@ -1,19 +1,16 @@
 //! Captures every log line of whole verifications, at TRACE for every crate,
 //! and proves that no code, token, key or full phone number is in them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
+use crate::common::{API_KEY, OTP_SECRET, random_number};
 use base64::Engine;
-use common::{API_KEY, OTP_SECRET, random_number};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 #[tokio::test]
 async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
-    let logs = common::capture_logs();
+    let logs = crate::common::capture_logs();
     const AUTH_ID: &str = "MAZDQ1ZJIYMDRKNMFHOT";
     const AUTH_TOKEN: &str = "plivo-auth-token-that-must-not-leak";
     let plivo = MockServer::start().await;
@@ -23,10 +20,10 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
         )
         .mount(&plivo)
         .await;
-    let redis = common::redis_url();
-    let prefix = common::unique_prefix();
+    let redis = crate::common::redis_url();
+    let prefix = crate::common::unique_prefix();
     let uri = plivo.uri();
-    let live = common::spawn_with(&[
+    let live = crate::common::spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", &redis),
         ("REDIS_KEY_PREFIX", &prefix),
@@ -44,22 +41,23 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
     assert_eq!(started.status, 201);
     let sent: serde_json::Value =
         serde_json::from_slice(&plivo.received_requests().await.unwrap()[0].body).unwrap();
-    let live_code = common::code_in(sent["text"].as_str().unwrap());
-    live.check(&live_number, &common::wrong(&live_code)).await;
+    let live_code = crate::common::code_in(sent["text"].as_str().unwrap());
+    live.check(&live_number, &crate::common::wrong(&live_code))
+        .await;
     assert_eq!(
         live.check(&live_number, &live_code).await.body["status"],
         "approved"
     );
 
     // And a sandbox verification: start, resend, wrong, right, cancel another.
-    let sandbox = common::spawn_app(&[]).await;
+    let sandbox = crate::common::spawn_app(&[]).await;
     let number = random_number();
     let v = sandbox.start(&number, "sms").await;
     assert_eq!(v.status, 201);
     sandbox.advance(Duration::from_secs(31));
     sandbox.start(&number, "sms").await;
     let code = sandbox.last_sms_code(&number).await;
-    sandbox.check(&number, &common::wrong(&code)).await;
+    sandbox.check(&number, &crate::common::wrong(&code)).await;
     sandbox.check(&number, &code).await;
     let other = random_number();
     let id = sandbox.start(&other, "sms").await.body["id"]

@@ -1,11 +1,8 @@
 //! The app API over HTTP, in sandbox mode, against real Redis.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{API_KEY, random_number, spawn_app, wrong};
+use crate::common::{API_KEY, random_number, spawn_app, wrong};
 use serde_json::json;
 
 #[tokio::test]
@@ -42,7 +39,7 @@ async fn the_whole_sms_flow_verifies_a_number_end_to_end() {
     assert_eq!(sms["from"], "+14155550199");
     let text = sms["text"].as_str().unwrap();
     assert!(text.contains("Do not share"), "{text}");
-    let code = common::code_in(text);
+    let code = crate::common::code_in(text);
     assert_eq!(code.len(), 6);
     assert!(
         !v.to_string().contains(&code),
@@ -339,14 +336,14 @@ async fn health_and_readiness_answer() {
 #[tokio::test]
 async fn sandbox_routes_exist_only_in_sandbox_mode() {
     let server = wiremock::MockServer::start().await;
-    let redis = common::redis_url();
-    let prefix = common::unique_prefix();
-    let app = common::spawn_with(&[
+    let redis = crate::common::redis_url();
+    let prefix = crate::common::unique_prefix();
+    let app = crate::common::spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", &redis),
         ("REDIS_KEY_PREFIX", &prefix),
         ("API_KEYS", API_KEY),
-        ("OTP_SECRET", common::OTP_SECRET),
+        ("OTP_SECRET", crate::common::OTP_SECRET),
         ("PLIVO_AUTH_ID", "MAZDQ1ZJIYMDRKNMFHOT"),
         ("PLIVO_AUTH_TOKEN", "live-token"),
         ("PLIVO_FROM_NUMBER", "+14155550199"),
@@ -364,8 +361,8 @@ async fn sandbox_routes_exist_only_in_sandbox_mode() {
 }
 
 /// The shell block of README's "Try it with curl", pointed at `app`.
-fn readme_walk_through(app: &common::TestApp) -> String {
-    let readme = include_str!("../README.md");
+fn readme_walk_through(app: &crate::common::TestApp) -> String {
+    let readme = include_str!("../../README.md");
     let section = readme
         .split_once("## Try it with curl")
         .expect("README has the curl walk-through")

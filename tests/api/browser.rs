@@ -5,16 +5,13 @@
 //!
 //! These tests fail, never skip, when the browser is missing:
 //! `./scripts/test.sh` installs `chromium` and `chromium-driver`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestApp, random_number, spawn_app, spoken_digits, wrong};
+use crate::common::{TestApp, random_number, spawn_app, spoken_digits, wrong};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -810,15 +807,15 @@ async fn when_the_sms_fails_the_page_says_it_is_calling_follows_the_call_and_sto
         })))
         .mount(&plivo)
         .await;
-    let redis = common::redis_url();
-    let prefix = common::unique_prefix();
+    let redis = crate::common::redis_url();
+    let prefix = crate::common::unique_prefix();
     let uri = plivo.uri();
-    let app = common::spawn_with(&[
+    let app = crate::common::spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", redis.as_str()),
         ("REDIS_KEY_PREFIX", prefix.as_str()),
-        ("API_KEYS", common::API_KEY),
-        ("OTP_SECRET", common::OTP_SECRET),
+        ("API_KEYS", crate::common::API_KEY),
+        ("OTP_SECRET", crate::common::OTP_SECRET),
         ("PLIVO_AUTH_ID", AUTH_ID),
         ("PLIVO_AUTH_TOKEN", AUTH_TOKEN),
         ("PLIVO_FROM_NUMBER", "+14155550199"),
@@ -834,7 +831,7 @@ async fn when_the_sms_fails_the_page_says_it_is_calling_follows_the_call_and_sto
     browser.open_page().await;
     browser.send_code_to(&number).await;
     let sms = plivo_request(&plivo, &format!("/v1/Account/{AUTH_ID}/Message/")).await;
-    let code = common::code_in(sms["text"].as_str().unwrap());
+    let code = crate::common::code_in(sms["text"].as_str().unwrap());
     browser
         .wait_for_text("#delivery", "Text message queued")
         .await;
@@ -846,7 +843,7 @@ async fn when_the_sms_fails_the_page_says_it_is_calling_follows_the_call_and_sto
             &local(&app, status_url),
             status_url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &[
                 ("MessageUUID", MESSAGE_UUID),
                 ("Status", "undelivered"),
@@ -873,7 +870,7 @@ async fn when_the_sms_fails_the_page_says_it_is_calling_follows_the_call_and_sto
             &local(&app, hangup_url),
             hangup_url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &[
                 ("CallUUID", "e4fd7e8a-8b47-4b5c-b3a4-25a8bc2bcf5d"),
                 ("RequestUUID", REQUEST_UUID),

@@ -1,9 +1,6 @@
 //! Operator surface: metrics, request ids, size limits, response headers.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{random_number, spawn_app};
+use crate::common::{random_number, spawn_app};
 
 #[tokio::test]
 async fn metrics_are_exposed_in_prometheus_text_format() {
@@ -16,7 +13,7 @@ async fn metrics_are_exposed_in_prometheus_text_format() {
     app.wait_for(&id, |v| v["deliveries"][0]["status"] == "delivered")
         .await;
     let code = app.last_sms_code(&to).await;
-    app.check(&to, &common::wrong(&code)).await;
+    app.check(&to, &crate::common::wrong(&code)).await;
     app.check(&to, &code).await;
     app.start("+2348031234567", "sms").await;
     app.http
@@ -105,7 +102,7 @@ async fn oversized_urls_and_headers_are_refused_in_the_error_shape() {
     for i in 0..70 {
         req = req.header(format!("x-filler-{i}"), "x");
     }
-    let r = common::TestApp::reply(req.send().await.unwrap()).await;
+    let r = crate::common::TestApp::reply(req.send().await.unwrap()).await;
     assert_eq!(r.status, 431);
     let r = app
         .http

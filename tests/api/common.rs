@@ -1,7 +1,7 @@
 //! Shared test harness: spawns the real App on port 0 (real actix, real HTTP,
 //! real Redis from `scripts/test.sh`, the sandbox simulator or wiremock for
 //! Plivo) with an injectable clock.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,10 +1,7 @@
 //! Voice OTP: the sandbox places the call, fetches the signed answer URL,
 //! follows the XML and hangs up; the spoken digits check as approved.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{API_KEY, OTP_SECRET, TestApp, random_number, spawn_app, spoken_digits};
+use crate::common::{API_KEY, OTP_SECRET, TestApp, random_number, spawn_app, spoken_digits};
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -152,11 +149,11 @@ async fn live_voice(brand: &str, public: &str) -> (TestApp, MockServer, String, 
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"api_id": "a", "message": "call fired", "request_uuid": "9834029e-58b6-11e1-b8b7-a5bd0e4e126f"})))
         .mount(&plivo)
         .await;
-    let redis = common::redis_url();
-    let prefix = common::unique_prefix();
+    let redis = crate::common::redis_url();
+    let prefix = crate::common::unique_prefix();
     let uri = plivo.uri();
     let tokens = format!("{AUTH_TOKEN},{OLD_TOKEN}");
-    let app = common::spawn_with(&[
+    let app = crate::common::spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", &redis),
         ("REDIS_KEY_PREFIX", &prefix),
@@ -216,7 +213,7 @@ async fn a_request_signed_for_the_ngrok_url_validates_on_loopback_and_the_code_i
             &send_to,
             &answer_url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &answer_params(),
         )
         .await;
@@ -237,7 +234,7 @@ async fn a_request_signed_for_the_ngrok_url_validates_on_loopback_and_the_code_i
             &send_to,
             &send_to,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &answer_params(),
         )
         .await;
@@ -248,7 +245,7 @@ async fn a_request_signed_for_the_ngrok_url_validates_on_loopback_and_the_code_i
             &send_to,
             &answer_url,
             OLD_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &answer_params(),
         )
         .await;
@@ -259,7 +256,7 @@ async fn a_request_signed_for_the_ngrok_url_validates_on_loopback_and_the_code_i
 async fn a_replayed_callback_is_refused() {
     let (app, _plivo, answer_url, _, _) = live_voice("Acme", PUBLIC).await;
     let send_to = local(&app, &answer_url, PUBLIC);
-    let nonce = common::nonce();
+    let nonce = crate::common::nonce();
     let first = app
         .post_signed(&send_to, &answer_url, AUTH_TOKEN, &nonce, &answer_params())
         .await;
@@ -286,7 +283,7 @@ async fn tampered_missing_or_malformed_signatures_are_403_and_change_nothing() {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    let nonce = common::nonce();
+    let nonce = crate::common::nonce();
     let good = plivo_2fa::plivo::signature::sign_v3(
         AUTH_TOKEN.as_bytes(),
         plivo_2fa::plivo::signature::Method::Post,
@@ -324,7 +321,7 @@ async fn tampered_missing_or_malformed_signatures_are_403_and_change_nothing() {
             "other nonce",
             vec![
                 ("X-Plivo-Signature-V3", good.clone()),
-                ("X-Plivo-Signature-V3-Nonce", common::nonce()),
+                ("X-Plivo-Signature-V3-Nonce", crate::common::nonce()),
             ],
         ),
         (
@@ -379,7 +376,7 @@ async fn tampered_missing_or_malformed_signatures_are_403_and_change_nothing() {
 async fn a_v2_signature_is_accepted_when_no_v3_header_is_sent() {
     let (app, _plivo, answer_url, _, _) = live_voice("Acme", PUBLIC).await;
     let send_to = local(&app, &answer_url, PUBLIC);
-    let nonce = common::nonce();
+    let nonce = crate::common::nonce();
     let path_only = answer_url.clone();
     let v2 =
         plivo_2fa::plivo::signature::sign_v2(AUTH_TOKEN.as_bytes(), &path_only, &nonce).unwrap();
@@ -406,7 +403,7 @@ async fn an_unknown_expired_or_used_call_reference_gets_a_spoken_apology() {
                 &local(&app, &url, PUBLIC),
                 &url,
                 AUTH_TOKEN,
-                &common::nonce(),
+                &crate::common::nonce(),
                 &answer_params(),
             )
             .await;
@@ -423,7 +420,7 @@ async fn an_unknown_expired_or_used_call_reference_gets_a_spoken_apology() {
             &send_to,
             &answer_url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &answer_params(),
         )
         .await
@@ -442,7 +439,7 @@ async fn an_unknown_expired_or_used_call_reference_gets_a_spoken_apology() {
             &send_to,
             &answer_url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &answer_params(),
         )
         .await
@@ -460,7 +457,7 @@ async fn an_unknown_expired_or_used_call_reference_gets_a_spoken_apology() {
             &send_to,
             &answer_url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &answer_params(),
         )
         .await
@@ -480,7 +477,7 @@ async fn a_brand_with_markup_characters_renders_escaped() {
             &send_to,
             &answer_url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &answer_params(),
         )
         .await
@@ -508,7 +505,7 @@ async fn the_again_action_replays_up_to_three_times_and_otherwise_says_goodbye()
                 &local(app, &url, PUBLIC),
                 &url,
                 AUTH_TOKEN,
-                &common::nonce(),
+                &crate::common::nonce(),
                 &p,
             )
             .await

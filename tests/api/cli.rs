@@ -1,5 +1,4 @@
 //! The `plivo-2fa` binary: `sign`, `check-templates`, and start-up refusals.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

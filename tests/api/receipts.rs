@@ -1,12 +1,9 @@
 //! Delivery receipts and the automatic SMS→voice fallback, in sandbox mode on
 //! real Redis, plus receipts posted by hand for the ordering cases.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{API_KEY, OTP_SECRET, TestApp, random_number, spawn_app};
+use crate::common::{API_KEY, OTP_SECRET, TestApp, random_number, spawn_app};
 use plivo_2fa::sandbox::numbers;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
@@ -70,7 +67,9 @@ async fn assert_falls_back_to_a_call_with_the_same_code(
     let call = app.finished_call(to).await;
     let spoken = call["spoken"].as_str().unwrap();
     assert!(
-        spoken.lines().any(|l| common::spoken_digits(l) == sms_code),
+        spoken
+            .lines()
+            .any(|l| crate::common::spoken_digits(l) == sms_code),
         "{spoken}"
     );
     assert_eq!(app.check(to, &sms_code).await.body["status"], "approved");
@@ -179,7 +178,7 @@ async fn receipt(app: &TestApp, id: &str, uuid: &str, status: &str, sequence: &s
         &app.url(&format!("/plivo/message-status/{id}")),
         &url,
         AUTH_TOKEN,
-        &common::nonce(),
+        &crate::common::nonce(),
         &[
             ("MessageUUID", uuid),
             ("Status", status),
@@ -200,8 +199,12 @@ async fn duplicate_and_out_of_order_receipts_never_move_a_delivery_backwards() {
         .respond_with(ResponseTemplate::new(202).set_body_json(json!({"message_uuid": ["m-1"]})))
         .mount(&plivo)
         .await;
-    let (redis, prefix, uri) = (common::redis_url(), common::unique_prefix(), plivo.uri());
-    let app = common::spawn_with(&live_vars(&redis, &prefix, &uri)).await;
+    let (redis, prefix, uri) = (
+        crate::common::redis_url(),
+        crate::common::unique_prefix(),
+        plivo.uri(),
+    );
+    let app = crate::common::spawn_with(&live_vars(&redis, &prefix, &uri)).await;
     let id = app.start(&random_number(), "sms").await.body["id"]
         .as_str()
         .unwrap()
@@ -247,8 +250,13 @@ async fn a_receipt_that_arrives_before_the_send_response_is_not_lost() {
         )
         .mount(&plivo)
         .await;
-    let (redis, prefix, uri) = (common::redis_url(), common::unique_prefix(), plivo.uri());
-    let app = std::sync::Arc::new(common::spawn_with(&live_vars(&redis, &prefix, &uri)).await);
+    let (redis, prefix, uri) = (
+        crate::common::redis_url(),
+        crate::common::unique_prefix(),
+        plivo.uri(),
+    );
+    let app =
+        std::sync::Arc::new(crate::common::spawn_with(&live_vars(&redis, &prefix, &uri)).await);
     let to = random_number();
     let starting = {
         let app = app.clone();
@@ -311,7 +319,7 @@ async fn the_phlo_definition_runs_in_the_sandbox_for_both_modes() {
             .contains(r#"interpret-as="digits""#)
     );
     // One Speak reads the code twice: twelve digits, the same six repeated.
-    let digits = common::spoken_digits(call["spoken"].as_str().unwrap());
+    let digits = crate::common::spoken_digits(call["spoken"].as_str().unwrap());
     assert_eq!(digits.len(), 12, "{call}");
     let code = digits[..6].to_owned();
     assert_eq!(&digits[6..], code);

@@ -1,8 +1,5 @@
 //! One contract, two stores: every case runs against the in-memory store and
 //! against real Redis, so both keep the same semantics.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
@@ -107,26 +104,34 @@ impl Fixture {
 }
 
 fn number() -> PhoneNumber {
-    PhoneNumber::parse(&common::random_number()).unwrap()
+    PhoneNumber::parse(&crate::common::random_number()).unwrap()
 }
 
 fn wrong_code(code: &OtpCode) -> String {
-    common::wrong(code.expose())
+    crate::common::wrong(code.expose())
 }
 
 async fn redis_store() -> RedisStore {
-    let target = RedisTarget::parse(&common::redis_url()).unwrap();
-    RedisStore::connect(&target, &common::unique_prefix(), Duration::from_secs(2))
-        .await
-        .unwrap()
+    let target = RedisTarget::parse(&crate::common::redis_url()).unwrap();
+    RedisStore::connect(
+        &target,
+        &crate::common::unique_prefix(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap()
 }
 
 async fn cluster_store() -> RedisStore {
-    let target = RedisTarget::parse(&common::redis_cluster_url()).unwrap();
+    let target = RedisTarget::parse(&crate::common::redis_cluster_url()).unwrap();
     assert!(matches!(target, RedisTarget::Cluster(_)));
-    RedisStore::connect(&target, &common::unique_prefix(), Duration::from_secs(2))
-        .await
-        .unwrap()
+    RedisStore::connect(
+        &target,
+        &crate::common::unique_prefix(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap()
 }
 
 macro_rules! contract {

@@ -1,7 +1,6 @@
 //! Properties of codes and of the verification life cycle, checked on many
 //! random inputs: the pure transitions of `Verification`, and random
 //! sequences of starts, checks and cancels against the in-memory store.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,15 +1,12 @@
 //! Faults the sandbox cannot produce: Plivo refusing or hanging (wiremock), and
 //! Redis going away under the server (a real redis-server we stop and kill).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{API_KEY, OTP_SECRET, TestApp, random_number};
+use crate::common::{API_KEY, OTP_SECRET, TestApp, random_number};
 use wiremock::matchers::{basic_auth, body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -17,8 +14,8 @@ const AUTH_ID: &str = "MAZDQ1ZJIYMDRKNMFHOT";
 const AUTH_TOKEN: &str = "live-token-for-wiremock";
 
 async fn live_app(plivo: &MockServer, extra: &[(&str, &str)]) -> TestApp {
-    let redis = common::redis_url();
-    let prefix = common::unique_prefix();
+    let redis = crate::common::redis_url();
+    let prefix = crate::common::unique_prefix();
     let uri = plivo.uri();
     let mut vars = vec![
         ("LISTEN_ADDR", "127.0.0.1:0"),
@@ -34,7 +31,7 @@ async fn live_app(plivo: &MockServer, extra: &[(&str, &str)]) -> TestApp {
         ("PUBLIC_BASE_URL", "https://otp.example.com"),
     ];
     vars.extend_from_slice(extra);
-    common::spawn_with(&vars).await
+    crate::common::spawn_with(&vars).await
 }
 
 fn message_path() -> String {
@@ -94,7 +91,7 @@ async fn the_live_client_sends_plivo_the_documented_message_request() {
         body["url"],
         format!("https://otp.example.com/plivo/message-status/{id}")
     );
-    assert!(common::code_in(body["text"].as_str().unwrap()).len() == 6);
+    assert!(crate::common::code_in(body["text"].as_str().unwrap()).len() == 6);
 }
 
 #[tokio::test]
@@ -256,7 +253,7 @@ impl Drop for RedisProcess {
 async fn redis_hanging_or_gone_is_a_quick_503_and_the_server_recovers() {
     let redis = RedisProcess::start();
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let app = common::spawn_with(&[
+    let app = crate::common::spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", &url),
         ("API_KEYS", API_KEY),
@@ -308,7 +305,7 @@ async fn redis_hanging_or_gone_is_a_quick_503_and_the_server_recovers() {
 async fn redis_killed_is_a_503_not_a_panic() {
     let mut redis = RedisProcess::start();
     let url = format!("redis://127.0.0.1:{}", redis.port);
-    let app = common::spawn_with(&[
+    let app = crate::common::spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", &url),
         ("API_KEYS", API_KEY),
@@ -335,7 +332,7 @@ async fn an_unreachable_redis_at_start_up_is_a_clear_error() {
         .unwrap()
         .port();
     let url = format!("redis://127.0.0.1:{port}");
-    let err = common::try_spawn_with(&[
+    let err = crate::common::try_spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", &url),
         ("REDIS_TIMEOUT_MS", "200"),
@@ -351,7 +348,7 @@ async fn under_load_redis_going_away_is_a_quick_503_and_coming_back_heals_the_se
     let mut redis = RedisProcess::start();
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let app = std::sync::Arc::new(
-        common::spawn_with(&[
+        crate::common::spawn_with(&[
             ("LISTEN_ADDR", "127.0.0.1:0"),
             ("REDIS_URL", &url),
             ("API_KEYS", API_KEY),
@@ -456,8 +453,8 @@ async fn drains_on(signal: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_plivo-2fa"))
         .env_clear()
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("REDIS_URL", common::redis_url())
-        .env("REDIS_KEY_PREFIX", common::unique_prefix())
+        .env("REDIS_URL", crate::common::redis_url())
+        .env("REDIS_KEY_PREFIX", crate::common::unique_prefix())
         .env("API_KEYS", API_KEY)
         .env("OTP_SECRET", OTP_SECRET)
         .env("PLIVO_AUTH_ID", AUTH_ID)

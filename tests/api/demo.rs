@@ -1,11 +1,8 @@
 //! The demo page's serving and endpoints over plain HTTP (no browser): the
 //! CSRF token, the per-address limits, the security headers, `DEMO_PAGE`, and
 //! the replies the page builds on.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{OTP_SECRET, Reply, TestApp, code_in, random_number, spawn_app};
+use crate::common::{OTP_SECRET, Reply, TestApp, code_in, random_number, spawn_app};
 use serde_json::{Value, json};
 
 const COOKIE: &str = "p2fa_demo_csrf";
@@ -235,7 +232,7 @@ async fn the_demo_endpoints_run_a_whole_verification_on_the_servers_clock() {
     assert_eq!(code, app.last_sms_code(&to).await);
     assert_eq!(sandbox.body["calls"], json!([]));
 
-    let wrong = common::wrong(&code);
+    let wrong = crate::common::wrong(&code);
     let checked = demo_post(
         &app,
         "/demo/api/check",

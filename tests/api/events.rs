@@ -1,13 +1,10 @@
 //! Events out: signed, verifiable by the receiver, and retried after it fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
+use crate::common::{random_number, spawn_app};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{random_number, spawn_app};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;

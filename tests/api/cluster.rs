@@ -1,13 +1,10 @@
 //! The end-to-end SMS and voice flows on a 3-master Redis Cluster.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common::{API_KEY, random_number};
 
-use common::{API_KEY, random_number};
-
-async fn cluster_app(extra: &[(&str, &str)]) -> common::TestApp {
-    let url = common::redis_cluster_url();
-    let prefix = common::unique_prefix();
+async fn cluster_app(extra: &[(&str, &str)]) -> crate::common::TestApp {
+    let url = crate::common::redis_cluster_url();
+    let prefix = crate::common::unique_prefix();
     let mut vars = vec![
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", url.as_str()),
@@ -16,7 +13,7 @@ async fn cluster_app(extra: &[(&str, &str)]) -> common::TestApp {
         ("SCHEDULER_POLL_MS", "20"),
     ];
     vars.extend_from_slice(extra);
-    common::spawn_with(&vars).await
+    crate::common::spawn_with(&vars).await
 }
 
 #[tokio::test]
@@ -34,7 +31,7 @@ async fn the_sms_flow_runs_on_redis_cluster() {
             .await;
         let code = app.last_sms_code(&to).await;
         assert_eq!(
-            app.check(&to, &common::wrong(&code)).await.body["attempts_remaining"],
+            app.check(&to, &crate::common::wrong(&code)).await.body["attempts_remaining"],
             4
         );
         assert_eq!(app.check(&to, &code).await.body["status"], "approved");
@@ -58,7 +55,7 @@ async fn the_voice_flow_and_the_fallback_run_on_redis_cluster() {
         .as_str()
         .unwrap()
         .lines()
-        .map(common::spoken_digits)
+        .map(crate::common::spoken_digits)
         .find(|d| d.len() == 6)
         .unwrap();
     app.wait_for(&id, |v| v["deliveries"][0]["status"] == "completed")

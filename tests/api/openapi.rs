@@ -1,13 +1,10 @@
 //! The OpenAPI document is generated from the code and matches the real routes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use serde_json::Value;
 
 #[tokio::test]
 async fn the_openapi_document_describes_exactly_the_app_api_routes() {
-    let app = common::spawn_app(&[]).await;
+    let app = crate::common::spawn_app(&[]).await;
     let doc: Value = app
         .http
         .get(app.url("/openapi.json"))

@@ -1,16 +1,13 @@
 //! Abuse and fraud defences over HTTP against real Redis: every limit and block.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, random_number, spawn_app};
+use crate::common::{TestApp, random_number, spawn_app};
 use plivo_2fa::domain::{OtpCode, PhoneNumber};
 use plivo_2fa::service::CheckBy;
 use serde_json::json;
 
-fn refused(r: &common::Reply, status: u16, code: &str) {
+fn refused(r: &crate::common::Reply, status: u16, code: &str) {
     assert_eq!(r.status, status, "{:?}", r.body);
     assert_eq!(r.body["error"]["code"], code, "{:?}", r.body);
     if status == 429 {
@@ -24,7 +21,7 @@ async fn exhaust(app: &TestApp, to: &str) {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let code = app.last_sms_code(to).await;
     for _ in 0..5 {
-        app.check(to, &common::wrong(&code)).await;
+        app.check(to, &crate::common::wrong(&code)).await;
     }
 }
 
@@ -257,8 +254,8 @@ async fn a_daily_ceiling_of_failed_checks_blocks_new_verifications() {
     exhaust(&app, &to).await;
     assert_eq!(app.start(&to, "sms").await.status, 201);
     let code = app.last_sms_code(&to).await;
-    app.check(&to, &common::wrong(&code)).await;
-    app.check(&to, &common::wrong(&code)).await;
+    app.check(&to, &crate::common::wrong(&code)).await;
+    app.check(&to, &crate::common::wrong(&code)).await;
     app.advance(Duration::from_secs(30));
     refused(&app.start(&to, "sms").await, 429, "number_locked");
 }
@@ -267,9 +264,9 @@ async fn a_daily_ceiling_of_failed_checks_blocks_new_verifications() {
 async fn a_million_guesses_against_one_number_get_at_most_the_allowed_attempts() {
     // In process, against the embedded store: a million HTTP round trips would
     // only measure the loopback. The HTTP and Redis path is the test below.
-    let app = common::spawn_with(&[
+    let app = crate::common::spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
-        ("API_KEYS", common::API_KEY),
+        ("API_KEYS", crate::common::API_KEY),
     ])
     .await;
     let number = PhoneNumber::parse(&random_number()).unwrap();

@@ -1,9 +1,6 @@
 //! Every kind of bad input gets a 4xx in the error shape and changes nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{random_number, spawn_app};
+use crate::common::{random_number, spawn_app};
 use serde_json::{Value, json};
 
 fn assert_error_shape(body: &Value, code: &str) {
@@ -17,12 +14,12 @@ fn assert_error_shape(body: &Value, code: &str) {
 }
 
 async fn raw(
-    app: &common::TestApp,
+    app: &crate::common::TestApp,
     path: &str,
     content_type: Option<&str>,
     body: Vec<u8>,
     key: Option<&str>,
-) -> common::Reply {
+) -> crate::common::Reply {
     let mut req = app.http.post(app.url(path)).body(body);
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
@@ -30,7 +27,7 @@ async fn raw(
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
     }
-    common::TestApp::reply(req.send().await.unwrap()).await
+    crate::common::TestApp::reply(req.send().await.unwrap()).await
 }
 
 #[tokio::test]
@@ -214,7 +211,7 @@ async fn bad_codes_are_refused_without_spending_an_attempt() {
     assert_error_shape(&r.body, "invalid_request");
     // Not one attempt was spent.
     let code = app.last_sms_code(&to).await;
-    let wrong = app.check(&to, &common::wrong(&code)).await;
+    let wrong = app.check(&to, &crate::common::wrong(&code)).await;
     assert_eq!(wrong.body["attempts_remaining"], 4);
 }
 

@@ -3,15 +3,12 @@
 //! the Message fields real senders need, PHLO mode end to end, sends whose
 //! outcome is unknown, Plivo errors that quote the request, and the sandbox
 //! simulating every new setting.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{API_KEY, OTP_SECRET, TestApp, random_number, spawn_app};
+use crate::common::{API_KEY, OTP_SECRET, TestApp, random_number, spawn_app};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -38,8 +35,8 @@ async fn try_live_app(
     plivo: &MockServer,
     extra: &[(&str, &str)],
 ) -> Result<TestApp, plivo_2fa::startup::StartupError> {
-    let redis = common::redis_url();
-    let prefix = common::unique_prefix();
+    let redis = crate::common::redis_url();
+    let prefix = crate::common::unique_prefix();
     let uri = plivo.uri();
     let mut vars = vec![
         ("LISTEN_ADDR", "127.0.0.1:0"),
@@ -57,7 +54,7 @@ async fn try_live_app(
         vars.push(("PLIVO_FROM_NUMBER", "+14155550199"));
     }
     vars.extend_from_slice(extra);
-    common::try_spawn_with(&vars).await
+    crate::common::try_spawn_with(&vars).await
 }
 
 /// Plivo's documented answer with a fresh id per request, as Plivo gives.
@@ -209,7 +206,7 @@ async fn without_phlo_receipts_an_explicit_failure_receipt_still_falls_back() {
             &app.url("/plivo/phlo/message-status"),
             &url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &[
                 ("MessageUUID", "8152b05a-3c04-11e9-aa1e-06c75f1208d2"),
                 ("Status", "undelivered"),
@@ -472,7 +469,7 @@ async fn the_app_hash_and_the_webotp_line_end_the_sms_in_every_locale_and_with_s
                 .as_str()
                 .unwrap()
                 .to_owned();
-            let code = common::code_in(&text);
+            let code = crate::common::code_in(&text);
             let lines: Vec<&str> = text.lines().collect();
             assert_eq!(lines[lines.len() - 2], "FA+9qCX9VSu", "{locale}: {text}");
             assert_eq!(
@@ -535,7 +532,7 @@ async fn a_timed_out_send_keeps_the_verification_pending_and_its_first_receipt_n
             &app.url(&format!("/plivo/message-status/{id}")),
             &url,
             AUTH_TOKEN,
-            &common::nonce(),
+            &crate::common::nonce(),
             &[
                 ("MessageUUID", "m-late"),
                 ("Status", "delivered"),
@@ -553,7 +550,7 @@ async fn a_timed_out_send_keeps_the_verification_pending_and_its_first_receipt_n
 
     // And the code it carried checks.
     let sent = bodies(&plivo).await;
-    let code = common::code_in(sent[0]["text"].as_str().unwrap());
+    let code = crate::common::code_in(sent[0]["text"].as_str().unwrap());
     assert_eq!(app.check(&to, &code).await.body["status"], "approved");
 }
 
@@ -620,7 +617,7 @@ impl Respond for Echo {
 
 #[tokio::test]
 async fn plivo_errors_that_quote_the_request_reach_neither_the_client_nor_the_logs() {
-    let logs = common::capture_logs();
+    let logs = crate::common::capture_logs();
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(Echo)
@@ -634,7 +631,7 @@ async fn plivo_errors_that_quote_the_request_reach_neither_the_client_nor_the_lo
     assert!(message.contains("invalid request"), "{message}");
 
     let sent = bodies(&plivo).await;
-    let code = common::code_in(sent[0]["text"].as_str().unwrap());
+    let code = crate::common::code_in(sent[0]["text"].as_str().unwrap());
     let digits = to.trim_start_matches('+');
     let basic = {
         use base64::Engine;
@@ -683,7 +680,13 @@ async fn signed_xml(app: &TestApp, public_url: &str, to: &str, digits: Option<&s
         params.push(("Digits", d));
     }
     let r = app
-        .post_signed(&local, public_url, AUTH_TOKEN, &common::nonce(), &params)
+        .post_signed(
+            &local,
+            public_url,
+            AUTH_TOKEN,
+            &crate::common::nonce(),
+            &params,
+        )
         .await;
     assert_eq!(r.status(), 200);
     r.text().await.unwrap()

@@ -1,14 +1,11 @@
 //! Several server processes on one Redis: a verification started on one is
 //! checked on another, callbacks reach either, the fallback fires exactly once,
 //! and a scheduled fallback survives the process that scheduled it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{API_KEY, OTP_SECRET, random_number};
+use crate::common::{API_KEY, OTP_SECRET, random_number};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -122,7 +119,11 @@ async fn wait_for_calls(plivo: &MockServer, n: usize) {
 
 #[tokio::test]
 async fn two_processes_share_verifications_and_callbacks() {
-    let (redis, prefix, plivo) = (common::redis_url(), common::unique_prefix(), plivo().await);
+    let (redis, prefix, plivo) = (
+        crate::common::redis_url(),
+        crate::common::unique_prefix(),
+        plivo().await,
+    );
     let a = server(&redis, &prefix, &plivo.uri(), &[("FALLBACK", "false")]).await;
     let b = server(&redis, &prefix, &plivo.uri(), &[("FALLBACK", "false")]).await;
     let to = random_number();
@@ -136,7 +137,7 @@ async fn two_processes_share_verifications_and_callbacks() {
     let id = v["id"].as_str().unwrap();
     let sent: Value =
         serde_json::from_slice(&plivo.received_requests().await.unwrap()[0].body).unwrap();
-    let code = common::code_in(sent["text"].as_str().unwrap());
+    let code = crate::common::code_in(sent["text"].as_str().unwrap());
     // The receipt reaches B, signed for B's public URL.
     let url = format!("{}/plivo/message-status/{id}", b.base);
     let params: Vec<(String, String)> = [
@@ -147,7 +148,7 @@ async fn two_processes_share_verifications_and_callbacks() {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    let nonce = common::nonce();
+    let nonce = crate::common::nonce();
     let signature = plivo_2fa::plivo::signature::sign_v3(
         AUTH_TOKEN.as_bytes(),
         plivo_2fa::plivo::signature::Method::Post,
@@ -189,7 +190,11 @@ async fn two_processes_share_verifications_and_callbacks() {
 
 #[tokio::test]
 async fn the_fallback_fires_exactly_once_across_two_processes() {
-    let (redis, prefix, plivo) = (common::redis_url(), common::unique_prefix(), plivo().await);
+    let (redis, prefix, plivo) = (
+        crate::common::redis_url(),
+        crate::common::unique_prefix(),
+        plivo().await,
+    );
     let fast = [("FALLBACK_AFTER_SECS", "1")];
     let a = server(&redis, &prefix, &plivo.uri(), &fast).await;
     let _b = server(&redis, &prefix, &plivo.uri(), &fast).await;
@@ -215,7 +220,11 @@ async fn the_fallback_fires_exactly_once_across_two_processes() {
 
 #[tokio::test]
 async fn a_scheduled_fallback_survives_the_process_that_scheduled_it() {
-    let (redis, prefix, plivo) = (common::redis_url(), common::unique_prefix(), plivo().await);
+    let (redis, prefix, plivo) = (
+        crate::common::redis_url(),
+        crate::common::unique_prefix(),
+        plivo().await,
+    );
     let slow = [("FALLBACK_AFTER_SECS", "2")];
     let a = server(&redis, &prefix, &plivo.uri(), &slow).await;
     let (status, _) = post(
@@ -233,7 +242,11 @@ async fn a_scheduled_fallback_survives_the_process_that_scheduled_it() {
 
 #[tokio::test]
 async fn limits_hold_across_two_processes_on_one_redis() {
-    let (redis, prefix, plivo) = (common::redis_url(), common::unique_prefix(), plivo().await);
+    let (redis, prefix, plivo) = (
+        crate::common::redis_url(),
+        crate::common::unique_prefix(),
+        plivo().await,
+    );
     let limits = [
         ("RATE_LIMIT_NUMBER", "3/10m"),
         ("RESEND_COOLDOWN_SECS", "0"),
