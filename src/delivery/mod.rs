@@ -9,20 +9,11 @@ use crate::plivo::client::{
     Accepted, CallRequest, DltFields, LOG_NOTHING, MAX_MESSAGE_EXPIRY_SECS,
     MIN_MESSAGE_EXPIRY_SECS, MessageRequest, PhloRunRequest, REDACTED,
 };
-use crate::plivo::{PlivoClient, PlivoError};
+use crate::plivo::{PlivoClient, PlivoError, paths};
 
 pub use sms::{AppHash, SmsWording};
 
 pub mod sms;
-
-/// The callback path Plivo posts message status to (followed by the verification id).
-pub const MESSAGE_STATUS_PATH: &str = "/plivo/message-status/";
-/// Plivo fetches a call's answer XML here (followed by the call reference).
-pub const ANSWER_PATH: &str = "/plivo/voice/answer/";
-/// The GetDigits action: "press 1 to hear it again" (followed by the call reference).
-pub const AGAIN_PATH: &str = "/plivo/voice/again/";
-/// Plivo posts a call's outcome here (followed by the call reference).
-pub const HANGUP_PATH: &str = "/plivo/voice/hangup/";
 
 /// How a code goes out on one send.
 #[derive(Debug, Clone, Copy)]
@@ -239,7 +230,7 @@ impl Deliverer {
                     powerpack_uuid,
                     dst: to,
                     text,
-                    url: self.public_url(&format!("{MESSAGE_STATUS_PATH}{}", verification.id)),
+                    url: self.public_url(&paths::message_status(&verification.id)),
                     method: "POST".to_owned(),
                     log: LOG_NOTHING.to_owned(),
                     message_expiry: left_secs.min(MAX_MESSAGE_EXPIRY_SECS),
@@ -253,9 +244,9 @@ impl Deliverer {
                 let request = CallRequest {
                     from: voice_from()?,
                     to,
-                    answer_url: self.public_url(&format!("{ANSWER_PATH}{}", call_ref.as_str())),
+                    answer_url: self.public_url(&paths::voice_answer(call_ref)),
                     answer_method: "POST".to_owned(),
-                    hangup_url: self.public_url(&format!("{HANGUP_PATH}{}", call_ref.as_str())),
+                    hangup_url: self.public_url(&paths::voice_hangup(call_ref)),
                     hangup_method: "POST".to_owned(),
                     machine_detection: self.call.machine_detection.clone(),
                     time_limit: self.call.time_limit,

@@ -9,8 +9,8 @@ use url::Url;
 
 use ipnet::IpNet;
 
-use crate::delivery::{AGAIN_PATH, ANSWER_PATH, HANGUP_PATH, MESSAGE_STATUS_PATH};
 use crate::limits::Limiter;
+use crate::plivo::paths;
 use crate::plivo::xml::Templates;
 use crate::sandbox::SandboxState;
 use crate::service::Verifier;
@@ -74,15 +74,6 @@ impl AppState {
     }
 }
 
-/// `/plivo/voice/answer/` → the scope `/voice/answer` inside `/plivo`.
-///
-/// actix matches a path against each pattern with a `{…}` segment by running
-/// a regular expression, in registration order; behind a static prefix only the
-/// requests under it pay for that.
-fn callback_scope(path: &str) -> actix_web::Scope {
-    web::scope(path.trim_start_matches("/plivo").trim_end_matches('/'))
-}
-
 /// Which optional route groups an App serves.
 #[derive(Debug, Clone, Copy)]
 pub struct Features {
@@ -105,7 +96,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .limit(MAX_JSON_BODY)
         .content_type_required(true)
         .error_handler(error::json_error);
-    // Static prefixes before `{…}` patterns: see `callback_scope`.
+    // Static prefixes before `{…}` patterns: actix matches a path against each
+    // pattern with a `{…}` segment by running a regular expression, in
+    // registration order; behind a static prefix only the requests under it
+    // pay for that.
     cfg.app_data(json)
         .service(
             web::scope("/v1/verifications")
@@ -115,28 +109,33 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
                 .service(one_method("/{id}/cancel", web::post().to(api::cancel))),
         )
         .service(
-            web::scope("/plivo")
+            web::scope(paths::SCOPE)
                 .app_data(web::PayloadConfig::new(signed::MAX_CALLBACK_BODY))
                 .service(
-                    callback_scope(ANSWER_PATH)
+                    web::scope(paths::VOICE_ANSWER)
                         .route("/{call_ref}", web::post().to(plivo::answer))
                         .route("/{call_ref}", web::get().to(plivo::answer)),
                 )
                 .service(
-                    callback_scope(AGAIN_PATH).route("/{call_ref}", web::post().to(plivo::again)),
+                    web::scope(paths::VOICE_AGAIN)
+                        .route("/{call_ref}", web::post().to(plivo::again)),
                 )
                 .service(
-                    callback_scope(HANGUP_PATH).route("/{call_ref}", web::post().to(plivo::hangup)),
+                    web::scope(paths::VOICE_HANGUP)
+                        .route("/{call_ref}", web::post().to(plivo::hangup)),
                 )
                 .service(
-                    callback_scope(MESSAGE_STATUS_PATH)
+                    web::scope(paths::MESSAGE_STATUS)
                         .route("/{id}", web::post().to(plivo::message_status)),
                 )
                 .route(
-                    "/phlo/message-status",
+                    paths::PHLO_MESSAGE_STATUS,
                     web::post().to(plivo::phlo_message_status),
                 )
-                .route("/phlo/call-status", web::post().to(plivo::phlo_call_status)),
+                .route(
+                    paths::PHLO_CALL_STATUS,
+                    web::post().to(plivo::phlo_call_status),
+                ),
         )
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))

@@ -7,10 +7,10 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::signed::SignedRequest;
-use crate::delivery::AGAIN_PATH;
 use crate::domain::{
     CallOutcome, CallRef, Channel, Delivery, Locale, PhoneNumber, Timestamp, VerificationId,
 };
+use crate::plivo::paths;
 use crate::plivo::xml::{SpokenCode, TemplateKind, Vars};
 use crate::service::{CallReport, Spoken};
 
@@ -72,7 +72,7 @@ async fn speak(
     let Ok(spoken) = SpokenCode::new(code.expose()) else {
         return apology(Some(locale));
     };
-    let action_url = state.public_url(&format!("{AGAIN_PATH}{}?n={}", call.as_str(), replay + 1));
+    let action_url = state.public_url(&paths::voice_again(&call, replay + 1));
     let now = verifier.now();
     let vars = Vars {
         brand: verifier.brand(),
