@@ -151,7 +151,7 @@ impl Events {
 
     async fn queue(&self, kind: EventKind, v: &Verification) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let id = format!("evt_{}", crate::sandbox::random_hex(16));
+        let id = format!("evt_{}", crate::domain::random::hex(16));
         let body = serde_json::to_string(&Payload {
             kind: kind.as_str(),
             timestamp: now.to_rfc3339(),

@@ -6,6 +6,7 @@ pub mod code;
 pub mod keyring;
 pub mod phone;
 pub mod plural;
+pub mod random;
 pub mod time;
 pub mod verification;
 

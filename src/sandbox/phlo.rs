@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::call::{Step, parse_steps};
-use super::{SandboxCall, SandboxMessage, SandboxState, numbers, uuid_v4};
+use super::numbers;
+use super::state::{SandboxCall, SandboxMessage, SandboxState};
+use crate::domain::random::uuid_v4;
 
 /// The 2FA PHLO, as shipped in phlo/.
 pub const DEFINITION: &str = include_str!("../../phlo/2fa.json");
