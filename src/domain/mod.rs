@@ -2,7 +2,9 @@
 //! them, and the verification state machine. Nothing here does I/O or knows about
 //! actix, Redis or HTTP; every function that depends on time takes `now`.
 
+pub mod application;
 pub mod code;
+pub mod delivery;
 pub mod keyring;
 pub mod phone;
 pub mod plural;
@@ -10,6 +12,7 @@ pub mod random;
 pub mod time;
 pub mod verification;
 
+pub use application::ApplicationId;
 pub use code::{CodeLength, OtpCode};
 pub use keyring::{Keyring, NumberKey};
 pub use phone::PhoneNumber;
