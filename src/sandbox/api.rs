@@ -194,7 +194,7 @@ async fn run_phlo(
     }
     // Plivo's "Run a PHLO" answer: `api_id` identifies the run.
     let phlo_run_id = uuid_v4();
-    if let super::phlo::Ran::Invalid(reason) =
+    if let super::phlo::PhloOutcome::Invalid(reason) =
         super::phlo::run(&state.clone().into_inner(), &payload)
     {
         return plivo_error(actix_web::http::StatusCode::BAD_REQUEST, &reason);
