@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::ConnectionType;
+use actix_web::http::{ConnectionType, Method};
 use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue, X_CONTENT_TYPE_OPTIONS};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, ResponseError, web};
@@ -27,6 +27,24 @@ pub const MAX_URL_BYTES: usize = 2048;
 pub const MAX_HEADERS: usize = 64;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 const MAX_REQUEST_ID: usize = 64;
+/// The route label of a request no route pattern matched.
+const UNMATCHED_ROUTE: &str = "unmatched";
+/// The method label of any method outside the standard set.
+const OTHER_METHOD: &str = "other";
+
+/// HTTP's standard methods (RFC 9110 and PATCH): the method labels kept as sent.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// The method as a metric label: one of HTTP's standard methods, or `other`.
+fn method_label(method: &Method) -> &'static str {
+    STANDARD_METHODS
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or(OTHER_METHOD)
+}
 
 /// The request's id, for handlers that want it.
 #[derive(Debug, Clone)]
@@ -87,7 +105,7 @@ pub async fn around(
     let refused = oversized(&req);
     let route = req
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     span.record("http.route", route.as_str());
     let mut response = match refused {
         Some(e) => req.into_response(e.error_response()),
@@ -97,12 +115,15 @@ pub async fn around(
             .await?
             .map_into_boxed_body(),
     };
-    let status = response.status().as_u16();
+    // Every label comes from a closed set: a client that invents methods or
+    // paths must not grow the registry (each new label set is a series kept
+    // for the life of the process).
     metrics::histogram!(
         "plivo2fa_http_request_duration_seconds",
         "route" => route,
-        "method" => method.to_string(),
-        "status" => status.to_string()
+        "method" => method_label(&method),
+        // Statuses are this server's own answers: a bounded set.
+        "status" => response.status().as_u16().to_string()
     )
     .record(started.elapsed().as_secs_f64());
     let headers = response.headers_mut();
