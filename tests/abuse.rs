@@ -183,6 +183,24 @@ async fn countries_outside_the_allow_list_and_risky_number_types_are_refused() {
 }
 
 #[tokio::test]
+async fn italian_landlines_take_a_call_and_are_told_to_use_voice_for_sms() {
+    let app = spawn_app(&[]).await;
+    // Milan and Rome: the leading 0 stays in the international number.
+    for landline in ["+390212345678", "+390612345678"] {
+        let sms = app.start(landline, "sms").await;
+        refused(&sms, 403, "sms_not_supported");
+        let call = app.start(landline, "voice").await;
+        assert_eq!(call.status, 201, "{landline}: {:?}", call.body);
+        assert_eq!(call.body["to"], landline);
+    }
+    assert_eq!(
+        app.start("+393123456789", "sms").await.status,
+        201,
+        "an Italian mobile gets its SMS"
+    );
+}
+
+#[tokio::test]
 async fn the_pumping_detector_trips_on_a_low_conversion_burst_and_spares_safe_numbers() {
     let safe = random_number();
     let app = spawn_app(&[
