@@ -149,3 +149,57 @@ fn the_token_search_finds_standalone_codes_only() {
     assert!(!contains_token("uuid a123456b", "123456"));
     assert!(!contains_token("port 91234567", "123456"));
 }
+
+#[tokio::test]
+async fn a_flood_of_forged_callbacks_writes_a_few_log_lines_and_counts_every_one() {
+    let logs = capture();
+    let app = common::spawn_app(&[]).await;
+    let forged = app.url("/plivo/message-status/VE00000000000000000000000000000000");
+    const FORGERIES: usize = 300;
+    let began = std::time::Instant::now();
+    for _ in 0..FORGERIES {
+        let r = app
+            .http
+            .post(&forged)
+            .header(
+                "X-Plivo-Signature-V3",
+                "Zm9yZ2VkIHNpZ25hdHVyZSBmb3JnZWQgc2lnbmF0dXJlIQ==",
+            )
+            .header("X-Plivo-Signature-V3-Nonce", common::nonce())
+            .form(&[("MessageUUID", "m-1"), ("Status", "delivered")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    let elapsed = began.elapsed();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("Plivo callback refused"))
+        .count();
+    // One line a second gets through, each saying how many it stood for.
+    assert!(lines >= 1, "the first forgery is logged: {text}");
+    assert!(
+        lines <= usize::try_from(elapsed.as_secs()).unwrap() + 2,
+        "{lines} log lines for {FORGERIES} forgeries in {elapsed:?}"
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("plivo2fa_signature_failures_total{reason=\"invalid_signature\"} ")
+        })
+        .expect("forgeries are counted")
+        .parse()
+        .unwrap();
+    assert_eq!(counted as usize, FORGERIES, "every forgery is counted");
+}

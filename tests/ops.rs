@@ -147,7 +147,11 @@ async fn http_series(app: &common::TestApp) -> Vec<String> {
         .unwrap();
     text.lines()
         .filter(|l| l.starts_with("plivo2fa_http_request_duration_seconds_count{"))
-        .map(|l| l.rsplit_once(' ').map_or(l, |(series, _)| series).to_owned())
+        .map(|l| {
+            l.rsplit_once(' ')
+                .map_or(l, |(series, _)| series)
+                .to_owned()
+        })
         .collect()
 }
 
@@ -202,7 +206,11 @@ async fn invented_methods_and_paths_do_not_grow_the_metrics() {
     );
     assert!(after.iter().any(|s| s.contains("method=\"other\"")));
     assert!(after.iter().any(|s| s.contains("route=\"unmatched\"")));
-    assert!(!after.iter().any(|s| s.contains("QWERTY") || s.contains("/x1")));
+    assert!(
+        !after
+            .iter()
+            .any(|s| s.contains("QWERTY") || s.contains("/x1"))
+    );
 }
 
 #[tokio::test]
@@ -216,7 +224,8 @@ async fn head_answers_the_health_and_readiness_probes() {
         assert_eq!(r.status(), 200, "GET {path}");
     }
     // Other methods get the error shape, not an empty 405.
-    let r = common::TestApp::reply(app.http.delete(app.url("/healthz")).send().await.unwrap()).await;
+    let r =
+        common::TestApp::reply(app.http.delete(app.url("/healthz")).send().await.unwrap()).await;
     assert_eq!(r.status, 405);
     assert_eq!(r.body["error"]["code"], "method_not_allowed");
 }

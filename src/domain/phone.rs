@@ -171,8 +171,9 @@ fn kind_of_parsed(parsed: &phonenumber::PhoneNumber) -> LineKind {
         return kind_of(parsed.number_type(&DATABASE));
     }
     let national = parsed.national().to_string();
-    plan_with_zeros(parsed.code().value(), &national)
-        .map_or(LineKind::Unknown, |(_, meta)| kind_with_zeros(meta, &national))
+    plan_with_zeros(parsed.code().value(), &national).map_or(LineKind::Unknown, |(_, meta)| {
+        kind_with_zeros(meta, &national)
+    })
 }
 
 fn region_of(e164: &str) -> Option<String> {

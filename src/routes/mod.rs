@@ -142,8 +142,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
                 )
                 .route("/phlo/call-status", web::post().to(plivo::phlo_call_status)),
         )
-        .service(probe("/healthz", web::get().to(ops::healthz), web::head().to(ops::healthz)))
-        .service(probe("/readyz", web::get().to(ops::readyz), web::head().to(ops::readyz)))
+        .service(probe(
+            "/healthz",
+            web::get().to(ops::healthz),
+            web::head().to(ops::healthz),
+        ))
+        .service(probe(
+            "/readyz",
+            web::get().to(ops::readyz),
+            web::head().to(ops::readyz),
+        ))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/openapi.json", web::get().to(openapi::document));
     if features.demo_page {

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -22,6 +23,7 @@ use crate::plivo::signature::{
     V3_HEADER, V3_NONCE_HEADER,
 };
 use crate::store::StoreError;
+use crate::telemetry::LogThrottle;
 
 /// How long a nonce is remembered at least: a captured callback cannot be
 /// replayed within it. It is stretched to the verification lifetime when that
@@ -29,6 +31,9 @@ use crate::store::StoreError;
 pub const NONCE_TTL_MS: u64 = 10 * 60 * 1000;
 /// Largest callback body read.
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
+/// At most one "Plivo callback refused" line per this period.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(1);
+static REFUSED_LOG: LogThrottle = LogThrottle::new(REFUSED_LOG_EVERY);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
@@ -58,7 +63,11 @@ impl ResponseError for CallbackError {
             CallbackError::BadBody => "invalid_request",
             CallbackError::Store(_) => "store_unavailable",
         };
-        tracing::warn!(error = %self, "Plivo callback refused");
+        // Anyone can send forged callbacks as fast as they like: every one is
+        // counted in the metric, but the log line passes once a second.
+        if let Some(held_back) = REFUSED_LOG.admit() {
+            tracing::warn!(error = %self, held_back, "Plivo callback refused");
+        }
         metrics::counter!("plivo2fa_signature_failures_total", "reason" => code).increment(1);
         HttpResponse::build(self.status_code())
             .json(json!({"error": {"code": code, "message": format!("{self}.")}}))
