@@ -32,6 +32,7 @@ pub const KEYS: &[&str] = &[
     "PLIVO_PHLO_BASE_URL",
     "PLIVO_TIMEOUT_MS",
     "PLIVO_CONNECT_TIMEOUT_MS",
+    "PLIVO_ACCEPT_V2",
     "API_KEYS",
     "OTP_SECRET",
     "OTP_LENGTH",
@@ -141,6 +142,9 @@ pub struct Settings {
     pub plivo_phlo_base_url: Url,
     pub plivo_timeout: Duration,
     pub plivo_connect_timeout: Duration,
+    /// Accept V2-only signatures on receipt callbacks (they leave the
+    /// parameters unsigned); never on the routes that read a code out.
+    pub plivo_accept_v2: bool,
     /// Empty in sandbox mode means: generate one at start-up.
     pub api_keys: Vec<SecretString>,
     /// Empty in sandbox mode means: random per process.
@@ -291,6 +295,8 @@ impl Settings {
         )?;
         let plivo_timeout = millis(get, "PLIVO_TIMEOUT_MS", 10_000, 100..=120_000)?;
         let plivo_connect_timeout = millis(get, "PLIVO_CONNECT_TIMEOUT_MS", 3_000, 100..=60_000)?;
+        let plivo_accept_v2 =
+            parse_bool("PLIVO_ACCEPT_V2", get("PLIVO_ACCEPT_V2").unwrap_or("false"))?;
 
         let api_keys: Vec<SecretString> = match get("API_KEYS") {
             Some(keys) => {
@@ -503,6 +509,7 @@ impl Settings {
             plivo_phlo_base_url,
             plivo_timeout,
             plivo_connect_timeout,
+            plivo_accept_v2,
             api_keys,
             otp_secrets,
             code_length,
@@ -729,6 +736,7 @@ mod tests {
             ("REDIS_URL", "http://localhost"),
             ("API_KEYS", "short"),
             ("REDIS_KEY_PREFIX", "a{b}"),
+            ("PLIVO_ACCEPT_V2", "sometimes"),
         ] {
             let e = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v}");

@@ -206,6 +206,7 @@ impl Application {
             api_keys: routes::auth::ApiKeys::new(&api_keys),
             sandbox: simulator.as_ref().map(|s| s.state.clone()),
             plivo_tokens,
+            accept_v2: settings.plivo_accept_v2,
             public_base: AppState::base_without_slash(&base_url),
             templates,
             limiter,

@@ -39,6 +39,8 @@ pub struct AppState {
     pub sandbox: Option<Arc<SandboxState>>,
     /// Every auth token Plivo may sign callbacks with (rotation).
     pub plivo_tokens: Vec<SecretString>,
+    /// Whether receipt callbacks signed with V2 only are accepted (`PLIVO_ACCEPT_V2`).
+    pub accept_v2: bool,
     /// `PUBLIC_BASE_URL` without its trailing slash.
     pub public_base: String,
     pub templates: Templates,
