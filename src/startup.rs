@@ -25,6 +25,7 @@ use crate::plivo::xml::Templates;
 use crate::routes::{self, AppState};
 use crate::sandbox::{Simulator, random_hex};
 use crate::service::{Policy, Verifier};
+use crate::store::redis::Persistence;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 
 /// How long a client may take to send its request head (slowloris guard).
@@ -108,6 +109,9 @@ impl Application {
             ),
             None => Store::Memory(MemoryStore::new()),
         };
+        if let Store::Redis(redis) = &store {
+            warn_without_persistence(redis).await;
+        }
         let keyring = Arc::new(if settings.otp_secrets.is_empty() {
             Keyring::random()
         } else {
@@ -295,6 +299,25 @@ impl Application {
             sim.stop().await;
         }
         result
+    }
+}
+
+/// Without AOF or RDB, a Redis restart loses every pending verification,
+/// lock and rate-limit counter: worth a warning at start-up.
+async fn warn_without_persistence(redis: &RedisStore) {
+    match redis.persistence().await {
+        Persistence::On => {}
+        Persistence::Off => tracing::warn!(
+            "Redis keeps nothing on disk (neither AOF nor RDB snapshots): a Redis restart loses every pending verification and lock; turn on appendonly (see docs/DEPLOYMENT.md)"
+        ),
+        Persistence::NoneSeen => tracing::warn!(
+            "Redis shows no AOF and no RDB snapshot since it started (CONFIG GET is not allowed, so its snapshot schedule is unknown): if it keeps nothing on disk, a Redis restart loses every pending verification and lock"
+        ),
+        Persistence::Unknown => {
+            tracing::info!(
+                "cannot tell whether Redis keeps its data on disk (CONFIG GET and INFO refused)"
+            );
+        }
     }
 }
 

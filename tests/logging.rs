@@ -203,3 +203,43 @@ async fn a_flood_of_forged_callbacks_writes_a_few_log_lines_and_counts_every_one
         .unwrap();
     assert_eq!(counted as usize, FORGERIES, "every forgery is counted");
 }
+
+#[tokio::test]
+async fn start_up_warns_when_redis_keeps_nothing_on_disk() {
+    let logs = capture();
+    let warnings = || {
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|l| {
+                l.contains("WARN") && l.contains("a Redis restart loses every pending verification")
+            })
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let spawn = |url: String| async move {
+        common::spawn_with(&[
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("REDIS_URL", &url),
+            ("REDIS_KEY_PREFIX", &common::unique_prefix()),
+            ("API_KEYS", API_KEY),
+        ])
+        .await
+    };
+    // The Redis of scripts/test.sh keeps nothing: no AOF, no RDB snapshots.
+    spawn(common::redis_url()).await;
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+    assert!(warnings()[0].contains("neither AOF nor RDB"));
+    // With AOF on, nothing to warn about.
+    let aof = common::RedisProcess::start();
+    spawn(aof.url()).await;
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+    // With RDB snapshots on, neither.
+    let rdb = common::RedisProcess::start_with(&["--save", "3600 1"]);
+    spawn(rdb.url()).await;
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+    // CONFIG renamed away, as managed services do: INFO still tells.
+    let no_config = common::RedisProcess::start_with(&["--rename-command", "CONFIG", ""]);
+    spawn(no_config.url()).await;
+    assert_eq!(warnings().len(), 2, "{:?}", warnings());
+    assert!(warnings()[1].contains("CONFIG GET is not allowed"));
+}

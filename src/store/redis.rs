@@ -164,7 +164,18 @@ impl RedisTarget {
 
 impl RedisStore {
     /// Connects once at start-up; the connection is shared by every request and
-    /// reconnects with backoff by itself.
+    /// reconnects by itself.
+    ///
+    /// Reconnection is on demand, with no backoff to sit out: once Redis is
+    /// back, the next request (or the job worker's next poll) reconnects, so
+    /// the first success comes as soon as Redis accepts connections again.
+    /// The redis crate's `ConnectionManager` retries with a backoff whose first
+    /// wait is a fixed second or more (its `factor` multiplies a one-second
+    /// floor), which held every request back for 2.7 to 3.7 s after Redis
+    /// returned; with no retries, each failed attempt simply ends and the next
+    /// request starts a new one. A request never waits longer than
+    /// `REDIS_TIMEOUT_MS` either way, and attempts against a Redis that is down
+    /// fail at once (connection refused), so nothing piles up.
     pub async fn connect(
         target: &RedisTarget,
         prefix: &str,
@@ -177,8 +188,7 @@ impl RedisStore {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(timeout)
                     .set_response_timeout(timeout)
-                    .set_number_of_retries(2)
-                    .set_max_delay(2_000);
+                    .set_number_of_retries(0);
                 let manager = tokio::time::timeout(
                     timeout * 3,
                     ConnectionManager::new_with_config(client, config),
@@ -189,6 +199,11 @@ impl RedisStore {
                 Connection::Single(manager)
             }
             RedisTarget::Cluster(seeds) => {
+                // The cluster client reconnects on demand already: each new
+                // request tries at once, and recovers within milliseconds of
+                // the cluster serving again (tests/faults.rs). A restarted
+                // master itself refuses writes for its first two seconds
+                // (Redis's CLUSTER_WRITABLE_DELAY); no client setting helps there.
                 let client = redis::cluster::ClusterClient::builder(seeds.clone())
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
@@ -265,6 +280,43 @@ impl RedisStore {
         }
     }
 
+    /// Whether this Redis keeps its data on disk (on a cluster, as one node
+    /// answers). Reads `CONFIG GET appendonly` and `save`; where CONFIG is
+    /// disabled or not allowed (managed Redis services often rename it), falls
+    /// back to `INFO persistence`, which shows AOF but not the RDB schedule.
+    pub async fn persistence(&self) -> Persistence {
+        let config = |name: &'static str| {
+            let mut cmd = redis::cmd("CONFIG");
+            cmd.arg("GET").arg(name);
+            async move { self.query::<Vec<String>>(&cmd).await }
+        };
+        if let (Ok(aof), Ok(save)) = (config("appendonly").await, config("save").await) {
+            let aof_on = aof.get(1).is_some_and(|v| v == "yes");
+            let save_on = save.get(1).is_some_and(|v| !v.trim().is_empty());
+            return if aof_on || save_on {
+                Persistence::On
+            } else {
+                Persistence::Off
+            };
+        }
+        let mut info = redis::cmd("INFO");
+        info.arg("persistence");
+        match self.query::<Value>(&info).await {
+            Ok(value) => {
+                let mut sections = Vec::new();
+                collect_text(&value, &mut sections);
+                if sections.is_empty() {
+                    Persistence::Unknown
+                } else if sections.iter().all(|s| persistent_by_info(s)) {
+                    Persistence::On
+                } else {
+                    Persistence::NoneSeen
+                }
+            }
+            Err(_) => Persistence::Unknown,
+        }
+    }
+
     /// Deletes every key under this store's prefix on a single node (tests only).
     pub async fn flush_prefix(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
@@ -283,6 +335,47 @@ impl RedisStore {
         }
         Ok(())
     }
+}
+
+/// What [`RedisStore::persistence`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// AOF, or RDB snapshots, are on.
+    On,
+    /// Neither AOF nor RDB snapshots (read from `CONFIG GET`).
+    Off,
+    /// `CONFIG GET` refused; `INFO` shows no AOF and no snapshot since Redis started.
+    NoneSeen,
+    /// Neither `CONFIG GET` nor `INFO` answered.
+    Unknown,
+}
+
+/// Every text in a reply (a cluster answers `INFO` with one text per node).
+fn collect_text(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::BulkString(b) => out.push(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => out.push(s.clone()),
+        Value::Array(items) | Value::Set(items) => {
+            items.iter().for_each(|v| collect_text(v, out));
+        }
+        Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_text(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether an `INFO persistence` text shows AOF on, or an RDB snapshot taken
+/// since Redis started.
+fn persistent_by_info(info: &str) -> bool {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    field("aof_enabled") == Some("1")
+        || field("rdb_saves")
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+        || field("rdb_last_bgsave_time_sec").is_some_and(|t| t != "-1")
 }
 
 #[derive(Serialize)]
