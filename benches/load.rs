@@ -32,7 +32,7 @@ use plivo_2fa::domain::{
 };
 use plivo_2fa::plivo::signature::{Method, sign_v3};
 use plivo_2fa::store::redis::RedisTarget;
-use plivo_2fa::store::{NewVerification, RedisStore, StartOutcome, VerificationStore};
+use plivo_2fa::store::{NewVerification, RedisStore, SendBudget, StartOutcome, VerificationStore};
 use secrecy::SecretSlice;
 
 /// The code every preloaded verification holds.
@@ -224,7 +224,12 @@ async fn preload(p: Preload) -> Result<(), String> {
                     fallback_used: false,
                 },
             };
-            match store.start(new, &key, policy, now).await {
+            // The preload is not a client: no send budget binds it.
+            let budget = SendBudget {
+                max: u64::MAX,
+                window_ms: 60_000,
+            };
+            match store.start(new, &key, policy, budget, now).await {
                 Ok(StartOutcome::Created(_)) => {}
                 Ok(_) => return Err(format!("+1415{digits:07} already has a verification")),
                 Err(e) => return Err(e.to_string()),

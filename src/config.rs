@@ -88,8 +88,12 @@ pub struct AbuseSettings {
     pub pumping_cooloff: Duration,
     /// E.164 numbers that bypass the pumping detector and the geo rules.
     pub safe_numbers: Vec<String>,
-    /// Exhausted verifications within `lockout` that lock a number's starts for the rest of it.
+    /// Exhausted verifications' worth of wrong codes (`LOCKOUT_AFTER_EXHAUSTED`)…
     pub lockout_after_exhausted: u64,
+    /// …that is, this many wrong codes (`LOCKOUT_AFTER_EXHAUSTED` × `MAX_ATTEMPTS`)
+    /// within one `lockout` window lock the number's starts for the rest of it,
+    /// whatever ended the verifications they were typed into.
+    pub lockout_failed_checks: u64,
     pub lockout: Duration,
     pub max_failed_checks_per_day: u64,
 }
@@ -412,6 +416,7 @@ impl Settings {
                 Some((url, SecretSlice::from(key)))
             }
         };
+        let lockout_after_exhausted = int(get, "LOCKOUT_AFTER_EXHAUSTED", 3, 1..=100)?;
         let abuse = AbuseSettings {
             per_number: limit(get, "RATE_LIMIT_NUMBER", "5/10m")?,
             per_ip: limit(get, "RATE_LIMIT_IP", "60/1m")?,
@@ -468,7 +473,8 @@ impl Settings {
                 })
                 .transpose()?
                 .unwrap_or_default(),
-            lockout_after_exhausted: int(get, "LOCKOUT_AFTER_EXHAUSTED", 3, 1..=100)?,
+            lockout_after_exhausted,
+            lockout_failed_checks: lockout_after_exhausted * u64::from(max_attempts),
             lockout: Duration::from_secs(60 * int::<u64>(get, "LOCKOUT_MINUTES", 60, 1..=1_440)?),
             max_failed_checks_per_day: int(get, "MAX_FAILED_CHECKS_PER_DAY", 100, 5..=100_000)?,
         };

@@ -127,10 +127,8 @@ impl Verifier {
     ) -> Result<(Started, Verification), StartError> {
         let now = self.clock.now();
         let key = self.keyring.number_key(&to);
-        if let Err(refusal) = self.guard.admit_start(&to, &key, channel, who).await? {
-            tracing::info!(refusal = refusal.code(), "start refused");
-            metrics::counter!("plivo2fa_blocks_total", "reason" => refusal.code()).increment(1);
-            return Err(StartError::Refused(refusal));
+        if let Err(refusal) = self.guard.admit_start(&to, &key, channel, who, now).await? {
+            return Err(refused(refusal));
         }
         let id = VerificationId::generate(&key.tag);
         tracing::Span::current().record("verification.id", tracing::field::display(&id));
@@ -154,7 +152,12 @@ impl Verifier {
                 fallback_used: false,
             },
         };
-        match self.store.start(new, &key, self.policy.send, now).await? {
+        let budget = self.guard.send_budget();
+        match self
+            .store
+            .start(new, &key, self.policy.send, budget, now)
+            .await?
+        {
             StartOutcome::Created(v) => {
                 tracing::info!(verification.id = %v.id, "verification opened");
                 metrics::counter!("plivo2fa_verifications_started_total", "channel" => channel.as_str()).increment(1);
@@ -201,6 +204,11 @@ impl Verifier {
                     .map_err(StartError::Delivery)?;
                 Ok((Started::Existing, v))
             }
+            StartOutcome::NumberLimited { retry_after_ms } => Err(refused(Refusal::Limited {
+                code: "number_rate_limited",
+                message: "Too many codes sent to this number; try again later.".to_owned(),
+                retry_after_ms,
+            })),
             StartOutcome::Refused {
                 verification,
                 refusal,
@@ -264,13 +272,18 @@ impl Verifier {
     pub async fn check(&self, target: CheckBy, code: &OtpCode) -> Result<CheckOutcome, StoreError> {
         let now = self.clock.now();
         let digests = self.keyring.digests(code);
+        let windows = self.guard.failure_windows();
         let result = match &target {
             CheckBy::Number(number) => {
                 let key = self.keyring.number_key(number);
                 let target = CheckTarget::Number { number, key: &key };
-                self.store.check(target, &digests, now).await?
+                self.store.check(target, &digests, windows, now).await?
             }
-            CheckBy::Id(id) => self.store.check(CheckTarget::Id(id), &digests, now).await?,
+            CheckBy::Id(id) => {
+                self.store
+                    .check(CheckTarget::Id(id), &digests, windows, now)
+                    .await?
+            }
         };
         let label = match &result {
             None => "not_found",
@@ -287,16 +300,8 @@ impl Verifier {
         if let Some((outcome, v)) = &result {
             tracing::Span::current().record("verification.id", tracing::field::display(&v.id));
             tracing::info!(outcome = ?outcome, "code checked");
-            if matches!(
-                outcome,
-                CheckResult::Wrong | CheckResult::Exhausted | CheckResult::Approved
-            ) {
-                let key = self.keyring.number_key(&v.to);
-                if let Err(e) = self.guard.checked(&v.to, &key, *outcome).await {
-                    tracing::warn!(error = %e, "could not count a check for the abuse limits");
-                }
-            }
             if *outcome == CheckResult::Approved {
+                self.guard.approved(&v.to);
                 self.events.emit(EventKind::Approved, v).await;
             }
         }
@@ -562,6 +567,13 @@ fn count_delivery(d: &Delivery) {
         "error_code" => error_code
     )
     .increment(1);
+}
+
+/// A start refused by an abuse rule: logged and counted.
+fn refused(refusal: Refusal) -> StartError {
+    tracing::info!(refusal = refusal.code(), "start refused");
+    metrics::counter!("plivo2fa_blocks_total", "reason" => refusal.code()).increment(1);
+    StartError::Refused(refusal)
 }
 
 /// Which verification a typed code is for.

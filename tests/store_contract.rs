@@ -13,8 +13,8 @@ use plivo_2fa::domain::{
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
-    CheckTarget, DeliveryUpdate, Finish, MemoryStore, NewVerification, RedisStore, StartOutcome,
-    VerificationStore,
+    CheckTarget, DeliveryUpdate, FailureWindows, Failures, Finish, MemoryStore, NewVerification,
+    RedisStore, SendBudget, StartOutcome, VerificationStore,
 };
 
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
@@ -22,6 +22,15 @@ const LIFETIME: Duration = Duration::from_secs(600);
 const POLICY: SendPolicy = SendPolicy {
     cooldown_ms: 30_000,
     max_sends: 3,
+};
+/// Generous: only the cases about the budget spend it.
+const BUDGET: SendBudget = SendBudget {
+    max: 100,
+    window_ms: 600_000,
+};
+const WINDOWS: FailureWindows = FailureWindows {
+    lockout_ms: 3_600_000,
+    day_ms: 86_400_000,
 };
 
 fn at(secs: u64) -> Timestamp {
@@ -77,7 +86,7 @@ impl Fixture {
         let code = OtpCode::generate(CodeLength::default());
         let new = self.new_verification(number, &code, now);
         match store
-            .start(new, &self.keyring.number_key(number), POLICY, now)
+            .start(new, &self.keyring.number_key(number), POLICY, BUDGET, now)
             .await
             .unwrap()
         {
@@ -99,6 +108,7 @@ impl Fixture {
             .check(
                 CheckTarget::Number { number, key: &key },
                 &self.keyring.digests(&code),
+                WINDOWS,
                 now,
             )
             .await
@@ -171,6 +181,8 @@ contract!(
     numbers_do_not_see_each_others_verifications,
     fifty_concurrent_right_checks_approve_exactly_once,
     a_check_by_id_reaches_the_verification,
+    every_wrong_code_counts_against_the_number_whatever_ends_the_verification,
+    a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_budget,
 );
 
 async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store: &S) {
@@ -255,7 +267,13 @@ async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the
     let other = OtpCode::generate(CodeLength::default());
     let key = f.keyring.number_key(&n);
     match store
-        .start(f.new_verification(&n, &other, at(10)), &key, POLICY, at(10))
+        .start(
+            f.new_verification(&n, &other, at(10)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(10),
+        )
         .await
         .unwrap()
     {
@@ -270,7 +288,11 @@ async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the
     }
     let mut voice = f.new_verification(&n, &other, at(30));
     voice.verification.channel = Channel::Voice;
-    match store.start(voice, &key, POLICY, at(30)).await.unwrap() {
+    match store
+        .start(voice, &key, POLICY, BUDGET, at(30))
+        .await
+        .unwrap()
+    {
         StartOutcome::Resend {
             verification,
             sealed,
@@ -297,6 +319,7 @@ async fn sends_stop_at_the_limit<S: VerificationStore>(store: &S) {
                 f.new_verification(&n, &code, at(secs)),
                 &key,
                 POLICY,
+                BUDGET,
                 at(secs),
             )
             .await
@@ -308,7 +331,13 @@ async fn sends_stop_at_the_limit<S: VerificationStore>(store: &S) {
         );
     }
     let out = store
-        .start(f.new_verification(&n, &code, at(90)), &key, POLICY, at(90))
+        .start(
+            f.new_verification(&n, &code, at(90)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(90),
+        )
         .await
         .unwrap();
     assert!(
@@ -471,7 +500,7 @@ async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S)
     let (v, code) = f.open(store, &number(), T0).await;
     let digests = f.keyring.digests(&code);
     let (result, after) = store
-        .check(CheckTarget::Id(&v.id), &digests, at(1))
+        .check(CheckTarget::Id(&v.id), &digests, WINDOWS, at(1))
         .await
         .unwrap()
         .unwrap();
@@ -482,12 +511,141 @@ async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S)
             .check(
                 CheckTarget::Id(&VerificationId::generate("abcd")),
                 &digests,
+                WINDOWS,
                 at(1)
             )
             .await
             .unwrap()
             .is_none()
     );
+}
+
+async fn every_wrong_code_counts_against_the_number_whatever_ends_the_verification<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let failures = |now| store.failures(&key, WINDOWS, now);
+    assert_eq!(failures(T0).await.unwrap(), Failures::default());
+    // Two wrong codes, then canceled.
+    let (v, code) = f.open(store, &n, T0).await;
+    for _ in 0..2 {
+        f.check(store, &n, &wrong_code(&code), at(1)).await.unwrap();
+    }
+    store.finish(&v.id, Finish::Cancel, at(2)).await.unwrap();
+    // Two more by id, then left to expire.
+    let (v, code) = f.open(store, &n, at(3)).await;
+    let wrong = OtpCode::parse(&wrong_code(&code), CodeLength::default()).unwrap();
+    for _ in 0..2 {
+        store
+            .check(
+                CheckTarget::Id(&v.id),
+                &f.keyring.digests(&wrong),
+                WINDOWS,
+                at(4),
+            )
+            .await
+            .unwrap();
+    }
+    store.finish(&v.id, Finish::Expire, at(700)).await.unwrap();
+    // A right code and a guess after the end count nothing.
+    let (_, code) = f.open(store, &n, at(701)).await;
+    f.check(store, &n, code.expose(), at(702)).await.unwrap();
+    f.check(store, &n, &wrong_code(&code), at(703))
+        .await
+        .unwrap();
+    assert_eq!(
+        failures(at(704)).await.unwrap(),
+        Failures { lockout: 4, day: 4 }
+    );
+    // Each window ends on its own.
+    assert_eq!(
+        failures(at(3600 * 3)).await.unwrap(),
+        Failures { lockout: 0, day: 4 }
+    );
+    assert_eq!(failures(at(86_400 * 2)).await.unwrap(), Failures::default());
+    // Another number has its own counts.
+    let other = f.keyring.number_key(&number());
+    assert_eq!(
+        store.failures(&other, WINDOWS, at(704)).await.unwrap(),
+        Failures::default()
+    );
+}
+
+async fn a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_budget<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let budget = SendBudget {
+        max: 3,
+        window_ms: 3_600_000,
+    };
+    let policy = SendPolicy {
+        cooldown_ms: 30_000,
+        max_sends: 2,
+    };
+    let code = OtpCode::generate(CodeLength::default());
+    let start = |secs| {
+        store.start(
+            f.new_verification(&n, &code, at(secs)),
+            &key,
+            policy,
+            budget,
+            at(secs),
+        )
+    };
+    assert!(matches!(start(0).await.unwrap(), StartOutcome::Created(_)));
+    for secs in 1..20 {
+        let out = start(secs).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                StartOutcome::Refused {
+                    refusal: ResendRefusal::Cooldown(_),
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    assert!(matches!(
+        start(30).await.unwrap(),
+        StartOutcome::Resend { .. }
+    ));
+    for secs in 60..70 {
+        let out = start(secs).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                StartOutcome::Refused {
+                    refusal: ResendRefusal::SendLimit,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    // Two sends so far: a third verification (after this one ends) is the
+    // budget's last, and the next start is refused until the window ends.
+    let (v, _) = match start(70).await.unwrap() {
+        StartOutcome::Refused { verification, .. } => (verification, ()),
+        other => panic!("{other:?}"),
+    };
+    store.finish(&v.id, Finish::Cancel, at(71)).await.unwrap();
+    assert!(matches!(start(72).await.unwrap(), StartOutcome::Created(_)));
+    match start(200).await.unwrap() {
+        StartOutcome::NumberLimited { retry_after_ms } => {
+            assert!(retry_after_ms > 0 && retry_after_ms <= budget.window_ms);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

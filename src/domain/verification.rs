@@ -451,13 +451,8 @@ impl Verification {
         true
     }
 
-    /// Whether the open verification may send its code again, and counts the send if so.
-    pub fn resend(
-        &mut self,
-        channel: Channel,
-        policy: SendPolicy,
-        now: Timestamp,
-    ) -> Result<(), ResendRefusal> {
+    /// Whether the open verification may send its code again.
+    pub fn may_resend(&self, policy: SendPolicy, now: Timestamp) -> Result<(), ResendRefusal> {
         let ready_at = self
             .last_sent_at
             .plus(std::time::Duration::from_millis(policy.cooldown_ms));
@@ -467,6 +462,17 @@ impl Verification {
         if self.sends >= policy.max_sends {
             return Err(ResendRefusal::SendLimit);
         }
+        Ok(())
+    }
+
+    /// Whether the open verification may send its code again, and counts the send if so.
+    pub fn resend(
+        &mut self,
+        channel: Channel,
+        policy: SendPolicy,
+        now: Timestamp,
+    ) -> Result<(), ResendRefusal> {
+        self.may_resend(policy, now)?;
         self.sends += 1;
         self.last_sent_at = now;
         self.channel = channel;

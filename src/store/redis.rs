@@ -15,8 +15,9 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use serde::Serialize;
 
 use super::{
-    CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
-    NewVerification, RETENTION_MS, StartOutcome, StoreError, VerificationStore, parse_channel,
+    CheckOutcome, CheckTarget, DeliveryUpdate, FAILED_COUNTER, FailureWindows, Failures,
+    FallbackClaim, Finish, FinishOutcome, LOCKOUT_COUNTER, NewVerification, RETENTION_MS,
+    SendBudget, StartOutcome, StoreError, VerificationStore, parse_channel, window_of,
 };
 use crate::domain::verification::{
     CheckResult, FallbackSkip, ResendRefusal, SendPolicy, delivery_rank,
@@ -266,6 +267,24 @@ impl RedisStore {
         }
     }
 
+    /// What a number's counters are named after (`…:{tag}:rl:`), in its
+    /// hash tag's slot so the scripts that count them stay in one slot.
+    fn counter_prefix(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:rl:", self.prefix)
+    }
+
+    /// One of a number's counters for its window at `now` (as prelude.lua's `count` names it).
+    fn counter_key(
+        &self,
+        key: &NumberKey,
+        counter: &str,
+        window_ms: u64,
+        now: Timestamp,
+    ) -> String {
+        let name = format!("{}{counter}:{}", self.counter_prefix(&key.tag), key.hash);
+        window_of(&name, window_ms, now).0
+    }
+
     fn pointer_key(&self, key: &NumberKey) -> String {
         format!("{}:{{{}}}:num:{}", self.prefix, key.tag, key.hash)
     }
@@ -482,6 +501,7 @@ impl VerificationStore for RedisStore {
         new: NewVerification,
         key: &NumberKey,
         policy: SendPolicy,
+        budget: SendBudget,
         now: Timestamp,
     ) -> Result<StartOutcome, StoreError> {
         let v = &new.verification;
@@ -500,9 +520,18 @@ impl VerificationStore for RedisStore {
             .arg(&new.sealed)
             .arg(policy.cooldown_ms)
             .arg(policy.max_sends)
-            .arg(RETENTION);
+            .arg(RETENTION)
+            .arg(&key.hash)
+            .arg(self.counter_prefix(&key.tag))
+            .arg(budget.max)
+            .arg(budget.window_ms.max(1));
         let reply = Reply::new(self.run(invocation).await?)?;
         let outcome = reply.text(0)?;
+        if outcome == "number_limited" {
+            return Ok(StartOutcome::NumberLimited {
+                retry_after_ms: reply.text(2)?.parse().unwrap_or(1),
+            });
+        }
         let id = parse_id(&reply.text(1)?)?;
         let verification = reply.verification(3, &id)?;
         Ok(match outcome.as_str() {
@@ -527,29 +556,40 @@ impl VerificationStore for RedisStore {
         &self,
         target: CheckTarget<'_>,
         digests: &[String],
+        windows: FailureWindows,
         now: Timestamp,
     ) -> Result<CheckOutcome, StoreError> {
         let mut invocation = self.scripts.check.prepare_invoke();
-        match target {
-            CheckTarget::Number { number, key } => invocation
-                .key(self.pointer_key(key))
-                .arg("number")
-                .arg(self.record_prefix(&key.tag))
-                .arg(now.as_millis())
-                .arg(RETENTION)
-                .arg(number.as_e164())
-                .arg(digests.len())
-                .arg(""),
-            CheckTarget::Id(id) => invocation
-                .key(self.record_key(id))
-                .arg("id")
-                .arg("")
-                .arg(now.as_millis())
-                .arg(RETENTION)
-                .arg("")
-                .arg(digests.len())
-                .arg(id.as_str()),
+        let tag = match target {
+            CheckTarget::Number { key, .. } => {
+                invocation
+                    .key(self.pointer_key(key))
+                    .arg("number")
+                    .arg(self.record_prefix(&key.tag))
+                    .arg(now.as_millis())
+                    .arg(RETENTION)
+                    .arg(&key.hash)
+                    .arg(digests.len())
+                    .arg("");
+                key.tag.as_str()
+            }
+            CheckTarget::Id(id) => {
+                invocation
+                    .key(self.record_key(id))
+                    .arg("id")
+                    .arg("")
+                    .arg(now.as_millis())
+                    .arg(RETENTION)
+                    .arg("")
+                    .arg(digests.len())
+                    .arg(id.as_str());
+                id.tag()
+            }
         };
+        invocation
+            .arg(self.counter_prefix(tag))
+            .arg(windows.lockout_ms.max(1))
+            .arg(windows.day_ms.max(1));
         for digest in digests {
             invocation.arg(digest);
         }
@@ -569,6 +609,24 @@ impl VerificationStore for RedisStore {
             other => return Err(StoreError::Corrupt(format!("check said {other:?}"))),
         };
         Ok(Some((result, verification)))
+    }
+
+    async fn failures(
+        &self,
+        key: &NumberKey,
+        windows: FailureWindows,
+        now: Timestamp,
+    ) -> Result<Failures, StoreError> {
+        // Both counters carry the number's hash tag: one slot, one round trip.
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.counter_key(key, LOCKOUT_COUNTER, windows.lockout_ms.max(1), now))
+            .arg(self.counter_key(key, FAILED_COUNTER, windows.day_ms.max(1), now));
+        let counts: Vec<Option<u64>> = self.query(&cmd).await?;
+        let at = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
+        Ok(Failures {
+            lockout: at(0),
+            day: at(1),
+        })
     }
 
     async fn get(
