@@ -178,13 +178,18 @@ struct Preload {
 
 async fn preload(p: Preload) -> Result<(), String> {
     let target = RedisTarget::parse(&p.redis)?;
-    let store = RedisStore::connect(&target, &p.prefix, Duration::from_secs(10))
-        .await
-        .map_err(|e| e.to_string())?;
     let secret = STANDARD
         .decode(p.otp_secret.trim())
         .map_err(|_| "--otp-secret must be base64".to_owned())?;
-    let keyring = Keyring::new(&[SecretSlice::from(secret)]);
+    let keyring = std::sync::Arc::new(Keyring::new(&[SecretSlice::from(secret)]));
+    let store = RedisStore::connect(
+        &target,
+        &p.prefix,
+        Duration::from_secs(10),
+        std::sync::Arc::clone(&keyring),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let code = OtpCode::parse(PRELOADED_CODE, CodeLength::default()).map_err(|e| e.to_string())?;
     let policy = SendPolicy {
         cooldown_ms: 30_000,

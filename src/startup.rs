@@ -102,21 +102,26 @@ impl Application {
         }
         let templates = Templates::load(&settings.templates_dir)?;
         crate::telemetry::metrics();
+        let keyring = Arc::new(if settings.otp_secrets.is_empty() {
+            Keyring::random()
+        } else {
+            Keyring::new(&settings.otp_secrets)
+        });
         let store = match &settings.redis {
             Some(target) => Store::Redis(
-                RedisStore::connect(target, &settings.redis_key_prefix, settings.redis_timeout)
-                    .await?,
+                RedisStore::connect(
+                    target,
+                    &settings.redis_key_prefix,
+                    settings.redis_timeout,
+                    Arc::clone(&keyring),
+                )
+                .await?,
             ),
             None => Store::Memory(MemoryStore::new()),
         };
         if let Store::Redis(redis) = &store {
             warn_without_persistence(redis).await;
         }
-        let keyring = Arc::new(if settings.otp_secrets.is_empty() {
-            Keyring::random()
-        } else {
-            Keyring::new(&settings.otp_secrets)
-        });
 
         let mut plivo_tokens = Vec::new();
         let (simulator, client_config) = match &settings.plivo {
@@ -185,8 +190,13 @@ impl Application {
         };
         let store_kind = store.describe();
         let limiter = Limiter::new(store.clone(), clock.clone());
-        let events = Events::new(store.clone(), clock.clone(), settings.webhook.clone())
-            .map_err(StartupError::Plivo)?;
+        let events = Events::new(
+            store.clone(),
+            clock.clone(),
+            Arc::clone(&keyring),
+            settings.webhook.clone(),
+        )
+        .map_err(StartupError::Plivo)?;
         let guard = Guard::new(limiter.clone(), store.clone(), settings.abuse.clone());
         let verifier = Verifier::new(store, keyring, deliverer, clock, policy, events, guard);
         let worker = tokio::spawn(crate::jobs::run(verifier.clone(), settings.scheduler_poll));

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
@@ -16,6 +17,7 @@ use plivo_2fa::store::{
     CheckTarget, DeliveryUpdate, FailureWindows, Failures, Finish, MemoryStore, NewVerification,
     RedisStore, SendBudget, StartOutcome, VerificationStore,
 };
+use secrecy::SecretSlice;
 
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const LIFETIME: Duration = Duration::from_secs(600);
@@ -43,9 +45,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        Self {
-            keyring: Keyring::random(),
-        }
+        Self::with(Keyring::random())
+    }
+
+    fn with(keyring: Keyring) -> Self {
+        Self { keyring }
     }
 
     fn new_verification(
@@ -125,8 +129,13 @@ fn wrong_code(code: &OtpCode) -> String {
 }
 
 async fn redis_store() -> RedisStore {
+    redis_store_with(&common::unique_prefix(), Keyring::random()).await
+}
+
+/// A store on the test Redis under `prefix`, sealing numbers with `keyring`.
+async fn redis_store_with(prefix: &str, keyring: Keyring) -> RedisStore {
     let target = RedisTarget::parse(&common::redis_url()).unwrap();
-    RedisStore::connect(&target, &common::unique_prefix(), Duration::from_secs(2))
+    RedisStore::connect(&target, prefix, Duration::from_secs(2), Arc::new(keyring))
         .await
         .unwrap()
 }
@@ -134,9 +143,14 @@ async fn redis_store() -> RedisStore {
 async fn cluster_store() -> RedisStore {
     let target = RedisTarget::parse(&common::redis_cluster_url()).unwrap();
     assert!(matches!(target, RedisTarget::Cluster(_)));
-    RedisStore::connect(&target, &common::unique_prefix(), Duration::from_secs(2))
-        .await
-        .unwrap()
+    RedisStore::connect(
+        &target,
+        &common::unique_prefix(),
+        Duration::from_secs(2),
+        Arc::new(Keyring::random()),
+    )
+    .await
+    .unwrap()
 }
 
 macro_rules! contract {
@@ -646,6 +660,127 @@ async fn a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_bu
         }
         other => panic!("{other:?}"),
     }
+}
+
+fn secret(byte: u8) -> SecretSlice<u8> {
+    SecretSlice::from(vec![byte; 32])
+}
+
+#[tokio::test]
+async fn a_pending_verification_written_in_the_old_layout_reads_checks_and_re_sends() {
+    let prefix = common::unique_prefix();
+    let store = redis_store_with(&prefix, Keyring::new(&[secret(7)])).await;
+    let f = Fixture::with(Keyring::new(&[secret(7)]));
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let id = VerificationId::generate(&key.tag);
+    let code = OtpCode::generate(CodeLength::default());
+    // The layout of the previous version: `to` in plain E.164, no number hash.
+    let mut conn = ::redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let record = format!("{prefix}:{{{}}}:v:{}", key.tag, id.as_str());
+    let (created, expires) = (T0.as_millis().to_string(), at(600).as_millis().to_string());
+    let _: () = ::redis::cmd("HSET")
+        .arg(&record)
+        .arg(&[
+            ("to", n.as_e164()),
+            ("channel", "sms"),
+            ("locale", "en-US"),
+            ("status", "pending"),
+            ("created_at", &created),
+            ("expires_at", &expires),
+            ("attempts", "0"),
+            ("max_attempts", "5"),
+            ("sends", "1"),
+            ("last_sent_at", &created),
+            ("deliveries", "[]"),
+            ("fallback", "0"),
+            ("digest", &f.keyring.primary_digest(&code)),
+            ("sealed", &f.keyring.seal(&code, id.as_str())),
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{prefix}:{{{}}}:num:{}", key.tag, key.hash))
+        .arg(id.as_str())
+        .arg("PX")
+        .arg(86_400_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let read = store.get(&id, at(1)).await.unwrap().unwrap();
+    assert_eq!(read.to, n);
+    assert_eq!(read.status, Status::Pending);
+    let (result, v) = f
+        .check(&store, &n, &wrong_code(&code), at(2))
+        .await
+        .unwrap();
+    assert_eq!((result, v.attempts), (CheckResult::Wrong, 1));
+    assert_eq!(
+        store.failures(&key, WINDOWS, at(2)).await.unwrap(),
+        Failures { lockout: 1, day: 1 },
+        "a wrong code on an old record counts against its number"
+    );
+    match store
+        .start(
+            f.new_verification(&n, &code, at(40)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(40),
+        )
+        .await
+        .unwrap()
+    {
+        StartOutcome::Resend {
+            verification,
+            sealed,
+        } => {
+            assert_eq!(verification.id, id);
+            assert_eq!(
+                f.keyring.open(&sealed, id.as_str()).unwrap().expose(),
+                code.expose()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (result, v) = f.check(&store, &n, code.expose(), at(41)).await.unwrap();
+    assert_eq!((result, v.to), (CheckResult::Approved, n));
+}
+
+#[tokio::test]
+async fn a_number_sealed_under_an_older_secret_reads_after_a_rotation_but_not_once_it_is_dropped() {
+    let prefix = common::unique_prefix();
+    let before = redis_store_with(&prefix, Keyring::new(&[secret(1)])).await;
+    let f = Fixture::with(Keyring::new(&[secret(1)]));
+    let n = number();
+    let (v, code) = f.open(&before, &n, T0).await;
+
+    let rotated = redis_store_with(&prefix, Keyring::new(&[secret(2), secret(1)])).await;
+    assert_eq!(rotated.get(&v.id, at(1)).await.unwrap().unwrap().to, n);
+    let rotated_ring = Keyring::new(&[secret(2), secret(1)]);
+    let (result, after) = rotated
+        .check(
+            CheckTarget::Id(&v.id),
+            &rotated_ring.digests(&code),
+            WINDOWS,
+            at(2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((result, after.to), (CheckResult::Approved, n));
+
+    let dropped = redis_store_with(&prefix, Keyring::new(&[secret(2)])).await;
+    assert!(
+        dropped.get(&v.id, at(3)).await.unwrap().is_none(),
+        "sealed by a secret no longer configured: no longer readable"
+    );
 }
 
 #[test]

@@ -5,7 +5,13 @@
 //!
 //! Keys (prefix `p2fa` by default):
 //! - `p2fa:{tag}:num:<number hash>` → id of the number's latest verification
-//! - `p2fa:{tag}:v:<id>` → hash: the verification, its code digest and sealed copy
+//! - `p2fa:{tag}:v:<id>` → hash: the verification (its number sealed, bound to
+//!   the id, and its number's keyed hash), its code digest and sealed copy
+//! - `p2fa:{tag}:rl:<counter>:<number hash>:<window>` → a number's counters
+//!
+//! Records written before numbers were sealed hold `to` in plain E.164 and no
+//! number hash; they are read as they are, so a rolling upgrade strands no
+//! pending verification.
 
 use std::time::Duration;
 
@@ -23,7 +29,7 @@ use crate::domain::verification::{
     CheckResult, FallbackSkip, ResendRefusal, SendPolicy, delivery_rank,
 };
 use crate::domain::{
-    CallRef, Delivery, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification,
+    CallRef, Delivery, Keyring, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification,
     VerificationId,
 };
 
@@ -101,6 +107,8 @@ impl Scripts {
 pub struct RedisStore {
     conn: Connection,
     scripts: std::sync::Arc<Scripts>,
+    /// Seals and opens the number of each verification at rest.
+    keyring: std::sync::Arc<Keyring>,
     prefix: String,
     timeout: Duration,
 }
@@ -181,6 +189,7 @@ impl RedisStore {
         target: &RedisTarget,
         prefix: &str,
         timeout: Duration,
+        keyring: std::sync::Arc<Keyring>,
     ) -> Result<Self, StoreError> {
         let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
         let conn = match target {
@@ -220,6 +229,7 @@ impl RedisStore {
         let store = Self {
             conn,
             scripts: std::sync::Arc::new(Scripts::load()),
+            keyring,
             prefix: prefix.to_owned(),
             timeout,
         };
@@ -404,13 +414,14 @@ struct StoredDelivery<'a> {
     rank: u8,
 }
 
-/// A script's reply: an outcome word, then strings and a nested view.
-struct Reply(Vec<Value>);
+/// A script's reply: an outcome word, then strings and a nested view (whose
+/// number the keyring opens).
+struct Reply<'k>(Vec<Value>, &'k Keyring);
 
-impl Reply {
-    fn new(v: Value) -> Result<Self, StoreError> {
+impl<'k> Reply<'k> {
+    fn new(v: Value, keyring: &'k Keyring) -> Result<Self, StoreError> {
         match v {
-            Value::Array(items) if !items.is_empty() => Ok(Self(items)),
+            Value::Array(items) if !items.is_empty() => Ok(Self(items, keyring)),
             other => Err(StoreError::Corrupt(format!("unexpected reply {other:?}"))),
         }
     }
@@ -427,7 +438,7 @@ impl Reply {
 
     fn verification(&self, i: usize, id: &VerificationId) -> Result<Verification, StoreError> {
         match self.0.get(i) {
-            Some(Value::Array(fields)) => parse_view(id, fields),
+            Some(Value::Array(fields)) => parse_view(self.1, id, fields),
             other => Err(StoreError::Corrupt(format!(
                 "expected a view, got {other:?}"
             ))),
@@ -465,14 +476,39 @@ const VIEW_FIELDS: [&str; 12] = [
     "fallback",
 ];
 
+/// The longest E.164 number, `+` and 15 digits: a sealed number is far longer.
+const MAX_PLAIN_NUMBER: usize = 16;
+
+/// A record's `to`: sealed, or in plain E.164 in a record written before numbers were sealed.
+fn stored_number(
+    keyring: &Keyring,
+    id: &VerificationId,
+    to: String,
+) -> Result<PhoneNumber, StoreError> {
+    let plain = to.len() <= MAX_PLAIN_NUMBER
+        && to
+            .strip_prefix('+')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    if plain {
+        return Ok(PhoneNumber::from_trusted_e164(to));
+    }
+    keyring
+        .open_number(&to, id.as_str())
+        .map_err(|e| StoreError::Corrupt(format!("number of {id}: {e}")))
+}
+
 /// Reads the FIELDS view of prelude.lua, in its order.
-fn parse_view(id: &VerificationId, f: &[Value]) -> Result<Verification, StoreError> {
+fn parse_view(
+    keyring: &Keyring,
+    id: &VerificationId,
+    f: &[Value],
+) -> Result<Verification, StoreError> {
     let status = field(f, 3, "status")?;
     let deliveries: Vec<Delivery> = serde_json::from_str(&field(f, 10, "deliveries")?)
         .map_err(|e| StoreError::Corrupt(format!("deliveries: {e}")))?;
     Ok(Verification {
         id: id.clone(),
-        to: PhoneNumber::from_trusted_e164(field(f, 0, "to")?),
+        to: stored_number(keyring, id, field(f, 0, "to")?)?,
         channel: parse_channel(&field(f, 1, "channel")?)?,
         locale: Locale::parse(&field(f, 2, "locale")?).unwrap_or_default(),
         status: status
@@ -511,7 +547,7 @@ impl VerificationStore for RedisStore {
             .arg(self.record_prefix(&key.tag))
             .arg(now.as_millis())
             .arg(v.id.as_str())
-            .arg(v.to.as_e164())
+            .arg(self.keyring.seal_number(&v.to, v.id.as_str()))
             .arg(v.channel.as_str())
             .arg(v.locale.as_str())
             .arg(v.expires_at.as_millis())
@@ -525,7 +561,7 @@ impl VerificationStore for RedisStore {
             .arg(self.counter_prefix(&key.tag))
             .arg(budget.max)
             .arg(budget.window_ms.max(1));
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         let outcome = reply.text(0)?;
         if outcome == "number_limited" {
             return Ok(StartOutcome::NumberLimited {
@@ -593,7 +629,7 @@ impl VerificationStore for RedisStore {
         for digest in digests {
             invocation.arg(digest);
         }
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         let outcome = reply.text(0)?;
         if outcome == "not_found" {
             return Ok(None);
@@ -637,10 +673,17 @@ impl VerificationStore for RedisStore {
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.record_key(id)).arg(&VIEW_FIELDS);
         let fields: Vec<Value> = self.query(&cmd).await?;
-        if matches!(fields.first(), None | Some(Value::Nil)) {
+        let to = match fields.first() {
+            None | Some(Value::Nil) => return Ok(None),
+            Some(Value::BulkString(to)) => to,
+            Some(_) => return Err(StoreError::Corrupt("to is not text".into())),
+        };
+        // Sealed by a secret no longer configured: it can no longer be read
+        // (SECURITY.md: keep a secret a day after its successor is promoted).
+        if to.len() > MAX_PLAIN_NUMBER && !self.keyring.knows_seal(&String::from_utf8_lossy(to)) {
             return Ok(None);
         }
-        parse_view(id, &fields).map(Some)
+        parse_view(&self.keyring, id, &fields).map(Some)
     }
 
     async fn finish(
@@ -655,7 +698,7 @@ impl VerificationStore for RedisStore {
             .arg(how.status().as_str())
             .arg(now.as_millis())
             .arg(RETENTION);
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         let outcome = reply.text(0)?;
         if outcome == "not_found" {
             return Ok(None);
@@ -690,7 +733,7 @@ impl VerificationStore for RedisStore {
             .arg(rank)
             .arg(delivery.sequence.map(|s| s.to_string()).unwrap_or_default())
             .arg(&delivery.status);
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         Ok(match reply.text(0)?.as_str() {
             "not_found" => DeliveryUpdate::NotFound,
             "applied" => DeliveryUpdate::Applied(reply.verification(1, id)?),
@@ -725,7 +768,7 @@ impl VerificationStore for RedisStore {
             .arg(self.record_prefix(call.tag()));
         let reply = match self.run(invocation).await? {
             Value::Array(items) if items.is_empty() => return Ok(None),
-            other => Reply::new(other)?,
+            other => Reply::new(other, &self.keyring)?,
         };
         let id = parse_id(&reply.text(0)?)?;
         let sealed = reply.text(1)?;
@@ -834,7 +877,7 @@ impl VerificationStore for RedisStore {
             .arg(now.as_millis())
             .arg(max_sends)
             .arg(RETENTION);
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         Ok(match reply.text(0)?.as_str() {
             "claimed" => FallbackClaim::Claimed {
                 sealed: reply.text(1)?,
