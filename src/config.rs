@@ -65,6 +65,8 @@ pub const KEYS: &[&str] = &[
     "LOCKOUT_MINUTES",
     "MAX_FAILED_CHECKS_PER_DAY",
     "DEMO_PAGE",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_IP",
 ];
 
 /// Countries allowed by default: markets with low SMS-pumping risk where
@@ -174,6 +176,10 @@ pub struct Settings {
     pub abuse: AbuseSettings,
     /// Serve the demo page at `/` and its endpoints under `/demo/`.
     pub demo_page: bool,
+    /// Connections held at once; `None`: sized from the file-descriptor limit.
+    pub max_connections: Option<u64>,
+    /// Connections one client address holds at once; `None`: sized likewise.
+    pub max_connections_per_ip: Option<u64>,
 }
 
 impl Settings {
@@ -502,6 +508,13 @@ impl Settings {
             Some(v) => parse_bool("DEMO_PAGE", v)?,
         };
 
+        let max_connections = get("MAX_CONNECTIONS")
+            .map(|_| int(get, "MAX_CONNECTIONS", 0, 16..=1_000_000))
+            .transpose()?;
+        let max_connections_per_ip = get("MAX_CONNECTIONS_PER_IP")
+            .map(|_| int(get, "MAX_CONNECTIONS_PER_IP", 0, 1..=1_000_000))
+            .transpose()?;
+
         Ok(Self {
             listen_addr,
             public_base_url,
@@ -533,6 +546,8 @@ impl Settings {
             webhook,
             abuse,
             demo_page,
+            max_connections,
+            max_connections_per_ip,
         })
     }
 }
@@ -743,6 +758,8 @@ mod tests {
             ("API_KEYS", "short"),
             ("REDIS_KEY_PREFIX", "a{b}"),
             ("PLIVO_ACCEPT_V2", "sometimes"),
+            ("MAX_CONNECTIONS", "8"),
+            ("MAX_CONNECTIONS_PER_IP", "0"),
         ] {
             let e = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v}");

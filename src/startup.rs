@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use secrecy::SecretString;
 use url::Url;
 
 use crate::config::{ConfigError, PlivoMode, Settings};
+use crate::connections::{self, Conn, Gate, Limits, LimitsError};
 use crate::delivery::{CallSettings, Deliverer, Route};
 use crate::domain::verification::SendPolicy;
 use crate::domain::{Clock, Keyring};
@@ -33,6 +34,9 @@ const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle keep-alive connection is kept (short, so a draining
 /// shutdown is not held up by idle proxy connections).
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long a client that closes its half of the connection gets to close
+/// the rest after the last answer.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long in-flight requests get to finish on shutdown.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 /// After the last response was handed over, time for it to leave the socket.
@@ -81,6 +85,22 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let fds = connections::raise_fd_limit();
+        let limits = Limits::sized(
+            fds,
+            settings.max_connections,
+            settings.max_connections_per_ip,
+        )
+        .map_err(|e| {
+            let var = match e {
+                LimitsError::AboveFdLimit { .. } => "MAX_CONNECTIONS",
+                LimitsError::PerClientAboveTotal { .. } => "MAX_CONNECTIONS_PER_IP",
+            };
+            StartupError::Config(ConfigError {
+                var: var.into(),
+                reason: e.to_string(),
+            })
+        })?;
         let listener = TcpListener::bind(settings.listen_addr).map_err(StartupError::Listen)?;
         let local = listener.local_addr().map_err(StartupError::Listen)?;
         let base_url = match &settings.public_base_url {
@@ -227,21 +247,15 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             drain: Arc::clone(&drain),
         });
-        let server = HttpServer::new(move || {
+        let gate = Gate::new(limits.per_client, settings.trusted_proxies.clone());
+        let server = serve(listener, local, limits, gate, move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(routes::middleware::around))
                 .app_data(state.clone())
                 .configure(|cfg| routes::configure(cfg, features))
                 .default_service(web::to(routes::error::not_found))
         })
-        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .keep_alive(KEEP_ALIVE)
-        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
-        .disable_signals()
-        .listen(listener)
-        .map_err(StartupError::Listen)?
-        .run();
+        .map_err(StartupError::Listen)?;
 
         tracing::info!(
             listen = %local,
@@ -249,6 +263,9 @@ impl Application {
             store = store_kind,
             plivo = if sandbox_on { "sandbox" } else { "live" },
             demo_page = features.demo_page,
+            file_descriptors = fds,
+            max_connections = limits.total,
+            max_connections_per_ip = limits.per_client,
             "plivo-2fa ready"
         );
         Ok(Self {
@@ -329,6 +346,76 @@ async fn warn_without_persistence(redis: &RedisStore) {
             );
         }
     }
+}
+
+/// The HTTP server, assembled as actix-web's `HttpServer` assembles it, with
+/// two additions: the global connection limit is spread over the workers, and
+/// every connection passes the per-address [`Gate`] and is carried by a
+/// [`Conn`] (see [`crate::connections`]).
+fn serve<F, I>(
+    listener: TcpListener,
+    local: std::net::SocketAddr,
+    limits: Limits,
+    gate: Arc<Gate>,
+    app: F,
+) -> std::io::Result<Server>
+where
+    F: Fn() -> App<I> + Send + Clone + 'static,
+    I: actix_service::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+{
+    use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let per_worker = usize::try_from(limits.total)
+        .unwrap_or(usize::MAX)
+        .div_ceil(workers)
+        .max(1);
+    Ok(Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+        .disable_signals()
+        .listen("plivo-2fa", listener, move || {
+            let gate = Arc::clone(&gate);
+            let http = actix_http::HttpService::build()
+                .keep_alive(KEEP_ALIVE)
+                .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                .local_addr(local)
+                .finish(map_config(
+                    app()
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |()| actix_web::dev::AppConfig::default(),
+                ));
+            fn_service(move |io: tokio::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                let slot = peer.and_then(|p| gate.admit(p.ip()));
+                async move {
+                    match slot {
+                        Some(slot) => Ok((
+                            Conn::new(io, slot, CLIENT_REQUEST_TIMEOUT),
+                            actix_http::Protocol::Http1,
+                            peer,
+                        )),
+                        None => {
+                            connections::refuse(io).await;
+                            Err(actix_http::error::DispatchError::Io(std::io::Error::other(
+                                "too many connections from this address",
+                            )))
+                        }
+                    }
+                }
+            })
+            .and_then(http)
+        })?
+        .run())
 }
 
 /// Resolves on SIGTERM or SIGINT.
