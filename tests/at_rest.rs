@@ -128,14 +128,7 @@ async fn a_redis_dump_after_sms_voice_and_fallback_flows_holds_no_number_and_no_
         .as_str()
         .unwrap()
         .to_owned();
-    let call = app.finished_call(&voice).await;
-    let spoken = call["spoken"]
-        .as_str()
-        .unwrap()
-        .lines()
-        .map(common::spoken_digits)
-        .find(|d| d.len() == 10)
-        .unwrap();
+    let spoken = app.spoken_code(&voice, 10).await;
     app.wait_for(&id, |v| v["deliveries"][0]["status"] == "completed")
         .await;
     assert_eq!(app.check(&voice, &spoken).await.body["status"], "approved");
@@ -148,13 +141,7 @@ async fn a_redis_dump_after_sms_voice_and_fallback_flows_holds_no_number_and_no_
         .as_str()
         .unwrap()
         .to_owned();
-    app.wait_for(&id, |v| {
-        v["deliveries"].as_array().is_some_and(|d| {
-            d.iter()
-                .any(|d| d["channel"] == "voice" && d["status"] == "completed")
-        })
-    })
-    .await;
+    app.wait_for_completed_call(&id).await;
     codes.push(app.last_sms_code(&fallback).await);
     numbers.push(fallback);
 

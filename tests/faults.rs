@@ -383,12 +383,12 @@ async fn recovers_within_a_second(
     }
 }
 
-#[tokio::test]
-async fn after_redis_comes_back_the_first_success_is_within_a_second() {
-    let mut redis = RedisProcess::start();
+/// An app on the Redis at `url` (with a short timeout), its number and the
+/// id of the verification it opened for it.
+async fn app_with_a_verification(url: &str) -> (TestApp, String, String) {
     let app = common::spawn_with(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
-        ("REDIS_URL", &redis.url()),
+        ("REDIS_URL", url),
         ("API_KEYS", API_KEY),
         ("REDIS_TIMEOUT_MS", "300"),
     ])
@@ -397,6 +397,13 @@ async fn after_redis_comes_back_the_first_success_is_within_a_second() {
     let started = app.start(&to, "sms").await;
     assert_eq!(started.status, 201, "{:?}", started.body);
     let id = started.body["id"].as_str().unwrap().to_owned();
+    (app, to, id)
+}
+
+#[tokio::test]
+async fn after_redis_comes_back_the_first_success_is_within_a_second() {
+    let mut redis = RedisProcess::start();
+    let (app, to, id) = app_with_a_verification(&redis.url()).await;
     // Serving as soon as it accepts connections, which `restart` waits for.
     recovers_within_a_second(&app, &id, std::slice::from_mut(&mut redis), |_| {}).await;
     let code = app.last_sms_code(&to).await;
@@ -424,17 +431,7 @@ async fn after_a_cluster_master_comes_back_the_first_success_is_within_a_second_
         cluster_ok(node);
     }
     let url = format!("redis+cluster://{}", seeds.join(","));
-    let app = common::spawn_with(&[
-        ("LISTEN_ADDR", "127.0.0.1:0"),
-        ("REDIS_URL", &url),
-        ("API_KEYS", API_KEY),
-        ("REDIS_TIMEOUT_MS", "300"),
-    ])
-    .await;
-    let to = random_number();
-    let started = app.start(&to, "sms").await;
-    assert_eq!(started.status, 201, "{:?}", started.body);
-    let id = started.body["id"].as_str().unwrap().to_owned();
+    let (app, to, id) = app_with_a_verification(&url).await;
     // The master holding this verification's slot (its keys share the id's tag).
     let mut admin = redis::Client::open(nodes[0].url())
         .unwrap()

@@ -184,15 +184,7 @@ async fn a_flood_of_forged_callbacks_writes_a_few_log_lines_and_counts_every_one
         lines <= usize::try_from(elapsed.as_secs()).unwrap() + 2,
         "{lines} log lines for {FORGERIES} forgeries in {elapsed:?}"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     let counted: f64 = metrics
         .lines()
         .find_map(|l| {

@@ -136,15 +136,7 @@ async fn answers_carry_no_cors_and_are_not_cached_or_sniffed() {
 
 /// The `plivo2fa_http_request_duration_seconds` series in a scrape.
 async fn http_series(app: &common::TestApp) -> Vec<String> {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .filter(|l| l.starts_with("plivo2fa_http_request_duration_seconds_count{"))
         .map(|l| {

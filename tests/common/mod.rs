@@ -245,6 +245,42 @@ impl TestApp {
         );
     }
 
+    /// The code the sandbox's call to `to` read out (`digits` long), once the call ended.
+    pub async fn spoken_code(&self, to: &str, digits: usize) -> String {
+        let call = self.finished_call(to).await;
+        call["spoken"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .map(spoken_digits)
+            .find(|d| d.len() == digits)
+            .unwrap_or_else(|| panic!("no {digits}-digit code in {call}"))
+    }
+
+    /// Waits (bounded) until verification `id` has a completed voice delivery
+    /// (a call, or the fallback call after an SMS), and returns it.
+    pub async fn wait_for_completed_call(&self, id: &str) -> Value {
+        self.wait_for(id, |v| {
+            v["deliveries"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|d| d["channel"] == "voice" && d["status"] == "completed")
+            })
+        })
+        .await
+    }
+
+    /// The `/metrics` scrape.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Waits (bounded) until `check` holds for the verification `id`.
     pub async fn wait_for(&self, id: &str, check: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..200 {
