@@ -1,8 +1,10 @@
 //! The abuse defences in front of sending and checking codes (SECURITY.md
-//! explains each): geo permissions and number types, rate limits per number,
-//! client IP, API key, country and in all, the SMS-pumping detector, and the
+//! explains each): geo permissions and number types, rate limits per client
+//! IP, API key, country and in all, the SMS-pumping detector, and the
 //! per-number lockouts that bound brute force. Counters live in the store, so
-//! every instance sees the same limits.
+//! every instance sees the same limits. A number's own counters (its send
+//! budget, its wrong codes) are counted by the store's start and check
+//! themselves, atomically with what they count; the guard reads them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -209,13 +211,14 @@ impl Guard {
         let windows = self.failure_windows();
         let failures = self.store.failures(key, windows, now).await?;
         let locked_until = |window_ms: u64| window_of("", window_ms, now).1;
-        let lock = if failures.lockout >= s.lockout_failed_checks {
-            Some(locked_until(windows.lockout_ms))
-        } else if failures.day >= s.max_failed_checks_per_day {
-            Some(locked_until(windows.day_ms))
-        } else {
-            None
-        };
+        // When both hold, the later end is when a start may succeed again.
+        let lock = [
+            (failures.lockout >= s.lockout_failed_checks).then(|| locked_until(windows.lockout_ms)),
+            (failures.day >= s.max_failed_checks_per_day).then(|| locked_until(windows.day_ms)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
         if let Some(until) = lock {
             return Ok(Err(Refusal::Limited {
                 code: "number_locked",
