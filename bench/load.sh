@@ -74,6 +74,8 @@ common_env=(
   MAX_ATTEMPTS=20 RATE_LIMIT_NUMBER=$unlimited RATE_LIMIT_IP=$unlimited
   RATE_LIMIT_API_KEY=$unlimited RATE_LIMIT_COUNTRY=$unlimited RATE_LIMIT_GLOBAL=$unlimited
   PUMPING_MIN_VOLUME=1000000 ALLOWED_COUNTRIES='*'
+  # wrk is one client address: let it hold every connection it opens.
+  MAX_CONNECTIONS_PER_IP=$((CONNECTIONS > 128 ? CONNECTIONS : 128))
 )
 
 # start_server NAME PORT [VAR=value…]: launches, waits for /readyz, and sets

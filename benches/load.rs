@@ -32,7 +32,7 @@ use plivo_2fa::domain::{
 use plivo_2fa::plivo::paths;
 use plivo_2fa::plivo::signature::{Method, sign_v3};
 use plivo_2fa::store::redis::RedisTarget;
-use plivo_2fa::store::{NewVerification, RedisStore, StartOutcome, VerificationStore};
+use plivo_2fa::store::{NewVerification, RedisStore, SendBudget, StartOutcome, VerificationStore};
 use secrecy::SecretSlice;
 
 /// The code every preloaded verification holds.
@@ -178,13 +178,18 @@ struct Preload {
 
 async fn preload(p: Preload) -> Result<(), String> {
     let target = RedisTarget::parse(&p.redis)?;
-    let store = RedisStore::connect(&target, &p.prefix, Duration::from_secs(10))
-        .await
-        .map_err(|e| e.to_string())?;
     let secret = STANDARD
         .decode(p.otp_secret.trim())
         .map_err(|_| "--otp-secret must be base64".to_owned())?;
-    let keyring = Keyring::new(&[SecretSlice::from(secret)]);
+    let keyring = std::sync::Arc::new(Keyring::new(&[SecretSlice::from(secret)]));
+    let store = RedisStore::connect(
+        &target,
+        &p.prefix,
+        Duration::from_secs(10),
+        std::sync::Arc::clone(&keyring),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let code = OtpCode::parse(PRELOADED_CODE, CodeLength::default()).map_err(|e| e.to_string())?;
     let policy = SendPolicy {
         cooldown_ms: 30_000,
@@ -224,7 +229,12 @@ async fn preload(p: Preload) -> Result<(), String> {
                     fallback_used: false,
                 },
             };
-            match store.start(new, &key, policy, now).await {
+            // The preload is not a client: no send budget binds it.
+            let budget = SendBudget {
+                max: u64::MAX,
+                window_ms: 60_000,
+            };
+            match store.start(new, &key, policy, budget, now).await {
                 Ok(StartOutcome::Created(_)) => {}
                 Ok(_) => return Err(format!("+1415{digits:07} already has a verification")),
                 Err(e) => return Err(e.to_string()),

@@ -32,6 +32,7 @@ pub const KEYS: &[&str] = &[
     "PLIVO_PHLO_BASE_URL",
     "PLIVO_TIMEOUT_MS",
     "PLIVO_CONNECT_TIMEOUT_MS",
+    "PLIVO_ACCEPT_V2",
     "API_KEYS",
     "OTP_SECRET",
     "OTP_LENGTH",
@@ -71,6 +72,8 @@ pub const KEYS: &[&str] = &[
     "SMS_TEXT",
     "WEBOTP_DOMAIN",
     "PHLO_RECEIPTS",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_IP",
 ];
 
 /// `SMS_TEXT_<LOCALE>` (`SMS_TEXT_ES_ES`, `SMS_TEXT_PT`): keys with this
@@ -111,8 +114,12 @@ pub struct AbuseSettings {
     pub pumping_cooloff: Duration,
     /// E.164 numbers that bypass the pumping detector and the geo rules.
     pub safe_numbers: Vec<String>,
-    /// Exhausted verifications within `lockout` that lock a number's starts for the rest of it.
+    /// Exhausted verifications' worth of wrong codes (`LOCKOUT_AFTER_EXHAUSTED`)…
     pub lockout_after_exhausted: u64,
+    /// …that is, this many wrong codes (`LOCKOUT_AFTER_EXHAUSTED` × `MAX_ATTEMPTS`)
+    /// within one `lockout` window lock the number's starts for the rest of it,
+    /// whatever ended the verifications they were typed into.
+    pub lockout_failed_checks: u64,
     pub lockout: Duration,
     pub max_failed_checks_per_day: u64,
 }
@@ -172,6 +179,9 @@ pub struct Settings {
     pub plivo_phlo_base_url: Url,
     pub plivo_timeout: Duration,
     pub plivo_connect_timeout: Duration,
+    /// Accept V2-only signatures on receipt callbacks (they leave the
+    /// parameters unsigned); never on the routes that read a code out.
+    pub plivo_accept_v2: bool,
     /// Empty in sandbox mode means: generate one at start-up.
     pub api_keys: Vec<SecretString>,
     /// Empty in sandbox mode means: random per process.
@@ -202,6 +212,10 @@ pub struct Settings {
     /// demo page's WebOTP (issue 15); the SMS's `@domain #code` line reads the
     /// same setting (issue 11).
     pub webotp_domain: Option<String>,
+    /// Connections held at once; `None`: sized from the file-descriptor limit.
+    pub max_connections: Option<u64>,
+    /// Connections one client address holds at once; `None`: sized likewise.
+    pub max_connections_per_ip: Option<u64>,
 }
 
 impl Settings {
@@ -356,6 +370,8 @@ impl Settings {
         )?;
         let plivo_timeout = millis(get, "PLIVO_TIMEOUT_MS", 10_000, 100..=120_000)?;
         let plivo_connect_timeout = millis(get, "PLIVO_CONNECT_TIMEOUT_MS", 3_000, 100..=60_000)?;
+        let plivo_accept_v2 =
+            parse_bool("PLIVO_ACCEPT_V2", get("PLIVO_ACCEPT_V2").unwrap_or("false"))?;
 
         let api_keys: Vec<SecretString> = match get("API_KEYS") {
             Some(keys) => {
@@ -480,6 +496,7 @@ impl Settings {
                 Some((url, SecretSlice::from(key)))
             }
         };
+        let lockout_after_exhausted = int(get, "LOCKOUT_AFTER_EXHAUSTED", 3, 1..=100)?;
         let abuse = AbuseSettings {
             per_number: limit(get, "RATE_LIMIT_NUMBER", "5/10m")?,
             per_ip: limit(get, "RATE_LIMIT_IP", "60/1m")?,
@@ -536,7 +553,8 @@ impl Settings {
                 })
                 .transpose()?
                 .unwrap_or_default(),
-            lockout_after_exhausted: int(get, "LOCKOUT_AFTER_EXHAUSTED", 3, 1..=100)?,
+            lockout_after_exhausted,
+            lockout_failed_checks: lockout_after_exhausted * u64::from(max_attempts),
             lockout: Duration::from_secs(60 * int::<u64>(get, "LOCKOUT_MINUTES", 60, 1..=1_440)?),
             max_failed_checks_per_day: int(get, "MAX_FAILED_CHECKS_PER_DAY", 100, 5..=100_000)?,
         };
@@ -565,6 +583,12 @@ impl Settings {
         };
 
         let webotp_domain = get("WEBOTP_DOMAIN").map(parse_webotp_domain).transpose()?;
+        let max_connections = get("MAX_CONNECTIONS")
+            .map(|_| int(get, "MAX_CONNECTIONS", 0, 16..=1_000_000))
+            .transpose()?;
+        let max_connections_per_ip = get("MAX_CONNECTIONS_PER_IP")
+            .map(|_| int(get, "MAX_CONNECTIONS_PER_IP", 0, 1..=1_000_000))
+            .transpose()?;
 
         Ok(Self {
             listen_addr,
@@ -581,6 +605,7 @@ impl Settings {
             plivo_phlo_base_url,
             plivo_timeout,
             plivo_connect_timeout,
+            plivo_accept_v2,
             api_keys,
             otp_secrets,
             code_length,
@@ -599,6 +624,8 @@ impl Settings {
             abuse,
             demo_page,
             webotp_domain,
+            max_connections,
+            max_connections_per_ip,
         })
     }
 }
@@ -993,6 +1020,9 @@ mod tests {
             ("REDIS_URL", "http://localhost"),
             ("API_KEYS", "short"),
             ("REDIS_KEY_PREFIX", "a{b}"),
+            ("PLIVO_ACCEPT_V2", "sometimes"),
+            ("MAX_CONNECTIONS", "8"),
+            ("MAX_CONNECTIONS_PER_IP", "0"),
         ] {
             let e = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v}");

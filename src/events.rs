@@ -3,6 +3,8 @@
 //! `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`).
 //! Each event is kept in the store and sent by the job worker, so it survives
 //! a restart and is retried with exponential backoff until the receiver says 2xx.
+//! While it waits, its body (the verification, number included) is sealed
+//! with the keyring, bound to the event's id: a Redis dump shows no number.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use url::Url;
 
-use crate::domain::{Clock, Timestamp, Verification};
+use crate::domain::{Clock, Keyring, Timestamp, Verification};
 use crate::store::{Store, StoreError, VerificationStore};
 use crate::view::VerificationView;
 
@@ -75,11 +77,15 @@ struct Payload<'a> {
     data: VerificationView<'a>,
 }
 
-/// An event as it waits in the store.
+/// An event as it waits in the store: its body sealed (`sealed`), or in the
+/// clear (`body`) when an older version queued it.
 #[derive(Serialize, Deserialize)]
 struct Pending {
     attempt: u32,
-    body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
 }
 
 /// What became of one attempt.
@@ -102,6 +108,7 @@ struct Sink {
 pub struct Events {
     store: Store,
     clock: Arc<dyn Clock>,
+    keyring: Arc<Keyring>,
     sink: Option<Arc<Sink>>,
 }
 
@@ -117,6 +124,7 @@ impl Events {
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
+        keyring: Arc<Keyring>,
         webhook: Option<(Url, SecretSlice<u8>)>,
     ) -> Result<Self, String> {
         let sink = match webhook {
@@ -132,7 +140,12 @@ impl Events {
                     .map_err(|e| e.to_string())?,
             })),
         };
-        Ok(Self { store, clock, sink })
+        Ok(Self {
+            store,
+            clock,
+            keyring,
+            sink,
+        })
     }
 
     pub fn enabled(&self) -> bool {
@@ -158,8 +171,12 @@ impl Events {
             data: VerificationView::new(v),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let pending = serde_json::to_string(&Pending { attempt: 0, body })
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let pending = serde_json::to_string(&Pending {
+            attempt: 0,
+            sealed: Some(self.keyring.seal_event(&body, &id)),
+            body: None,
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.store.put_blob(&id, &pending, KEEP_MS).await?;
         self.store
             .schedule(&format!("{JOB_PREFIX}{id}"), now)
@@ -180,9 +197,30 @@ impl Events {
             self.store.delete_blob(id).await?;
             return Ok(Sent::Dropped);
         };
+        let body = match (&pending.sealed, &pending.body) {
+            (Some(sealed), _) => match self.keyring.open_event(sealed, id) {
+                Ok(body) => body,
+                Err(e) => {
+                    // Sealed under a secret no longer configured: it cannot be sent.
+                    tracing::error!(event.id = %id, error = %e, "event dropped: it cannot be opened");
+                    self.store.delete_blob(id).await?;
+                    return Ok(Sent::Dropped);
+                }
+            },
+            (None, Some(body)) => body.clone(),
+            (None, None) => {
+                self.store.delete_blob(id).await?;
+                return Ok(Sent::Dropped);
+            }
+        };
+        // Queued in the clear by an older version: sealed from its next wait on.
+        if pending.sealed.is_none() {
+            pending.sealed = Some(self.keyring.seal_event(&body, id));
+            pending.body = None;
+        }
         let now = self.clock.now();
         let timestamp = now.as_millis() / 1000;
-        let signature = sign(sink.key.expose_secret(), id, timestamp, &pending.body);
+        let signature = sign(sink.key.expose_secret(), id, timestamp, &body);
         let result = sink
             .http
             .post(sink.url.clone())
@@ -190,7 +228,7 @@ impl Events {
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signature)
             .header("content-type", "application/json")
-            .body(pending.body.clone())
+            .body(body)
             .send()
             .await;
         let status = result.as_ref().map(|r| r.status().as_u16()).ok();

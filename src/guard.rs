@@ -1,8 +1,10 @@
 //! The abuse defences in front of sending and checking codes (SECURITY.md
-//! explains each): geo permissions and number types, rate limits per number,
-//! client IP, API key, country and in all, the SMS-pumping detector, and the
+//! explains each): geo permissions and number types, rate limits per client
+//! IP, API key, country and in all, the SMS-pumping detector, and the
 //! per-number lockouts that bound brute force. Counters live in the store, so
-//! every instance sees the same limits.
+//! every instance sees the same limits. A number's own counters (its send
+//! budget, its wrong codes) are counted by the store's start and check
+//! themselves, atomically with what they count; the guard reads them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,12 +13,15 @@ use std::time::Duration;
 
 use crate::config::AbuseSettings;
 use crate::domain::phone::LineKind;
-use crate::domain::verification::CheckResult;
-use crate::domain::{Channel, NumberKey, PhoneNumber};
-use crate::limits::{Decision, Limit, Limiter};
-use crate::store::{Store, StoreError, VerificationStore};
+use crate::domain::{Channel, NumberKey, PhoneNumber, Timestamp};
+use crate::limits::{Decision, Limiter};
+use crate::store::{FailureWindows, SendBudget, Store, StoreError, VerificationStore, window_of};
 
 const ONE_DAY: Duration = Duration::from_secs(86_400);
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Who asks for a start, as far as limits care.
 #[derive(Debug, Clone, Copy, Default)]
@@ -170,31 +175,57 @@ impl Guard {
         }
     }
 
-    /// Everything that must hold before a start sends a code.
+    /// The number's send budget, which the store's start counts.
+    pub fn send_budget(&self) -> SendBudget {
+        let limit = self.settings.per_number;
+        SendBudget {
+            max: limit.max,
+            window_ms: millis(limit.window),
+        }
+    }
+
+    /// The windows a wrong code counts in against its number, which the
+    /// store's check counts.
+    pub fn failure_windows(&self) -> FailureWindows {
+        FailureWindows {
+            lockout_ms: millis(self.settings.lockout),
+            day_ms: millis(ONE_DAY),
+        }
+    }
+
+    /// Everything that must hold before a start sends a code, but the
+    /// number's own send budget, which the store's start counts (so that a
+    /// start refused by the resend cooldown does not spend it).
     pub async fn admit_start(
         &self,
         number: &PhoneNumber,
         key: &NumberKey,
         channel: Channel,
         who: &Requester,
+        now: Timestamp,
     ) -> Result<Result<(), Refusal>, StoreError> {
         if let Err(r) = self.check_number(number, channel) {
             return Ok(Err(r));
         }
         let s = &self.settings;
-        let lockout = Limit::new(s.lockout_after_exhausted.saturating_sub(1), s.lockout);
-        let failures = Limit::new(s.max_failed_checks_per_day.saturating_sub(1), ONE_DAY);
-        let (exhausted, failed) = tokio::join!(
-            self.limiter.peek("exhausted", &key.hash, lockout),
-            self.limiter.peek("failed", &key.hash, failures),
-        );
-        let locked = "Too many wrong codes for this number; it is locked for a while.";
-        if let Err(r) = limited("number_locked", locked, exhausted?).and(limited(
-            "number_locked",
-            locked,
-            failed?,
-        )) {
-            return Ok(Err(r));
+        let windows = self.failure_windows();
+        let failures = self.store.failures(key, windows, now).await?;
+        let locked_until = |window_ms: u64| window_of("", window_ms, now).1;
+        // When both hold, the later end is when a start may succeed again.
+        let lock = [
+            (failures.lockout >= s.lockout_failed_checks).then(|| locked_until(windows.lockout_ms)),
+            (failures.day >= s.max_failed_checks_per_day).then(|| locked_until(windows.day_ms)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(until) = lock {
+            return Ok(Err(Refusal::Limited {
+                code: "number_locked",
+                message: "Too many wrong codes for this number; it is locked for a while."
+                    .to_owned(),
+                retry_after_ms: now.millis_until(until).max(1),
+            }));
         }
         let prefix = prefix_of(number);
         if !self.is_safe(number) && self.store.get_blob(&block_key(&prefix)).await?.is_some() {
@@ -207,13 +238,6 @@ impl Guard {
             }));
         }
         let checks = [
-            (
-                "number",
-                key.hash.as_str(),
-                s.per_number,
-                "number_rate_limited",
-                "Too many codes sent to this number; try again later.",
-            ),
             (
                 "country",
                 prefix.as_str(),
@@ -304,33 +328,17 @@ impl Guard {
         Ok(())
     }
 
-    /// Bookkeeping after a check.
-    pub async fn checked(
-        &self,
-        number: &PhoneNumber,
-        key: &NumberKey,
-        result: CheckResult,
-    ) -> Result<(), StoreError> {
-        match result {
-            CheckResult::Approved if !self.is_safe(number) => {
-                let mut approvals = self
-                    .approvals
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                *approvals.entry(prefix_of(number)).or_default() += 1;
-            }
-            CheckResult::Wrong => {
-                self.limiter.record("failed", &key.hash, ONE_DAY, 1).await?;
-            }
-            CheckResult::Exhausted => {
-                self.limiter.record("failed", &key.hash, ONE_DAY, 1).await?;
-                self.limiter
-                    .record("exhausted", &key.hash, self.settings.lockout, 1)
-                    .await?;
-            }
-            _ => {}
+    /// Bookkeeping after an approval: feeds the pumping detector. (Wrong
+    /// codes are counted against their number by the store's check itself.)
+    pub fn approved(&self, number: &PhoneNumber) {
+        if self.is_safe(number) {
+            return;
         }
-        Ok(())
+        let mut approvals = self
+            .approvals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *approvals.entry(prefix_of(number)).or_default() += 1;
     }
 
     /// The detector counts in two fixed windows of the configured length and

@@ -5,6 +5,7 @@
 //! concrete store, clients and App.
 
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod domain;
 pub mod drain;

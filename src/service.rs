@@ -150,10 +150,8 @@ impl Verifier {
         let app_hash = app_hash.as_ref();
         let now = self.clock.now();
         let key = self.keyring.number_key(&to);
-        if let Err(refusal) = self.guard.admit_start(&to, &key, channel, who).await? {
-            tracing::info!(refusal = refusal.code(), "start refused");
-            metrics::counter!("plivo2fa_blocks_total", "reason" => refusal.code()).increment(1);
-            return Err(StartError::Refused(refusal));
+        if let Err(refusal) = self.guard.admit_start(&to, &key, channel, who, now).await? {
+            return Err(refused(refusal));
         }
         let id = VerificationId::generate(&key.tag);
         tracing::Span::current().record("verification.id", tracing::field::display(&id));
@@ -177,7 +175,12 @@ impl Verifier {
                 fallback_used: false,
             },
         };
-        match self.store.start(new, &key, self.policy.send, now).await? {
+        let budget = self.guard.send_budget();
+        match self
+            .store
+            .start(new, &key, self.policy.send, budget, now)
+            .await?
+        {
             StartOutcome::Created(v) => {
                 tracing::info!(verification.id = %v.id, "verification opened");
                 metrics::counter!("plivo2fa_verifications_started_total", "channel" => channel.as_str()).increment(1);
@@ -230,6 +233,11 @@ impl Verifier {
                     .map_err(StartError::Delivery)?;
                 Ok((Started::Existing, v))
             }
+            StartOutcome::NumberLimited { retry_after_ms } => Err(refused(Refusal::Limited {
+                code: "number_rate_limited",
+                message: "Too many codes sent to this number; try again later.".to_owned(),
+                retry_after_ms,
+            })),
             StartOutcome::Refused {
                 verification,
                 refusal,
@@ -298,13 +306,18 @@ impl Verifier {
     pub async fn check(&self, target: CheckBy, code: &OtpCode) -> Result<CheckOutcome, StoreError> {
         let now = self.clock.now();
         let digests = self.keyring.digests(code);
+        let windows = self.guard.failure_windows();
         let result = match &target {
             CheckBy::Number(number) => {
                 let key = self.keyring.number_key(number);
                 let target = CheckTarget::Number { number, key: &key };
-                self.store.check(target, &digests, now).await?
+                self.store.check(target, &digests, windows, now).await?
             }
-            CheckBy::Id(id) => self.store.check(CheckTarget::Id(id), &digests, now).await?,
+            CheckBy::Id(id) => {
+                self.store
+                    .check(CheckTarget::Id(id), &digests, windows, now)
+                    .await?
+            }
         };
         let label = match &result {
             None => "not_found",
@@ -321,16 +334,8 @@ impl Verifier {
         if let Some((outcome, v)) = &result {
             tracing::Span::current().record("verification.id", tracing::field::display(&v.id));
             tracing::info!(outcome = ?outcome, "code checked");
-            if matches!(
-                outcome,
-                CheckResult::Wrong | CheckResult::Exhausted | CheckResult::Approved
-            ) {
-                let key = self.keyring.number_key(&v.to);
-                if let Err(e) = self.guard.checked(&v.to, &key, *outcome).await {
-                    tracing::warn!(error = %e, "could not count a check for the abuse limits");
-                }
-            }
             if *outcome == CheckResult::Approved {
+                self.guard.approved(&v.to);
                 self.events.emit(EventKind::Approved, v).await;
             }
         }
@@ -593,15 +598,38 @@ impl Verifier {
     }
 }
 
-/// Counts a delivery report in the deliveries metric.
+/// Longest error code kept as a metric label: Plivo's SMS error codes and
+/// hangup cause codes have at most four digits.
+const MAX_ERROR_CODE_LABEL: usize = 4;
+
+/// Counts a delivery report in the deliveries metric. The labels come from
+/// closed sets: a callback's words are free text, and each distinct label
+/// value would be a series kept for the life of the process.
 fn count_delivery(d: &Delivery) {
+    let error_code = match d.error_code.as_deref() {
+        None => String::new(),
+        Some(c)
+            if (1..=MAX_ERROR_CODE_LABEL).contains(&c.len())
+                && c.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            c.to_owned()
+        }
+        Some(_) => "other".to_owned(),
+    };
     metrics::counter!(
         "plivo2fa_deliveries_total",
         "channel" => d.channel.as_str(),
-        "status" => d.status.clone(),
-        "error_code" => d.error_code.clone().unwrap_or_default()
+        "status" => crate::domain::verification::status_label(&d.status),
+        "error_code" => error_code
     )
     .increment(1);
+}
+
+/// A start refused by an abuse rule: logged and counted.
+fn refused(refusal: Refusal) -> StartError {
+    tracing::info!(refusal = refusal.code(), "start refused");
+    metrics::counter!("plivo2fa_blocks_total", "reason" => refusal.code()).increment(1);
+    StartError::Refused(refusal)
 }
 
 /// Which verification a typed code is for.

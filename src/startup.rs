@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use secrecy::SecretString;
 use url::Url;
 
 use crate::config::{ConfigError, PlivoMode, Settings};
+use crate::connections::{self, Conn, Gate, Limits, LimitsError};
 use crate::delivery::{CallSettings, Deliverer, Route};
 use crate::domain::verification::SendPolicy;
 use crate::domain::{Clock, Keyring};
@@ -25,6 +26,7 @@ use crate::plivo::xml::Templates;
 use crate::routes::{self, AppState};
 use crate::sandbox::{Simulator, random_hex};
 use crate::service::{Policy, Verifier};
+use crate::store::redis::Persistence;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 
 /// How long a client may take to send its request head (slowloris guard).
@@ -32,6 +34,9 @@ const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle keep-alive connection is kept (short, so a draining
 /// shutdown is not held up by idle proxy connections).
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long a client that closes its half of the connection gets to close
+/// the rest after the last answer.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long in-flight requests get to finish on shutdown.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 /// After the last response was handed over, time for it to leave the socket.
@@ -80,6 +85,22 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let fds = connections::raise_fd_limit();
+        let limits = Limits::sized(
+            fds,
+            settings.max_connections,
+            settings.max_connections_per_ip,
+        )
+        .map_err(|e| {
+            let var = match e {
+                LimitsError::AboveFdLimit { .. } => "MAX_CONNECTIONS",
+                LimitsError::PerClientAboveTotal { .. } => "MAX_CONNECTIONS_PER_IP",
+            };
+            StartupError::Config(ConfigError {
+                var: var.into(),
+                reason: e.to_string(),
+            })
+        })?;
         let listener = TcpListener::bind(settings.listen_addr).map_err(StartupError::Listen)?;
         let local = listener.local_addr().map_err(StartupError::Listen)?;
         let base_url = match &settings.public_base_url {
@@ -101,18 +122,26 @@ impl Application {
         }
         let templates = Templates::load(&settings.templates_dir)?;
         crate::telemetry::metrics();
-        let store = match &settings.redis {
-            Some(target) => Store::Redis(
-                RedisStore::connect(target, &settings.redis_key_prefix, settings.redis_timeout)
-                    .await?,
-            ),
-            None => Store::Memory(MemoryStore::new()),
-        };
         let keyring = Arc::new(if settings.otp_secrets.is_empty() {
             Keyring::random()
         } else {
             Keyring::new(&settings.otp_secrets)
         });
+        let store = match &settings.redis {
+            Some(target) => Store::Redis(
+                RedisStore::connect(
+                    target,
+                    &settings.redis_key_prefix,
+                    settings.redis_timeout,
+                    Arc::clone(&keyring),
+                )
+                .await?,
+            ),
+            None => Store::Memory(MemoryStore::new()),
+        };
+        if let Store::Redis(redis) = &store {
+            warn_without_persistence(redis).await;
+        }
 
         let mut plivo_tokens = Vec::new();
         let (simulator, client_config) = match &settings.plivo {
@@ -189,8 +218,13 @@ impl Application {
         }
         let store_kind = store.describe();
         let limiter = Limiter::new(store.clone(), clock.clone());
-        let events = Events::new(store.clone(), clock.clone(), settings.webhook.clone())
-            .map_err(StartupError::Plivo)?;
+        let events = Events::new(
+            store.clone(),
+            clock.clone(),
+            Arc::clone(&keyring),
+            settings.webhook.clone(),
+        )
+        .map_err(StartupError::Plivo)?;
         let guard = Guard::new(limiter.clone(), store.clone(), settings.abuse.clone());
         let verifier = Verifier::new(store, keyring, deliverer, clock, policy, events, guard);
         let worker = tokio::spawn(crate::jobs::run(verifier.clone(), settings.scheduler_poll));
@@ -214,6 +248,7 @@ impl Application {
             api_keys: routes::auth::ApiKeys::new(&api_keys),
             sandbox: simulator.as_ref().map(|s| s.state.clone()),
             plivo_tokens,
+            accept_v2: settings.plivo_accept_v2,
             public_base: AppState::base_without_slash(&base_url),
             templates,
             limiter,
@@ -224,21 +259,15 @@ impl Application {
                 settings.webotp_domain.clone(),
             ),
         });
-        let server = HttpServer::new(move || {
+        let gate = Gate::new(limits.per_client, settings.trusted_proxies.clone());
+        let server = serve(listener, local, limits, gate, move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(routes::middleware::around))
                 .app_data(state.clone())
                 .configure(|cfg| routes::configure(cfg, features))
                 .default_service(web::to(routes::error::not_found))
         })
-        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .keep_alive(KEEP_ALIVE)
-        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
-        .disable_signals()
-        .listen(listener)
-        .map_err(StartupError::Listen)?
-        .run();
+        .map_err(StartupError::Listen)?;
 
         tracing::info!(
             listen = %local,
@@ -246,6 +275,9 @@ impl Application {
             store = store_kind,
             plivo = if sandbox_on { "sandbox" } else { "live" },
             demo_page = features.demo_page,
+            file_descriptors = fds,
+            max_connections = limits.total,
+            max_connections_per_ip = limits.per_client,
             "plivo-2fa ready"
         );
         Ok(Self {
@@ -307,6 +339,95 @@ impl Application {
         }
         result
     }
+}
+
+/// Without AOF or RDB, a Redis restart loses every pending verification,
+/// lock and rate-limit counter: worth a warning at start-up.
+async fn warn_without_persistence(redis: &RedisStore) {
+    match redis.persistence().await {
+        Persistence::On => {}
+        Persistence::Off => tracing::warn!(
+            "Redis keeps nothing on disk (neither AOF nor RDB snapshots): a Redis restart loses every pending verification and lock; turn on appendonly (see docs/DEPLOYMENT.md)"
+        ),
+        Persistence::NoneSeen => tracing::warn!(
+            "Redis shows no AOF and no RDB snapshot since it started (CONFIG GET is not allowed, so its snapshot schedule is unknown): if it keeps nothing on disk, a Redis restart loses every pending verification and lock"
+        ),
+        Persistence::Unknown => {
+            tracing::info!(
+                "cannot tell whether Redis keeps its data on disk (CONFIG GET and INFO refused)"
+            );
+        }
+    }
+}
+
+/// The HTTP server, assembled as actix-web's `HttpServer` assembles it, with
+/// two additions: the global connection limit is spread over the workers, and
+/// every connection passes the per-address [`Gate`] and is carried by a
+/// [`Conn`] (see [`crate::connections`]).
+fn serve<F, I>(
+    listener: TcpListener,
+    local: std::net::SocketAddr,
+    limits: Limits,
+    gate: Arc<Gate>,
+    app: F,
+) -> std::io::Result<Server>
+where
+    F: Fn() -> App<I> + Send + Clone + 'static,
+    I: actix_service::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+{
+    use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let per_worker = usize::try_from(limits.total)
+        .unwrap_or(usize::MAX)
+        .div_ceil(workers)
+        .max(1);
+    Ok(Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+        .disable_signals()
+        .listen("plivo-2fa", listener, move || {
+            let gate = Arc::clone(&gate);
+            let http = actix_http::HttpService::build()
+                .keep_alive(KEEP_ALIVE)
+                .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+                .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+                .local_addr(local)
+                .finish(map_config(
+                    app()
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |()| actix_web::dev::AppConfig::default(),
+                ));
+            fn_service(move |io: tokio::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                let slot = peer.and_then(|p| gate.admit(p.ip()));
+                async move {
+                    match slot {
+                        Some(slot) => Ok((
+                            Conn::new(io, slot, CLIENT_REQUEST_TIMEOUT),
+                            actix_http::Protocol::Http1,
+                            peer,
+                        )),
+                        None => {
+                            connections::refuse(io).await;
+                            Err(actix_http::error::DispatchError::Io(std::io::Error::other(
+                                "too many connections from this address",
+                            )))
+                        }
+                    }
+                }
+            })
+            .and_then(http)
+        })?
+        .run())
 }
 
 /// Resolves on SIGTERM or SIGINT.

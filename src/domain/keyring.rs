@@ -1,8 +1,9 @@
 //! The keys derived from `OTP_SECRET`: the keyed digest a typed code is checked
-//! against, the AEAD that seals a copy of the code for re-sending, and the keyed
-//! hash that names a phone number's Redis keys. No code is ever at rest in
-//! plaintext, and key names carry only keyed hashes of numbers (a record keeps
-//! its number, which the API answers with).
+//! against, the AEADs that seal a copy of the code for re-sending, the number a
+//! verification is for and the events waiting for the webhook, and the keyed
+//! hash that names a phone number's Redis keys. No code and no phone number is
+//! ever at rest in plaintext: each sealed value is bound to the record it
+//! belongs to, and key names carry only keyed hashes of numbers.
 //!
 //! Several secrets may be configured for rotation: the first is used for new
 //! material; every one is tried when checking and opening.
@@ -32,16 +33,18 @@ pub const TAG_HEX_LEN: usize = 4;
 
 const DIGEST_LABEL: &[u8] = b"plivo-2fa/v1/code-digest";
 const SEAL_LABEL: &[u8] = b"plivo-2fa/v1/code-seal";
+const NUMBER_SEAL_LABEL: &[u8] = b"plivo-2fa/v1/number-seal";
+const EVENT_SEAL_LABEL: &[u8] = b"plivo-2fa/v1/event-seal";
 const NUMBER_LABEL: &[u8] = b"plivo-2fa/v1/number";
 const KEY_ID_LABEL: &[u8] = b"plivo-2fa/v1/key-id";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
-    #[error("the sealed code is not valid base64 or too short")]
+    #[error("the sealed value is not valid base64 or too short")]
     Malformed,
-    #[error("no configured secret opens the sealed code")]
+    #[error("no configured secret opens the sealed value")]
     UnknownKey,
-    #[error("the sealed code failed authentication")]
+    #[error("the sealed value failed authentication")]
     Tampered,
 }
 
@@ -50,6 +53,27 @@ struct KeySet {
     digest: HmacSha256,
     number: HmacSha256,
     seal: XChaCha20Poly1305,
+    number_seal: XChaCha20Poly1305,
+    event_seal: XChaCha20Poly1305,
+}
+
+/// Which of a key set's AEADs a value is sealed with (one key per kind, so a
+/// sealed value of one kind never opens as another).
+#[derive(Clone, Copy)]
+enum Sealed {
+    Code,
+    Number,
+    Event,
+}
+
+impl KeySet {
+    fn cipher(&self, kind: Sealed) -> &XChaCha20Poly1305 {
+        match kind {
+            Sealed::Code => &self.seal,
+            Sealed::Number => &self.number_seal,
+            Sealed::Event => &self.event_seal,
+        }
+    }
 }
 
 impl KeySet {
@@ -67,6 +91,8 @@ impl KeySet {
             digest: new_mac(&sub(DIGEST_LABEL)),
             number: new_mac(&sub(NUMBER_LABEL)),
             seal: XChaCha20Poly1305::new(&sub(SEAL_LABEL).into()),
+            number_seal: XChaCha20Poly1305::new(&sub(NUMBER_SEAL_LABEL).into()),
+            event_seal: XChaCha20Poly1305::new(&sub(EVENT_SEAL_LABEL).into()),
         }
     }
 }
@@ -144,14 +170,58 @@ impl Keyring {
     /// Seals the code for re-sending, bound to `context` (the verification id) so
     /// a sealed copy cannot be moved to another record.
     pub fn seal(&self, code: &OtpCode, context: &str) -> String {
+        self.seal_as(Sealed::Code, code.expose().as_bytes(), context)
+    }
+
+    pub fn open(&self, sealed: &str, context: &str) -> Result<OtpCode, SealError> {
+        let plain = self.open_as(Sealed::Code, sealed, context)?;
+        let digits = String::from_utf8(plain).map_err(|_| SealError::Tampered)?;
+        Ok(OtpCode::from_digits(digits))
+    }
+
+    /// Seals the number a verification is for, bound to `context` (its id).
+    pub fn seal_number(&self, number: &PhoneNumber, context: &str) -> String {
+        self.seal_as(Sealed::Number, number.as_e164().as_bytes(), context)
+    }
+
+    /// Opens a number sealed by [`Keyring::seal_number`] under any configured secret.
+    pub fn open_number(&self, sealed: &str, context: &str) -> Result<PhoneNumber, SealError> {
+        let plain = self.open_as(Sealed::Number, sealed, context)?;
+        let e164 = String::from_utf8(plain).map_err(|_| SealError::Tampered)?;
+        Ok(PhoneNumber::from_trusted_e164(e164))
+    }
+
+    /// Seals an event's body while it waits for the webhook, bound to `context` (its id).
+    pub fn seal_event(&self, body: &str, context: &str) -> String {
+        self.seal_as(Sealed::Event, body.as_bytes(), context)
+    }
+
+    pub fn open_event(&self, sealed: &str, context: &str) -> Result<String, SealError> {
+        let plain = self.open_as(Sealed::Event, sealed, context)?;
+        String::from_utf8(plain).map_err(|_| SealError::Tampered)
+    }
+
+    /// Whether a configured secret made this sealed value (whatever its kind).
+    pub fn knows_seal(&self, sealed: &str) -> bool {
+        B64.decode(sealed)
+            .ok()
+            .and_then(|raw| raw.get(..KEY_ID_BYTES).map(<[u8]>::to_vec))
+            .is_some_and(|id| self.sets.iter().any(|s| s.id == id.as_slice()))
+    }
+
+    /// Key id, nonce and ciphertext, in standard base64, under the primary secret.
+    fn seal_as(&self, kind: Sealed, msg: &[u8], context: &str) -> String {
         let set = self.primary();
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let payload = Payload {
-            msg: code.expose().as_bytes(),
+            msg,
             aad: context.as_bytes(),
         };
         // Encryption only fails for messages beyond the cipher's length limit.
-        let ciphertext = set.seal.encrypt(&nonce, payload).unwrap_or_default();
+        let ciphertext = set
+            .cipher(kind)
+            .encrypt(&nonce, payload)
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(KEY_ID_BYTES + NONCE_BYTES + ciphertext.len());
         out.extend_from_slice(&set.id);
         out.extend_from_slice(&nonce);
@@ -159,7 +229,7 @@ impl Keyring {
         B64.encode(out)
     }
 
-    pub fn open(&self, sealed: &str, context: &str) -> Result<OtpCode, SealError> {
+    fn open_as(&self, kind: Sealed, sealed: &str, context: &str) -> Result<Vec<u8>, SealError> {
         let raw = B64.decode(sealed).map_err(|_| SealError::Malformed)?;
         if raw.len() <= KEY_ID_BYTES + NONCE_BYTES {
             return Err(SealError::Malformed);
@@ -175,12 +245,9 @@ impl Keyring {
             msg: ciphertext,
             aad: context.as_bytes(),
         };
-        let plain = set
-            .seal
+        set.cipher(kind)
             .decrypt(XNonce::from_slice(nonce), payload)
-            .map_err(|_| SealError::Tampered)?;
-        let digits = String::from_utf8(plain).map_err(|_| SealError::Tampered)?;
-        Ok(OtpCode::from_digits(digits))
+            .map_err(|_| SealError::Tampered)
     }
 
     /// The keyed hash naming a number's keys (primary secret only: rotating
@@ -270,6 +337,53 @@ mod tests {
         assert!(rotated.digests(&c).contains(&stored));
         let sealed = old.seal(&c, "id");
         assert_eq!(rotated.open(&sealed, "id").unwrap().expose(), "555123");
+    }
+
+    #[test]
+    fn a_sealed_number_opens_for_its_own_record_only_and_hides_every_digit() {
+        let ring = Keyring::new(&[secret(1)]);
+        let n = PhoneNumber::parse("+14155550100").unwrap();
+        let sealed = ring.seal_number(&n, "VEabc");
+        for form in ["+14155550100", "14155550100", "4155550100", "5550100"] {
+            assert!(!sealed.contains(form), "{form} in {sealed}");
+        }
+        assert_eq!(ring.open_number(&sealed, "VEabc").unwrap(), n);
+        assert_eq!(
+            ring.open_number(&sealed, "VEabd").err(),
+            Some(SealError::Tampered)
+        );
+        // A sealed number is no sealed code, nor the other way round.
+        assert!(ring.open(&sealed, "VEabc").is_err());
+        let code_seal = ring.seal(&code("123456"), "VEabc");
+        assert!(ring.open_number(&code_seal, "VEabc").is_err());
+        assert_ne!(
+            sealed,
+            ring.seal_number(&n, "VEabc"),
+            "a fresh nonce each time"
+        );
+    }
+
+    #[test]
+    fn sealed_numbers_and_events_open_after_a_rotation_and_not_after_the_secret_is_dropped() {
+        let old = Keyring::new(&[secret(1)]);
+        let rotated = Keyring::new(&[secret(2), secret(1)]);
+        let dropped = Keyring::new(&[secret(2)]);
+        let n = PhoneNumber::parse("+447400123456").unwrap();
+        let sealed = old.seal_number(&n, "VEabc");
+        assert_eq!(rotated.open_number(&sealed, "VEabc").unwrap(), n);
+        assert!(rotated.knows_seal(&sealed));
+        assert_eq!(
+            dropped.open_number(&sealed, "VEabc").err(),
+            Some(SealError::UnknownKey)
+        );
+        assert!(!dropped.knows_seal(&sealed));
+        let event = old.seal_event("{\"to\":\"+447400123456\"}", "evt_1");
+        assert!(!event.contains("447400123456"));
+        assert_eq!(
+            rotated.open_event(&event, "evt_1").unwrap(),
+            "{\"to\":\"+447400123456\"}"
+        );
+        assert!(rotated.open_event(&event, "evt_2").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use phonenumber::Mode;
 use phonenumber::Type as PhoneNumberType;
-use phonenumber::metadata::DATABASE;
+use phonenumber::metadata::{DATABASE, Metadata};
 
 /// E.164 allows at most 15 digits after the `+`.
 const MAX_DIGITS: usize = 15;
@@ -15,6 +15,8 @@ const MAX_DIGITS: usize = 15;
 const MIN_DIGITS: usize = 7;
 /// Country calling codes are one to three digits (ITU-T E.164).
 const MAX_CALLING_CODE_DIGITS: usize = 3;
+/// libphonenumber's region for non-geographic calling codes (+800, +882…).
+const NON_GEOGRAPHIC_REGION: &str = "001";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneNumberError {
@@ -94,9 +96,96 @@ fn meta_of(parsed: &phonenumber::PhoneNumber, number_type: PhoneNumberType) -> M
     }
 }
 
+// The `phonenumber` crate reads a number's type and region from its national
+// number *without* leading zeros (`NationalNumber::value`), while its validity
+// check, like libphonenumber, reads the national significant number *with*
+// them. The few plans whose numbers keep a leading zero internationally
+// (Italy's fixed lines, +39 02…, +39 06…; Côte d'Ivoire, …) therefore parse as
+// valid but of Unknown type and of no region. For those numbers, type and
+// region are read here over the number with its zeros, in libphonenumber's
+// order (`getNumberTypeHelper`, `getRegionCodeForNumberFromRegionList`).
+
+/// libphonenumber's type of `national` (with its leading zeros) under `meta`.
+fn kind_with_zeros(meta: &Metadata, national: &str) -> LineKind {
+    let d = meta.descriptors();
+    let matches = |desc: Option<&phonenumber::metadata::Descriptor>| {
+        desc.is_some_and(|desc| desc.is_match(national))
+    };
+    if !d.general().is_match(national) {
+        return LineKind::Unknown;
+    }
+    if matches(d.premium_rate()) {
+        return LineKind::PremiumRate;
+    }
+    if matches(d.toll_free()) {
+        return LineKind::TollFree;
+    }
+    if matches(d.shared_cost()) {
+        return LineKind::SharedCost;
+    }
+    if matches(d.voip()) {
+        return LineKind::Voip;
+    }
+    if matches(d.personal_number())
+        || matches(d.pager())
+        || matches(d.uan())
+        || matches(d.voicemail())
+    {
+        return LineKind::Other;
+    }
+    if matches(d.fixed_line()) {
+        let same_pattern = d.fixed_line().map(|f| f.national_number().as_str())
+            == d.mobile().map(|m| m.national_number().as_str());
+        return if same_pattern || matches(d.mobile()) {
+            LineKind::FixedLineOrMobile
+        } else {
+            LineKind::FixedLine
+        };
+    }
+    if matches(d.mobile()) {
+        return LineKind::Mobile;
+    }
+    LineKind::Unknown
+}
+
+/// The region whose plan `national` (with its leading zeros) belongs to, and
+/// that region's metadata.
+fn plan_with_zeros(country_code: u16, national: &str) -> Option<(&'static str, &'static Metadata)> {
+    let regions = DATABASE.region(&country_code)?;
+    if let [only] = regions.as_slice() {
+        return DATABASE.by_id(*only).map(|meta| (*only, meta));
+    }
+    regions.into_iter().find_map(|region| {
+        let meta = DATABASE.by_id(region)?;
+        let belongs = match meta.leading_digits() {
+            Some(leading) => leading.find(national).is_some_and(|m| m.start() == 0),
+            None => kind_with_zeros(meta, national) != LineKind::Unknown,
+        };
+        belongs.then_some((region, meta))
+    })
+}
+
+/// The line kind of a parsed number.
+fn kind_of_parsed(parsed: &phonenumber::PhoneNumber) -> LineKind {
+    if parsed.national().zeros() == 0 {
+        return kind_of(parsed.number_type(&DATABASE));
+    }
+    let national = parsed.national().to_string();
+    plan_with_zeros(parsed.code().value(), &national).map_or(LineKind::Unknown, |(_, meta)| {
+        kind_with_zeros(meta, &national)
+    })
+}
+
 fn region_of(e164: &str) -> Option<String> {
     let parsed = phonenumber::parse(None, e164).ok()?;
-    parsed.country().id().map(|id| id.as_ref().to_owned())
+    if parsed.national().zeros() == 0 {
+        return parsed.country().id().map(|id| id.as_ref().to_owned());
+    }
+    let national = parsed.national().to_string();
+    plan_with_zeros(parsed.code().value(), &national)
+        .map(|(region, _)| region)
+        .filter(|region| *region != NON_GEOGRAPHIC_REGION)
+        .map(str::to_owned)
 }
 
 impl PhoneNumber {
@@ -118,18 +207,25 @@ impl PhoneNumber {
         // "the type is known", except that it reads the national number with its
         // leading zeros (Italy's fixed lines) where the type reads it without,
         // so only those numbers ask it separately.
-        let number_type = parsed.number_type(&DATABASE);
-        let valid = if parsed.national().zeros() == 0 {
-            number_type != PhoneNumberType::Unknown
+        let meta = if parsed.national().zeros() == 0 {
+            let number_type = parsed.number_type(&DATABASE);
+            if number_type == PhoneNumberType::Unknown {
+                return Err(PhoneNumberError::Invalid);
+            }
+            meta_of(&parsed, number_type)
         } else {
-            phonenumber::is_valid(&parsed)
+            if !phonenumber::is_valid(&parsed) {
+                return Err(PhoneNumberError::Invalid);
+            }
+            Meta {
+                country_code: parsed.code().value(),
+                kind: kind_of_parsed(&parsed),
+                region: OnceLock::new(),
+            }
         };
-        if !valid {
-            return Err(PhoneNumberError::Invalid);
-        }
         Ok(Self {
             e164: parsed.format().mode(Mode::E164).to_string(),
-            meta: Some(meta_of(&parsed, number_type)),
+            meta: Some(meta),
         })
     }
 
@@ -166,7 +262,7 @@ impl PhoneNumber {
         match &self.meta {
             Some(m) => m.kind,
             None => phonenumber::parse(None, &self.e164)
-                .map_or(LineKind::Unknown, |p| kind_of(p.number_type(&DATABASE))),
+                .map_or(LineKind::Unknown, |p| kind_of_parsed(&p)),
         }
     }
 
@@ -404,6 +500,27 @@ mod tests {
             assert!(all.contains(&r), "{r}");
         }
         assert!(!all.iter().any(|r| r.len() != 2));
+    }
+
+    #[test]
+    fn italian_fixed_lines_are_fixed_lines_in_italy() {
+        // Milan, Rome, Turin: the leading 0 is part of the number internationally.
+        for e164 in ["+390212345678", "+390612345678", "+39011123456"] {
+            for n in [
+                PhoneNumber::parse(e164).unwrap(),
+                PhoneNumber::from_trusted_e164(e164.to_owned()),
+            ] {
+                assert_eq!(n.line_kind(), LineKind::FixedLine, "{e164}");
+                assert_eq!(n.region().as_deref(), Some("IT"), "{e164}");
+                assert_eq!(n.country_code(), Some(39), "{e164}");
+            }
+        }
+        let mobile = PhoneNumber::parse("+393123456789").unwrap();
+        assert_eq!(mobile.line_kind(), LineKind::Mobile);
+        assert_eq!(mobile.region().as_deref(), Some("IT"));
+        // The Vatican shares +39 06 and keeps its own region.
+        let vatican = PhoneNumber::parse("+390669812345").unwrap();
+        assert_eq!(vatican.region().as_deref(), Some("VA"));
     }
 
     #[test]

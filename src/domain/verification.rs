@@ -410,6 +410,36 @@ pub fn delivery_rank(status: &str) -> u8 {
     }
 }
 
+/// Every delivery status word [`delivery_rank`] knows (Plivo's message and call states).
+const KNOWN_STATUSES: [&str; 16] = [
+    "queued",
+    "initiated",
+    "sent",
+    "ringing",
+    "in-progress",
+    "answered",
+    "delivered",
+    "undelivered",
+    "failed",
+    "rejected",
+    "completed",
+    "busy",
+    "no-answer",
+    "canceled",
+    "timeout",
+    "read",
+];
+
+/// A delivery status as a metric label: a word this server knows, or `other`
+/// (a callback's status is free text, and every label value is a series).
+pub fn status_label(status: &str) -> &'static str {
+    KNOWN_STATUSES
+        .iter()
+        .find(|s| **s == status)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// A verification as the API shows it. Holds no code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
@@ -523,13 +553,8 @@ impl Verification {
         true
     }
 
-    /// Whether the open verification may send its code again, and counts the send if so.
-    pub fn resend(
-        &mut self,
-        channel: Channel,
-        policy: SendPolicy,
-        now: Timestamp,
-    ) -> Result<(), ResendRefusal> {
+    /// Whether the open verification may send its code again.
+    pub fn may_resend(&self, policy: SendPolicy, now: Timestamp) -> Result<(), ResendRefusal> {
         let ready_at = self
             .last_sent_at
             .plus(std::time::Duration::from_millis(policy.cooldown_ms));
@@ -539,6 +564,17 @@ impl Verification {
         if self.sends >= policy.max_sends {
             return Err(ResendRefusal::SendLimit);
         }
+        Ok(())
+    }
+
+    /// Whether the open verification may send its code again, and counts the send if so.
+    pub fn resend(
+        &mut self,
+        channel: Channel,
+        policy: SendPolicy,
+        now: Timestamp,
+    ) -> Result<(), ResendRefusal> {
+        self.may_resend(policy, now)?;
         self.sends += 1;
         self.last_sent_at = now;
         self.channel = channel;
@@ -588,6 +624,18 @@ mod tests {
 
     const T0: Timestamp = Timestamp::from_millis(1_000_000);
     const TEN_MIN: i64 = 600_000;
+
+    #[test]
+    fn a_status_label_is_a_known_word_or_other() {
+        assert_eq!(status_label("delivered"), "delivered");
+        assert_eq!(status_label("no-answer"), "no-answer");
+        for free_text in ["", "Delivered", "delivered ", "x".repeat(300).as_str()] {
+            assert_eq!(status_label(free_text), "other", "{free_text:?}");
+        }
+        for known in KNOWN_STATUSES {
+            assert!(delivery_rank(known) > 0, "{known} has a rank");
+        }
+    }
 
     fn pending() -> Verification {
         Verification {

@@ -42,6 +42,10 @@ pub enum ApiError {
     UriTooLong { limit: usize },
     #[error("the request headers are larger than {limit} bytes or too many")]
     HeadersTooLarge { limit: usize },
+    #[error("the request {part} did not arrive within {secs} seconds")]
+    RequestTimeout { part: &'static str, secs: u64 },
+    #[error("the request is not well-formed HTTP/1.1")]
+    MalformedRequest,
     #[error(transparent)]
     Plivo(PlivoError),
     #[error(transparent)]
@@ -113,6 +117,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UriTooLong { .. } => "uri_too_long",
             ApiError::HeadersTooLarge { .. } => "headers_too_large",
+            ApiError::RequestTimeout { .. } => "request_timeout",
+            ApiError::MalformedRequest => "malformed_request",
             ApiError::Plivo(_) => "plivo_error",
             ApiError::Store(_) => "store_unavailable",
         }
@@ -126,6 +132,20 @@ impl ApiError {
             }
             other => other.to_string(),
         }
+    }
+}
+
+impl ApiError {
+    /// The answer's body: `{"error": {"code", "message"}}`.
+    pub fn body(&self) -> Vec<u8> {
+        let message = self.message();
+        serde_json::to_vec(&ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: &message,
+            },
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -143,6 +163,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
             ApiError::Plivo(_) => StatusCode::BAD_GATEWAY,
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -154,14 +176,7 @@ impl ResponseError for ApiError {
             ApiError::Plivo(e) => tracing::warn!(error = %e, "plivo request failed"),
             _ => {}
         }
-        let message = self.message();
-        let body = serde_json::to_vec(&ErrorBody {
-            error: ErrorDetail {
-                code: self.code(),
-                message: &message,
-            },
-        })
-        .unwrap_or_default();
+        let body = self.body();
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
         if let ApiError::TooManyRequests {

@@ -1,19 +1,24 @@
 //! What wraps every request: a request id (taken from `X-Request-Id` when it
 //! is sane, else generated) echoed back and carried by the request's span; the
-//! HTTP latency histogram by route; limits on URL and header sizes; response
-//! headers that keep browsers and caches from misusing answers; and the
-//! in-flight count a graceful shutdown waits on (see [`crate::drain`]).
+//! HTTP latency histogram by route; limits on URL and header sizes; a deadline
+//! for the whole request body; response headers that keep browsers and caches
+//! from misusing answers; and the in-flight count a graceful shutdown waits on
+//! (see [`crate::drain`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::ConnectionType;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue, X_CONTENT_TYPE_OPTIONS};
+use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, ResponseError, web};
+use futures_core::Stream;
 use tracing::Instrument;
 
 use super::AppState;
@@ -27,6 +32,78 @@ pub const MAX_URL_BYTES: usize = 2048;
 pub const MAX_HEADERS: usize = 64;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 const MAX_REQUEST_ID: usize = 64;
+/// How long a client has to send a whole request body, from the end of its
+/// head: this server's bodies are at most 64 KiB (16 KiB for JSON), which any
+/// client sends well within it. Past it the answer is 408 and the connection
+/// closes, so a client trickling a body cannot hold a connection open.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What became of a request body under its deadline.
+#[derive(Debug, Default)]
+struct BodyWatch {
+    timed_out: AtomicBool,
+}
+
+/// A request body that ends in an error once [`BODY_DEADLINE`] has passed.
+struct DeadlineBody {
+    inner: Payload,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    watch: Arc<BodyWatch>,
+}
+
+impl Stream for DeadlineBody {
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.watch.timed_out.load(Ordering::Relaxed) {
+            return Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.watch.timed_out.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body did not arrive in time",
+            )))));
+        }
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+/// Puts the request's body, if it has one, under [`BODY_DEADLINE`].
+fn watch_body(req: &mut ServiceRequest) -> Option<Arc<BodyWatch>> {
+    match req.take_payload() {
+        Payload::None => None,
+        inner => {
+            let watch = Arc::new(BodyWatch::default());
+            req.set_payload(Payload::Stream {
+                payload: Box::pin(DeadlineBody {
+                    inner,
+                    deadline: Box::pin(tokio::time::sleep(BODY_DEADLINE)),
+                    watch: Arc::clone(&watch),
+                }),
+            });
+            Some(watch)
+        }
+    }
+}
+/// The route label of a request no route pattern matched.
+const UNMATCHED_ROUTE: &str = "unmatched";
+/// The method label of any method outside the standard set.
+const OTHER_METHOD: &str = "other";
+
+/// HTTP's standard methods (RFC 9110 and PATCH): the method labels kept as sent.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// The method as a metric label: one of HTTP's standard methods, or `other`.
+fn method_label(method: &Method) -> &'static str {
+    STANDARD_METHODS
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or(OTHER_METHOD)
+}
 
 /// The request's id, for handlers that want it.
 #[derive(Debug, Clone)]
@@ -68,10 +145,11 @@ fn oversized(req: &ServiceRequest) -> Option<ApiError> {
 }
 
 pub async fn around(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
+    let body = watch_body(&mut req);
     let drain = req
         .app_data::<web::Data<AppState>>()
         .map(|state| Arc::clone(&state.drain));
@@ -87,7 +165,7 @@ pub async fn around(
     let refused = oversized(&req);
     let route = req
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     span.record("http.route", route.as_str());
     let mut response = match refused {
         Some(e) => req.into_response(e.error_response()),
@@ -97,12 +175,28 @@ pub async fn around(
             .await?
             .map_into_boxed_body(),
     };
-    let status = response.status().as_u16();
+    if body.is_some_and(|b| b.timed_out.load(Ordering::Relaxed)) {
+        // Whatever the handler made of the cut-off body, the answer is 408.
+        let timeout = ApiError::RequestTimeout {
+            part: "body",
+            secs: BODY_DEADLINE.as_secs(),
+        };
+        let (request, _) = response.into_parts();
+        response = ServiceResponse::new(request, timeout.error_response());
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    // Every label comes from a closed set: a client that invents methods or
+    // paths must not grow the registry (each new label set is a series kept
+    // for the life of the process).
     metrics::histogram!(
         "plivo2fa_http_request_duration_seconds",
         "route" => route,
-        "method" => method.to_string(),
-        "status" => status.to_string()
+        "method" => method_label(&method),
+        // Statuses are this server's own answers: a bounded set.
+        "status" => response.status().as_u16().to_string()
     )
     .record(started.elapsed().as_secs_f64());
     let headers = response.headers_mut();

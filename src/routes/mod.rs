@@ -39,6 +39,8 @@ pub struct AppState {
     pub sandbox: Option<Arc<SandboxState>>,
     /// Every auth token Plivo may sign callbacks with (rotation).
     pub plivo_tokens: Vec<SecretString>,
+    /// Whether receipt callbacks signed with V2 only are accepted (`PLIVO_ACCEPT_V2`).
+    pub accept_v2: bool,
     /// `PUBLIC_BASE_URL` without its trailing slash.
     pub public_base: String,
     pub templates: Templates,
@@ -90,6 +92,12 @@ pub(crate) fn one_method(path: &str, route: actix_web::Route) -> actix_web::Reso
         .default_service(web::to(error::method_not_allowed))
 }
 
+/// A probe answers GET and HEAD (load balancers use either), and 405 in the
+/// error shape to the rest.
+fn probe(path: &str, get: actix_web::Route, head: actix_web::Route) -> actix_web::Resource {
+    one_method(path, get).route(head)
+}
+
 /// Registers every route on an App.
 pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
     let json = web::JsonConfig::default()
@@ -137,8 +145,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
                     web::post().to(plivo::phlo_call_status),
                 ),
         )
-        .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
+        .service(probe(
+            "/healthz",
+            web::get().to(ops::healthz),
+            web::head().to(ops::healthz),
+        ))
+        .service(probe(
+            "/readyz",
+            web::get().to(ops::readyz),
+            web::head().to(ops::readyz),
+        ))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/openapi.json", web::get().to(openapi::document));
     if features.demo_page {

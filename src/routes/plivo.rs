@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::AppState;
-use super::signed::SignedRequest;
+use super::signed::{SignedRequest, SignedV3Request};
 use crate::domain::{
     CallOutcome, CallRef, Channel, Delivery, Locale, PhoneNumber, Timestamp, VerificationId,
 };
@@ -83,9 +83,10 @@ async fn speak(
     xml(state.templates.render(locale.as_str(), kind, &vars))
 }
 
-/// `POST /plivo/voice/answer/{call_ref}`: the XML that reads the code out.
+/// `POST /plivo/voice/answer/{call_ref}`: the XML that reads the code out
+/// (V3 only: see [`SignedV3Request`]).
 pub async fn answer(
-    signed: SignedRequest,
+    signed: SignedV3Request,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> HttpResponse {
@@ -98,9 +99,10 @@ pub struct ReplayQuery {
     n: Option<u8>,
 }
 
-/// `POST /plivo/voice/again/{call_ref}?n=N`: the GetDigits action.
+/// `POST /plivo/voice/again/{call_ref}?n=N`: the GetDigits action (V3 only:
+/// under V2 anyone holding one signed request could choose its `Digits`).
 pub async fn again(
-    signed: SignedRequest,
+    signed: SignedV3Request,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<ReplayQuery>,

@@ -3,11 +3,18 @@
 //! Plivo signed from `PUBLIC_BASE_URL` plus the request's path and query (so a
 //! request that reached 127.0.0.1 through an ngrok tunnel still validates),
 //! checks `X-Plivo-Signature-V3` (or `-Ma-V3`) against every configured auth
-//! token, falls back to V2 only when no V3 header is present, and refuses a
-//! nonce seen in the last ten minutes. A failure is a 403 that changed nothing.
+//! token, and refuses a nonce seen in the last ten minutes. A failure is a 403
+//! that changed nothing.
+//!
+//! V2 signs only the URL and the nonce, not the parameters, so whoever holds
+//! one V2-signed request can make up its `Status` or `Digits`. Plivo signs every
+//! callback with V3 as well, so a V2-only request is refused, unless
+//! `PLIVO_ACCEPT_V2=true`, and even then only on the receipt routes
+//! ([`SignedRequest`]): the routes that read a code out take [`SignedV3Request`].
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -22,6 +29,7 @@ use crate::plivo::signature::{
     V3_HEADER, V3_NONCE_HEADER,
 };
 use crate::store::StoreError;
+use crate::telemetry::LogThrottle;
 
 /// How long a nonce is remembered at least: a captured callback cannot be
 /// replayed within it. It is stretched to the verification lifetime when that
@@ -29,6 +37,9 @@ use crate::store::StoreError;
 pub const NONCE_TTL_MS: u64 = 10 * 60 * 1000;
 /// Largest callback body read.
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
+/// At most one "Plivo callback refused" line per this period.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(1);
+static REFUSED_LOG: LogThrottle = LogThrottle::new(REFUSED_LOG_EVERY);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
@@ -36,6 +47,10 @@ pub enum CallbackError {
     BadSignature(SignatureError),
     #[error("this signed request was already received")]
     Replayed,
+    #[error(
+        "only V3 signatures (X-Plivo-Signature-V3) are accepted here; Plivo sends one with every callback"
+    )]
+    V2Refused,
     #[error("the callback body could not be read")]
     BadBody,
     #[error(transparent)]
@@ -45,7 +60,9 @@ pub enum CallbackError {
 impl ResponseError for CallbackError {
     fn status_code(&self) -> StatusCode {
         match self {
-            CallbackError::BadSignature(_) | CallbackError::Replayed => StatusCode::FORBIDDEN,
+            CallbackError::BadSignature(_) | CallbackError::Replayed | CallbackError::V2Refused => {
+                StatusCode::FORBIDDEN
+            }
             CallbackError::BadBody => StatusCode::BAD_REQUEST,
             CallbackError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -53,12 +70,16 @@ impl ResponseError for CallbackError {
 
     fn error_response(&self) -> HttpResponse {
         let code = match self {
-            CallbackError::BadSignature(_) => "invalid_signature",
+            CallbackError::BadSignature(_) | CallbackError::V2Refused => "invalid_signature",
             CallbackError::Replayed => "replayed_request",
             CallbackError::BadBody => "invalid_request",
             CallbackError::Store(_) => "store_unavailable",
         };
-        tracing::warn!(error = %self, "Plivo callback refused");
+        // Anyone can send forged callbacks as fast as they like: every one is
+        // counted in the metric, but the log line passes once a second.
+        if let Some(held_back) = REFUSED_LOG.admit() {
+            tracing::warn!(error = %self, held_back, "Plivo callback refused");
+        }
         metrics::counter!("plivo2fa_signature_failures_total", "reason" => code).increment(1);
         HttpResponse::build(self.status_code())
             .json(json!({"error": {"code": code, "message": format!("{self}.")}}))
@@ -105,75 +126,108 @@ fn presented(headers: &HeaderMap) -> Result<Presented<'_>, SignatureError> {
     Err(SignatureError::MissingHeader)
 }
 
+/// A request proven to come from Plivo by a V3 signature, which covers its
+/// parameters: what the routes that read a code out take.
+#[derive(Debug)]
+pub struct SignedV3Request(SignedRequest);
+
+impl std::ops::Deref for SignedV3Request {
+    type Target = SignedRequest;
+    fn deref(&self) -> &SignedRequest {
+        &self.0
+    }
+}
+
 impl FromRequest for SignedRequest {
     type Error = CallbackError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, CallbackError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?
-                .clone();
-            // Headers first: an unsigned request is refused before its body is read.
-            presented(req.headers()).map_err(CallbackError::BadSignature)?;
-            let method = Method::parse(req.method().as_str())
-                .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?;
-            let body = web::Bytes::from_request(&req, &mut payload)
-                .await
-                .map_err(|_| CallbackError::BadBody)?;
-            let params: Vec<(String, String)> = match method {
-                Method::Get => Vec::new(),
-                Method::Post => {
-                    let form = header(req.headers(), CONTENT_TYPE.as_str())
-                        .is_none_or(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-                    if !form && !body.is_empty() {
-                        return Err(CallbackError::BadBody);
-                    }
-                    signature::parse_form(&body).ok_or(CallbackError::BadBody)?
-                }
-            };
-            let url = state.signed_url(req.uri());
-            let tokens: Vec<&[u8]> = state
-                .plivo_tokens
-                .iter()
-                .map(|t| t.expose_secret().as_bytes())
-                .collect();
-            let nonce = match presented(req.headers()).map_err(CallbackError::BadSignature)? {
-                Presented::V3 { signature, nonce } => {
-                    signature::verify_v3(&tokens, method, &url, &params, nonce, signature)
-                        .map_err(CallbackError::BadSignature)?;
-                    nonce
-                }
-                Presented::V2 { signature, nonce } => {
-                    signature::verify_v2(&tokens, &url, nonce, signature)
-                        .map_err(CallbackError::BadSignature)?;
-                    nonce
-                }
-            };
-            let params = match method {
-                Method::Get => url::Url::parse(&url)
-                    .map(|u| u.query_pairs().into_owned().collect())
-                    .unwrap_or_default(),
-                Method::Post => params,
-            };
-            if !state
-                .verifier
-                .fresh_nonce(
-                    nonce,
-                    NONCE_TTL_MS.max(
-                        u64::try_from(state.verifier.policy().lifetime.as_millis())
-                            .unwrap_or(u64::MAX),
-                    ),
-                )
-                .await
-                .map_err(CallbackError::Store)?
-            {
-                return Err(CallbackError::Replayed);
-            }
-            Ok(SignedRequest { params })
-        })
+        let accept_v2 = req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|state| state.accept_v2);
+        Box::pin(verified(req.clone(), payload.take(), accept_v2))
     }
+}
+
+impl FromRequest for SignedV3Request {
+    type Error = CallbackError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, CallbackError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let verified = verified(req.clone(), payload.take(), false);
+        Box::pin(async move { verified.await.map(SignedV3Request) })
+    }
+}
+
+/// Checks a request's signature and nonce, then reads its parameters.
+async fn verified(
+    req: HttpRequest,
+    mut payload: Payload,
+    accept_v2: bool,
+) -> Result<SignedRequest, CallbackError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?
+        .clone();
+    // Headers first: an unsigned request is refused before its body is read.
+    if let Presented::V2 { .. } = presented(req.headers()).map_err(CallbackError::BadSignature)?
+        && !accept_v2
+    {
+        return Err(CallbackError::V2Refused);
+    }
+    let method = Method::parse(req.method().as_str())
+        .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?;
+    let body = web::Bytes::from_request(&req, &mut payload)
+        .await
+        .map_err(|_| CallbackError::BadBody)?;
+    let params: Vec<(String, String)> = match method {
+        Method::Get => Vec::new(),
+        Method::Post => {
+            let form = header(req.headers(), CONTENT_TYPE.as_str())
+                .is_none_or(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+            if !form && !body.is_empty() {
+                return Err(CallbackError::BadBody);
+            }
+            signature::parse_form(&body).ok_or(CallbackError::BadBody)?
+        }
+    };
+    let url = state.signed_url(req.uri());
+    let tokens: Vec<&[u8]> = state
+        .plivo_tokens
+        .iter()
+        .map(|t| t.expose_secret().as_bytes())
+        .collect();
+    let nonce = match presented(req.headers()).map_err(CallbackError::BadSignature)? {
+        Presented::V3 { signature, nonce } => {
+            signature::verify_v3(&tokens, method, &url, &params, nonce, signature)
+                .map_err(CallbackError::BadSignature)?;
+            nonce
+        }
+        Presented::V2 { signature, nonce } => {
+            signature::verify_v2(&tokens, &url, nonce, signature)
+                .map_err(CallbackError::BadSignature)?;
+            nonce
+        }
+    };
+    let params = match method {
+        Method::Get => url::Url::parse(&url)
+            .map(|u| u.query_pairs().into_owned().collect())
+            .unwrap_or_default(),
+        Method::Post => params,
+    };
+    if !state
+        .verifier
+        .fresh_nonce(
+            nonce,
+            NONCE_TTL_MS.max(
+                u64::try_from(state.verifier.policy().lifetime.as_millis()).unwrap_or(u64::MAX),
+            ),
+        )
+        .await
+        .map_err(CallbackError::Store)?
+    {
+        return Err(CallbackError::Replayed);
+    }
+    Ok(SignedRequest { params })
 }

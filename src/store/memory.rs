@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
-    NewVerification, RETENTION_MS, StartOutcome, StoreError, VerificationStore,
+    CheckOutcome, CheckTarget, DeliveryUpdate, FAILED_COUNTER, FailureWindows, Failures,
+    FallbackClaim, Finish, FinishOutcome, LOCKOUT_COUNTER, NewVerification, RETENTION_MS,
+    SENDS_COUNTER, SendBudget, StartOutcome, StoreError, VerificationStore, window_of,
 };
-use crate::domain::verification::SendPolicy;
+use crate::domain::verification::{CheckResult, SendPolicy};
 use crate::domain::{
     CallRef, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
 };
@@ -20,6 +21,8 @@ const SWEEP_EVERY_MS: i64 = 60_000;
 #[derive(Debug)]
 struct Record {
     verification: Verification,
+    /// The keyed hash of its number, which its number's counters are named by.
+    number_hash: String,
     digest: Option<String>,
     sealed: Option<String>,
     /// When the record may be forgotten.
@@ -35,8 +38,7 @@ struct Inner {
     calls: HashMap<CallRef, (VerificationId, Timestamp)>,
     /// Nonce → forget at.
     nonces: HashMap<String, Timestamp>,
-    /// Rate-limit window counter → (count, forget at).
-    counters: HashMap<String, (u64, Timestamp)>,
+    counters: Counters,
     /// Job → when it is due.
     jobs: HashMap<String, Timestamp>,
     /// Small values → (value, forget at, measured in wall-clock ms).
@@ -60,6 +62,46 @@ impl Inner {
 
     fn live(&mut self, id: &VerificationId, now: Timestamp) -> Option<&mut Record> {
         self.records.get_mut(id).filter(|r| r.evict_at > now)
+    }
+}
+
+/// Rate-limit window counter → (count, forget at).
+type Counters = HashMap<String, (u64, Timestamp)>;
+
+/// The name of one of a number's counters (as the Redis store names it, less
+/// the prefix and the window).
+fn counter_name(tag: &str, counter: &str, hash: &str) -> String {
+    format!("{{{tag}}}:{counter}:{hash}")
+}
+
+/// Adds `by` to `name`'s counter for its window at `now`; the count after, and
+/// when the window ends.
+fn add(
+    counters: &mut Counters,
+    name: &str,
+    window_ms: u64,
+    by: u64,
+    now: Timestamp,
+) -> (u64, Timestamp) {
+    let (key, end) = window_of(name, window_ms, now);
+    let entry = counters.entry(key).or_insert((0, end));
+    entry.0 = entry.0.saturating_add(by);
+    (entry.0, end)
+}
+
+/// Counts one send against a number's budget; `Err(ms)`: spent for that long.
+fn spend(
+    counters: &mut Counters,
+    key: &NumberKey,
+    budget: SendBudget,
+    now: Timestamp,
+) -> Result<(), u64> {
+    let name = counter_name(&key.tag, SENDS_COUNTER, &key.hash);
+    let (count, end) = add(counters, &name, budget.window_ms, 1, now);
+    if count > budget.max {
+        Err(now.millis_until(end).max(1))
+    } else {
+        Ok(())
     }
 }
 
@@ -102,24 +144,40 @@ impl VerificationStore for MemoryStore {
         new: NewVerification,
         key: &NumberKey,
         policy: SendPolicy,
+        budget: SendBudget,
         now: Timestamp,
     ) -> Result<StartOutcome, StoreError> {
         let mut inner = self.lock();
         inner.sweep(now);
-        if let Some(id) = inner.latest.get(&key.hash).cloned()
-            && let Some(record) = inner.live(&id, now)
-            && record.verification.to == new.verification.to
+        let Inner {
+            records,
+            latest,
+            counters,
+            ..
+        } = &mut *inner;
+        if let Some(id) = latest.get(&key.hash).cloned()
+            && let Some(record) = records.get_mut(&id).filter(|r| r.evict_at > now)
+            && record.number_hash == key.hash
             && record.verification.status == Status::Pending
         {
             if record.verification.is_open(now) {
-                let channel = new.verification.channel;
-                return Ok(match record.verification.resend(channel, policy, now) {
+                let v = &mut record.verification;
+                if let Err(refusal) = v.may_resend(policy, now) {
+                    return Ok(StartOutcome::Refused {
+                        verification: v.clone(),
+                        refusal,
+                    });
+                }
+                if let Err(retry_after_ms) = spend(counters, key, budget, now) {
+                    return Ok(StartOutcome::NumberLimited { retry_after_ms });
+                }
+                return Ok(match v.resend(new.verification.channel, policy, now) {
                     Ok(()) => StartOutcome::Resend {
-                        verification: record.verification.clone(),
+                        verification: v.clone(),
                         sealed: record.sealed.clone().unwrap_or_default(),
                     },
                     Err(refusal) => StartOutcome::Refused {
-                        verification: record.verification.clone(),
+                        verification: v.clone(),
                         refusal,
                     },
                 });
@@ -127,13 +185,17 @@ impl VerificationStore for MemoryStore {
             record.verification.status = Status::Expired;
             close(record, now);
         }
+        if let Err(retry_after_ms) = spend(counters, key, budget, now) {
+            return Ok(StartOutcome::NumberLimited { retry_after_ms });
+        }
         let v = new.verification;
         let evict_at = retention_from(v.expires_at);
-        inner.latest.insert(key.hash.clone(), v.id.clone());
-        inner.records.insert(
+        latest.insert(key.hash.clone(), v.id.clone());
+        records.insert(
             v.id.clone(),
             Record {
                 verification: v.clone(),
+                number_hash: key.hash.clone(),
                 digest: Some(new.digest),
                 sealed: Some(new.sealed),
                 evict_at,
@@ -146,6 +208,7 @@ impl VerificationStore for MemoryStore {
         &self,
         target: CheckTarget<'_>,
         digests: &[String],
+        windows: FailureWindows,
         now: Timestamp,
     ) -> Result<CheckOutcome, StoreError> {
         let mut inner = self.lock();
@@ -156,11 +219,14 @@ impl VerificationStore for MemoryStore {
                 None => return Ok(None),
             },
         };
-        let Some(record) = inner.live(&id, now) else {
+        let Inner {
+            records, counters, ..
+        } = &mut *inner;
+        let Some(record) = records.get_mut(&id).filter(|r| r.evict_at > now) else {
             return Ok(None);
         };
-        if let CheckTarget::Number { number, .. } = target
-            && &record.verification.to != number
+        if let CheckTarget::Number { key, .. } = target
+            && record.number_hash != key.hash
         {
             return Ok(None);
         }
@@ -169,8 +235,43 @@ impl VerificationStore for MemoryStore {
             .as_ref()
             .is_some_and(|stored| digests.iter().any(|d| d == stored));
         let result = record.verification.check(matched, now);
+        if matches!(result, CheckResult::Wrong | CheckResult::Exhausted) {
+            let (tag, hash) = (id.tag(), record.number_hash.as_str());
+            add(
+                counters,
+                &counter_name(tag, LOCKOUT_COUNTER, hash),
+                windows.lockout_ms,
+                1,
+                now,
+            );
+            add(
+                counters,
+                &counter_name(tag, FAILED_COUNTER, hash),
+                windows.day_ms,
+                1,
+                now,
+            );
+        }
         close(record, now);
         Ok(Some((result, record.verification.clone())))
+    }
+
+    async fn failures(
+        &self,
+        key: &NumberKey,
+        windows: FailureWindows,
+        now: Timestamp,
+    ) -> Result<Failures, StoreError> {
+        let mut inner = self.lock();
+        let counters = &mut inner.counters;
+        let mut read = |counter: &str, window_ms: u64| {
+            let name = counter_name(&key.tag, counter, &key.hash);
+            add(counters, &name, window_ms, 0, now).0
+        };
+        Ok(Failures {
+            lockout: read(LOCKOUT_COUNTER, windows.lockout_ms),
+            day: read(FAILED_COUNTER, windows.day_ms),
+        })
     }
 
     async fn get(
@@ -306,12 +407,9 @@ impl VerificationStore for MemoryStore {
         by: u64,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let (key, end) = super::window_of(name, window_ms, now);
         let mut inner = self.lock();
         inner.sweep(now);
-        let entry = inner.counters.entry(key).or_insert((0, end));
-        entry.0 = entry.0.saturating_add(by);
-        Ok(entry.0)
+        Ok(add(&mut inner.counters, name, window_ms, by, now).0)
     }
 
     async fn latest(

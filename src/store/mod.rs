@@ -30,6 +30,39 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A number's budget of sends (`RATE_LIMIT_NUMBER`): at most `max` in each
+/// fixed window of `window_ms`. The start itself counts it, and only when it
+/// sends a code: a start refused by the cooldown or the send limit sends
+/// nothing and spends nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBudget {
+    pub max: u64,
+    pub window_ms: u64,
+}
+
+/// The fixed windows in which every wrong code counts against its number,
+/// whatever later ends the verification: the lockout's (`LOCKOUT_MINUTES`)
+/// and the UTC day's (`MAX_FAILED_CHECKS_PER_DAY`). The check counts them in
+/// the same atomic step that compares the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureWindows {
+    pub lockout_ms: u64,
+    pub day_ms: u64,
+}
+
+/// Wrong codes counted against a number in the windows that contain `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Failures {
+    pub lockout: u64,
+    pub day: u64,
+}
+
+/// The names of a number's counters (after its hash tag and before its hash):
+/// sends, wrong codes in the lockout window, wrong codes in the day.
+pub const SENDS_COUNTER: &str = "number";
+pub const LOCKOUT_COUNTER: &str = "lockout";
+pub const FAILED_COUNTER: &str = "failed";
+
 /// A verification about to be created, with its code in protected form only.
 #[derive(Debug, Clone)]
 pub struct NewVerification {
@@ -54,6 +87,8 @@ pub enum StartOutcome {
         verification: Verification,
         refusal: ResendRefusal,
     },
+    /// The number's send budget is spent until its window ends.
+    NumberLimited { retry_after_ms: u64 },
 }
 
 /// Which verification a check is for.
@@ -125,24 +160,38 @@ pub enum DeliveryUpdate {
 }
 
 pub trait VerificationStore: Send + Sync {
-    /// Opens a verification for a number, or re-sends the open one.
+    /// Opens a verification for a number, or re-sends the open one, counting
+    /// the send against the number's `budget` (a start that sends nothing
+    /// counts nothing).
     fn start(
         &self,
         new: NewVerification,
         key: &NumberKey,
         policy: SendPolicy,
+        budget: SendBudget,
         now: Timestamp,
     ) -> impl Future<Output = Result<StartOutcome, StoreError>> + Send;
 
-    /// Checks a typed code: compares digests, counts the attempt, and approves
-    /// and closes on success, atomically. `digests` are the typed code's digests
-    /// under every configured secret. `None` when there is no such verification.
+    /// Checks a typed code: compares digests, counts the attempt on the
+    /// verification and, for a wrong code, against its number in both
+    /// `windows`, and approves and closes on success, atomically. `digests`
+    /// are the typed code's digests under every configured secret. `None`
+    /// when there is no such verification.
     fn check(
         &self,
         target: CheckTarget<'_>,
         digests: &[String],
+        windows: FailureWindows,
         now: Timestamp,
     ) -> impl Future<Output = Result<CheckOutcome, StoreError>> + Send;
+
+    /// The wrong codes counted against a number in the windows containing `now`.
+    fn failures(
+        &self,
+        key: &NumberKey,
+        windows: FailureWindows,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Failures, StoreError>> + Send;
 
     fn get(
         &self,
@@ -279,11 +328,12 @@ impl VerificationStore for Store {
         new: NewVerification,
         key: &NumberKey,
         policy: SendPolicy,
+        budget: SendBudget,
         now: Timestamp,
     ) -> Result<StartOutcome, StoreError> {
         match self {
-            Store::Redis(s) => s.start(new, key, policy, now).await,
-            Store::Memory(s) => s.start(new, key, policy, now).await,
+            Store::Redis(s) => s.start(new, key, policy, budget, now).await,
+            Store::Memory(s) => s.start(new, key, policy, budget, now).await,
         }
     }
 
@@ -291,11 +341,24 @@ impl VerificationStore for Store {
         &self,
         target: CheckTarget<'_>,
         digests: &[String],
+        windows: FailureWindows,
         now: Timestamp,
     ) -> Result<CheckOutcome, StoreError> {
         match self {
-            Store::Redis(s) => s.check(target, digests, now).await,
-            Store::Memory(s) => s.check(target, digests, now).await,
+            Store::Redis(s) => s.check(target, digests, windows, now).await,
+            Store::Memory(s) => s.check(target, digests, windows, now).await,
+        }
+    }
+
+    async fn failures(
+        &self,
+        key: &NumberKey,
+        windows: FailureWindows,
+        now: Timestamp,
+    ) -> Result<Failures, StoreError> {
+        match self {
+            Store::Redis(s) => s.failures(key, windows, now).await,
+            Store::Memory(s) => s.failures(key, windows, now).await,
         }
     }
 

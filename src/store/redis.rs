@@ -5,7 +5,13 @@
 //!
 //! Keys (prefix `p2fa` by default):
 //! - `p2fa:{tag}:num:<number hash>` → id of the number's latest verification
-//! - `p2fa:{tag}:v:<id>` → hash: the verification, its code digest and sealed copy
+//! - `p2fa:{tag}:v:<id>` → hash: the verification (its number sealed, bound to
+//!   the id, and its number's keyed hash), its code digest and sealed copy
+//! - `p2fa:{tag}:rl:<counter>:<number hash>:<window>` → a number's counters
+//!
+//! Records written before numbers were sealed hold `to` in plain E.164 and no
+//! number hash; they are read as they are, so a rolling upgrade strands no
+//! pending verification.
 
 use std::time::Duration;
 
@@ -15,14 +21,15 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use serde::Serialize;
 
 use super::{
-    CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
-    NewVerification, RETENTION_MS, StartOutcome, StoreError, VerificationStore, parse_channel,
+    CheckOutcome, CheckTarget, DeliveryUpdate, FAILED_COUNTER, FailureWindows, Failures,
+    FallbackClaim, Finish, FinishOutcome, LOCKOUT_COUNTER, NewVerification, RETENTION_MS,
+    SendBudget, StartOutcome, StoreError, VerificationStore, parse_channel, window_of,
 };
 use crate::domain::verification::{
     CheckResult, FallbackSkip, ResendRefusal, SendPolicy, delivery_rank,
 };
 use crate::domain::{
-    CallRef, Delivery, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification,
+    CallRef, Delivery, Keyring, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification,
     VerificationId,
 };
 
@@ -100,6 +107,8 @@ impl Scripts {
 pub struct RedisStore {
     conn: Connection,
     scripts: std::sync::Arc<Scripts>,
+    /// Seals and opens the number of each verification at rest.
+    keyring: std::sync::Arc<Keyring>,
     prefix: String,
     timeout: Duration,
 }
@@ -164,11 +173,23 @@ impl RedisTarget {
 
 impl RedisStore {
     /// Connects once at start-up; the connection is shared by every request and
-    /// reconnects with backoff by itself.
+    /// reconnects by itself.
+    ///
+    /// Reconnection is on demand, with no backoff to sit out: once Redis is
+    /// back, the next request (or the job worker's next poll) reconnects, so
+    /// the first success comes as soon as Redis accepts connections again.
+    /// The redis crate's `ConnectionManager` retries with a backoff whose first
+    /// wait is a fixed second or more (its `factor` multiplies a one-second
+    /// floor), which held every request back for 2.7 to 3.7 s after Redis
+    /// returned; with no retries, each failed attempt simply ends and the next
+    /// request starts a new one. A request never waits longer than
+    /// `REDIS_TIMEOUT_MS` either way, and attempts against a Redis that is down
+    /// fail at once (connection refused), so nothing piles up.
     pub async fn connect(
         target: &RedisTarget,
         prefix: &str,
         timeout: Duration,
+        keyring: std::sync::Arc<Keyring>,
     ) -> Result<Self, StoreError> {
         let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
         let conn = match target {
@@ -177,8 +198,7 @@ impl RedisStore {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(timeout)
                     .set_response_timeout(timeout)
-                    .set_number_of_retries(2)
-                    .set_max_delay(2_000);
+                    .set_number_of_retries(0);
                 let manager = tokio::time::timeout(
                     timeout * 3,
                     ConnectionManager::new_with_config(client, config),
@@ -189,6 +209,11 @@ impl RedisStore {
                 Connection::Single(manager)
             }
             RedisTarget::Cluster(seeds) => {
+                // The cluster client reconnects on demand already: each new
+                // request tries at once, and recovers within milliseconds of
+                // the cluster serving again (tests/api/faults.rs). A restarted
+                // master itself refuses writes for its first two seconds
+                // (Redis's CLUSTER_WRITABLE_DELAY); no client setting helps there.
                 let client = redis::cluster::ClusterClient::builder(seeds.clone())
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
@@ -204,6 +229,7 @@ impl RedisStore {
         let store = Self {
             conn,
             scripts: std::sync::Arc::new(Scripts::load()),
+            keyring,
             prefix: prefix.to_owned(),
             timeout,
         };
@@ -251,6 +277,24 @@ impl RedisStore {
         }
     }
 
+    /// What a number's counters are named after (`…:{tag}:rl:`), in its
+    /// hash tag's slot so the scripts that count them stay in one slot.
+    fn counter_prefix(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:rl:", self.prefix)
+    }
+
+    /// One of a number's counters for its window at `now` (as prelude.lua's `count` names it).
+    fn counter_key(
+        &self,
+        key: &NumberKey,
+        counter: &str,
+        window_ms: u64,
+        now: Timestamp,
+    ) -> String {
+        let name = format!("{}{counter}:{}", self.counter_prefix(&key.tag), key.hash);
+        window_of(&name, window_ms, now).0
+    }
+
     fn pointer_key(&self, key: &NumberKey) -> String {
         format!("{}:{{{}}}:num:{}", self.prefix, key.tag, key.hash)
     }
@@ -262,6 +306,43 @@ impl RedisStore {
             Err(_) => Err(StoreError::Timeout),
             Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
             Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// Whether this Redis keeps its data on disk (on a cluster, as one node
+    /// answers). Reads `CONFIG GET appendonly` and `save`; where CONFIG is
+    /// disabled or not allowed (managed Redis services often rename it), falls
+    /// back to `INFO persistence`, which shows AOF but not the RDB schedule.
+    pub async fn persistence(&self) -> Persistence {
+        let config = |name: &'static str| {
+            let mut cmd = redis::cmd("CONFIG");
+            cmd.arg("GET").arg(name);
+            async move { self.query::<Vec<String>>(&cmd).await }
+        };
+        if let (Ok(aof), Ok(save)) = (config("appendonly").await, config("save").await) {
+            let aof_on = aof.get(1).is_some_and(|v| v == "yes");
+            let save_on = save.get(1).is_some_and(|v| !v.trim().is_empty());
+            return if aof_on || save_on {
+                Persistence::On
+            } else {
+                Persistence::Off
+            };
+        }
+        let mut info = redis::cmd("INFO");
+        info.arg("persistence");
+        match self.query::<Value>(&info).await {
+            Ok(value) => {
+                let mut sections = Vec::new();
+                collect_text(&value, &mut sections);
+                if sections.is_empty() {
+                    Persistence::Unknown
+                } else if sections.iter().all(|s| persistent_by_info(s)) {
+                    Persistence::On
+                } else {
+                    Persistence::NoneSeen
+                }
+            }
+            Err(_) => Persistence::Unknown,
         }
     }
 
@@ -285,6 +366,47 @@ impl RedisStore {
     }
 }
 
+/// What [`RedisStore::persistence`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// AOF, or RDB snapshots, are on.
+    On,
+    /// Neither AOF nor RDB snapshots (read from `CONFIG GET`).
+    Off,
+    /// `CONFIG GET` refused; `INFO` shows no AOF and no snapshot since Redis started.
+    NoneSeen,
+    /// Neither `CONFIG GET` nor `INFO` answered.
+    Unknown,
+}
+
+/// Every text in a reply (a cluster answers `INFO` with one text per node).
+fn collect_text(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::BulkString(b) => out.push(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => out.push(s.clone()),
+        Value::Array(items) | Value::Set(items) => {
+            items.iter().for_each(|v| collect_text(v, out));
+        }
+        Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_text(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether an `INFO persistence` text shows AOF on, or an RDB snapshot taken
+/// since Redis started.
+fn persistent_by_info(info: &str) -> bool {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    field("aof_enabled") == Some("1")
+        || field("rdb_saves")
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+        || field("rdb_last_bgsave_time_sec").is_some_and(|t| t != "-1")
+}
+
 #[derive(Serialize)]
 struct StoredDelivery<'a> {
     #[serde(flatten)]
@@ -292,13 +414,14 @@ struct StoredDelivery<'a> {
     rank: u8,
 }
 
-/// A script's reply: an outcome word, then strings and a nested view.
-struct Reply(Vec<Value>);
+/// A script's reply: an outcome word, then strings and a nested view (whose
+/// number the keyring opens).
+struct Reply<'k>(Vec<Value>, &'k Keyring);
 
-impl Reply {
-    fn new(v: Value) -> Result<Self, StoreError> {
+impl<'k> Reply<'k> {
+    fn new(v: Value, keyring: &'k Keyring) -> Result<Self, StoreError> {
         match v {
-            Value::Array(items) if !items.is_empty() => Ok(Self(items)),
+            Value::Array(items) if !items.is_empty() => Ok(Self(items, keyring)),
             other => Err(StoreError::Corrupt(format!("unexpected reply {other:?}"))),
         }
     }
@@ -315,7 +438,7 @@ impl Reply {
 
     fn verification(&self, i: usize, id: &VerificationId) -> Result<Verification, StoreError> {
         match self.0.get(i) {
-            Some(Value::Array(fields)) => parse_view(id, fields),
+            Some(Value::Array(fields)) => parse_view(self.1, id, fields),
             other => Err(StoreError::Corrupt(format!(
                 "expected a view, got {other:?}"
             ))),
@@ -353,14 +476,39 @@ const VIEW_FIELDS: [&str; 12] = [
     "fallback",
 ];
 
+/// The longest E.164 number, `+` and 15 digits: a sealed number is far longer.
+const MAX_PLAIN_NUMBER: usize = 16;
+
+/// A record's `to`: sealed, or in plain E.164 in a record written before numbers were sealed.
+fn stored_number(
+    keyring: &Keyring,
+    id: &VerificationId,
+    to: String,
+) -> Result<PhoneNumber, StoreError> {
+    let plain = to.len() <= MAX_PLAIN_NUMBER
+        && to
+            .strip_prefix('+')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    if plain {
+        return Ok(PhoneNumber::from_trusted_e164(to));
+    }
+    keyring
+        .open_number(&to, id.as_str())
+        .map_err(|e| StoreError::Corrupt(format!("number of {id}: {e}")))
+}
+
 /// Reads the FIELDS view of prelude.lua, in its order.
-fn parse_view(id: &VerificationId, f: &[Value]) -> Result<Verification, StoreError> {
+fn parse_view(
+    keyring: &Keyring,
+    id: &VerificationId,
+    f: &[Value],
+) -> Result<Verification, StoreError> {
     let status = field(f, 3, "status")?;
     let deliveries: Vec<Delivery> = serde_json::from_str(&field(f, 10, "deliveries")?)
         .map_err(|e| StoreError::Corrupt(format!("deliveries: {e}")))?;
     Ok(Verification {
         id: id.clone(),
-        to: PhoneNumber::from_trusted_e164(field(f, 0, "to")?),
+        to: stored_number(keyring, id, field(f, 0, "to")?)?,
         channel: parse_channel(&field(f, 1, "channel")?)?,
         locale: Locale::parse(&field(f, 2, "locale")?).unwrap_or_default(),
         status: status
@@ -389,6 +537,7 @@ impl VerificationStore for RedisStore {
         new: NewVerification,
         key: &NumberKey,
         policy: SendPolicy,
+        budget: SendBudget,
         now: Timestamp,
     ) -> Result<StartOutcome, StoreError> {
         let v = &new.verification;
@@ -398,7 +547,7 @@ impl VerificationStore for RedisStore {
             .arg(self.record_prefix(&key.tag))
             .arg(now.as_millis())
             .arg(v.id.as_str())
-            .arg(v.to.as_e164())
+            .arg(self.keyring.seal_number(&v.to, v.id.as_str()))
             .arg(v.channel.as_str())
             .arg(v.locale.as_str())
             .arg(v.expires_at.as_millis())
@@ -407,9 +556,18 @@ impl VerificationStore for RedisStore {
             .arg(&new.sealed)
             .arg(policy.cooldown_ms)
             .arg(policy.max_sends)
-            .arg(RETENTION);
-        let reply = Reply::new(self.run(invocation).await?)?;
+            .arg(RETENTION)
+            .arg(&key.hash)
+            .arg(self.counter_prefix(&key.tag))
+            .arg(budget.max)
+            .arg(budget.window_ms.max(1));
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         let outcome = reply.text(0)?;
+        if outcome == "number_limited" {
+            return Ok(StartOutcome::NumberLimited {
+                retry_after_ms: reply.text(2)?.parse().unwrap_or(1),
+            });
+        }
         let id = parse_id(&reply.text(1)?)?;
         let verification = reply.verification(3, &id)?;
         Ok(match outcome.as_str() {
@@ -434,33 +592,44 @@ impl VerificationStore for RedisStore {
         &self,
         target: CheckTarget<'_>,
         digests: &[String],
+        windows: FailureWindows,
         now: Timestamp,
     ) -> Result<CheckOutcome, StoreError> {
         let mut invocation = self.scripts.check.prepare_invoke();
-        match target {
-            CheckTarget::Number { number, key } => invocation
-                .key(self.pointer_key(key))
-                .arg("number")
-                .arg(self.record_prefix(&key.tag))
-                .arg(now.as_millis())
-                .arg(RETENTION)
-                .arg(number.as_e164())
-                .arg(digests.len())
-                .arg(""),
-            CheckTarget::Id(id) => invocation
-                .key(self.record_key(id))
-                .arg("id")
-                .arg("")
-                .arg(now.as_millis())
-                .arg(RETENTION)
-                .arg("")
-                .arg(digests.len())
-                .arg(id.as_str()),
+        let tag = match target {
+            CheckTarget::Number { key, .. } => {
+                invocation
+                    .key(self.pointer_key(key))
+                    .arg("number")
+                    .arg(self.record_prefix(&key.tag))
+                    .arg(now.as_millis())
+                    .arg(RETENTION)
+                    .arg(&key.hash)
+                    .arg(digests.len())
+                    .arg("");
+                key.tag.as_str()
+            }
+            CheckTarget::Id(id) => {
+                invocation
+                    .key(self.record_key(id))
+                    .arg("id")
+                    .arg("")
+                    .arg(now.as_millis())
+                    .arg(RETENTION)
+                    .arg("")
+                    .arg(digests.len())
+                    .arg(id.as_str());
+                id.tag()
+            }
         };
+        invocation
+            .arg(self.counter_prefix(tag))
+            .arg(windows.lockout_ms.max(1))
+            .arg(windows.day_ms.max(1));
         for digest in digests {
             invocation.arg(digest);
         }
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         let outcome = reply.text(0)?;
         if outcome == "not_found" {
             return Ok(None);
@@ -478,6 +647,24 @@ impl VerificationStore for RedisStore {
         Ok(Some((result, verification)))
     }
 
+    async fn failures(
+        &self,
+        key: &NumberKey,
+        windows: FailureWindows,
+        now: Timestamp,
+    ) -> Result<Failures, StoreError> {
+        // Both counters carry the number's hash tag: one slot, one round trip.
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.counter_key(key, LOCKOUT_COUNTER, windows.lockout_ms.max(1), now))
+            .arg(self.counter_key(key, FAILED_COUNTER, windows.day_ms.max(1), now));
+        let counts: Vec<Option<u64>> = self.query(&cmd).await?;
+        let at = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
+        Ok(Failures {
+            lockout: at(0),
+            day: at(1),
+        })
+    }
+
     async fn get(
         &self,
         id: &VerificationId,
@@ -486,10 +673,17 @@ impl VerificationStore for RedisStore {
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.record_key(id)).arg(&VIEW_FIELDS);
         let fields: Vec<Value> = self.query(&cmd).await?;
-        if matches!(fields.first(), None | Some(Value::Nil)) {
+        let to = match fields.first() {
+            None | Some(Value::Nil) => return Ok(None),
+            Some(Value::BulkString(to)) => to,
+            Some(_) => return Err(StoreError::Corrupt("to is not text".into())),
+        };
+        // Sealed by a secret no longer configured: it can no longer be read
+        // (SECURITY.md: keep a secret a day after its successor is promoted).
+        if to.len() > MAX_PLAIN_NUMBER && !self.keyring.knows_seal(&String::from_utf8_lossy(to)) {
             return Ok(None);
         }
-        parse_view(id, &fields).map(Some)
+        parse_view(&self.keyring, id, &fields).map(Some)
     }
 
     async fn finish(
@@ -504,7 +698,7 @@ impl VerificationStore for RedisStore {
             .arg(how.status().as_str())
             .arg(now.as_millis())
             .arg(RETENTION);
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         let outcome = reply.text(0)?;
         if outcome == "not_found" {
             return Ok(None);
@@ -541,7 +735,7 @@ impl VerificationStore for RedisStore {
             .arg(&delivery.status)
             .arg(delivery.channel.as_str())
             .arg(crate::domain::LOCAL_ID_PREFIX);
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         Ok(match reply.text(0)?.as_str() {
             "not_found" => DeliveryUpdate::NotFound,
             "applied" => DeliveryUpdate::Applied(reply.verification(1, id)?),
@@ -576,7 +770,7 @@ impl VerificationStore for RedisStore {
             .arg(self.record_prefix(call.tag()));
         let reply = match self.run(invocation).await? {
             Value::Array(items) if items.is_empty() => return Ok(None),
-            other => Reply::new(other)?,
+            other => Reply::new(other, &self.keyring)?,
         };
         let id = parse_id(&reply.text(0)?)?;
         let sealed = reply.text(1)?;
@@ -685,7 +879,7 @@ impl VerificationStore for RedisStore {
             .arg(now.as_millis())
             .arg(max_sends)
             .arg(RETENTION);
-        let reply = Reply::new(self.run(invocation).await?)?;
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         Ok(match reply.text(0)?.as_str() {
             "claimed" => FallbackClaim::Claimed {
                 sealed: reply.text(1)?,

@@ -180,6 +180,24 @@ async fn countries_outside_the_allow_list_and_risky_number_types_are_refused() {
 }
 
 #[tokio::test]
+async fn italian_landlines_take_a_call_and_are_told_to_use_voice_for_sms() {
+    let app = spawn_app(&[]).await;
+    // Milan and Rome: the leading 0 stays in the international number.
+    for landline in ["+390212345678", "+390612345678"] {
+        let sms = app.start(landline, "sms").await;
+        refused(&sms, 403, "sms_not_supported");
+        let call = app.start(landline, "voice").await;
+        assert_eq!(call.status, 201, "{landline}: {:?}", call.body);
+        assert_eq!(call.body["to"], landline);
+    }
+    assert_eq!(
+        app.start("+393123456789", "sms").await.status,
+        201,
+        "an Italian mobile gets its SMS"
+    );
+}
+
+#[tokio::test]
 async fn the_pumping_detector_trips_on_a_low_conversion_burst_and_spares_safe_numbers() {
     let safe = random_number();
     let app = spawn_app(&[
@@ -241,6 +259,66 @@ async fn repeated_exhausted_verifications_lock_a_number_for_a_bounded_time() {
     assert_eq!(app.start(&random_number(), "sms").await.status, 201);
     app.advance(Duration::from_secs(3600));
     assert_eq!(app.start(&to, "sms").await.status, 201, "the lock ends");
+}
+
+#[tokio::test]
+async fn cancelling_before_the_last_attempt_does_not_dodge_the_lockout() {
+    // Three verifications' worth of wrong codes (15) lock the number, however
+    // the verifications end: here each is canceled after four wrong codes.
+    let app = spawn_app(&[
+        ("LOCKOUT_AFTER_EXHAUSTED", "3"),
+        ("LOCKOUT_MINUTES", "60"),
+        ("RATE_LIMIT_NUMBER", "100/1h"),
+    ])
+    .await;
+    let to = random_number();
+    let mut wrong_codes = 0;
+    let locked = loop {
+        let started = app.start(&to, "sms").await;
+        if started.status == 429 {
+            break started;
+        }
+        assert_eq!(started.status, 201, "{:?}", started.body);
+        let id = started.body["id"].as_str().unwrap().to_owned();
+        let code = app.last_sms_code(&to).await;
+        for _ in 0..4 {
+            let r = app.check(&to, &crate::common::wrong(&code)).await;
+            assert_eq!(r.body["status"], "pending", "{:?}", r.body);
+            wrong_codes += 1;
+        }
+        let canceled = app
+            .post_json(&format!("/v1/verifications/{id}/cancel"), json!({}))
+            .await;
+        assert_eq!(canceled.status, 200);
+        assert!(wrong_codes <= 40, "the lock never came");
+    };
+    refused(&locked, 429, "number_locked");
+    // Four rounds of four: the lock trips on the 15th wrong code, in the fourth.
+    assert_eq!(wrong_codes, 16);
+    app.advance(Duration::from_secs(3600));
+    assert_eq!(app.start(&to, "sms").await.status, 201, "the lock ends");
+}
+
+#[tokio::test]
+async fn a_start_refused_by_the_resend_cooldown_does_not_spend_the_numbers_budget() {
+    let app = spawn_app(&[
+        ("RATE_LIMIT_NUMBER", "2/10m"),
+        ("RESEND_COOLDOWN_SECS", "30"),
+    ])
+    .await;
+    let to = random_number();
+    assert_eq!(app.start(&to, "sms").await.status, 201);
+    for _ in 0..5 {
+        refused(&app.start(&to, "sms").await, 429, "resend_cooldown");
+    }
+    app.advance(Duration::from_secs(30));
+    assert_eq!(
+        app.start(&to, "sms").await.status,
+        200,
+        "the re-send after the cooldown is the budget's second send"
+    );
+    app.advance(Duration::from_secs(30));
+    refused(&app.start(&to, "sms").await, 429, "number_rate_limited");
 }
 
 #[tokio::test]

@@ -50,14 +50,7 @@ async fn the_voice_flow_and_the_fallback_run_on_redis_cluster() {
         .as_str()
         .unwrap()
         .to_owned();
-    let call = app.finished_call(&to).await;
-    let code = call["spoken"]
-        .as_str()
-        .unwrap()
-        .lines()
-        .map(crate::common::spoken_digits)
-        .find(|d| d.len() == 6)
-        .unwrap();
+    let code = app.spoken_code(&to, 6).await;
     app.wait_for(&id, |v| v["deliveries"][0]["status"] == "completed")
         .await;
     assert_eq!(app.check(&to, &code).await.body["status"], "approved");
@@ -67,11 +60,5 @@ async fn the_voice_flow_and_the_fallback_run_on_redis_cluster() {
         .as_str()
         .unwrap()
         .to_owned();
-    app.wait_for(&id, |v| {
-        v["deliveries"].as_array().is_some_and(|d| {
-            d.iter()
-                .any(|d| d["channel"] == "voice" && d["status"] == "completed")
-        })
-    })
-    .await;
+    app.wait_for_completed_call(&id).await;
 }

@@ -257,6 +257,42 @@ impl TestApp {
         );
     }
 
+    /// The code the sandbox's call to `to` read out (`digits` long), once the call ended.
+    pub async fn spoken_code(&self, to: &str, digits: usize) -> String {
+        let call = self.finished_call(to).await;
+        call["spoken"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .map(spoken_digits)
+            .find(|d| d.len() == digits)
+            .unwrap_or_else(|| panic!("no {digits}-digit code in {call}"))
+    }
+
+    /// Waits (bounded) until verification `id` has a completed voice delivery
+    /// (a call, or the fallback call after an SMS), and returns it.
+    pub async fn wait_for_completed_call(&self, id: &str) -> Value {
+        self.wait_for(id, |v| {
+            v["deliveries"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|d| d["channel"] == "voice" && d["status"] == "completed")
+            })
+        })
+        .await
+    }
+
+    /// The `/metrics` scrape.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Waits (bounded) until `check` holds for the verification `id`.
     pub async fn wait_for(&self, id: &str, check: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..200 {
@@ -349,4 +385,131 @@ pub fn nonce() -> String {
 /// The digits read out in a transcript, in order (one utterance's digits at a time).
 pub fn spoken_digits(utterance: &str) -> String {
     utterance.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// A redis-server of a test's own, to stop, kill and restart under the server.
+pub struct RedisProcess {
+    child: std::process::Child,
+    pub port: u16,
+    dir: std::path::PathBuf,
+    args: Vec<String>,
+}
+
+impl RedisProcess {
+    /// Persistent (append-only file, fsync on every write), so a restart keeps
+    /// what was written, as the deployment docs recommend.
+    pub fn start() -> Self {
+        Self::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    /// With these arguments on top of the port, loopback and no RDB snapshots.
+    pub fn start_with(args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port, args)
+    }
+
+    /// A persistent Redis Cluster node, not yet in a cluster: its port leaves
+    /// room for the cluster bus (port + 10000), which must be free too.
+    pub fn start_cluster_node() -> Self {
+        let mut rng = rand::rngs::OsRng;
+        let port = loop {
+            let port = rng.gen_range(20_000..50_000u16);
+            let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+            if free(port) && free(port + 10_000) {
+                break port;
+            }
+        };
+        Self::start_on(
+            port,
+            &[
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "10000",
+            ],
+        )
+    }
+
+    fn start_on(port: u16, args: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("p2fa-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let child = Self::spawn(port, &dir, &args);
+        Self {
+            child,
+            port,
+            dir,
+            args,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path, args: &[String]) -> std::process::Child {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(args)
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by scripts/test.sh");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts it again on the same port and directory; returns once it accepts connections.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(self.port, &self.dir, &self.args);
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -122,8 +122,11 @@ async fn events_are_signed_verifiable_and_retried_after_the_receiver_fails() {
     // The first attempt got a 500; the retry waits for its backoff.
     wait_until(&receiver, "the first attempt", |r| !r.is_empty()).await;
     app.advance(Duration::from_secs(6));
-    let got = wait_until(&receiver, "approved", |r| {
+    // Both must arrive, in either order: the approval may be sent before the
+    // failed event's retry comes due.
+    let got = wait_until(&receiver, "approved, and the failed event retried", |r| {
         r.iter().any(|e| e.kind == "verification.approved")
+            && r.iter().skip(1).any(|e| e.id == r[0].id)
     })
     .await;
     let first = &got[0];

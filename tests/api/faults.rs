@@ -1,12 +1,12 @@
 //! Faults the sandbox cannot produce: Plivo refusing or hanging (wiremock), and
 //! Redis going away under the server (a real redis-server we stop and kill).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{API_KEY, OTP_SECRET, TestApp, random_number};
+use crate::common::{API_KEY, OTP_SECRET, RedisProcess, TestApp, random_number};
 use wiremock::matchers::{basic_auth, body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -174,79 +174,6 @@ async fn a_failed_re_send_keeps_the_verification_pending() {
         app.get(&format!("/v1/verifications/{id}")).await.body["status"],
         "pending"
     );
-}
-
-struct RedisProcess {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl RedisProcess {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("p2fa-redis-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Self::spawn(port, &dir);
-        Self { child, port, dir }
-    }
-
-    /// Persistent (append-only file, fsync on every write), so a restart keeps
-    /// what was written, as the deployment docs recommend.
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed by scripts/test.sh");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn restart(&mut self) {
-        self.child = Self::spawn(self.port, &self.dir);
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
@@ -423,6 +350,152 @@ async fn under_load_redis_going_away_is_a_quick_503_and_coming_back_heals_the_se
     );
     // Nothing the user had was lost: the pending verification still takes its code.
     assert_eq!(app.check(&to, &code).await.body["status"], "approved");
+}
+
+/// Kills every one of `redis` three times for a second and a half, with a
+/// request for verification `id` every 50 ms meanwhile (each a quick 503),
+/// and requires the first success within a second of Redis serving again
+/// (`serving` waits for that after a restart), without restarting the server.
+async fn recovers_within_a_second(
+    app: &TestApp,
+    id: &str,
+    redis: &mut [RedisProcess],
+    serving: impl Fn(&RedisProcess),
+) {
+    let path = format!("/v1/verifications/{id}");
+    for round in 1..=3 {
+        redis.iter_mut().for_each(RedisProcess::kill);
+        let down_until = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < down_until {
+            let status = app.get(&path).await.status;
+            assert_eq!(status, 503, "round {round}: Redis is down");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        redis.iter_mut().for_each(RedisProcess::restart);
+        redis.iter().for_each(&serving);
+        let back = Instant::now();
+        while app.get(&path).await.status != 200 {
+            assert!(
+                back.elapsed() < Duration::from_secs(1),
+                "round {round}: no success within a second of Redis serving again"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// An app on the Redis at `url` (with a short timeout), its number and the
+/// id of the verification it opened for it.
+async fn app_with_a_verification(url: &str) -> (TestApp, String, String) {
+    let app = crate::common::spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", url),
+        ("API_KEYS", API_KEY),
+        ("REDIS_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    let to = random_number();
+    let started = app.start(&to, "sms").await;
+    assert_eq!(started.status, 201, "{:?}", started.body);
+    let id = started.body["id"].as_str().unwrap().to_owned();
+    (app, to, id)
+}
+
+#[tokio::test]
+async fn after_redis_comes_back_the_first_success_is_within_a_second() {
+    let mut redis = RedisProcess::start();
+    let (app, to, id) = app_with_a_verification(&redis.url()).await;
+    // Serving as soon as it accepts connections, which `restart` waits for.
+    recovers_within_a_second(&app, &id, std::slice::from_mut(&mut redis), |_| {}).await;
+    let code = app.last_sms_code(&to).await;
+    let checked = app.check(&to, &code).await;
+    assert_eq!(checked.body["status"], "approved", "{:?}", checked.body);
+}
+
+#[tokio::test]
+async fn after_a_cluster_master_comes_back_the_first_success_is_within_a_second_of_it_serving() {
+    // A cluster of three masters of the test's own, so one can be killed.
+    let mut nodes: Vec<RedisProcess> = (0..3).map(|_| RedisProcess::start_cluster_node()).collect();
+    let seeds: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&seeds)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(created.success());
+    for node in &nodes {
+        cluster_ok(node);
+    }
+    let url = format!("redis+cluster://{}", seeds.join(","));
+    let (app, to, id) = app_with_a_verification(&url).await;
+    // The master holding this verification's slot (its keys share the id's tag).
+    let mut admin = redis::Client::open(nodes[0].url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(format!("{{{}}}", &id[2..6]))
+        .query(&mut admin)
+        .unwrap();
+    let layout: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut admin)
+        .unwrap();
+    // `<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <state> <slots…>`
+    let port = layout
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let owns = fields.get(8..)?.iter().any(|range| {
+                let (start, end) = range.split_once('-').unwrap_or((range, range));
+                (start.parse().unwrap_or(u16::MAX)..=end.parse().unwrap_or(0)).contains(&slot)
+            });
+            let address = fields.get(1)?.split('@').next()?;
+            owns.then(|| address.rsplit_once(':')?.1.parse::<u16>().ok())?
+        })
+        .unwrap();
+    let owner = nodes.iter().position(|n| n.port == port).unwrap();
+    // Measured from the master serving again: a restarted master refuses
+    // writes for its first two seconds whatever the client does.
+    recovers_within_a_second(
+        &app,
+        &id,
+        std::slice::from_mut(&mut nodes[owner]),
+        cluster_ok,
+    )
+    .await;
+    let code = app.last_sms_code(&to).await;
+    assert_eq!(app.check(&to, &code).await.body["status"], "approved");
+}
+
+/// Waits (bounded) until a cluster node says the cluster is ok: a master that
+/// restarts refuses writes for its first two seconds (Redis's
+/// CLUSTER_WRITABLE_DELAY), whatever the client does.
+fn cluster_ok(redis: &RedisProcess) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // A node that just restarted answers LOADING while it reads its AOF.
+        let info = redis::Client::open(redis.url())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut admin| {
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query::<String>(&mut admin)
+            });
+        let last = match info {
+            Ok(info) if info.contains("cluster_state:ok") => return,
+            Ok(info) => info,
+            Err(e) => e.to_string(),
+        };
+        assert!(Instant::now() < deadline, "the cluster is not ok: {last}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[tokio::test]

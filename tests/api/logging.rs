@@ -120,3 +120,89 @@ fn the_token_search_finds_standalone_codes_only() {
     assert!(!contains_token("uuid a123456b", "123456"));
     assert!(!contains_token("port 91234567", "123456"));
 }
+
+#[tokio::test]
+async fn a_flood_of_forged_callbacks_writes_a_few_log_lines_and_counts_every_one() {
+    let logs = crate::common::capture_logs();
+    let app = crate::common::spawn_app(&[]).await;
+    let forged = app.url("/plivo/message-status/VE00000000000000000000000000000000");
+    const FORGERIES: usize = 300;
+    let began = std::time::Instant::now();
+    for _ in 0..FORGERIES {
+        let r = app
+            .http
+            .post(&forged)
+            .header(
+                "X-Plivo-Signature-V3",
+                "Zm9yZ2VkIHNpZ25hdHVyZSBmb3JnZWQgc2lnbmF0dXJlIQ==",
+            )
+            .header("X-Plivo-Signature-V3-Nonce", crate::common::nonce())
+            .form(&[("MessageUUID", "m-1"), ("Status", "delivered")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    let elapsed = began.elapsed();
+    let text = logs.text();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("Plivo callback refused"))
+        .count();
+    // One line a second gets through, each saying how many it stood for.
+    assert!(lines >= 1, "the first forgery is logged: {text}");
+    assert!(
+        lines <= usize::try_from(elapsed.as_secs()).unwrap() + 2,
+        "{lines} log lines for {FORGERIES} forgeries in {elapsed:?}"
+    );
+    let metrics = app.metrics_text().await;
+    let counted: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("plivo2fa_signature_failures_total{reason=\"invalid_signature\"} ")
+        })
+        .expect("forgeries are counted")
+        .parse()
+        .unwrap();
+    assert_eq!(counted as usize, FORGERIES, "every forgery is counted");
+}
+
+#[tokio::test]
+async fn start_up_warns_when_redis_keeps_nothing_on_disk() {
+    let logs = crate::common::capture_logs();
+    let warnings = || {
+        let text = logs.text();
+        text.lines()
+            .filter(|l| {
+                l.contains("WARN") && l.contains("a Redis restart loses every pending verification")
+            })
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let spawn = |url: String| async move {
+        crate::common::spawn_with(&[
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("REDIS_URL", &url),
+            ("REDIS_KEY_PREFIX", &crate::common::unique_prefix()),
+            ("API_KEYS", API_KEY),
+        ])
+        .await
+    };
+    // The Redis of scripts/test.sh keeps nothing: no AOF, no RDB snapshots.
+    spawn(crate::common::redis_url()).await;
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+    assert!(warnings()[0].contains("neither AOF nor RDB"));
+    // With AOF on, nothing to warn about.
+    let aof = crate::common::RedisProcess::start();
+    spawn(aof.url()).await;
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+    // With RDB snapshots on, neither.
+    let rdb = crate::common::RedisProcess::start_with(&["--save", "3600 1"]);
+    spawn(rdb.url()).await;
+    assert_eq!(warnings().len(), 1, "{:?}", warnings());
+    // CONFIG renamed away, as managed services do: INFO still tells.
+    let no_config = crate::common::RedisProcess::start_with(&["--rename-command", "CONFIG", ""]);
+    spawn(no_config.url()).await;
+    assert_eq!(warnings().len(), 2, "{:?}", warnings());
+    assert!(warnings()[1].contains("CONFIG GET is not allowed"));
+}

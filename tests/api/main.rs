@@ -11,6 +11,7 @@ mod common;
 
 mod abuse;
 mod api;
+mod at_rest;
 mod bad_input;
 mod browser;
 mod cli;
@@ -25,5 +26,6 @@ mod ops;
 mod plivo;
 mod properties;
 mod receipts;
+mod slow_clients;
 mod store_contract;
 mod voice;

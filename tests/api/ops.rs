@@ -159,6 +159,19 @@ fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// The `plivo2fa_http_request_duration_seconds` series in a scrape.
+async fn http_series(app: &crate::common::TestApp) -> Vec<String> {
+    let text = app.metrics_text().await;
+    text.lines()
+        .filter(|l| l.starts_with("plivo2fa_http_request_duration_seconds_count{"))
+        .map(|l| {
+            l.rsplit_once(' ')
+                .map_or(l, |(series, _)| series)
+                .to_owned()
+        })
+        .collect()
+}
+
 fn rust_sources(dir: &std::path::Path, out: &mut String) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -210,4 +223,80 @@ fn the_deploy_kits_dashboard_and_alerts_use_only_metrics_the_server_exports() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn invented_methods_and_paths_do_not_grow_the_metrics() {
+    let app = spawn_app(&[]).await;
+    // Every kind of request once: an invented method on an unknown path, on a
+    // known path, and a standard method on an unknown path.
+    let send = |method: String, path: String| {
+        let app = &app;
+        async move {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            app.http
+                .request(method, app.url(&path))
+                .bearer_auth(&app.api_key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let kinds = |i: usize| {
+        [
+            (format!("QWERTY{i}"), format!("/x{i}")),
+            (format!("ZZ{i}Z"), "/v1/verifications".to_owned()),
+            ("GET".to_owned(), format!("/nothing/here/{i}")),
+        ]
+    };
+    for (method, path) in kinds(0) {
+        send(method, path).await;
+    }
+    // A scrape is recorded after it renders: the first one adds its own series.
+    http_series(&app).await;
+    let before = http_series(&app).await;
+    assert!(!before.is_empty());
+    for i in 1..=1_000 {
+        for (method, path) in kinds(i) {
+            let status = send(method, path).await;
+            assert!(status.is_client_error(), "{status}");
+        }
+    }
+    let after = http_series(&app).await;
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "3,000 invented requests added series: {:?}",
+        after
+            .iter()
+            .filter(|s| !before.contains(s))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    assert!(after.iter().any(|s| s.contains("method=\"other\"")));
+    assert!(after.iter().any(|s| s.contains("route=\"unmatched\"")));
+    assert!(
+        !after
+            .iter()
+            .any(|s| s.contains("QWERTY") || s.contains("/x1"))
+    );
+}
+
+#[tokio::test]
+async fn head_answers_the_health_and_readiness_probes() {
+    let app = spawn_app(&[]).await;
+    for path in ["/healthz", "/readyz"] {
+        let r = app.http.head(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "HEAD {path}");
+        assert!(r.bytes().await.unwrap().is_empty(), "HEAD has no body");
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+    }
+    // Other methods get the error shape, not an empty 405.
+    let r =
+        crate::common::TestApp::reply(app.http.delete(app.url("/healthz")).send().await.unwrap())
+            .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.body["error"]["code"], "method_not_allowed");
 }

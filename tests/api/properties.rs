@@ -10,7 +10,8 @@ use plivo_2fa::domain::{
     VerificationId,
 };
 use plivo_2fa::store::{
-    CheckTarget, Finish, MemoryStore, NewVerification, StartOutcome, VerificationStore,
+    CheckTarget, FailureWindows, Finish, MemoryStore, NewVerification, SendBudget, StartOutcome,
+    VerificationStore,
 };
 use proptest::prelude::*;
 
@@ -315,6 +316,15 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
         cooldown_ms: 30_000,
         max_sends: 3,
     };
+    // Budgets and lockouts are the contract suite's; here they never bind.
+    const BUDGET: SendBudget = SendBudget {
+        max: u64::MAX,
+        window_ms: 60_000,
+    };
+    const WINDOWS: FailureWindows = FailureWindows {
+        lockout_ms: 3_600_000,
+        day_ms: 86_400_000,
+    };
     let store = MemoryStore::new();
     let keyring = Keyring::random();
     let numbers: Vec<PhoneNumber> = NUMBERS
@@ -353,7 +363,7 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
                         ..started(DEFAULT_MAX_ATTEMPTS, 0)
                     },
                 };
-                match store.start(new, &key, POLICY, now).await.unwrap() {
+                match store.start(new, &key, POLICY, BUDGET, now).await.unwrap() {
                     StartOutcome::Created(v) => created.push(Created {
                         id: v.id,
                         number,
@@ -371,6 +381,9 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
                     }
                     StartOutcome::Refused { verification, .. } => {
                         prop_assert_eq!(verification.status, Status::Pending);
+                    }
+                    StartOutcome::NumberLimited { .. } => {
+                        prop_assert!(false, "the budget is unbounded here");
                     }
                 }
             }
@@ -390,7 +403,7 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
                     key: &key,
                 };
                 if let Some((result, v)) = store
-                    .check(target, &keyring.digests(&code), now)
+                    .check(target, &keyring.digests(&code), WINDOWS, now)
                     .await
                     .unwrap()
                 {
@@ -410,7 +423,7 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
                 };
                 let id = c.id.clone();
                 if let Some((result, v)) = store
-                    .check(CheckTarget::Id(&id), &keyring.digests(&code), now)
+                    .check(CheckTarget::Id(&id), &keyring.digests(&code), WINDOWS, now)
                     .await
                     .unwrap()
                 {

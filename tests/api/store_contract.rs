@@ -1,6 +1,7 @@
 //! One contract, two stores: every case runs against the in-memory store and
 //! against real Redis, so both keep the same semantics.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
@@ -10,15 +11,25 @@ use plivo_2fa::domain::{
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
-    CheckTarget, DeliveryUpdate, Finish, MemoryStore, NewVerification, RedisStore, StartOutcome,
-    VerificationStore,
+    CheckTarget, DeliveryUpdate, FailureWindows, Failures, Finish, MemoryStore, NewVerification,
+    RedisStore, SendBudget, StartOutcome, VerificationStore,
 };
+use secrecy::SecretSlice;
 
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const LIFETIME: Duration = Duration::from_secs(600);
 const POLICY: SendPolicy = SendPolicy {
     cooldown_ms: 30_000,
     max_sends: 3,
+};
+/// Generous: only the cases about the budget spend it.
+const BUDGET: SendBudget = SendBudget {
+    max: 100,
+    window_ms: 600_000,
+};
+const WINDOWS: FailureWindows = FailureWindows {
+    lockout_ms: 3_600_000,
+    day_ms: 86_400_000,
 };
 
 fn at(secs: u64) -> Timestamp {
@@ -31,9 +42,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        Self {
-            keyring: Keyring::random(),
-        }
+        Self::with(Keyring::random())
+    }
+
+    fn with(keyring: Keyring) -> Self {
+        Self { keyring }
     }
 
     fn new_verification(
@@ -74,7 +87,7 @@ impl Fixture {
         let code = OtpCode::generate(CodeLength::default());
         let new = self.new_verification(number, &code, now);
         match store
-            .start(new, &self.keyring.number_key(number), POLICY, now)
+            .start(new, &self.keyring.number_key(number), POLICY, BUDGET, now)
             .await
             .unwrap()
         {
@@ -96,6 +109,7 @@ impl Fixture {
             .check(
                 CheckTarget::Number { number, key: &key },
                 &self.keyring.digests(&code),
+                WINDOWS,
                 now,
             )
             .await
@@ -112,14 +126,15 @@ fn wrong_code(code: &OtpCode) -> String {
 }
 
 async fn redis_store() -> RedisStore {
+    redis_store_with(&crate::common::unique_prefix(), Keyring::random()).await
+}
+
+/// A store on the test Redis under `prefix`, sealing numbers with `keyring`.
+async fn redis_store_with(prefix: &str, keyring: Keyring) -> RedisStore {
     let target = RedisTarget::parse(&crate::common::redis_url()).unwrap();
-    RedisStore::connect(
-        &target,
-        &crate::common::unique_prefix(),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap()
+    RedisStore::connect(&target, prefix, Duration::from_secs(2), Arc::new(keyring))
+        .await
+        .unwrap()
 }
 
 async fn cluster_store() -> RedisStore {
@@ -129,6 +144,7 @@ async fn cluster_store() -> RedisStore {
         &target,
         &crate::common::unique_prefix(),
         Duration::from_secs(2),
+        Arc::new(Keyring::random()),
     )
     .await
     .unwrap()
@@ -177,6 +193,8 @@ contract!(
     numbers_do_not_see_each_others_verifications,
     fifty_concurrent_right_checks_approve_exactly_once,
     a_check_by_id_reaches_the_verification,
+    every_wrong_code_counts_against_the_number_whatever_ends_the_verification,
+    a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_budget,
 );
 
 async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store: &S) {
@@ -261,7 +279,13 @@ async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the
     let other = OtpCode::generate(CodeLength::default());
     let key = f.keyring.number_key(&n);
     match store
-        .start(f.new_verification(&n, &other, at(10)), &key, POLICY, at(10))
+        .start(
+            f.new_verification(&n, &other, at(10)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(10),
+        )
         .await
         .unwrap()
     {
@@ -276,7 +300,11 @@ async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the
     }
     let mut voice = f.new_verification(&n, &other, at(30));
     voice.verification.channel = Channel::Voice;
-    match store.start(voice, &key, POLICY, at(30)).await.unwrap() {
+    match store
+        .start(voice, &key, POLICY, BUDGET, at(30))
+        .await
+        .unwrap()
+    {
         StartOutcome::Resend {
             verification,
             sealed,
@@ -303,6 +331,7 @@ async fn sends_stop_at_the_limit<S: VerificationStore>(store: &S) {
                 f.new_verification(&n, &code, at(secs)),
                 &key,
                 POLICY,
+                BUDGET,
                 at(secs),
             )
             .await
@@ -314,7 +343,13 @@ async fn sends_stop_at_the_limit<S: VerificationStore>(store: &S) {
         );
     }
     let out = store
-        .start(f.new_verification(&n, &code, at(90)), &key, POLICY, at(90))
+        .start(
+            f.new_verification(&n, &code, at(90)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(90),
+        )
         .await
         .unwrap();
     assert!(
@@ -528,7 +563,7 @@ async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S)
     let (v, code) = f.open(store, &number(), T0).await;
     let digests = f.keyring.digests(&code);
     let (result, after) = store
-        .check(CheckTarget::Id(&v.id), &digests, at(1))
+        .check(CheckTarget::Id(&v.id), &digests, WINDOWS, at(1))
         .await
         .unwrap()
         .unwrap();
@@ -539,11 +574,261 @@ async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S)
             .check(
                 CheckTarget::Id(&VerificationId::generate("abcd")),
                 &digests,
+                WINDOWS,
                 at(1)
             )
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+async fn every_wrong_code_counts_against_the_number_whatever_ends_the_verification<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let failures = |now| store.failures(&key, WINDOWS, now);
+    assert_eq!(failures(T0).await.unwrap(), Failures::default());
+    // Two wrong codes, then canceled.
+    let (v, code) = f.open(store, &n, T0).await;
+    for _ in 0..2 {
+        f.check(store, &n, &wrong_code(&code), at(1)).await.unwrap();
+    }
+    store.finish(&v.id, Finish::Cancel, at(2)).await.unwrap();
+    // Two more by id, then left to expire.
+    let (v, code) = f.open(store, &n, at(3)).await;
+    let wrong = OtpCode::parse(&wrong_code(&code), CodeLength::default()).unwrap();
+    for _ in 0..2 {
+        store
+            .check(
+                CheckTarget::Id(&v.id),
+                &f.keyring.digests(&wrong),
+                WINDOWS,
+                at(4),
+            )
+            .await
+            .unwrap();
+    }
+    store.finish(&v.id, Finish::Expire, at(700)).await.unwrap();
+    // A right code and a guess after the end count nothing.
+    let (_, code) = f.open(store, &n, at(701)).await;
+    f.check(store, &n, code.expose(), at(702)).await.unwrap();
+    f.check(store, &n, &wrong_code(&code), at(703))
+        .await
+        .unwrap();
+    assert_eq!(
+        failures(at(704)).await.unwrap(),
+        Failures { lockout: 4, day: 4 }
+    );
+    // Each window ends on its own.
+    assert_eq!(
+        failures(at(3600 * 3)).await.unwrap(),
+        Failures { lockout: 0, day: 4 }
+    );
+    assert_eq!(failures(at(86_400 * 2)).await.unwrap(), Failures::default());
+    // Another number has its own counts.
+    let other = f.keyring.number_key(&number());
+    assert_eq!(
+        store.failures(&other, WINDOWS, at(704)).await.unwrap(),
+        Failures::default()
+    );
+}
+
+async fn a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_budget<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let budget = SendBudget {
+        max: 3,
+        window_ms: 3_600_000,
+    };
+    let policy = SendPolicy {
+        cooldown_ms: 30_000,
+        max_sends: 2,
+    };
+    let code = OtpCode::generate(CodeLength::default());
+    let start = |secs| {
+        store.start(
+            f.new_verification(&n, &code, at(secs)),
+            &key,
+            policy,
+            budget,
+            at(secs),
+        )
+    };
+    assert!(matches!(start(0).await.unwrap(), StartOutcome::Created(_)));
+    for secs in 1..20 {
+        let out = start(secs).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                StartOutcome::Refused {
+                    refusal: ResendRefusal::Cooldown(_),
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    assert!(matches!(
+        start(30).await.unwrap(),
+        StartOutcome::Resend { .. }
+    ));
+    for secs in 60..70 {
+        let out = start(secs).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                StartOutcome::Refused {
+                    refusal: ResendRefusal::SendLimit,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    // Two sends so far: a third verification (after this one ends) is the
+    // budget's last, and the next start is refused until the window ends.
+    let (v, _) = match start(70).await.unwrap() {
+        StartOutcome::Refused { verification, .. } => (verification, ()),
+        other => panic!("{other:?}"),
+    };
+    store.finish(&v.id, Finish::Cancel, at(71)).await.unwrap();
+    assert!(matches!(start(72).await.unwrap(), StartOutcome::Created(_)));
+    match start(200).await.unwrap() {
+        StartOutcome::NumberLimited { retry_after_ms } => {
+            assert!(retry_after_ms > 0 && retry_after_ms <= budget.window_ms);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn secret(byte: u8) -> SecretSlice<u8> {
+    SecretSlice::from(vec![byte; 32])
+}
+
+#[tokio::test]
+async fn a_pending_verification_written_in_the_old_layout_reads_checks_and_re_sends() {
+    let prefix = crate::common::unique_prefix();
+    let store = redis_store_with(&prefix, Keyring::new(&[secret(7)])).await;
+    let f = Fixture::with(Keyring::new(&[secret(7)]));
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let id = VerificationId::generate(&key.tag);
+    let code = OtpCode::generate(CodeLength::default());
+    // The layout of the previous version: `to` in plain E.164, no number hash.
+    let mut conn = ::redis::Client::open(crate::common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let record = format!("{prefix}:{{{}}}:v:{}", key.tag, id.as_str());
+    let (created, expires) = (T0.as_millis().to_string(), at(600).as_millis().to_string());
+    let _: () = ::redis::cmd("HSET")
+        .arg(&record)
+        .arg(&[
+            ("to", n.as_e164()),
+            ("channel", "sms"),
+            ("locale", "en-US"),
+            ("status", "pending"),
+            ("created_at", &created),
+            ("expires_at", &expires),
+            ("attempts", "0"),
+            ("max_attempts", "5"),
+            ("sends", "1"),
+            ("last_sent_at", &created),
+            ("deliveries", "[]"),
+            ("fallback", "0"),
+            ("digest", &f.keyring.primary_digest(&code)),
+            ("sealed", &f.keyring.seal(&code, id.as_str())),
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{prefix}:{{{}}}:num:{}", key.tag, key.hash))
+        .arg(id.as_str())
+        .arg("PX")
+        .arg(86_400_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let read = store.get(&id, at(1)).await.unwrap().unwrap();
+    assert_eq!(read.to, n);
+    assert_eq!(read.status, Status::Pending);
+    let (result, v) = f
+        .check(&store, &n, &wrong_code(&code), at(2))
+        .await
+        .unwrap();
+    assert_eq!((result, v.attempts), (CheckResult::Wrong, 1));
+    assert_eq!(
+        store.failures(&key, WINDOWS, at(2)).await.unwrap(),
+        Failures { lockout: 1, day: 1 },
+        "a wrong code on an old record counts against its number"
+    );
+    match store
+        .start(
+            f.new_verification(&n, &code, at(40)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(40),
+        )
+        .await
+        .unwrap()
+    {
+        StartOutcome::Resend {
+            verification,
+            sealed,
+        } => {
+            assert_eq!(verification.id, id);
+            assert_eq!(
+                f.keyring.open(&sealed, id.as_str()).unwrap().expose(),
+                code.expose()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (result, v) = f.check(&store, &n, code.expose(), at(41)).await.unwrap();
+    assert_eq!((result, v.to), (CheckResult::Approved, n));
+}
+
+#[tokio::test]
+async fn a_number_sealed_under_an_older_secret_reads_after_a_rotation_but_not_once_it_is_dropped() {
+    let prefix = crate::common::unique_prefix();
+    let before = redis_store_with(&prefix, Keyring::new(&[secret(1)])).await;
+    let f = Fixture::with(Keyring::new(&[secret(1)]));
+    let n = number();
+    let (v, code) = f.open(&before, &n, T0).await;
+
+    let rotated = redis_store_with(&prefix, Keyring::new(&[secret(2), secret(1)])).await;
+    assert_eq!(rotated.get(&v.id, at(1)).await.unwrap().unwrap().to, n);
+    let rotated_ring = Keyring::new(&[secret(2), secret(1)]);
+    let (result, after) = rotated
+        .check(
+            CheckTarget::Id(&v.id),
+            &rotated_ring.digests(&code),
+            WINDOWS,
+            at(2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((result, after.to), (CheckResult::Approved, n));
+
+    let dropped = redis_store_with(&prefix, Keyring::new(&[secret(2)])).await;
+    assert!(
+        dropped.get(&v.id, at(3)).await.unwrap().is_none(),
+        "sealed by a secret no longer configured: no longer readable"
     );
 }
 

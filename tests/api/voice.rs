@@ -144,6 +144,15 @@ const OLD_TOKEN: &str = "rotated-out-token";
 
 /// A live-mode app whose Call API is wiremock; returns the app and the answer URL it handed Plivo.
 async fn live_voice(brand: &str, public: &str) -> (TestApp, MockServer, String, String, String) {
+    live_voice_with(brand, public, &[]).await
+}
+
+/// [`live_voice`] with `extra` settings on top.
+async fn live_voice_with(
+    brand: &str,
+    public: &str,
+    extra: &[(&str, &str)],
+) -> (TestApp, MockServer, String, String, String) {
     let plivo = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"api_id": "a", "message": "call fired", "request_uuid": "9834029e-58b6-11e1-b8b7-a5bd0e4e126f"})))
@@ -153,20 +162,21 @@ async fn live_voice(brand: &str, public: &str) -> (TestApp, MockServer, String, 
     let prefix = crate::common::unique_prefix();
     let uri = plivo.uri();
     let tokens = format!("{AUTH_TOKEN},{OLD_TOKEN}");
-    let app = crate::common::spawn_with(&[
+    let mut vars = vec![
         ("LISTEN_ADDR", "127.0.0.1:0"),
-        ("REDIS_URL", &redis),
-        ("REDIS_KEY_PREFIX", &prefix),
+        ("REDIS_URL", redis.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
         ("API_KEYS", API_KEY),
         ("OTP_SECRET", OTP_SECRET),
         ("PLIVO_AUTH_ID", AUTH_ID),
-        ("PLIVO_AUTH_TOKEN", &tokens),
+        ("PLIVO_AUTH_TOKEN", tokens.as_str()),
         ("PLIVO_FROM_NUMBER", "+14155550199"),
-        ("PLIVO_API_BASE_URL", &uri),
+        ("PLIVO_API_BASE_URL", uri.as_str()),
         ("PUBLIC_BASE_URL", public),
         ("BRAND_NAME", brand),
-    ])
-    .await;
+    ];
+    vars.extend_from_slice(extra);
+    let app = crate::common::spawn_with(&vars).await;
     let to = random_number();
     let r = app.start(&to, "voice").await;
     assert_eq!(r.status, 201, "{:?}", r.body);
@@ -372,24 +382,86 @@ async fn tampered_missing_or_malformed_signatures_are_403_and_change_nothing() {
     assert_eq!(v.body["deliveries"][0]["call"]["duration"], 9);
 }
 
-#[tokio::test]
-async fn a_v2_signature_is_accepted_when_no_v3_header_is_sent() {
-    let (app, _plivo, answer_url, _, _) = live_voice("Acme", PUBLIC).await;
-    let send_to = local(&app, &answer_url, PUBLIC);
+/// POSTs `params` to `public_url` (on loopback) with only a V2 signature.
+async fn post_v2(app: &TestApp, public_url: &str, params: &[(&str, &str)]) -> reqwest::Response {
     let nonce = crate::common::nonce();
-    let path_only = answer_url.clone();
     let v2 =
-        plivo_2fa::plivo::signature::sign_v2(AUTH_TOKEN.as_bytes(), &path_only, &nonce).unwrap();
-    let r = app
-        .http
-        .post(&send_to)
+        plivo_2fa::plivo::signature::sign_v2(AUTH_TOKEN.as_bytes(), public_url, &nonce).unwrap();
+    app.http
+        .post(local(app, public_url, PUBLIC))
         .header("X-Plivo-Signature-V2", v2)
         .header("X-Plivo-Signature-V2-Nonce", &nonce)
-        .form(&answer_params())
+        .form(params)
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .unwrap()
+}
+
+fn hangup_params() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RequestUUID", "9834029e-58b6-11e1-b8b7-a5bd0e4e126f"),
+        ("CallStatus", "completed"),
+        ("HangupCauseCode", "4000"),
+        ("Duration", "9"),
+    ]
+}
+
+#[tokio::test]
+async fn a_v2_only_signature_is_refused_by_default_and_changes_nothing() {
+    let (app, _plivo, answer_url, _, id) = live_voice("Acme", PUBLIC).await;
+    let answer = post_v2(&app, &answer_url, &answer_params()).await;
+    assert_eq!(answer.status(), 403);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_signature");
+    let hangup = post_v2(
+        &app,
+        &answer_url.replace("/answer/", "/hangup/"),
+        &hangup_params(),
+    )
+    .await;
+    assert_eq!(hangup.status(), 403);
+    let v = app.get(&format!("/v1/verifications/{id}")).await;
+    assert_eq!(v.body["deliveries"][0]["status"], "queued", "{:?}", v.body);
+}
+
+#[tokio::test]
+async fn with_plivo_accept_v2_a_v2_receipt_is_accepted_but_no_code_is_read_out_under_v2() {
+    let (app, _plivo, answer_url, _, id) =
+        live_voice_with("Acme", PUBLIC, &[("PLIVO_ACCEPT_V2", "true")]).await;
+    // The answer URL and the "press 1" action read the code out: V3 only.
+    let answer = post_v2(&app, &answer_url, &answer_params()).await;
+    assert_eq!(answer.status(), 403);
+    let xml = answer.text().await.unwrap();
+    assert!(!xml.contains("say-as"), "no code under V2: {xml}");
+    let again = answer_url.replace("/answer/", "/again/") + "?n=1";
+    let replay = post_v2(&app, &again, &[("Digits", "1")]).await;
+    assert_eq!(replay.status(), 403);
+    // A receipt (the hangup) is accepted under V2 with the setting on.
+    let hangup = post_v2(
+        &app,
+        &answer_url.replace("/answer/", "/hangup/"),
+        &hangup_params(),
+    )
+    .await;
+    assert_eq!(hangup.status(), 200);
+    let v = app.get(&format!("/v1/verifications/{id}")).await;
+    assert_eq!(
+        v.body["deliveries"][0]["status"], "completed",
+        "{:?}",
+        v.body
+    );
+    // V3 still reads the code out.
+    let ok = app
+        .post_signed(
+            &local(&app, &answer_url, PUBLIC),
+            &answer_url,
+            AUTH_TOKEN,
+            &crate::common::nonce(),
+            &answer_params(),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("say-as"));
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
--- Checks a typed code in one round trip: compare digests, count the attempt,
--- approve and close on success.
+-- Checks a typed code in one round trip: compare digests, count the attempt
+-- on the verification and, for a wrong code, against its number in the
+-- lockout window and the day (so every wrong code counts, whatever later ends
+-- the verification), approve and close on success.
 -- KEYS[1]  mode "number": the number's pointer; mode "id": the record itself
--- ARGV     1 mode, 2 record key prefix, 3 now, 4 retention_ms, 5 to (mode
---          "number"), 6 digest count n, 7 id (mode "id"), 8…7+n the typed
---          code's digests under every secret
+-- ARGV     1 mode, 2 record key prefix, 3 now, 4 retention_ms, 5 the number's
+--          hash (mode "number"), 6 digest count n, 7 id (mode "id"),
+--          8 counter prefix ("…:{tag}:rl:"), 9 lockout window (ms),
+--          10 day window (ms), 11…10+n the typed code's digests under every secret
 -- Returns  {result, id, view}; result is approved | wrong | exhausted | expired |
 --          not_pending | not_found
 local rk = KEYS[1]
@@ -18,8 +21,10 @@ if ARGV[1] == 'number' then
   id = current
   rk = ARGV[2] .. current
 end
-local f = redis.call('HMGET', rk, 'status', 'expires_at', 'attempts', 'max_attempts', 'digest', 'to')
-if not f[1] or (pointer and f[6] ~= ARGV[5]) then
+local f = redis.call('HMGET', rk, 'status', 'expires_at', 'attempts', 'max_attempts', 'digest', 'nh')
+-- A record without its number's hash (written by an older version) is the
+-- number's by its pointer alone.
+if not f[1] or (pointer and f[6] and f[6] ~= ARGV[5]) then
   return {'not_found'}
 end
 local now = tonumber(ARGV[3])
@@ -33,12 +38,18 @@ if now >= tonumber(f[2]) then
   return {'expired', id, view(rk)}
 end
 -- Digests are keyed HMACs: comparing them leaks nothing about the code.
-for i = 8, 7 + tonumber(ARGV[6]) do
+local last = 10 + tonumber(ARGV[6])
+for i = 11, last do
   if ARGV[i] == f[5] then
     redis.call('HSET', rk, 'status', 'approved')
     close(rk, pointer, retention)
     return {'approved', id, view(rk)}
   end
+end
+local hash = f[6] or (pointer and ARGV[5])
+if hash then
+  count(ARGV[8], 'lockout', hash, tonumber(ARGV[9]), now, 1)
+  count(ARGV[8], 'failed', hash, tonumber(ARGV[10]), now, 1)
 end
 local max = tonumber(f[4])
 local attempts = math.min(tonumber(f[3]) + 1, max)

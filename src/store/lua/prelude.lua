@@ -17,3 +17,16 @@ local function close(rk, pointer, retention)
     redis.call('PEXPIRE', pointer, retention)
   end
 end
+
+-- Adds n to one of a number's counters for the fixed window of `window` ms
+-- holding `now` (the window's index ends its name, as `window_of` names it in
+-- Rust); kept twice the window. Returns the count and when the window ends.
+local function count(base, counter, hash, window, now, n)
+  local index = math.floor(now / window)
+  local key = base .. counter .. ':' .. hash .. ':' .. string.format('%d', index)
+  local c = redis.call('INCRBY', key, n)
+  if redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, window * 2)
+  end
+  return c, (index + 1) * window
+end
