@@ -32,7 +32,9 @@ use plivo_2fa::domain::{
 use plivo_2fa::plivo::paths;
 use plivo_2fa::plivo::signature::{Method, sign_v3};
 use plivo_2fa::store::redis::RedisTarget;
-use plivo_2fa::store::{NewVerification, RedisStore, SendBudget, StartOutcome, VerificationStore};
+use plivo_2fa::store::{
+    CallStore, NewVerification, RedisStore, SendBudget, StartOutcome, VerificationStore,
+};
 use secrecy::SecretSlice;
 
 /// The code every preloaded verification holds.

@@ -18,7 +18,7 @@ use sha2::Sha256;
 use url::Url;
 
 use crate::domain::{Clock, Keyring, Timestamp, Verification};
-use crate::store::{Store, StoreError, VerificationStore};
+use crate::store::{EventStore, JobStore, Store, StoreError};
 use crate::view::VerificationView;
 
 pub const ID_HEADER: &str = "webhook-id";
@@ -177,7 +177,7 @@ impl Events {
             body: None,
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.store.put_blob(&id, &pending, KEEP_MS).await?;
+        self.store.put_event(&id, &pending, KEEP_MS).await?;
         self.store
             .schedule(&format!("{JOB_PREFIX}{id}"), now)
             .await?;
@@ -190,11 +190,11 @@ impl Events {
         let Some(sink) = &self.sink else {
             return Ok(Sent::Dropped);
         };
-        let Some(raw) = self.store.get_blob(id).await? else {
+        let Some(raw) = self.store.event(id).await? else {
             return Ok(Sent::Dropped);
         };
         let Ok(mut pending) = serde_json::from_str::<Pending>(&raw) else {
-            self.store.delete_blob(id).await?;
+            self.store.delete_event(id).await?;
             return Ok(Sent::Dropped);
         };
         let body = match (&pending.sealed, &pending.body) {
@@ -203,13 +203,13 @@ impl Events {
                 Err(e) => {
                     // Sealed under a secret no longer configured: it cannot be sent.
                     tracing::error!(event.id = %id, error = %e, "event dropped: it cannot be opened");
-                    self.store.delete_blob(id).await?;
+                    self.store.delete_event(id).await?;
                     return Ok(Sent::Dropped);
                 }
             },
             (None, Some(body)) => body.clone(),
             (None, None) => {
-                self.store.delete_blob(id).await?;
+                self.store.delete_event(id).await?;
                 return Ok(Sent::Dropped);
             }
         };
@@ -233,13 +233,13 @@ impl Events {
             .await;
         let status = result.as_ref().map(|r| r.status().as_u16()).ok();
         if status.is_some_and(|s| (200..300).contains(&s)) {
-            self.store.delete_blob(id).await?;
+            self.store.delete_event(id).await?;
             tracing::info!(event.id = %id, "event delivered");
             return Ok(Sent::Delivered);
         }
         pending.attempt += 1;
         if pending.attempt >= MAX_ATTEMPTS {
-            self.store.delete_blob(id).await?;
+            self.store.delete_event(id).await?;
             tracing::error!(event.id = %id, attempts = pending.attempt, "event given up");
             return Ok(Sent::Dropped);
         }
@@ -248,7 +248,7 @@ impl Events {
             .min(MAX_BACKOFF);
         let raw =
             serde_json::to_string(&pending).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.store.put_blob(id, &raw, KEEP_MS).await?;
+        self.store.put_event(id, &raw, KEEP_MS).await?;
         tracing::warn!(event.id = %id, attempt = pending.attempt, http.status = ?status, retry_in_s = backoff.as_secs(), "event not accepted; will retry");
         Ok(Sent::Retry(now.plus(backoff)))
     }

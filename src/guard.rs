@@ -15,7 +15,9 @@ use crate::config::AbuseSettings;
 use crate::domain::phone::LineKind;
 use crate::domain::{Channel, NumberKey, PhoneNumber, Timestamp};
 use crate::limits::{Decision, Limiter};
-use crate::store::{FailureWindows, SendBudget, Store, StoreError, VerificationStore, window_of};
+use crate::store::{
+    FailureWindows, FlagStore, SendBudget, Store, StoreError, VerificationStore, window_of,
+};
 
 const ONE_DAY: Duration = Duration::from_secs(86_400);
 
@@ -114,7 +116,7 @@ impl Guard {
         for (i, (prefix, n)) in batch.iter().enumerate() {
             if let Err(e) = self
                 .limiter
-                .record("approved", prefix, self.bucket(), *n)
+                .add("approved", prefix, self.bucket(), *n)
                 .await
             {
                 // Put back what was not written, for the next flush.
@@ -228,7 +230,7 @@ impl Guard {
             }));
         }
         let prefix = prefix_of(number);
-        if !self.is_safe(number) && self.store.get_blob(&block_key(&prefix)).await?.is_some() {
+        if !self.is_safe(number) && self.store.flag_raised(&block_key(&prefix)).await? {
             return Ok(Err(Refusal::Limited {
                 code: "destination_blocked",
                 message: format!(
@@ -302,7 +304,7 @@ impl Guard {
         }
         let prefix = prefix_of(number);
         self.limiter
-            .record("started", &prefix, self.bucket(), 1)
+            .add("started", &prefix, self.bucket(), 1)
             .await?;
         let (started, approved) = tokio::join!(
             self.estimate("started", &prefix),
@@ -312,9 +314,7 @@ impl Guard {
         let s = &self.settings;
         if started >= s.pumping_min_volume as f64 && approved < s.pumping_min_conversion * started {
             let cooloff = u64::try_from(s.pumping_cooloff.as_millis()).unwrap_or(u64::MAX);
-            self.store
-                .put_blob(&block_key(&prefix), "1", cooloff)
-                .await?;
+            self.store.raise_flag(&block_key(&prefix), cooloff).await?;
             metrics::counter!("plivo2fa_pumping_blocks_total", "prefix" => prefix.clone())
                 .increment(1);
             tracing::warn!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::domain::VerificationId;
 use crate::events::{JOB_PREFIX as EVENT_JOB, Sent};
 use crate::service::{EXPIRE_JOB, FALLBACK_JOB, Verifier};
-use crate::store::{StoreError, VerificationStore};
+use crate::store::{JobStore, StoreError};
 
 /// How long a claimed job is reserved for its claimer.
 const LEASE: Duration = Duration::from_secs(30);

@@ -16,6 +16,7 @@ use crate::events::{EventKind, Events};
 use crate::guard::{Guard, Refusal, Requester};
 use crate::plivo::PlivoError;
 use crate::plivo::client::MIN_MESSAGE_EXPIRY_SECS;
+use crate::store::{CallStore, JobStore, NonceStore};
 use crate::store::{
     CheckOutcome, CheckTarget, DeliveryUpdate, FallbackClaim, Finish, FinishOutcome,
     NewVerification, StartOutcome, Store, StoreError, VerificationStore,

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::AppState;
-use crate::store::VerificationStore;
+use crate::store::Health;
 
 /// `GET /healthz`: 200 while the process runs.
 pub async fn healthz() -> HttpResponse {

@@ -1,13 +1,8 @@
 //! The Redis store. Every operation is one Lua script, so it is one atomic
 //! round trip; every key of a number carries the same `{tag}`, so each script
-//! touches one Redis Cluster slot. Redis TTLs only collect garbage: expiry is
-//! decided from `expires_at` and the `now` the caller passes.
-//!
-//! Keys (prefix `p2fa` by default):
-//! - `p2fa:{tag}:num:<number hash>` → id of the number's latest verification
-//! - `p2fa:{tag}:v:<id>` → hash: the verification (its number sealed, bound to
-//!   the id, and its number's keyed hash), its code digest and sealed copy
-//! - `p2fa:{tag}:rl:<counter>:<number hash>:<window>` → a number's counters
+//! touches one Redis Cluster slot (see [`keys`] for the layout). Redis TTLs
+//! only collect garbage: expiry is decided from `expires_at` and the `now`
+//! the caller passes.
 //!
 //! Records written before numbers were sealed hold `to` in plain E.164 and no
 //! number hash; they are read as they are, so a rolling upgrade strands no
@@ -17,29 +12,35 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
-use serde::Serialize;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{
-    CheckOutcome, CheckTarget, DeliveryUpdate, FAILED_COUNTER, FailureWindows, Failures,
-    FallbackClaim, Finish, FinishOutcome, LOCKOUT_COUNTER, NewVerification, RETENTION_MS,
-    SendBudget, StartOutcome, StoreError, VerificationStore, parse_channel, window_of,
+    CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
+    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
+    LOCKOUT_COUNTER, NewVerification, NonceStore, RETENTION_MS, SendBudget, StartOutcome,
+    StoreError, VerificationStore,
 };
 use crate::domain::verification::{
     CheckResult, FallbackSkip, ResendRefusal, SendPolicy, delivery_rank,
 };
 use crate::domain::{
-    CallRef, Delivery, Keyring, Locale, NumberKey, PhoneNumber, Status, Timestamp, Verification,
+    CallRef, Delivery, Keyring, NumberKey, PhoneNumber, Status, Timestamp, Verification,
     VerificationId,
 };
+use keys::Keys;
+pub use persistence::Persistence;
+use persistence::{collect_text, persistent_by_info};
+use reply::{MAX_PLAIN_NUMBER, Reply, StoredDelivery, VIEW_FIELDS, parse_id, parse_view};
+use scripts::Scripts;
+pub use target::RedisTarget;
+
+pub mod keys;
+mod persistence;
+mod reply;
+mod scripts;
+mod target;
 
 pub const DEFAULT_KEY_PREFIX: &str = "p2fa";
-
-macro_rules! lua {
-    ($file:literal) => {
-        concat!(include_str!("lua/prelude.lua"), include_str!($file))
-    };
-}
 
 /// One connection for the whole process: a single node's connection manager
 /// (multiplexed, reconnects by itself) or a cluster connection.
@@ -77,97 +78,22 @@ impl ConnectionLike for Connection {
     }
 }
 
-struct Scripts {
-    start: Script,
-    check: Script,
-    finish: Script,
-    delivery: Script,
-    resolve_call: Script,
-    hit: Script,
-    claim_jobs: Script,
-    claim_fallback: Script,
-}
-
-impl Scripts {
-    fn load() -> Self {
-        Self {
-            start: Script::new(lua!("lua/start.lua")),
-            check: Script::new(lua!("lua/check.lua")),
-            finish: Script::new(lua!("lua/finish.lua")),
-            delivery: Script::new(lua!("lua/delivery.lua")),
-            resolve_call: Script::new(lua!("lua/resolve_call.lua")),
-            hit: Script::new(include_str!("lua/hit.lua")),
-            claim_jobs: Script::new(include_str!("lua/claim_jobs.lua")),
-            claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Connection,
     scripts: std::sync::Arc<Scripts>,
     /// Seals and opens the number of each verification at rest.
     keyring: std::sync::Arc<Keyring>,
-    prefix: String,
+    keys: Keys,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.keys.prefix())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// Where to find Redis, from `REDIS_URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTarget {
-    Single(String),
-    Cluster(Vec<String>),
-}
-
-impl RedisTarget {
-    /// `redis://`, `rediss://` or `unix://` is one node; several comma-separated
-    /// `redis://` seeds, or `redis+cluster://host:port[,host:port…]`, a cluster.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let url = url.trim();
-        if let Some(rest) = url.strip_prefix("redis+cluster://") {
-            let seeds: Vec<String> = rest
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    if s.contains("://") {
-                        s.to_owned()
-                    } else {
-                        format!("redis://{s}")
-                    }
-                })
-                .collect();
-            if seeds.is_empty() {
-                return Err("redis+cluster:// needs at least one host:port".into());
-            }
-            return Ok(Self::Cluster(seeds));
-        }
-        let parts: Vec<&str> = url
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        for part in &parts {
-            redis::parse_redis_url(part)
-                .ok_or_else(|| format!("{part:?} is not a redis://, rediss:// or unix:// URL"))?;
-        }
-        match parts.as_slice() {
-            [] => Err("empty".into()),
-            [one] => Ok(Self::Single((*one).to_owned())),
-            many => Ok(Self::Cluster(
-                many.iter().map(|s| (*s).to_owned()).collect(),
-            )),
-        }
     }
 }
 
@@ -230,41 +156,11 @@ impl RedisStore {
             conn,
             scripts: std::sync::Arc::new(Scripts::load()),
             keyring,
-            prefix: prefix.to_owned(),
+            keys: Keys::new(prefix),
             timeout,
         };
         store.ping().await?;
         Ok(store)
-    }
-
-    fn record_prefix(&self, tag: &str) -> String {
-        format!("{}:{{{tag}}}:v:", self.prefix)
-    }
-
-    fn record_key(&self, id: &VerificationId) -> String {
-        format!("{}{}", self.record_prefix(id.tag()), id.as_str())
-    }
-
-    fn call_key(&self, call: &CallRef) -> String {
-        format!("{}:{{{}}}:call:{}", self.prefix, call.tag(), call.as_str())
-    }
-
-    fn jobs_key(&self) -> String {
-        format!("{}:{{jobs}}", self.prefix)
-    }
-
-    fn blob_key(&self, key: &str) -> String {
-        format!("{}:blob:{key}", self.prefix)
-    }
-
-    fn nonce_key(&self, nonce: &str) -> String {
-        // Hashed: a nonce is caller-chosen text of any length.
-        use sha2::Digest;
-        format!(
-            "{}:nonce:{}",
-            self.prefix,
-            hex::encode(sha2::Sha256::digest(nonce.as_bytes()))
-        )
     }
 
     /// Runs one command with the store's timeout.
@@ -275,28 +171,6 @@ impl RedisStore {
             Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
             Ok(Ok(v)) => Ok(v),
         }
-    }
-
-    /// What a number's counters are named after (`…:{tag}:rl:`), in its
-    /// hash tag's slot so the scripts that count them stay in one slot.
-    fn counter_prefix(&self, tag: &str) -> String {
-        format!("{}:{{{tag}}}:rl:", self.prefix)
-    }
-
-    /// One of a number's counters for its window at `now` (as prelude.lua's `count` names it).
-    fn counter_key(
-        &self,
-        key: &NumberKey,
-        counter: &str,
-        window_ms: u64,
-        now: Timestamp,
-    ) -> String {
-        let name = format!("{}{counter}:{}", self.counter_prefix(&key.tag), key.hash);
-        window_of(&name, window_ms, now).0
-    }
-
-    fn pointer_key(&self, key: &NumberKey) -> String {
-        format!("{}:{{{}}}:num:{}", self.prefix, key.tag, key.hash)
     }
 
     async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
@@ -349,7 +223,7 @@ impl RedisStore {
     /// Deletes every key under this store's prefix on a single node (tests only).
     pub async fn flush_prefix(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let pattern = format!("{}:*", self.prefix);
+        let pattern = format!("{}:*", self.keys.prefix());
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(&pattern)
             .query_async(&mut conn)
@@ -366,169 +240,6 @@ impl RedisStore {
     }
 }
 
-/// What [`RedisStore::persistence`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persistence {
-    /// AOF, or RDB snapshots, are on.
-    On,
-    /// Neither AOF nor RDB snapshots (read from `CONFIG GET`).
-    Off,
-    /// `CONFIG GET` refused; `INFO` shows no AOF and no snapshot since Redis started.
-    NoneSeen,
-    /// Neither `CONFIG GET` nor `INFO` answered.
-    Unknown,
-}
-
-/// Every text in a reply (a cluster answers `INFO` with one text per node).
-fn collect_text(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::BulkString(b) => out.push(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => out.push(s.clone()),
-        Value::Array(items) | Value::Set(items) => {
-            items.iter().for_each(|v| collect_text(v, out));
-        }
-        Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_text(v, out)),
-        _ => {}
-    }
-}
-
-/// Whether an `INFO persistence` text shows AOF on, or an RDB snapshot taken
-/// since Redis started.
-fn persistent_by_info(info: &str) -> bool {
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
-            .map(str::trim)
-    };
-    field("aof_enabled") == Some("1")
-        || field("rdb_saves")
-            .and_then(|n| n.parse::<u64>().ok())
-            .is_some_and(|n| n > 0)
-        || field("rdb_last_bgsave_time_sec").is_some_and(|t| t != "-1")
-}
-
-#[derive(Serialize)]
-struct StoredDelivery<'a> {
-    #[serde(flatten)]
-    delivery: &'a Delivery,
-    rank: u8,
-}
-
-/// A script's reply: an outcome word, then strings and a nested view (whose
-/// number the keyring opens).
-struct Reply<'k>(Vec<Value>, &'k Keyring);
-
-impl<'k> Reply<'k> {
-    fn new(v: Value, keyring: &'k Keyring) -> Result<Self, StoreError> {
-        match v {
-            Value::Array(items) if !items.is_empty() => Ok(Self(items, keyring)),
-            other => Err(StoreError::Corrupt(format!("unexpected reply {other:?}"))),
-        }
-    }
-
-    fn text(&self, i: usize) -> Result<String, StoreError> {
-        match self.0.get(i) {
-            Some(Value::BulkString(b)) => String::from_utf8(b.clone())
-                .map_err(|_| StoreError::Corrupt("non-UTF-8 reply".into())),
-            Some(Value::SimpleString(s)) => Ok(s.clone()),
-            Some(Value::Int(n)) => Ok(n.to_string()),
-            other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
-        }
-    }
-
-    fn verification(&self, i: usize, id: &VerificationId) -> Result<Verification, StoreError> {
-        match self.0.get(i) {
-            Some(Value::Array(fields)) => parse_view(self.1, id, fields),
-            other => Err(StoreError::Corrupt(format!(
-                "expected a view, got {other:?}"
-            ))),
-        }
-    }
-}
-
-fn field(fields: &[Value], i: usize, name: &str) -> Result<String, StoreError> {
-    match fields.get(i) {
-        Some(Value::BulkString(b)) => String::from_utf8(b.clone())
-            .map_err(|_| StoreError::Corrupt(format!("{name} is not UTF-8"))),
-        _ => Err(StoreError::Corrupt(format!("{name} is missing"))),
-    }
-}
-
-fn number<T: std::str::FromStr>(fields: &[Value], i: usize, name: &str) -> Result<T, StoreError> {
-    field(fields, i, name)?
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("{name} is not a number")))
-}
-
-/// The FIELDS view of prelude.lua, in its order.
-const VIEW_FIELDS: [&str; 12] = [
-    "to",
-    "channel",
-    "locale",
-    "status",
-    "created_at",
-    "expires_at",
-    "attempts",
-    "max_attempts",
-    "sends",
-    "last_sent_at",
-    "deliveries",
-    "fallback",
-];
-
-/// The longest E.164 number, `+` and 15 digits: a sealed number is far longer.
-const MAX_PLAIN_NUMBER: usize = 16;
-
-/// A record's `to`: sealed, or in plain E.164 in a record written before numbers were sealed.
-fn stored_number(
-    keyring: &Keyring,
-    id: &VerificationId,
-    to: String,
-) -> Result<PhoneNumber, StoreError> {
-    let plain = to.len() <= MAX_PLAIN_NUMBER
-        && to
-            .strip_prefix('+')
-            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
-    if plain {
-        return Ok(PhoneNumber::from_trusted_e164(to));
-    }
-    keyring
-        .open_number(&to, id.as_str())
-        .map_err(|e| StoreError::Corrupt(format!("number of {id}: {e}")))
-}
-
-/// Reads the FIELDS view of prelude.lua, in its order.
-fn parse_view(
-    keyring: &Keyring,
-    id: &VerificationId,
-    f: &[Value],
-) -> Result<Verification, StoreError> {
-    let status = field(f, 3, "status")?;
-    let deliveries: Vec<Delivery> = serde_json::from_str(&field(f, 10, "deliveries")?)
-        .map_err(|e| StoreError::Corrupt(format!("deliveries: {e}")))?;
-    Ok(Verification {
-        id: id.clone(),
-        to: stored_number(keyring, id, field(f, 0, "to")?)?,
-        channel: parse_channel(&field(f, 1, "channel")?)?,
-        locale: Locale::parse(&field(f, 2, "locale")?).unwrap_or_default(),
-        status: status
-            .parse::<Status>()
-            .map_err(|()| StoreError::Corrupt(format!("unknown status {status:?}")))?,
-        created_at: Timestamp::from_millis(number(f, 4, "created_at")?),
-        expires_at: Timestamp::from_millis(number(f, 5, "expires_at")?),
-        attempts: number(f, 6, "attempts")?,
-        max_attempts: number(f, 7, "max_attempts")?,
-        sends: number(f, 8, "sends")?,
-        last_sent_at: Timestamp::from_millis(number(f, 9, "last_sent_at")?),
-        deliveries,
-        fallback_used: matches!(f.get(11), Some(Value::BulkString(b)) if b.as_slice() == b"1"),
-    })
-}
-
-fn parse_id(s: &str) -> Result<VerificationId, StoreError> {
-    VerificationId::parse(s).ok_or_else(|| StoreError::Corrupt("malformed id".into()))
-}
-
 const RETENTION: u64 = RETENTION_MS;
 
 impl VerificationStore for RedisStore {
@@ -543,8 +254,8 @@ impl VerificationStore for RedisStore {
         let v = &new.verification;
         let mut invocation = self.scripts.start.prepare_invoke();
         invocation
-            .key(self.pointer_key(key))
-            .arg(self.record_prefix(&key.tag))
+            .key(self.keys.pointer_key(key))
+            .arg(self.keys.record_prefix(&key.tag))
             .arg(now.as_millis())
             .arg(v.id.as_str())
             .arg(self.keyring.seal_number(&v.to, v.id.as_str()))
@@ -558,7 +269,7 @@ impl VerificationStore for RedisStore {
             .arg(policy.max_sends)
             .arg(RETENTION)
             .arg(&key.hash)
-            .arg(self.counter_prefix(&key.tag))
+            .arg(self.keys.counter_prefix(&key.tag))
             .arg(budget.max)
             .arg(budget.window_ms.max(1));
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
@@ -599,9 +310,9 @@ impl VerificationStore for RedisStore {
         let tag = match target {
             CheckTarget::Number { key, .. } => {
                 invocation
-                    .key(self.pointer_key(key))
+                    .key(self.keys.pointer_key(key))
                     .arg("number")
-                    .arg(self.record_prefix(&key.tag))
+                    .arg(self.keys.record_prefix(&key.tag))
                     .arg(now.as_millis())
                     .arg(RETENTION)
                     .arg(&key.hash)
@@ -611,7 +322,7 @@ impl VerificationStore for RedisStore {
             }
             CheckTarget::Id(id) => {
                 invocation
-                    .key(self.record_key(id))
+                    .key(self.keys.record_key(id))
                     .arg("id")
                     .arg("")
                     .arg(now.as_millis())
@@ -623,7 +334,7 @@ impl VerificationStore for RedisStore {
             }
         };
         invocation
-            .arg(self.counter_prefix(tag))
+            .arg(self.keys.counter_prefix(tag))
             .arg(windows.lockout_ms.max(1))
             .arg(windows.day_ms.max(1));
         for digest in digests {
@@ -655,8 +366,14 @@ impl VerificationStore for RedisStore {
     ) -> Result<Failures, StoreError> {
         // Both counters carry the number's hash tag: one slot, one round trip.
         let mut cmd = redis::cmd("MGET");
-        cmd.arg(self.counter_key(key, LOCKOUT_COUNTER, windows.lockout_ms.max(1), now))
-            .arg(self.counter_key(key, FAILED_COUNTER, windows.day_ms.max(1), now));
+        cmd.arg(
+            self.keys
+                .number_counter(key, LOCKOUT_COUNTER, windows.lockout_ms.max(1), now),
+        )
+        .arg(
+            self.keys
+                .number_counter(key, FAILED_COUNTER, windows.day_ms.max(1), now),
+        );
         let counts: Vec<Option<u64>> = self.query(&cmd).await?;
         let at = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
         Ok(Failures {
@@ -671,7 +388,7 @@ impl VerificationStore for RedisStore {
         _now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
         let mut cmd = redis::cmd("HMGET");
-        cmd.arg(self.record_key(id)).arg(&VIEW_FIELDS);
+        cmd.arg(self.keys.record_key(id)).arg(&VIEW_FIELDS);
         let fields: Vec<Value> = self.query(&cmd).await?;
         let to = match fields.first() {
             None | Some(Value::Nil) => return Ok(None),
@@ -694,7 +411,7 @@ impl VerificationStore for RedisStore {
     ) -> Result<FinishOutcome, StoreError> {
         let mut invocation = self.scripts.finish.prepare_invoke();
         invocation
-            .key(self.record_key(id))
+            .key(self.keys.record_key(id))
             .arg(how.status().as_str())
             .arg(now.as_millis())
             .arg(RETENTION);
@@ -727,7 +444,7 @@ impl VerificationStore for RedisStore {
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut invocation = self.scripts.delivery.prepare_invoke();
         invocation
-            .key(self.record_key(id))
+            .key(self.keys.record_key(id))
             .arg(json)
             .arg(&delivery.provider_id)
             .arg(rank)
@@ -743,77 +460,6 @@ impl VerificationStore for RedisStore {
         })
     }
 
-    async fn register_call(
-        &self,
-        call: &CallRef,
-        id: &VerificationId,
-        until: Timestamp,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let ttl = now.millis_until(until).max(1);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.call_key(call))
-            .arg(id.as_str())
-            .arg("PX")
-            .arg(ttl);
-        self.query::<()>(&cmd).await
-    }
-
-    async fn resolve_call(
-        &self,
-        call: &CallRef,
-        _now: Timestamp,
-    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
-        let mut invocation = self.scripts.resolve_call.prepare_invoke();
-        invocation
-            .key(self.call_key(call))
-            .arg(self.record_prefix(call.tag()));
-        let reply = match self.run(invocation).await? {
-            Value::Array(items) if items.is_empty() => return Ok(None),
-            other => Reply::new(other, &self.keyring)?,
-        };
-        let id = parse_id(&reply.text(0)?)?;
-        let sealed = reply.text(1)?;
-        let verification = reply.verification(2, &id)?;
-        Ok(Some((verification, (!sealed.is_empty()).then_some(sealed))))
-    }
-
-    async fn remember_nonce(
-        &self,
-        nonce: &str,
-        ttl_ms: u64,
-        _now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.nonce_key(nonce))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms.max(1));
-        let set: Option<String> = self.query(&cmd).await?;
-        Ok(set.is_some())
-    }
-
-    async fn hit(
-        &self,
-        name: &str,
-        window_ms: u64,
-        by: u64,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let (key, _) = super::window_of(name, window_ms, now);
-        let mut invocation = self.scripts.hit.prepare_invoke();
-        // Kept twice the window: the window index comes from the caller's clock.
-        invocation
-            .key(format!("{}:rl:{{{key}}}", self.prefix))
-            .arg(window_ms.saturating_mul(2).max(1))
-            .arg(by);
-        match self.run(invocation).await? {
-            Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
-            other => Err(StoreError::Corrupt(format!("hit said {other:?}"))),
-        }
-    }
-
     async fn latest(
         &self,
         number: &PhoneNumber,
@@ -821,50 +467,12 @@ impl VerificationStore for RedisStore {
         now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
         let mut cmd = redis::cmd("GET");
-        cmd.arg(self.pointer_key(key));
+        cmd.arg(self.keys.pointer_key(key));
         let Some(id) = self.query::<Option<String>>(&cmd).await? else {
             return Ok(None);
         };
         let id = parse_id(&id)?;
         Ok(self.get(&id, now).await?.filter(|v| &v.to == number))
-    }
-
-    async fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(self.jobs_key()).arg(due.as_millis()).arg(job);
-        self.query::<()>(&cmd).await
-    }
-
-    async fn claim_jobs(
-        &self,
-        now: Timestamp,
-        lease_ms: u64,
-        max: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let lease_end = now.plus(Duration::from_millis(lease_ms));
-        let mut invocation = self.scripts.claim_jobs.prepare_invoke();
-        invocation
-            .key(self.jobs_key())
-            .arg(now.as_millis())
-            .arg(lease_end.as_millis())
-            .arg(max);
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(
-            self.timeout,
-            invocation.invoke_async::<Vec<String>>(&mut conn),
-        )
-        .await
-        {
-            Err(_) => Err(StoreError::Timeout),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
-            Ok(Ok(jobs)) => Ok(jobs),
-        }
-    }
-
-    async fn complete_job(&self, job: &str) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(self.jobs_key()).arg(job);
-        self.query::<()>(&cmd).await
     }
 
     async fn claim_fallback(
@@ -875,7 +483,7 @@ impl VerificationStore for RedisStore {
     ) -> Result<FallbackClaim, StoreError> {
         let mut invocation = self.scripts.claim_fallback.prepare_invoke();
         invocation
-            .key(self.record_key(id))
+            .key(self.keys.record_key(id))
             .arg(now.as_millis())
             .arg(max_sends)
             .arg(RETENTION);
@@ -894,28 +502,169 @@ impl VerificationStore for RedisStore {
             _ => FallbackClaim::NotFound,
         })
     }
+}
 
-    async fn put_blob(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
+impl CallStore for RedisStore {
+    async fn register_call(
+        &self,
+        call: &CallRef,
+        id: &VerificationId,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let ttl = now.millis_until(until).max(1);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.blob_key(key))
+        cmd.arg(self.keys.call_key(call))
+            .arg(id.as_str())
+            .arg("PX")
+            .arg(ttl);
+        self.query::<()>(&cmd).await
+    }
+
+    async fn resolve_call(
+        &self,
+        call: &CallRef,
+        _now: Timestamp,
+    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+        let mut invocation = self.scripts.resolve_call.prepare_invoke();
+        invocation
+            .key(self.keys.call_key(call))
+            .arg(self.keys.record_prefix(call.tag()));
+        let reply = match self.run(invocation).await? {
+            Value::Array(items) if items.is_empty() => return Ok(None),
+            other => Reply::new(other, &self.keyring)?,
+        };
+        let id = parse_id(&reply.text(0)?)?;
+        let sealed = reply.text(1)?;
+        let verification = reply.verification(2, &id)?;
+        Ok(Some((verification, (!sealed.is_empty()).then_some(sealed))))
+    }
+}
+
+impl NonceStore for RedisStore {
+    async fn remember_nonce(
+        &self,
+        nonce: &str,
+        ttl_ms: u64,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.nonce_key(nonce))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let set: Option<String> = self.query(&cmd).await?;
+        Ok(set.is_some())
+    }
+}
+
+impl CounterStore for RedisStore {
+    async fn add(
+        &self,
+        name: &str,
+        window_ms: u64,
+        n: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut invocation = self.scripts.hit.prepare_invoke();
+        // Kept twice the window: the window index comes from the caller's clock.
+        invocation
+            .key(self.keys.counter(name, window_ms, now))
+            .arg(window_ms.saturating_mul(2).max(1))
+            .arg(n);
+        match self.run(invocation).await? {
+            Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
+            other => Err(StoreError::Corrupt(format!("hit said {other:?}"))),
+        }
+    }
+}
+
+impl JobStore for RedisStore {
+    async fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.jobs_key()).arg(due.as_millis()).arg(job);
+        self.query::<()>(&cmd).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let lease_end = now.plus(Duration::from_millis(lease_ms));
+        let mut invocation = self.scripts.claim_jobs.prepare_invoke();
+        invocation
+            .key(self.keys.jobs_key())
+            .arg(now.as_millis())
+            .arg(lease_end.as_millis())
+            .arg(max);
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(
+            self.timeout,
+            invocation.invoke_async::<Vec<String>>(&mut conn),
+        )
+        .await
+        {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Ok(jobs)) => Ok(jobs),
+        }
+    }
+
+    async fn complete_job(&self, job: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.keys.jobs_key()).arg(job);
+        self.query::<()>(&cmd).await
+    }
+}
+
+impl RedisStore {
+    /// Keeps a small value (an event, a flag) for `ttl_ms`.
+    async fn put_blob(&self, name: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.blob_key(name))
             .arg(value)
             .arg("PX")
             .arg(ttl_ms.max(1));
         self.query::<()>(&cmd).await
     }
 
-    async fn get_blob(&self, key: &str) -> Result<Option<String>, StoreError> {
+    async fn blob(&self, name: &str) -> Result<Option<String>, StoreError> {
         let mut cmd = redis::cmd("GET");
-        cmd.arg(self.blob_key(key));
+        cmd.arg(self.keys.blob_key(name));
         self.query(&cmd).await
     }
+}
 
-    async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.blob_key(key));
-        self.query::<()>(&cmd).await
+impl EventStore for RedisStore {
+    async fn put_event(&self, id: &str, event: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        self.put_blob(id, event, ttl_ms).await
     }
 
+    async fn event(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.blob(id).await
+    }
+
+    async fn delete_event(&self, id: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.keys.blob_key(id));
+        self.query::<()>(&cmd).await
+    }
+}
+
+impl FlagStore for RedisStore {
+    async fn raise_flag(&self, name: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        self.put_blob(name, "1", ttl_ms).await
+    }
+
+    async fn flag_raised(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.blob(name).await?.is_some())
+    }
+}
+
+impl Health for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
     }
