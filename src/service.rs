@@ -9,8 +9,8 @@ use crate::delivery::{AppHash, Deliverer, Dispatch};
 use crate::domain::code::CodeLength;
 use crate::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use crate::domain::{
-    CallOutcome, CallRef, Channel, Clock, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
-    Timestamp, Verification, VerificationId,
+    CallRef, Channel, Clock, Delivery, DeliveryStatus, Keyring, Locale, OtpCode, PhoneNumber,
+    Status, Timestamp, Verification, VerificationId,
 };
 use crate::events::{EventKind, Events};
 use crate::guard::{Guard, Refusal, Requester};
@@ -425,19 +425,18 @@ impl Verifier {
         delivery: Delivery,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let status = delivery.status.clone();
+        let failed = delivery.status.is_failure();
+        let delivered = delivery.status == DeliveryStatus::Delivered;
         match self.apply_delivery(id, delivery, now).await? {
             DeliveryUpdate::NotFound => return Ok(false),
             DeliveryUpdate::Stale(_) => return Ok(true),
             DeliveryUpdate::Applied(_) => {}
         }
-        match status.as_str() {
-            "undelivered" | "failed" | "rejected" if self.policy.fallback_after.is_some() => {
-                self.fallback(id).await?;
-                self.complete(format!("{FALLBACK_JOB}{id}")).await;
-            }
-            "delivered" => self.complete(format!("{FALLBACK_JOB}{id}")).await,
-            _ => {}
+        if failed && self.policy.fallback_after.is_some() {
+            self.fallback(id).await?;
+            self.complete(format!("{FALLBACK_JOB}{id}")).await;
+        } else if delivered {
+            self.complete(format!("{FALLBACK_JOB}{id}")).await;
         }
         Ok(true)
     }
@@ -500,36 +499,6 @@ pub enum Spoken {
     Gone(Option<Locale>),
 }
 
-/// What Plivo reported about a call, from its answer or hangup callback.
-#[derive(Debug, Clone)]
-pub struct CallReport {
-    pub request_uuid: String,
-    /// Plivo's CallStatus (in-progress, completed, busy, no-answer…).
-    pub status: String,
-    /// Set on hangup only.
-    pub outcome: Option<CallOutcome>,
-}
-
-impl CallReport {
-    /// The report as a voice delivery; a normal end (4000, 4010) carries no error code.
-    pub fn into_delivery(self, now: Timestamp) -> Delivery {
-        let code = self
-            .outcome
-            .as_ref()
-            .and_then(|o| o.hangup_cause_code.clone());
-        Delivery {
-            channel: Channel::Voice,
-            provider_id: self.request_uuid,
-            error_code: code.filter(|c| c != "4000" && c != "4010"),
-            status: self.status,
-            updated_at: now.as_millis(),
-            call: self.outcome,
-            sequence: None,
-            created_at: Some(now.as_millis()),
-        }
-    }
-}
-
 impl Verifier {
     /// The code a call should read out, while its verification is pending.
     pub async fn voice_code(&self, call: &CallRef) -> Result<Spoken, StoreError> {
@@ -566,14 +535,13 @@ impl Verifier {
     pub async fn record_call(
         &self,
         call: &CallRef,
-        report: CallReport,
+        delivery: Delivery,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let Some((v, _)) = self.store.resolve_call(call, now).await? else {
             return Ok(false);
         };
-        self.apply_delivery(&v.id, report.into_delivery(now), now)
-            .await?;
+        self.apply_delivery(&v.id, delivery, now).await?;
         Ok(true)
     }
 
@@ -620,7 +588,7 @@ fn count_delivery(d: &Delivery) {
     metrics::counter!(
         "plivo2fa_deliveries_total",
         "channel" => d.channel.as_str(),
-        "status" => crate::domain::verification::status_label(&d.status),
+        "status" => d.status.label(),
         "error_code" => error_code
     )
     .increment(1);

@@ -63,7 +63,7 @@ impl<'a> DeliveryView<'a> {
         Self {
             channel: d.channel,
             provider_id: d.has_provider_id().then_some(d.provider_id.as_str()),
-            status: &d.status,
+            status: d.status.as_str(),
             error_code: d.error_code.as_deref(),
             error_reason: match d.channel {
                 Channel::Sms => d.error_code.as_deref().and_then(sms_error_reason),

@@ -4,7 +4,7 @@
 
 use url::Url;
 
-use crate::domain::{CallRef, Channel, Delivery, OtpCode, Timestamp, UNKNOWN_STATUS, Verification};
+use crate::domain::{CallRef, Channel, Delivery, DeliveryStatus, OtpCode, Timestamp, Verification};
 use crate::plivo::client::{
     Accepted, CallRequest, DltFields, LOG_NOTHING, MAX_MESSAGE_EXPIRY_SECS,
     MIN_MESSAGE_EXPIRY_SECS, MessageRequest, PhloRunRequest, REDACTED,
@@ -129,7 +129,7 @@ impl Deliverer {
 
     /// Sends `code` for `verification`; returns the delivery to record. A send
     /// whose outcome is unknown (a timeout, an unreadable 2xx) is a delivery
-    /// with status [`UNKNOWN_STATUS`], not an error: Plivo may have sent it.
+    /// with status [`DeliveryStatus::Unknown`], not an error: Plivo may have sent it.
     /// Errors are definite, and their text holds no code, number or secret.
     #[tracing::instrument(skip_all, fields(verification.id = %verification.id, channel = dispatch.channel().as_str()))]
     pub async fn send(
@@ -145,7 +145,7 @@ impl Deliverer {
             Ok(accepted) => {
                 tracing::info!("code handed to Plivo");
                 let id = accepted.provider_id.unwrap_or_else(Delivery::local_id);
-                (id, "queued")
+                (id, DeliveryStatus::Queued)
             }
             Err(e) => {
                 let to = verification.to.as_e164();
@@ -159,13 +159,13 @@ impl Deliverer {
                     return Err(e);
                 }
                 tracing::warn!(error = %e, "Plivo may or may not have the code: delivery unknown");
-                (Delivery::local_id(), UNKNOWN_STATUS)
+                (Delivery::local_id(), DeliveryStatus::Unknown)
             }
         };
         Ok(Delivery {
             channel,
             provider_id,
-            status: status.to_owned(),
+            status,
             error_code: None,
             updated_at: now.as_millis(),
             call: None,

@@ -18,7 +18,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::{CallOutcome, Channel, Delivery, PhoneNumber, Timestamp};
+use crate::domain::{CallOutcome, Channel, Delivery, DeliveryStatus, PhoneNumber, Timestamp};
 
 /// Error codes Plivo sends when there is no error (the Message object says
 /// `000` "for successful delivery"; some receipts say `0`).
@@ -92,7 +92,7 @@ impl MessageStatus {
         Some(Delivery {
             channel: Channel::Sms,
             provider_id: uuid.to_owned(),
-            status: status.to_ascii_lowercase(),
+            status: DeliveryStatus::parse(&status.to_ascii_lowercase()),
             error_code: error_code(self.error_code.as_deref()),
             updated_at: now.as_millis(),
             call: None,
@@ -183,10 +183,9 @@ impl HangupDetails {
         Delivery {
             channel: Channel::Voice,
             provider_id: provider_id.to_owned(),
-            status: self
-                .call_status
-                .clone()
-                .unwrap_or_else(|| DEFAULT_HANGUP_STATUS.to_owned()),
+            status: DeliveryStatus::parse(
+                self.call_status.as_deref().unwrap_or(DEFAULT_HANGUP_STATUS),
+            ),
             error_code: outcome
                 .hangup_cause_code
                 .clone()

@@ -21,9 +21,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::AppState;
+use crate::plivo::callback;
 use crate::plivo::signature::{
     self, MA_V2_HEADER, MA_V3_HEADER, Method, SignatureError, V2_HEADER, V2_NONCE_HEADER,
     V3_HEADER, V3_NONCE_HEADER,
@@ -93,12 +95,14 @@ pub struct SignedRequest {
 }
 
 impl SignedRequest {
-    pub fn param(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+    /// The parameters as one of Plivo's callback forms (see
+    /// [`crate::plivo::callback`]); every field of those is optional, so a
+    /// form that does not parse reads as an empty one.
+    pub fn form<T: DeserializeOwned + Default>(&self) -> T {
+        callback::from_pairs(&self.params).unwrap_or_else(|e| {
+            tracing::info!(error = %e, "a callback's parameters do not fit its form");
+            T::default()
+        })
     }
 }
 

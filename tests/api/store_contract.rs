@@ -422,7 +422,7 @@ fn delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
     Delivery {
         channel: Channel::Sms,
         provider_id: id.to_owned(),
-        status: status.to_owned(),
+        status: status.into(),
         error_code: (status == "undelivered").then(|| "30".to_owned()),
         updated_at: at.as_millis(),
         call: None,

@@ -20,9 +20,7 @@ use super::{
     LOCKOUT_COUNTER, NewVerification, NonceStore, RETENTION_MS, SendBudget, StartOutcome,
     StoreError, VerificationStore,
 };
-use crate::domain::verification::{
-    CheckResult, FallbackSkip, ResendRefusal, SendPolicy, delivery_rank,
-};
+use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
     CallRef, Delivery, Keyring, NumberKey, PhoneNumber, Status, Timestamp, Verification,
     VerificationId,
@@ -436,7 +434,7 @@ impl VerificationStore for RedisStore {
         delivery: Delivery,
         _now: Timestamp,
     ) -> Result<DeliveryUpdate, StoreError> {
-        let rank = delivery_rank(&delivery.status);
+        let rank = delivery.status.rank();
         let json = serde_json::to_string(&StoredDelivery {
             delivery: &delivery,
             rank,
@@ -449,7 +447,7 @@ impl VerificationStore for RedisStore {
             .arg(&delivery.provider_id)
             .arg(rank)
             .arg(delivery.sequence.map(|s| s.to_string()).unwrap_or_default())
-            .arg(&delivery.status)
+            .arg(delivery.status.as_str())
             .arg(delivery.channel.as_str())
             .arg(crate::domain::LOCAL_ID_PREFIX);
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
