@@ -26,8 +26,8 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use plivo_2fa::domain::verification::SendPolicy;
 use plivo_2fa::domain::{
-    CallRef, Channel, Clock, CodeLength, Keyring, Locale, OtpCode, PhoneNumber, Status,
-    SystemClock, Verification, VerificationId,
+    ApplicationId, CallRef, Channel, Clock, CodeLength, Keyring, Locale, OtpCode, PhoneNumber,
+    Status, SystemClock, Verification, VerificationId,
 };
 use plivo_2fa::plivo::paths;
 use plivo_2fa::plivo::signature::{Method, sign_v3};
@@ -213,6 +213,7 @@ async fn preload(p: Preload) -> Result<(), String> {
                 sealed: keyring.seal(code, id.as_str()),
                 verification: Verification {
                     id: id.clone(),
+                    application: ApplicationId::default(),
                     to,
                     channel: if p.voice {
                         Channel::Voice

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Longest application id.
 pub const MAX_APPLICATION_ID_LEN: usize = 32;
@@ -48,6 +48,13 @@ impl ApplicationId {
 impl Default for ApplicationId {
     fn default() -> Self {
         Self::default_app()
+    }
+}
+
+impl<'de> Deserialize<'de> for ApplicationId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&raw).ok_or_else(|| serde::de::Error::custom("not an application id"))
     }
 }
 

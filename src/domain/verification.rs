@@ -11,6 +11,7 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 
+use super::application::ApplicationId;
 use super::delivery::{Delivery, DeliveryStatus};
 use super::keyring::TAG_HEX_LEN;
 use super::locale::Locale;
@@ -195,6 +196,8 @@ pub enum FallbackSkip {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     pub id: VerificationId,
+    /// The application it was started for: only that application's key sees it.
+    pub application: ApplicationId,
     pub to: PhoneNumber,
     pub channel: Channel,
     pub locale: Locale,
@@ -379,6 +382,7 @@ mod tests {
     fn pending() -> Verification {
         Verification {
             id: VerificationId::generate("abcd"),
+            application: ApplicationId::default(),
             to: PhoneNumber::parse("+14155550100").unwrap(),
             channel: Channel::Sms,
             locale: Locale::default(),

@@ -9,11 +9,14 @@ use url::Url;
 
 use ipnet::IpNet;
 
+use crate::apps::Apps;
+use crate::domain::{Clock, Timestamp};
 use crate::limits::Limiter;
 use crate::plivo::paths;
 use crate::plivo::xml::Templates;
 use crate::sandbox::SandboxState;
-use crate::service::Verifier;
+use crate::service::{CheckCode, ReadVerification, Receipts, StartVerification, VoiceCall};
+use crate::store::Store;
 
 pub mod api;
 pub mod auth;
@@ -30,11 +33,38 @@ pub mod signed;
 /// Largest JSON body the app API accepts.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
 
+/// The use cases the routes call.
+#[derive(Debug, Clone)]
+pub struct UseCases {
+    pub start: StartVerification,
+    pub check: CheckCode,
+    pub read: ReadVerification,
+    pub receipts: Receipts,
+    pub voice: VoiceCall,
+}
+
+/// What the server can send, for the checks a start's input gets.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Whether codes can go out by voice (a caller ID is configured).
+    pub voice: bool,
+    /// Whether this server writes the SMS text (not in PHLO mode, where the
+    /// PHLO writes it, so autofill lines cannot be added).
+    pub own_sms_text: bool,
+}
+
 /// What every handler can reach.
 #[derive(Debug)]
 pub struct AppState {
-    pub verifier: Verifier,
-    pub api_keys: auth::ApiKeys,
+    /// Every application, and which API key opens which.
+    pub apps: Arc<Apps>,
+    pub use_cases: UseCases,
+    pub capabilities: Capabilities,
+    pub clock: Arc<dyn Clock>,
+    /// Refuses a signed callback's nonce seen before.
+    pub replay: signed::ReplayGuard,
+    /// What `/readyz` asks.
+    pub readiness: Store,
     /// Present in sandbox mode only.
     pub sandbox: Option<Arc<SandboxState>>,
     /// Every auth token Plivo may sign callbacks with (rotation).
@@ -54,6 +84,10 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// `PUBLIC_BASE_URL` in the form [`AppState::public_base`] holds.
     pub fn base_without_slash(url: &Url) -> String {
         url.as_str().trim_end_matches('/').to_owned()

@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: 200 when the store answers, else 503; 503 as well while
 /// the server drains for shutdown, so a load balancer stops sending to it.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store = state.verifier.store();
+    let store = &state.readiness;
     if state.drain.is_draining() {
         return HttpResponse::ServiceUnavailable()
             .json(json!({"status": "shutting_down", "store": store.describe()}));

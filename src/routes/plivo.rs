@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::signed::{SignedRequest, SignedV3Request};
-use crate::domain::{CallRef, Locale, PhoneNumber, VerificationId};
+use crate::domain::{ApplicationId, CallRef, Locale, PhoneNumber, VerificationId};
 use crate::plivo::callback::{
     CallAnswer, CallHangup, DigitsPressed, MessageStatus, PhloCallStatus,
 };
@@ -33,10 +33,27 @@ fn callee_locale(callee: Option<PhoneNumber>) -> Locale {
         .unwrap_or_default()
 }
 
-/// Renders a goodbye or an apology in `locale`.
-fn farewell(state: &AppState, locale: &Locale, kind: TemplateKind) -> HttpResponse {
+/// The brand a call of `app` hears (when its verification is not known:
+/// the default application's, see [`crate::apps::Apps::fallback_brand`]).
+fn brand<'s>(state: &'s AppState, app: Option<&ApplicationId>) -> &'s str {
+    app.and_then(|id| state.apps.get(id))
+        .map_or_else(|| state.apps.fallback_brand(), |a| a.brand.as_str())
+}
+
+/// Renders a goodbye or an apology: in the verification's locale, with its
+/// application's brand, when it is `known`; else in the callee's locale.
+fn farewell(
+    state: &AppState,
+    known: Option<(Locale, ApplicationId)>,
+    callee: Option<PhoneNumber>,
+    kind: TemplateKind,
+) -> HttpResponse {
+    let (locale, app) = match known {
+        Some((locale, app)) => (locale, Some(app)),
+        None => (callee_locale(callee), None),
+    };
     let vars = Vars {
-        brand: state.verifier.brand(),
+        brand: brand(state, app.as_ref()),
         ..Vars::default()
     };
     xml(state.templates.render(locale.as_str(), kind, &vars))
@@ -50,33 +67,33 @@ async fn speak(
     kind: TemplateKind,
     replay: u8,
 ) -> HttpResponse {
-    let verifier = &state.verifier;
-    let apology = |locale: Option<Locale>| {
-        let locale = locale.unwrap_or_else(|| callee_locale(signed.form::<CallAnswer>().callee()));
-        farewell(state, &locale, TemplateKind::Apology)
+    let apology = |known: Option<(Locale, ApplicationId)>| {
+        let callee = signed.form::<CallAnswer>().callee();
+        farewell(state, known, callee, TemplateKind::Apology)
     };
     let Some(call) = CallRef::parse(call_ref) else {
         return apology(None);
     };
-    let (code, locale, expires_at) = match verifier.voice_code(&call).await {
+    let (code, locale, application, expires_at) = match state.use_cases.voice.code(&call).await {
         Ok(Spoken::Code {
             code,
             locale,
+            application,
             expires_at,
-        }) => (code, locale, expires_at),
-        Ok(Spoken::Gone(locale)) => return apology(locale),
+        }) => (code, locale, application, expires_at),
+        Ok(Spoken::Gone(known)) => return apology(known),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the code for a call");
             return apology(None);
         }
     };
     let Ok(spoken) = SpokenCode::new(code.expose()) else {
-        return apology(Some(locale));
+        return apology(Some((locale, application)));
     };
     let action_url = state.public_url(&paths::voice_again(&call, replay + 1));
-    let now = verifier.now();
+    let now = state.now();
     let vars = Vars {
-        brand: verifier.brand(),
+        brand: brand(state, Some(&application)),
         code: spoken,
         action_url: &action_url,
         minutes: now.minutes_until(expires_at),
@@ -112,14 +129,18 @@ pub async fn again(
     let pressed: DigitsPressed = signed.form();
     if !pressed.wants_replay() || replay == 0 || replay > MAX_REPLAYS {
         let known = match CallRef::parse(&path) {
-            Some(call) => state.verifier.call_locale(&call).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot read a call's locale");
-                None
-            }),
+            Some(call) => state
+                .use_cases
+                .voice
+                .locale(&call)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read a call's locale");
+                    None
+                }),
             None => None,
         };
-        let locale = known.unwrap_or_else(|| callee_locale(pressed.callee()));
-        return farewell(&state, &locale, TemplateKind::Goodbye);
+        return farewell(&state, known, pressed.callee(), TemplateKind::Goodbye);
     }
     let kind = if replay == MAX_REPLAYS {
         TemplateKind::Last
@@ -140,11 +161,11 @@ pub async fn hangup(
         tracing::info!("hangup for an unknown call reference");
         return ok();
     };
-    let Some(delivery) = signed.form::<CallHangup>().delivery(state.verifier.now()) else {
+    let Some(delivery) = signed.form::<CallHangup>().delivery(state.now()) else {
         tracing::info!("hangup without a RequestUUID");
         return ok();
     };
-    match state.verifier.record_call(&call, delivery).await {
+    match state.use_cases.receipts.call(&call, delivery).await {
         Ok(true) => {}
         Ok(false) => tracing::info!("hangup for a call reference that is no longer known"),
         Err(e) => {
@@ -162,21 +183,19 @@ pub async fn phlo_message_status(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let receipt: MessageStatus = signed.form();
-    let (Some(to), Some(delivery)) = (receipt.recipient(), receipt.delivery(state.verifier.now()))
-    else {
+    let (Some(to), Some(delivery)) = (receipt.recipient(), receipt.delivery(state.now())) else {
         return HttpResponse::Ok().finish();
     };
-    phlo_outcome(state.verifier.record_phlo_status(&to, delivery).await)
+    phlo_outcome(state.use_cases.receipts.phlo_status(&to, delivery).await)
 }
 
 /// `POST /plivo/phlo/call-status`: the 2FA PHLO's Initiate Call hangup.
 pub async fn phlo_call_status(signed: SignedRequest, state: web::Data<AppState>) -> HttpResponse {
     let hangup: PhloCallStatus = signed.form();
-    let (Some(to), Some(delivery)) = (hangup.callee(), hangup.delivery(state.verifier.now()))
-    else {
+    let (Some(to), Some(delivery)) = (hangup.callee(), hangup.delivery(state.now())) else {
         return HttpResponse::Ok().finish();
     };
-    phlo_outcome(state.verifier.record_phlo_status(&to, delivery).await)
+    phlo_outcome(state.use_cases.receipts.phlo_status(&to, delivery).await)
 }
 
 fn phlo_outcome(result: Result<bool, crate::store::StoreError>) -> HttpResponse {
@@ -203,14 +222,12 @@ pub async fn message_status(
     // Unknown or malformed receipts still get 200, so Plivo does not retry them forever.
     let ok = || HttpResponse::Ok().finish();
     let receipt: MessageStatus = signed.form();
-    let (Some(id), Some(delivery)) = (
-        VerificationId::parse(&path),
-        receipt.delivery(state.verifier.now()),
-    ) else {
+    let (Some(id), Some(delivery)) = (VerificationId::parse(&path), receipt.delivery(state.now()))
+    else {
         tracing::info!("message status for an unknown verification or without MessageUUID/Status");
         return ok();
     };
-    match state.verifier.record_sms_status(&id, delivery).await {
+    match state.use_cases.receipts.sms_status(&id, delivery).await {
         Ok(true) => ok(),
         Ok(false) => {
             tracing::info!(verification.id = %id, "message status for a verification no longer known");

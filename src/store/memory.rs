@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{
     CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, NonceStore, RETENTION_MS, SENDS_COUNTER, SendBudget,
+    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, RETENTION_MS, SENDS_COUNTER, SendBudget,
     StartOutcome, StoreError, VerificationStore, window_of,
 };
 use crate::domain::verification::{CheckResult, SendPolicy};
@@ -228,6 +228,7 @@ impl VerificationStore for MemoryStore {
     async fn check(
         &self,
         target: CheckTarget<'_>,
+        owner: Owner<'_>,
         digests: &[String],
         windows: FailureWindows,
         now: Timestamp,
@@ -243,7 +244,10 @@ impl VerificationStore for MemoryStore {
         let Inner {
             records, counters, ..
         } = &mut *inner;
-        let Some(record) = records.get_mut(&id).filter(|r| r.evict_at > now) else {
+        let Some(record) = records
+            .get_mut(&id)
+            .filter(|r| r.evict_at > now && owner.sees(&r.verification.application))
+        else {
             return Ok(None);
         };
         if let CheckTarget::Number { key, .. } = target
@@ -298,20 +302,28 @@ impl VerificationStore for MemoryStore {
     async fn get(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
         let mut inner = self.lock();
-        Ok(inner.live(id, now).map(|r| r.verification.clone()))
+        Ok(inner
+            .live(id, now)
+            .map(|r| r.verification.clone())
+            .filter(|v| owner.sees(&v.application)))
     }
 
     async fn finish(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         how: Finish,
         now: Timestamp,
     ) -> Result<FinishOutcome, StoreError> {
         let mut inner = self.lock();
-        let Some(record) = inner.live(id, now) else {
+        let Some(record) = inner
+            .live(id, now)
+            .filter(|r| owner.sees(&r.verification.application))
+        else {
             return Ok(None);
         };
         let v = &mut record.verification;
@@ -403,7 +415,7 @@ impl VerificationStore for MemoryStore {
         close(record, now);
         Ok(match result {
             Ok(()) => FallbackClaim::Claimed {
-                verification: record.verification.clone(),
+                verification: Box::new(record.verification.clone()),
                 sealed: record.sealed.clone().unwrap_or_default(),
             },
             Err(skip) => FallbackClaim::Skipped(skip),

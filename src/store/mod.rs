@@ -12,8 +12,8 @@ use std::future::Future;
 
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
-    CallRef, Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification,
-    VerificationId,
+    ApplicationId, CallRef, Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp,
+    Verification, VerificationId,
 };
 
 pub mod memory;
@@ -107,6 +107,26 @@ pub enum CheckTarget<'a> {
     Id(&'a VerificationId),
 }
 
+/// Whose verifications an operation may see: an application's (what its API
+/// key reaches; another's reads exactly as a missing one, and nothing
+/// changes), or any (the jobs and Plivo's callbacks, which find a record by
+/// its id or call reference and take its application from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    App(&'a ApplicationId),
+    Any,
+}
+
+impl Owner<'_> {
+    /// Whether a record of `app` is visible.
+    pub fn sees(self, app: &ApplicationId) -> bool {
+        match self {
+            Owner::App(want) => want == app,
+            Owner::Any => true,
+        }
+    }
+}
+
 /// A verification being finished by its owner or by a failed delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -131,7 +151,7 @@ impl Finish {
 pub enum FallbackClaim {
     /// Claimed: place the call with this sealed code.
     Claimed {
-        verification: Verification,
+        verification: Box<Verification>,
         sealed: String,
     },
     Skipped(FallbackSkip),
@@ -185,6 +205,7 @@ pub trait VerificationStore: Send + Sync {
     fn check(
         &self,
         target: CheckTarget<'_>,
+        owner: Owner<'_>,
         digests: &[String],
         windows: FailureWindows,
         now: Timestamp,
@@ -201,6 +222,7 @@ pub trait VerificationStore: Send + Sync {
     fn get(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
 
@@ -209,6 +231,7 @@ pub trait VerificationStore: Send + Sync {
     fn finish(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         how: Finish,
         now: Timestamp,
     ) -> impl Future<Output = Result<FinishOutcome, StoreError>> + Send;
@@ -382,10 +405,10 @@ macro_rules! forward {
 forward! {
     VerificationStore {
         fn start(&self, new: NewVerification, key: &NumberKey, policy: SendPolicy, budget: SendBudget, now: Timestamp) -> Result<StartOutcome, StoreError>;
-        fn check(&self, target: CheckTarget<'_>, digests: &[String], windows: FailureWindows, now: Timestamp) -> Result<CheckOutcome, StoreError>;
+        fn check(&self, target: CheckTarget<'_>, owner: Owner<'_>, digests: &[String], windows: FailureWindows, now: Timestamp) -> Result<CheckOutcome, StoreError>;
         fn failures(&self, key: &NumberKey, windows: FailureWindows, now: Timestamp) -> Result<Failures, StoreError>;
-        fn get(&self, id: &VerificationId, now: Timestamp) -> Result<Option<Verification>, StoreError>;
-        fn finish(&self, id: &VerificationId, how: Finish, now: Timestamp) -> Result<FinishOutcome, StoreError>;
+        fn get(&self, id: &VerificationId, owner: Owner<'_>, now: Timestamp) -> Result<Option<Verification>, StoreError>;
+        fn finish(&self, id: &VerificationId, owner: Owner<'_>, how: Finish, now: Timestamp) -> Result<FinishOutcome, StoreError>;
         fn record_delivery(&self, id: &VerificationId, delivery: Delivery, now: Timestamp) -> Result<DeliveryUpdate, StoreError>;
         fn latest(&self, number: &PhoneNumber, key: &NumberKey, now: Timestamp) -> Result<Option<Verification>, StoreError>;
         fn claim_fallback(&self, id: &VerificationId, max_sends: u32, now: Timestamp) -> Result<FallbackClaim, StoreError>;

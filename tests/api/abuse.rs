@@ -348,18 +348,22 @@ async fn a_million_guesses_against_one_number_get_at_most_the_allowed_attempts()
     ])
     .await;
     let number = PhoneNumber::parse(&random_number()).unwrap();
-    let verifier = &app.verifier;
-    let who = plivo_2fa::guard::Requester::default();
+    let use_cases = &app.use_cases;
+    let default = app.default_app();
+    let who = plivo_2fa::abuse::Requester::default();
+    let start =
+        |to: PhoneNumber, locale: plivo_2fa::domain::Locale| plivo_2fa::service::StartRequest {
+            to,
+            channel: plivo_2fa::domain::Channel::Sms,
+            locale,
+            app_hash: None,
+        };
     let locale = plivo_2fa::domain::Locale::default();
     let (mut counted, mut approved, mut refused_starts) = (0u32, 0u32, 0u32);
     let mut closed = false;
-    verifier
-        .start(
-            number.clone(),
-            plivo_2fa::domain::Channel::Sms,
-            locale.clone(),
-            &who,
-        )
+    use_cases
+        .start
+        .run(&default, start(number.clone(), locale.clone()), &who)
         .await
         .unwrap();
     for guess in 0..1_000_000u32 {
@@ -368,8 +372,9 @@ async fn a_million_guesses_against_one_number_get_at_most_the_allowed_attempts()
             plivo_2fa::domain::CodeLength::default(),
         )
         .unwrap();
-        match verifier
-            .check(CheckBy::Number(number.clone()), &code)
+        match use_cases
+            .check
+            .run(&default, CheckBy::Number(number.clone()), &code)
             .await
             .unwrap()
         {
@@ -390,13 +395,9 @@ async fn a_million_guesses_against_one_number_get_at_most_the_allowed_attempts()
             // the clock does not move, so a refused start stays refused).
             _ if !closed => {
                 closed = true;
-                if verifier
-                    .start(
-                        number.clone(),
-                        plivo_2fa::domain::Channel::Sms,
-                        locale.clone(),
-                        &who,
-                    )
+                if use_cases
+                    .start
+                    .run(&default, start(number.clone(), locale.clone()), &who)
                     .await
                     .is_err()
                 {

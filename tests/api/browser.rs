@@ -687,7 +687,7 @@ async fn the_country_picker_offers_only_the_servers_countries_with_search_and_it
     let all = country_options(&browser).await;
     assert_eq!(
         all.len(),
-        plivo_2fa::config::DEFAULT_ALLOWED_COUNTRIES
+        plivo_2fa::abuse::DEFAULT_ALLOWED_COUNTRIES
             .split(',')
             .count(),
         "{all:?}"

@@ -46,7 +46,9 @@ pub fn random_number() -> String {
 }
 
 pub struct TestApp {
-    pub verifier: plivo_2fa::service::Verifier,
+    /// The use cases behind the routes, for tests that drive them in process.
+    pub use_cases: plivo_2fa::routes::UseCases,
+    pub apps: Arc<plivo_2fa::apps::Apps>,
     pub base: String,
     pub api_key: String,
     pub http: reqwest::Client,
@@ -75,11 +77,19 @@ pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
 pub async fn try_spawn_with(
     vars: &[(&str, &str)],
 ) -> Result<TestApp, plivo_2fa::startup::StartupError> {
+    try_spawn_with_tables(vars, &[]).await
+}
+
+/// These top-level settings and these `[applications.<id>]` tables.
+pub async fn try_spawn_with_tables(
+    vars: &[(&str, &str)],
+    tables: &[plivo_2fa::config::Table],
+) -> Result<TestApp, plivo_2fa::startup::StartupError> {
     let map: BTreeMap<String, String> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let settings = Settings::from_vars(&map)?;
+    let settings = Settings::from_sources(&map, tables)?;
     let clock = Arc::new(ManualClock::starting_now());
     let app = Application::build(settings, clock.clone()).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -88,10 +98,12 @@ pub async fn try_spawn_with(
         .as_ref()
         .map(|k| k.expose_secret().to_owned())
         .unwrap_or_else(|| API_KEY.to_owned());
-    let verifier = app.verifier();
+    let use_cases = app.use_cases();
+    let apps = app.apps();
     tokio::spawn(app.run_until_stopped());
     Ok(TestApp {
-        verifier,
+        use_cases,
+        apps,
         base,
         api_key,
         http: reqwest::Client::builder()
@@ -108,7 +120,23 @@ pub struct Reply {
     pub body: Value,
 }
 
+/// An `[applications.<id>]` table of these settings.
+pub fn table(id: &str, settings: &[(&str, &str)]) -> plivo_2fa::config::Table {
+    plivo_2fa::config::Table {
+        id: plivo_2fa::domain::ApplicationId::parse(id).expect("an application id"),
+        values: settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
 impl TestApp {
+    /// The default application (the top-level settings').
+    pub fn default_app(&self) -> Arc<plivo_2fa::apps::App> {
+        Arc::clone(self.apps.default_app().expect("a default application"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -430,7 +430,7 @@ async fn the_country_picker_offers_exactly_the_allowed_countries_and_every_examp
         .map(|o| attr(o, "value").unwrap())
         .collect();
     offered.sort_unstable();
-    let mut allowed: Vec<&str> = plivo_2fa::config::DEFAULT_ALLOWED_COUNTRIES
+    let mut allowed: Vec<&str> = plivo_2fa::abuse::DEFAULT_ALLOWED_COUNTRIES
         .split(',')
         .collect();
     allowed.sort_unstable();

@@ -31,13 +31,14 @@ async fn metrics_are_exposed_in_prometheus_text_format() {
     );
     let text = r.text().await.unwrap();
     for name in [
-        "plivo2fa_verifications_started_total{channel=\"sms\"}",
-        "plivo2fa_checks_total{outcome=\"approved\"}",
-        "plivo2fa_checks_total{outcome=\"wrong\"}",
+        // Every use-case metric names the application it counted for.
+        "plivo2fa_verifications_started_total{channel=\"sms\",application=\"default\"}",
+        "plivo2fa_checks_total{outcome=\"approved\",application=\"default\"}",
+        "plivo2fa_checks_total{outcome=\"wrong\",application=\"default\"}",
         "plivo2fa_deliveries_total{",
         "plivo2fa_plivo_request_duration_seconds_bucket{",
         "plivo2fa_signature_failures_total{reason=\"invalid_signature\"}",
-        "plivo2fa_blocks_total{reason=\"country_not_allowed\"}",
+        "plivo2fa_blocks_total{reason=\"country_not_allowed\",application=\"default\"}",
         "plivo2fa_conversion_ratio",
         "plivo2fa_http_request_duration_seconds_bucket{",
         "route=\"/v1/verifications/check\"",

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use plivo_2fa::domain::verification::{CheckResult, DEFAULT_MAX_ATTEMPTS, SendPolicy};
 use plivo_2fa::domain::{
-    Channel, CodeLength, Keyring, Locale, OtpCode, PhoneNumber, Status, Timestamp, Verification,
-    VerificationId,
+    ApplicationId, Channel, CodeLength, Keyring, Locale, OtpCode, PhoneNumber, Status, Timestamp,
+    Verification, VerificationId,
 };
 use plivo_2fa::store::{
-    CheckTarget, FailureWindows, Finish, MemoryStore, NewVerification, SendBudget, StartOutcome,
-    VerificationStore,
+    CheckTarget, FailureWindows, Finish, MemoryStore, NewVerification, Owner, SendBudget,
+    StartOutcome, VerificationStore,
 };
 use proptest::prelude::*;
 
@@ -103,6 +103,7 @@ fn step() -> impl Strategy<Value = (Op, i64)> {
 fn started(max_attempts: u32, attempts: u32) -> Verification {
     Verification {
         id: VerificationId::generate("abcd"),
+        application: ApplicationId::default(),
         to: PhoneNumber::parse("+14155550100").unwrap(),
         channel: Channel::Sms,
         locale: Locale::default(),
@@ -403,7 +404,7 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
                     key: &key,
                 };
                 if let Some((result, v)) = store
-                    .check(target, &keyring.digests(&code), WINDOWS, now)
+                    .check(target, Owner::Any, &keyring.digests(&code), WINDOWS, now)
                     .await
                     .unwrap()
                 {
@@ -423,7 +424,13 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
                 };
                 let id = c.id.clone();
                 if let Some((result, v)) = store
-                    .check(CheckTarget::Id(&id), &keyring.digests(&code), WINDOWS, now)
+                    .check(
+                        CheckTarget::Id(&id),
+                        Owner::Any,
+                        &keyring.digests(&code),
+                        WINDOWS,
+                        now,
+                    )
                     .await
                     .unwrap()
                 {
@@ -436,7 +443,11 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
                     continue;
                 }
                 let id = created[which % created.len()].id.clone();
-                if let Some((Ok(()), v)) = store.finish(&id, Finish::Cancel, now).await.unwrap() {
+                if let Some((Ok(()), v)) = store
+                    .finish(&id, Owner::Any, Finish::Cancel, now)
+                    .await
+                    .unwrap()
+                {
                     prop_assert_eq!(v.status, Status::Canceled);
                 }
             }
@@ -445,7 +456,7 @@ async fn run_store_sequence(steps: Vec<(StoreOp, u64)>) -> Result<(), TestCaseEr
             prop_assert!(c.approvals <= 1, "{} approved {} times", c.id, c.approvals);
             if c.approvals == 1 {
                 let v = store
-                    .get(&c.id, now)
+                    .get(&c.id, Owner::Any, now)
                     .await
                     .unwrap()
                     .expect("kept for the retention period");

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use plivo_2fa::domain::{
-    Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status, Timestamp,
-    Verification, VerificationId,
+    ApplicationId, Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
+    Timestamp, Verification, VerificationId,
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
     CheckTarget, DeliveryUpdate, FailureWindows, Failures, Finish, MemoryStore, NewVerification,
-    RedisStore, SendBudget, StartOutcome, VerificationStore,
+    Owner, RedisStore, SendBudget, StartOutcome, VerificationStore,
 };
 use secrecy::SecretSlice;
 
@@ -62,6 +62,7 @@ impl Fixture {
             sealed: self.keyring.seal(code, id.as_str()),
             verification: Verification {
                 id,
+                application: ApplicationId::default(),
                 to: number.clone(),
                 channel: Channel::Sms,
                 locale: Locale::default(),
@@ -108,6 +109,7 @@ impl Fixture {
         store
             .check(
                 CheckTarget::Number { number, key: &key },
+                Owner::Any,
                 &self.keyring.digests(&code),
                 WINDOWS,
                 now,
@@ -201,13 +203,13 @@ async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store:
     let f = Fixture::new();
     let n = number();
     let (v, _) = f.open(store, &n, T0).await;
-    let got = store.get(&v.id, T0).await.unwrap().unwrap();
+    let got = store.get(&v.id, Owner::Any, T0).await.unwrap().unwrap();
     assert_eq!(got, v);
     assert_eq!(got.status, Status::Pending);
     assert_eq!(got.to, n);
     assert!(
         store
-            .get(&VerificationId::generate("0000"), T0)
+            .get(&VerificationId::generate("0000"), Owner::Any, T0)
             .await
             .unwrap()
             .is_none()
@@ -249,7 +251,7 @@ async fn a_check_after_expiry_settles_as_expired_without_counting<S: Verificatio
     let (v, code) = f.open(store, &n, T0).await;
     assert_eq!(
         store
-            .get(&v.id, at(600))
+            .get(&v.id, Owner::Any, at(600))
             .await
             .unwrap()
             .unwrap()
@@ -263,7 +265,12 @@ async fn a_check_after_expiry_settles_as_expired_without_counting<S: Verificatio
     // Still readable long after.
     let later = at(600 + 23 * 3600);
     assert_eq!(
-        store.get(&v.id, later).await.unwrap().unwrap().status,
+        store
+            .get(&v.id, Owner::Any, later)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         Status::Expired
     );
 }
@@ -376,7 +383,7 @@ async fn a_new_verification_replaces_one_that_ended<S: VerificationStore>(store:
     assert_ne!(third.id, second.id);
     assert_eq!(
         store
-            .get(&second.id, at(2 + 601))
+            .get(&second.id, Owner::Any, at(2 + 601))
             .await
             .unwrap()
             .unwrap()
@@ -389,21 +396,21 @@ async fn cancel_and_fail_only_end_a_pending_verification<S: VerificationStore>(s
     let f = Fixture::new();
     let (v, _) = f.open(store, &number(), T0).await;
     let (result, after) = store
-        .finish(&v.id, Finish::Cancel, at(1))
+        .finish(&v.id, Owner::Any, Finish::Cancel, at(1))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(result, Ok(()));
     assert_eq!(after.status, Status::Canceled);
     let (result, _) = store
-        .finish(&v.id, Finish::Fail, at(2))
+        .finish(&v.id, Owner::Any, Finish::Fail, at(2))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(result, Err(Status::Canceled));
     let (w, _) = f.open(store, &number(), T0).await;
     let (result, after) = store
-        .finish(&w.id, Finish::Fail, at(1))
+        .finish(&w.id, Owner::Any, Finish::Fail, at(1))
         .await
         .unwrap()
         .unwrap();
@@ -411,7 +418,12 @@ async fn cancel_and_fail_only_end_a_pending_verification<S: VerificationStore>(s
     assert_eq!(after.status, Status::Failed);
     assert!(
         store
-            .finish(&VerificationId::generate("abcd"), Finish::Cancel, T0)
+            .finish(
+                &VerificationId::generate("abcd"),
+                Owner::Any,
+                Finish::Cancel,
+                T0
+            )
             .await
             .unwrap()
             .is_none()
@@ -563,7 +575,7 @@ async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S)
     let (v, code) = f.open(store, &number(), T0).await;
     let digests = f.keyring.digests(&code);
     let (result, after) = store
-        .check(CheckTarget::Id(&v.id), &digests, WINDOWS, at(1))
+        .check(CheckTarget::Id(&v.id), Owner::Any, &digests, WINDOWS, at(1))
         .await
         .unwrap()
         .unwrap();
@@ -573,6 +585,7 @@ async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S)
         store
             .check(
                 CheckTarget::Id(&VerificationId::generate("abcd")),
+                Owner::Any,
                 &digests,
                 WINDOWS,
                 at(1)
@@ -598,7 +611,10 @@ async fn every_wrong_code_counts_against_the_number_whatever_ends_the_verificati
     for _ in 0..2 {
         f.check(store, &n, &wrong_code(&code), at(1)).await.unwrap();
     }
-    store.finish(&v.id, Finish::Cancel, at(2)).await.unwrap();
+    store
+        .finish(&v.id, Owner::Any, Finish::Cancel, at(2))
+        .await
+        .unwrap();
     // Two more by id, then left to expire.
     let (v, code) = f.open(store, &n, at(3)).await;
     let wrong = OtpCode::parse(&wrong_code(&code), CodeLength::default()).unwrap();
@@ -606,6 +622,7 @@ async fn every_wrong_code_counts_against_the_number_whatever_ends_the_verificati
         store
             .check(
                 CheckTarget::Id(&v.id),
+                Owner::Any,
                 &f.keyring.digests(&wrong),
                 WINDOWS,
                 at(4),
@@ -613,7 +630,10 @@ async fn every_wrong_code_counts_against_the_number_whatever_ends_the_verificati
             .await
             .unwrap();
     }
-    store.finish(&v.id, Finish::Expire, at(700)).await.unwrap();
+    store
+        .finish(&v.id, Owner::Any, Finish::Expire, at(700))
+        .await
+        .unwrap();
     // A right code and a guess after the end count nothing.
     let (_, code) = f.open(store, &n, at(701)).await;
     f.check(store, &n, code.expose(), at(702)).await.unwrap();
@@ -701,7 +721,10 @@ async fn a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_bu
         StartOutcome::Refused { verification, .. } => (verification, ()),
         other => panic!("{other:?}"),
     };
-    store.finish(&v.id, Finish::Cancel, at(71)).await.unwrap();
+    store
+        .finish(&v.id, Owner::Any, Finish::Cancel, at(71))
+        .await
+        .unwrap();
     assert!(matches!(start(72).await.unwrap(), StartOutcome::Created(_)));
     match start(200).await.unwrap() {
         StartOutcome::NumberLimited { retry_after_ms } => {
@@ -762,7 +785,7 @@ async fn a_pending_verification_written_in_the_old_layout_reads_checks_and_re_se
         .await
         .unwrap();
 
-    let read = store.get(&id, at(1)).await.unwrap().unwrap();
+    let read = store.get(&id, Owner::Any, at(1)).await.unwrap().unwrap();
     assert_eq!(read.to, n);
     assert_eq!(read.status, Status::Pending);
     let (result, v) = f
@@ -811,11 +834,20 @@ async fn a_number_sealed_under_an_older_secret_reads_after_a_rotation_but_not_on
     let (v, code) = f.open(&before, &n, T0).await;
 
     let rotated = redis_store_with(&prefix, Keyring::new(&[secret(2), secret(1)])).await;
-    assert_eq!(rotated.get(&v.id, at(1)).await.unwrap().unwrap().to, n);
+    assert_eq!(
+        rotated
+            .get(&v.id, Owner::Any, at(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .to,
+        n
+    );
     let rotated_ring = Keyring::new(&[secret(2), secret(1)]);
     let (result, after) = rotated
         .check(
             CheckTarget::Id(&v.id),
+            Owner::Any,
             &rotated_ring.digests(&code),
             WINDOWS,
             at(2),
@@ -827,7 +859,11 @@ async fn a_number_sealed_under_an_older_secret_reads_after_a_rotation_but_not_on
 
     let dropped = redis_store_with(&prefix, Keyring::new(&[secret(2)])).await;
     assert!(
-        dropped.get(&v.id, at(3)).await.unwrap().is_none(),
+        dropped
+            .get(&v.id, Owner::Any, at(3))
+            .await
+            .unwrap()
+            .is_none(),
         "sealed by a secret no longer configured: no longer readable"
     );
 }

@@ -17,7 +17,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::{
     CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, NonceStore, RETENTION_MS, SendBudget, StartOutcome,
+    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, RETENTION_MS, SendBudget, StartOutcome,
     StoreError, VerificationStore,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
@@ -240,6 +240,14 @@ impl RedisStore {
 
 const RETENTION: u64 = RETENTION_MS;
 
+/// An [`Owner`] as the scripts take it: the application's id, or '' for any.
+fn owner_arg(owner: Owner<'_>) -> &str {
+    match owner {
+        Owner::App(app) => app.as_str(),
+        Owner::Any => "",
+    }
+}
+
 impl VerificationStore for RedisStore {
     async fn start(
         &self,
@@ -269,7 +277,12 @@ impl VerificationStore for RedisStore {
             .arg(&key.hash)
             .arg(self.keys.counter_prefix(&key.tag))
             .arg(budget.max)
-            .arg(budget.window_ms.max(1));
+            .arg(budget.window_ms.max(1))
+            .arg(if v.application.is_default() {
+                ""
+            } else {
+                v.application.as_str()
+            });
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         let outcome = reply.text(0)?;
         if outcome == "number_limited" {
@@ -300,6 +313,7 @@ impl VerificationStore for RedisStore {
     async fn check(
         &self,
         target: CheckTarget<'_>,
+        owner: Owner<'_>,
         digests: &[String],
         windows: FailureWindows,
         now: Timestamp,
@@ -334,7 +348,8 @@ impl VerificationStore for RedisStore {
         invocation
             .arg(self.keys.counter_prefix(tag))
             .arg(windows.lockout_ms.max(1))
-            .arg(windows.day_ms.max(1));
+            .arg(windows.day_ms.max(1))
+            .arg(owner_arg(owner));
         for digest in digests {
             invocation.arg(digest);
         }
@@ -383,6 +398,7 @@ impl VerificationStore for RedisStore {
     async fn get(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         _now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
         let mut cmd = redis::cmd("HMGET");
@@ -398,12 +414,16 @@ impl VerificationStore for RedisStore {
         if to.len() > MAX_PLAIN_NUMBER && !self.keyring.knows_seal(&String::from_utf8_lossy(to)) {
             return Ok(None);
         }
-        parse_view(&self.keyring, id, &fields).map(Some)
+        // Another application's record reads exactly as a missing one.
+        Ok(parse_view(&self.keyring, id, &fields)
+            .map(Some)?
+            .filter(|v| owner.sees(&v.application)))
     }
 
     async fn finish(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         how: Finish,
         now: Timestamp,
     ) -> Result<FinishOutcome, StoreError> {
@@ -412,7 +432,8 @@ impl VerificationStore for RedisStore {
             .key(self.keys.record_key(id))
             .arg(how.status().as_str())
             .arg(now.as_millis())
-            .arg(RETENTION);
+            .arg(RETENTION)
+            .arg(owner_arg(owner));
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         let outcome = reply.text(0)?;
         if outcome == "not_found" {
@@ -470,7 +491,10 @@ impl VerificationStore for RedisStore {
             return Ok(None);
         };
         let id = parse_id(&id)?;
-        Ok(self.get(&id, now).await?.filter(|v| &v.to == number))
+        Ok(self
+            .get(&id, Owner::Any, now)
+            .await?
+            .filter(|v| &v.to == number))
     }
 
     async fn claim_fallback(
@@ -489,7 +513,7 @@ impl VerificationStore for RedisStore {
         Ok(match reply.text(0)?.as_str() {
             "claimed" => FallbackClaim::Claimed {
                 sealed: reply.text(1)?,
-                verification: reply.verification(2, id)?,
+                verification: Box::new(reply.verification(2, id)?),
             },
             "skip" => FallbackClaim::Skipped(match reply.text(1)?.as_str() {
                 "already_called" => FallbackSkip::AlreadyCalled,

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::super::{StoreError, parse_channel};
 use crate::domain::{
-    Delivery, Keyring, Locale, PhoneNumber, Status, Timestamp, Verification, VerificationId,
+    ApplicationId, Delivery, Keyring, Locale, PhoneNumber, Status, Timestamp, Verification,
+    VerificationId,
 };
 
 #[derive(Serialize)]
@@ -68,7 +69,7 @@ fn number<T: std::str::FromStr>(fields: &[Value], i: usize, name: &str) -> Resul
 }
 
 /// The FIELDS view of prelude.lua, in its order.
-pub(super) const VIEW_FIELDS: [&str; 12] = [
+pub(super) const VIEW_FIELDS: [&str; 13] = [
     "to",
     "channel",
     "locale",
@@ -81,6 +82,7 @@ pub(super) const VIEW_FIELDS: [&str; 12] = [
     "last_sent_at",
     "deliveries",
     "fallback",
+    "app",
 ];
 
 /// The longest E.164 number, `+` and 15 digits: a sealed number is far longer.
@@ -129,6 +131,14 @@ pub(super) fn parse_view(
         last_sent_at: Timestamp::from_millis(number(f, 9, "last_sent_at")?),
         deliveries,
         fallback_used: matches!(f.get(11), Some(Value::BulkString(b)) if b.as_slice() == b"1"),
+        // Written by a version without applications, or by the default: the default's.
+        application: match f.get(12) {
+            Some(Value::BulkString(b)) => std::str::from_utf8(b)
+                .ok()
+                .and_then(ApplicationId::parse)
+                .ok_or_else(|| StoreError::Corrupt("app is not an application id".into()))?,
+            _ => ApplicationId::default(),
+        },
     })
 }
 

@@ -6,9 +6,10 @@
 -- ARGV     1 mode, 2 record key prefix, 3 now, 4 retention_ms, 5 the number's
 --          hash (mode "number"), 6 digest count n, 7 id (mode "id"),
 --          8 counter prefix ("…:{tag}:rl:"), 9 lockout window (ms),
---          10 day window (ms), 11…10+n the typed code's digests under every secret
+--          10 day window (ms), 11 the application the check is for, 12…11+n
+--          the typed code's digests under every secret
 -- Returns  {result, id, view}; result is approved | wrong | exhausted | expired |
---          not_pending | not_found
+--          not_pending | not_found (another application's record is not found)
 local rk = KEYS[1]
 local id = ARGV[7]
 local pointer = false
@@ -21,10 +22,10 @@ if ARGV[1] == 'number' then
   id = current
   rk = ARGV[2] .. current
 end
-local f = redis.call('HMGET', rk, 'status', 'expires_at', 'attempts', 'max_attempts', 'digest', 'nh')
+local f = redis.call('HMGET', rk, 'status', 'expires_at', 'attempts', 'max_attempts', 'digest', 'nh', 'app')
 -- A record without its number's hash (written by an older version) is the
 -- number's by its pointer alone.
-if not f[1] or (pointer and f[6] and f[6] ~= ARGV[5]) then
+if not f[1] or (pointer and f[6] and f[6] ~= ARGV[5]) or not owned(f[7], ARGV[11]) then
   return {'not_found'}
 end
 local now = tonumber(ARGV[3])
@@ -38,8 +39,8 @@ if now >= tonumber(f[2]) then
   return {'expired', id, view(rk)}
 end
 -- Digests are keyed HMACs: comparing them leaks nothing about the code.
-local last = 10 + tonumber(ARGV[6])
-for i = 11, last do
+local last = 11 + tonumber(ARGV[6])
+for i = 12, last do
   if ARGV[i] == f[5] then
     redis.call('HSET', rk, 'status', 'approved')
     close(rk, pointer, retention)

@@ -1,9 +1,11 @@
 -- Ends a pending verification as canceled, failed, or (when due) expired.
 -- KEYS[1]  the record
--- ARGV     1 final status, 2 now, 3 retention_ms
+-- ARGV     1 final status, 2 now, 3 retention_ms, 4 the application it is
+--          done for ('' for any)
 -- Returns  {result, view}; result is done | not_pending | not_due | not_found
-local f = redis.call('HMGET', KEYS[1], 'status', 'expires_at')
-if not f[1] then
+--          (another application's record is not found)
+local f = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'app')
+if not f[1] or not owned(f[3], ARGV[4]) then
   return {'not_found'}
 end
 if f[1] ~= 'pending' then

@@ -2,7 +2,7 @@
 -- A verification is one hash; FIELDS is the public view, in the order the
 -- Rust side reads it. The digest and sealed code are never returned.
 local FIELDS = {'to', 'channel', 'locale', 'status', 'created_at', 'expires_at',
-  'attempts', 'max_attempts', 'sends', 'last_sent_at', 'deliveries', 'fallback'}
+  'attempts', 'max_attempts', 'sends', 'last_sent_at', 'deliveries', 'fallback', 'app'}
 
 local function view(rk)
   return redis.call('HMGET', rk, unpack(FIELDS))
@@ -29,4 +29,11 @@ local function count(base, counter, hash, window, now, n)
     redis.call('PEXPIRE', key, window * 2)
   end
   return c, (index + 1) * window
+end
+
+-- Whether a record whose `app` field is `app` belongs to the application
+-- `want` ('' for any). A record without one is the default application's:
+-- the default writes none, as before there were applications.
+local function owned(app, want)
+  return want == '' or (app or 'default') == want
 end

@@ -6,7 +6,8 @@
 --          5 channel, 6 locale, 7 expires_at, 8 max_attempts, 9 digest,
 --          10 sealed, 11 cooldown_ms, 12 max_sends, 13 retention_ms,
 --          14 the number's hash, 15 counter prefix ("…:{tag}:rl:"),
---          16 sends allowed per window, 17 the window (ms)
+--          16 sends allowed per window, 17 the window (ms), 18 the
+--          application ('' for the default, which records none)
 -- Returns  {outcome, id, extra, view}; outcome is created | resend (extra: the
 --          sealed code) | cooldown (extra: ms to wait) | send_limit |
 --          number_limited ({outcome, '', ms to wait})
@@ -59,6 +60,9 @@ redis.call('HSET', rk,
   'created_at', ARGV[2], 'expires_at', ARGV[7], 'attempts', 0,
   'max_attempts', ARGV[8], 'sends', 1, 'last_sent_at', ARGV[2],
   'deliveries', '[]', 'fallback', 0, 'digest', ARGV[9], 'sealed', ARGV[10])
+if ARGV[18] ~= '' then
+  redis.call('HSET', rk, 'app', ARGV[18])
+end
 local ttl = tonumber(ARGV[7]) - now + retention
 redis.call('PEXPIRE', rk, ttl)
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)

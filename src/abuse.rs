@@ -1,7 +1,8 @@
-//! The abuse defences in front of sending and checking codes (SECURITY.md
-//! explains each): geo permissions and number types, rate limits per client
-//! IP, API key, country and in all, the SMS-pumping detector, and the
-//! per-number lockouts that bound brute force. Counters live in the store, so
+//! The abuse defences in front of sending codes (SECURITY.md explains each):
+//! geo permissions and number types, rate limits per client IP, API key,
+//! country and in all, the SMS-pumping detector, and the per-number lockouts
+//! that bound brute force. Each application has its own [`SendGuard`], with
+//! its own settings and its own counters. Counters live in the store, so
 //! every instance sees the same limits. A number's own counters (its send
 //! budget, its wrong codes) are counted by the store's start and check
 //! themselves, atomically with what they count; the guard reads them.
@@ -11,15 +12,76 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::AbuseSettings;
 use crate::domain::phone::LineKind;
-use crate::domain::{Channel, NumberKey, PhoneNumber, Timestamp};
-use crate::limits::{Decision, Limiter};
+use crate::domain::{ApplicationId, Channel, NumberKey, PhoneNumber, Timestamp};
+use crate::limits::{Decision, Limit, Limiter};
 use crate::store::{
     FailureWindows, FlagStore, SendBudget, Store, StoreError, VerificationStore, window_of,
 };
 
 const ONE_DAY: Duration = Duration::from_secs(86_400);
+
+/// Countries allowed by default: markets with low SMS-pumping risk where
+/// Plivo delivers directly. Widen with ALLOWED_COUNTRIES (`*` allows all).
+pub const DEFAULT_ALLOWED_COUNTRIES: &str =
+    "US,CA,GB,IE,FR,DE,ES,IT,PT,NL,BE,LU,AT,CH,DK,SE,NO,FI,PL,AU,NZ,JP,SG,IN,BR,MX";
+
+/// An application's abuse defences (see SECURITY.md); the defaults are the
+/// documented ones.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub per_number: Limit,
+    pub per_ip: Limit,
+    pub per_api_key: Limit,
+    pub per_country: Limit,
+    pub global: Limit,
+    /// ISO regions allowed; `None`: all.
+    pub allowed_countries: Option<Vec<String>>,
+    pub pumping_min_conversion: f64,
+    pub pumping_min_volume: u64,
+    pub pumping_window: Duration,
+    pub pumping_cooloff: Duration,
+    /// E.164 numbers that bypass the pumping detector and the geo rules.
+    pub safe_numbers: Vec<String>,
+    /// Exhausted verifications' worth of wrong codes (`LOCKOUT_AFTER_EXHAUSTED`)…
+    pub lockout_after_exhausted: u64,
+    /// …that is, this many wrong codes (`LOCKOUT_AFTER_EXHAUSTED` × `MAX_ATTEMPTS`)
+    /// within one `lockout` window lock the number's starts for the rest of it,
+    /// whatever ended the verifications they were typed into.
+    pub lockout_failed_checks: u64,
+    pub lockout: Duration,
+    pub max_failed_checks_per_day: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        let lockout_after_exhausted = 3;
+        Self {
+            per_number: Limit::new(5, minutes(10)),
+            per_ip: Limit::new(60, minutes(1)),
+            per_api_key: Limit::new(600, minutes(1)),
+            per_country: Limit::new(1_000, minutes(60)),
+            global: Limit::new(10_000, minutes(60)),
+            allowed_countries: Some(
+                DEFAULT_ALLOWED_COUNTRIES
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            pumping_min_conversion: 0.2,
+            pumping_min_volume: 50,
+            pumping_window: minutes(60),
+            pumping_cooloff: minutes(60),
+            safe_numbers: Vec::new(),
+            lockout_after_exhausted,
+            lockout_failed_checks: lockout_after_exhausted
+                * u64::from(crate::domain::verification::DEFAULT_MAX_ATTEMPTS),
+            lockout: minutes(60),
+            max_failed_checks_per_day: 100,
+        }
+    }
+}
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -72,11 +134,15 @@ fn limited(code: &'static str, message: &str, decision: Decision) -> Result<(), 
     }
 }
 
+/// What stands between a request and a code being sent, for one application.
 #[derive(Debug, Clone)]
-pub struct Guard {
+pub struct SendGuard {
+    /// Names this application's counters and flags (the default
+    /// application's names are those of a server without applications).
+    app: ApplicationId,
     limiter: Limiter,
     store: Store,
-    settings: AbuseSettings,
+    settings: Settings,
     /// Approvals per prefix not yet written to the store: the detector is
     /// statistical, so approvals are batched off the check's hot path and
     /// flushed by the job worker.
@@ -90,18 +156,42 @@ fn prefix_of(number: &PhoneNumber) -> String {
         .map_or_else(|| "+?".to_owned(), |cc| format!("+{cc}"))
 }
 
-fn block_key(prefix: &str) -> String {
-    format!("pumping-block:{prefix}")
-}
-
-impl Guard {
-    pub fn new(limiter: Limiter, store: Store, settings: AbuseSettings) -> Self {
+impl SendGuard {
+    pub fn new(app: ApplicationId, limiter: Limiter, store: Store, settings: Settings) -> Self {
         Self {
+            app,
             limiter,
             store,
             settings,
             approvals: Arc::default(),
         }
+    }
+
+    /// A counter's scope as this application names it: `ip`, or `ip:shop`.
+    fn scope(&self, scope: &'static str) -> std::borrow::Cow<'static, str> {
+        if self.app.is_default() {
+            scope.into()
+        } else {
+            format!("{scope}:{}", self.app).into()
+        }
+    }
+
+    /// The flag that pauses sends to a prefix (the pumping detector's).
+    fn block_flag(&self, prefix: &str) -> String {
+        format!("pumping-block:{}{prefix}", self.app_part())
+    }
+
+    fn app_part(&self) -> String {
+        if self.app.is_default() {
+            String::new()
+        } else {
+            format!("{}:", self.app)
+        }
+    }
+
+    /// The application's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Writes the batched approvals to the store (the job worker calls this).
@@ -116,7 +206,7 @@ impl Guard {
         for (i, (prefix, n)) in batch.iter().enumerate() {
             if let Err(e) = self
                 .limiter
-                .add("approved", prefix, self.bucket(), *n)
+                .add(&self.scope("approved"), prefix, self.bucket(), *n)
                 .await
             {
                 // Put back what was not written, for the next flush.
@@ -230,7 +320,7 @@ impl Guard {
             }));
         }
         let prefix = prefix_of(number);
-        if !self.is_safe(number) && self.store.flag_raised(&block_key(&prefix)).await? {
+        if !self.is_safe(number) && self.store.flag_raised(&self.block_flag(&prefix)).await? {
             return Ok(Err(Refusal::Limited {
                 code: "destination_blocked",
                 message: format!(
@@ -278,7 +368,7 @@ impl Guard {
                 && let Err(r) = limited(
                     code,
                     message,
-                    self.limiter.hit(scope, subject, limit).await?,
+                    self.limiter.hit(&self.scope(scope), subject, limit).await?,
                 )
             {
                 return Ok(Err(r));
@@ -288,7 +378,7 @@ impl Guard {
             if let Err(r) = limited(
                 code,
                 message,
-                self.limiter.hit(scope, subject, limit).await?,
+                self.limiter.hit(&self.scope(scope), subject, limit).await?,
             ) {
                 return Ok(Err(r));
             }
@@ -304,20 +394,28 @@ impl Guard {
         }
         let prefix = prefix_of(number);
         self.limiter
-            .add("started", &prefix, self.bucket(), 1)
+            .add(&self.scope("started"), &prefix, self.bucket(), 1)
             .await?;
+        let (started_scope, approved_scope) = (self.scope("started"), self.scope("approved"));
         let (started, approved) = tokio::join!(
-            self.estimate("started", &prefix),
-            self.estimate("approved", &prefix)
+            self.estimate(&started_scope, &prefix),
+            self.estimate(&approved_scope, &prefix)
         );
         let (started, approved) = (started?, approved?);
         let s = &self.settings;
         if started >= s.pumping_min_volume as f64 && approved < s.pumping_min_conversion * started {
             let cooloff = u64::try_from(s.pumping_cooloff.as_millis()).unwrap_or(u64::MAX);
-            self.store.raise_flag(&block_key(&prefix), cooloff).await?;
-            metrics::counter!("plivo2fa_pumping_blocks_total", "prefix" => prefix.clone())
-                .increment(1);
+            self.store
+                .raise_flag(&self.block_flag(&prefix), cooloff)
+                .await?;
+            metrics::counter!(
+                "plivo2fa_pumping_blocks_total",
+                "prefix" => prefix.clone(),
+                "application" => self.app.to_string()
+            )
+            .increment(1);
             tracing::warn!(
+                application = %self.app,
                 prefix = %prefix,
                 started = started as u64,
                 approved = approved as u64,
