@@ -144,22 +144,33 @@ impl Settings {
 
     /// Environment over an optional TOML file.
     pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigErrors> {
-        let (mut top, tables) = match config_file {
-            Some(path) => file::read(path)?,
-            None => (BTreeMap::new(), Vec::new()),
-        };
+        let mut env = BTreeMap::new();
         for key in SERVER_KEYS.iter().chain(APPLICATION_KEYS) {
             if let Ok(value) = std::env::var(key) {
-                top.insert((*key).to_owned(), value);
+                env.insert((*key).to_owned(), value);
             }
         }
         for (key, value) in std::env::vars_os() {
             if let (Some(key), Some(value)) = (key.to_str(), value.to_str())
                 && key.starts_with(SMS_TEXT_PREFIX)
             {
-                top.insert(key.to_owned(), value.to_owned());
+                env.insert(key.to_owned(), value.to_owned());
             }
         }
+        Self::from_file_under(config_file, env)
+    }
+
+    /// An optional TOML file with `over` (the environment, in [`Settings::load`];
+    /// tests pass their own) over its top level.
+    pub fn from_file_under(
+        config_file: Option<&Path>,
+        over: BTreeMap<String, String>,
+    ) -> Result<Self, ConfigErrors> {
+        let (mut top, tables) = match config_file {
+            Some(path) => file::read(path)?,
+            None => (BTreeMap::new(), Vec::new()),
+        };
+        top.extend(over);
         Self::from_sources(&top, &tables)
     }
 

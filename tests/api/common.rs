@@ -85,11 +85,29 @@ pub async fn try_spawn_with_tables(
     vars: &[(&str, &str)],
     tables: &[plivo_2fa::config::Table],
 ) -> Result<TestApp, plivo_2fa::startup::StartupError> {
-    let map: BTreeMap<String, String> = vars
-        .iter()
+    launch(Settings::from_sources(&map_of(vars), tables)?).await
+}
+
+/// These top-level settings over a `--config` file holding `toml`, read as
+/// the server reads its file.
+pub async fn try_spawn_with_config(
+    vars: &[(&str, &str)],
+    toml: &str,
+) -> Result<TestApp, plivo_2fa::startup::StartupError> {
+    let path = std::env::temp_dir().join(format!("p2fa-config-{}.toml", unique_prefix()));
+    std::fs::write(&path, toml).unwrap();
+    let settings = Settings::from_file_under(Some(&path), map_of(vars));
+    std::fs::remove_file(&path).unwrap();
+    launch(settings?).await
+}
+
+fn map_of(vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+    vars.iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let settings = Settings::from_sources(&map, tables)?;
+        .collect()
+}
+
+async fn launch(settings: Settings) -> Result<TestApp, plivo_2fa::startup::StartupError> {
     let clock = Arc::new(ManualClock::starting_now());
     let app = Application::build(settings, clock.clone()).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -132,6 +150,18 @@ pub fn table(id: &str, settings: &[(&str, &str)]) -> plivo_2fa::config::Table {
 }
 
 impl TestApp {
+    /// The same server, reached with another API key.
+    pub fn with_key(&self, key: &str) -> TestApp {
+        TestApp {
+            use_cases: self.use_cases.clone(),
+            apps: Arc::clone(&self.apps),
+            base: self.base.clone(),
+            api_key: key.to_owned(),
+            http: self.http.clone(),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+
     /// The default application (the top-level settings').
     pub fn default_app(&self) -> Arc<plivo_2fa::apps::App> {
         Arc::clone(self.apps.default_app().expect("a default application"))

@@ -11,6 +11,7 @@ mod common;
 
 mod abuse;
 mod api;
+mod applications;
 mod at_rest;
 mod bad_input;
 mod browser;
