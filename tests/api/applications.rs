@@ -434,18 +434,36 @@ async fn metrics_label_only_the_configured_applications() {
 /// start script of the version before applications (the frozen copy in
 /// `tests/fixtures/redis-before-applications/`), with the arguments that
 /// version's `RedisStore::start` passed: no `app` field on the record, the
-/// number's pointer and send counter under the keys of that time.
+/// number's pointer and send counter under the keys of that time. The
+/// number's key, the id and the code's digest are made here as that
+/// version's keyring made them; the sealed number and code come from
+/// today's keyring, whose sealing has not changed since.
 struct OldVerification {
     id: String,
     code: String,
     record_key: String,
 }
 
-fn keyring() -> Keyring {
-    let secret = base64::engine::general_purpose::STANDARD
+fn secret() -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
         .decode(OTP_SECRET)
-        .unwrap();
-    Keyring::new(&[SecretSlice::from(secret)])
+        .unwrap()
+}
+
+fn keyring() -> Keyring {
+    Keyring::new(&[SecretSlice::from(secret())])
+}
+
+/// Hex HMAC-SHA256 of `data` under the key derived from `OTP_SECRET` for
+/// `label`, as `KeySet::derive` did in the version before applications.
+fn derived_mac(label: &[u8], data: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    type HmacSha256 = Hmac<sha2::Sha256>;
+    let mut sub = HmacSha256::new_from_slice(&secret()).unwrap();
+    sub.update(label);
+    let mut mac = HmacSha256::new_from_slice(&sub.finalize().into_bytes()).unwrap();
+    mac.update(data);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 async fn redis_conn() -> redis::aio::MultiplexedConnection {
@@ -466,13 +484,20 @@ impl OldVerification {
             + &std::fs::read_to_string(dir.join("start.lua")).unwrap();
         let keyring = keyring();
         let number = PhoneNumber::parse(to).unwrap();
-        let key = keyring.number_key(&number);
-        let id = VerificationId::generate(&key.tag);
+        // The number's key: its hash under the number label, and the
+        // hash's first four hex digits as the Cluster hash tag.
+        let hash = derived_mac(b"plivo-2fa/v1/number", number.as_e164().as_bytes());
+        let tag = &hash[..4];
+        let mut random = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+        let random = hex::encode(random);
+        let id = VerificationId::parse(&format!("VE{tag}{}", &random[..28])).unwrap();
         let code = OtpCode::generate(CodeLength::default());
-        let record_prefix = format!("{prefix}:{{{}}}:v:", key.tag);
+        let digest = derived_mac(b"plivo-2fa/v1/code-digest", code.expose().as_bytes());
+        let record_prefix = format!("{prefix}:{{{tag}}}:v:");
         let now_ms = now.as_millis();
         let reply: Vec<redis::Value> = redis::Script::new(&script)
-            .key(format!("{prefix}:{{{}}}:num:{}", key.tag, key.hash))
+            .key(format!("{prefix}:{{{tag}}}:num:{hash}"))
             .arg(&record_prefix)
             .arg(now_ms)
             .arg(id.as_str())
@@ -481,13 +506,13 @@ impl OldVerification {
             .arg("en-US")
             .arg(now_ms + 10 * 60 * 1000)
             .arg(5)
-            .arg(keyring.primary_digest(&code))
+            .arg(&digest)
             .arg(keyring.seal(&code, id.as_str()))
             .arg(30_000)
             .arg(5)
             .arg(24 * 60 * 60 * 1000)
-            .arg(&key.hash)
-            .arg(format!("{prefix}:{{{}}}:rl:", key.tag))
+            .arg(&hash)
+            .arg(format!("{prefix}:{{{tag}}}:rl:"))
             .arg(budget.0)
             .arg(budget.1)
             .invoke_async(&mut redis_conn().await)
