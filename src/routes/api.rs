@@ -212,7 +212,7 @@ pub(crate) async fn start_verification(
         (status = 200, description = "approved, or pending with fewer attempts_remaining", body = VerificationView),
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 404, description = "No pending verification", body = ErrorBody),
+        (status = 404, description = "No pending verification of the key's application (another application's answers alike)", body = ErrorBody),
         (status = 429, description = "Attempts exhausted", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
@@ -289,7 +289,7 @@ pub(crate) async fn check_verification(
     responses(
         (status = 200, description = "The verification", body = VerificationView),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 404, description = "No such verification in the key's application (another application's answers alike)", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
@@ -317,7 +317,7 @@ pub async fn get(
     responses(
         (status = 200, description = "Canceled", body = VerificationView),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 404, description = "No such verification in the key's application (another application's answers alike)", body = ErrorBody),
         (status = 409, description = "Already ended", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )

@@ -428,6 +428,38 @@ async fn metrics_label_only_the_configured_applications() {
     );
 }
 
+#[tokio::test]
+async fn the_openapi_document_gives_every_verification_its_application() {
+    let (home, _, _) = two_apps(&[]).await;
+    let doc: Value = home
+        .http
+        .get(home.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let view = &doc["components"]["schemas"]["VerificationView"];
+    assert_eq!(view["properties"]["application"]["type"], "string");
+    assert!(
+        view["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "application"),
+        "{view}"
+    );
+    let get = &doc["paths"]["/v1/verifications/{id}"]["get"]["responses"]["404"];
+    assert!(
+        get["description"]
+            .as_str()
+            .unwrap()
+            .contains("another application"),
+        "{get}"
+    );
+}
+
 // The version before applications, as it leaves a verification in Redis.
 
 /// A pending SMS verification of the default application written by the
