@@ -428,6 +428,43 @@ async fn metrics_label_only_the_configured_applications() {
     );
 }
 
+/// The TOML block of README's "Applications", its elisions filled in.
+fn readme_example() -> String {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split_once("## Applications")
+        .expect("README has the Applications section")
+        .1;
+    let block = section
+        .split_once("```toml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("the example is a toml block")
+        .0;
+    let secret = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    block
+        .replace("whsec_…", &format!("whsec_{secret}"))
+        .replace('…', "0123456789abcdef")
+}
+
+#[tokio::test]
+async fn the_readmes_example_configuration_starts_the_applications_it_describes() {
+    // The test's own address and Redis win over the example's top level.
+    let home = spawn_apps(&readme_example(), &unique_prefix(), &[]).await;
+    let ids: Vec<&str> = home.apps.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["default", "bank", "shop"]);
+    let shop = home.with_key("shop-key-0123456789abcdef");
+    let to = random_number();
+    let started = shop.start(&to, "sms").await;
+    assert_eq!(started.body["application"], "shop", "{}", started.body);
+    assert_eq!(started.body["locale"], "es-ES");
+    let text = texts_to(&shop, &to).await.pop().unwrap();
+    assert!(text.contains("Shop"), "{text}");
+    assert_eq!(code_in(&text).len(), 8, "{text}");
+    let bank = home.with_key("bank-key-2-0123456789abcdef");
+    let voice = bank.start(&random_number(), "voice").await;
+    assert_eq!(voice.body["error"]["code"], "invalid_channel");
+}
+
 #[tokio::test]
 async fn the_openapi_document_gives_every_verification_its_application() {
     let (home, _, _) = two_apps(&[]).await;
