@@ -362,16 +362,7 @@ async fn sandbox_routes_exist_only_in_sandbox_mode() {
 
 /// The shell block of README's "Try it with curl", pointed at `app`.
 fn readme_walk_through(app: &crate::common::TestApp) -> String {
-    let readme = include_str!("../../README.md");
-    let section = readme
-        .split_once("## Try it with curl")
-        .expect("README has the curl walk-through")
-        .1;
-    let block = section
-        .split_once("```sh\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .expect("the walk-through is a sh block")
-        .0;
+    let block = crate::common::readme_block("## Try it with curl", "sh");
     assert!(block.contains("KEY=sandbox_..."), "{block}");
     let host = app.base.trim_start_matches("http://");
     block

@@ -18,8 +18,8 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{
-    API_KEY, OTP_SECRET, Reply, TestApp, code_in, random_number, redis_url, try_spawn_with_config,
-    unique_prefix, wrong,
+    API_KEY, OTP_SECRET, Reply, TestApp, code_in, random_number, received_json, redis_url,
+    try_spawn_with_config, unique_prefix, wrong,
 };
 
 const SHOP_KEY: &str = "shop-key-0123456789";
@@ -273,26 +273,16 @@ async fn receiver() -> MockServer {
     server
 }
 
-async fn events_at(receiver: &MockServer) -> Vec<Value> {
-    receiver
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .collect()
-}
-
 /// Waits (bounded) until `receiver` has an event of type `kind`.
 async fn wait_for_event(receiver: &MockServer, kind: &str) -> Vec<Value> {
     for _ in 0..300 {
-        let events = events_at(receiver).await;
+        let events = received_json(receiver).await;
         if events.iter().any(|e| e["type"] == kind) {
             return events;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("no {kind} event: {:?}", events_at(receiver).await);
+    panic!("no {kind} event: {:?}", received_json(receiver).await);
 }
 
 #[tokio::test]
@@ -430,16 +420,7 @@ async fn metrics_label_only_the_configured_applications() {
 
 /// The TOML block of README's "Applications", its elisions filled in.
 fn readme_example() -> String {
-    let readme = include_str!("../../README.md");
-    let section = readme
-        .split_once("## Applications")
-        .expect("README has the Applications section")
-        .1;
-    let block = section
-        .split_once("```toml\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .expect("the example is a toml block")
-        .0;
+    let block = crate::common::readme_block("## Applications", "toml");
     let secret = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
     block
         .replace("whsec_…", &format!("whsec_{secret}"))
@@ -468,15 +449,7 @@ async fn the_readmes_example_configuration_starts_the_applications_it_describes(
 #[tokio::test]
 async fn the_openapi_document_gives_every_verification_its_application() {
     let (home, _, _) = two_apps(&[]).await;
-    let doc: Value = home
-        .http
-        .get(home.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = home.get("/openapi.json").await.body;
     let view = &doc["components"]["schemas"]["VerificationView"];
     assert_eq!(view["properties"]["application"]["type"], "string");
     assert!(

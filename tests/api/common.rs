@@ -262,6 +262,31 @@ impl TestApp {
     }
 }
 
+/// The first fenced block of `lang` after README's heading `heading`.
+pub fn readme_block(heading: &str, lang: &str) -> &'static str {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("README has {heading:?}"))
+        .1;
+    section
+        .split_once(&format!("```{lang}\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .unwrap_or_else(|| panic!("{heading:?} has a {lang} block"))
+        .0
+}
+
+/// The JSON bodies a mock server received, in order.
+pub async fn received_json(server: &wiremock::MockServer) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
 /// The first run of 4 to 10 digits in a message.
 pub fn code_in(text: &str) -> String {
     let mut run = String::new();

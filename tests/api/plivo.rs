@@ -98,13 +98,7 @@ fn message_path() -> String {
 }
 
 async fn bodies(plivo: &MockServer) -> Vec<Value> {
-    plivo
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .collect()
+    crate::common::received_json(plivo).await
 }
 
 /// Waits (bounded) until Plivo has received `n` requests.
