@@ -275,7 +275,7 @@ async fn receiver() -> MockServer {
 
 /// Waits (bounded) until `receiver` has an event of type `kind`.
 async fn wait_for_event(receiver: &MockServer, kind: &str) -> Vec<Value> {
-    for _ in 0..300 {
+    for _ in 0..1_000 {
         let events = received_json(receiver).await;
         if events.iter().any(|e| e["type"] == kind) {
             return events;
