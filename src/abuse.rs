@@ -134,6 +134,9 @@ fn limited(code: &'static str, message: &str, decision: Decision) -> Result<(), 
     }
 }
 
+/// The counter of every start, whichever application made it (`RATE_LIMIT_GLOBAL`).
+const GLOBAL_SCOPE: &str = "global";
+
 /// What stands between a request and a code being sent, for one application.
 #[derive(Debug, Clone)]
 pub struct SendGuard {
@@ -338,7 +341,7 @@ impl SendGuard {
                 "The hourly budget for this country is spent; try again later.",
             ),
             (
-                "global",
+                GLOBAL_SCOPE,
                 "all",
                 s.global,
                 "global_budget_exhausted",
@@ -375,10 +378,17 @@ impl SendGuard {
             }
         }
         for (scope, subject, limit, code, message) in checks {
+            // The global budget is the server's (its one Plivo account's),
+            // counted across every application; the others are the application's.
+            let scope = if scope == GLOBAL_SCOPE {
+                scope.into()
+            } else {
+                self.scope(scope)
+            };
             if let Err(r) = limited(
                 code,
                 message,
-                self.limiter.hit(&self.scope(scope), subject, limit).await?,
+                self.limiter.hit(&scope, subject, limit).await?,
             ) {
                 return Ok(Err(r));
             }

@@ -61,6 +61,8 @@ pub const SERVER_KEYS: &[&str] = &[
     "VOICE_TIME_LIMIT_SECS",
     "TRUSTED_PROXIES",
     "SCHEDULER_POLL_MS",
+    // One ceiling for the one Plivo account, counted across every application.
+    "RATE_LIMIT_GLOBAL",
     "DEMO_PAGE",
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_IP",

@@ -263,6 +263,20 @@ async fn limits_are_counted_apart_for_each_application() {
     assert_eq!(bank.start(&random_number(), "sms").await.status, 201);
 }
 
+#[tokio::test]
+async fn the_global_budget_is_one_ceiling_across_every_application() {
+    let (home, shop, bank) = two_apps(&[("RATE_LIMIT_GLOBAL", "2/1h")]).await;
+    assert_eq!(shop.start(&random_number(), "sms").await.status, 201);
+    assert_eq!(bank.start(&random_number(), "sms").await.status, 201);
+    // Two starts in all, whichever applications made them: the server's
+    // (its one Plivo account's) budget is spent for everyone.
+    for app in [&home, &shop, &bank] {
+        let over = app.start(&random_number(), "sms").await;
+        assert_eq!(over.status, 429, "{}", over.body);
+        assert_eq!(over.body["error"]["code"], "global_budget_exhausted");
+    }
+}
+
 /// A receiver of one application's events, taking every one.
 async fn receiver() -> MockServer {
     let server = MockServer::start().await;
@@ -674,6 +688,15 @@ fn a_server_wide_key_in_an_applications_table_is_refused_naming_both() {
         "[applications.shop]\nAPI_KEYS = \"shop-key-0123456789\"\nLISTEN_ADDR = \"127.0.0.1:0\"\n",
     );
     assert!(err.contains("[applications.shop] LISTEN_ADDR"), "{err}");
+    assert!(err.contains("server-wide"), "{err}");
+    // The global budget is the server's, not an application's.
+    let err = refusal(
+        "[applications.shop]\nAPI_KEYS = \"shop-key-0123456789\"\nRATE_LIMIT_GLOBAL = \"5/1h\"\n",
+    );
+    assert!(
+        err.contains("[applications.shop] RATE_LIMIT_GLOBAL"),
+        "{err}"
+    );
     assert!(err.contains("server-wide"), "{err}");
 }
 
