@@ -179,7 +179,7 @@ redis-cli -p "$redis_port" EVAL "
   return 1" 0 "$ceiling_records" 'ceiling:{bench}:v:' "$now_ms" $(( now_ms + 3600000 )) \
   "$(printf 'a%.0s' $(seq 64))" >/dev/null
 check_sha=$(redis-cli -p "$redis_port" SCRIPT LOAD \
-  "$(cat "$root/src/store/lua/prelude.lua" "$root/src/store/lua/check.lua")")
+  "$(cat "$root/src/store/redis/lua/prelude.lua" "$root/src/store/redis/lua/check.lua")")
 evalsha() { # requests
   # Id mode, a wrong digest, random pending records: HMGET, HSET, the view.
   redis-benchmark -p "$redis_port" -c "$CONNECTIONS" -n "$1" -r "$ceiling_records" --csv \
