@@ -76,19 +76,6 @@ impl Limiter {
         Ok(Self::decide(count, limit, &name, now))
     }
 
-    /// Decides without counting (for blocks that other events trip).
-    pub async fn peek(
-        &self,
-        scope: &str,
-        subject: &str,
-        limit: Limit,
-    ) -> Result<Decision, StoreError> {
-        let now = self.clock.now();
-        let name = Self::name(scope, subject);
-        let count = self.store.count(&name, limit.window_ms(), now).await?;
-        Ok(Self::decide(count, limit, &name, now))
-    }
-
     /// This window's count, the previous window's, and how far into this
     /// window `now` is (0 to 1).
     pub async fn current_and_previous(
@@ -150,6 +137,5 @@ mod tests {
         assert!(limiter.hit("t", "b", limit).await.unwrap().is_allowed());
         clock.advance(Duration::from_secs(10));
         assert!(limiter.hit("t", "a", limit).await.unwrap().is_allowed());
-        assert!(limiter.peek("t", "a", limit).await.unwrap().is_allowed());
     }
 }

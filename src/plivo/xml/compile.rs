@@ -10,7 +10,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, BytesText, Event};
 
 use super::render::{Compiled, Segment, is_xml_char};
-use super::schema::{ALL_ELEMENTS, Element, Voice, value_complaint, voice_of};
+use super::schema::{Element, Voice, all_elements, value_complaint, voice_of};
 use super::{TemplateError, TemplateKind};
 use crate::domain::plural::PluralChoice;
 
@@ -240,8 +240,7 @@ impl Compiler<'_> {
                 start,
                 format!(
                     "unknown element <{raw_name}>; Plivo XML here allows {}",
-                    ALL_ELEMENTS
-                        .iter()
+                    all_elements()
                         .map(|e| e.name())
                         .collect::<Vec<_>>()
                         .join(", ")

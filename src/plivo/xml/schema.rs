@@ -53,28 +53,10 @@ const SSML: &[Element] = &[
     Element::Phoneme,
 ];
 
-pub(super) const ALL_ELEMENTS: &[Element] = &[
-    Element::Response,
-    Element::Speak,
-    Element::Play,
-    Element::Wait,
-    Element::GetDigits,
-    Element::GetInput,
-    Element::Hangup,
-    Element::Redirect,
-    Element::PreAnswer,
-    Element::Dtmf,
-    Element::SayAs,
-    Element::Break,
-    Element::Prosody,
-    Element::Emphasis,
-    Element::Lang,
-    Element::P,
-    Element::S,
-    Element::Sub,
-    Element::W,
-    Element::Phoneme,
-];
+/// Every element a template may use: the root, the verbs and SSML.
+pub(super) fn all_elements() -> impl Iterator<Item = Element> {
+    std::iter::once(Element::Response).chain(VERBS.iter().chain(SSML).copied())
+}
 
 /// Attributes whose value must be a non-negative integer.
 const INTEGER_ATTRIBUTES: &[&str] = &[
@@ -128,10 +110,7 @@ impl Element {
     }
 
     pub(super) fn from_name(name: &[u8]) -> Option<Self> {
-        ALL_ELEMENTS
-            .iter()
-            .copied()
-            .find(|e| e.name().as_bytes() == name)
+        all_elements().find(|e| e.name().as_bytes() == name)
     }
 
     /// Plivo's documented attributes for the element.
