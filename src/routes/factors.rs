@@ -11,7 +11,7 @@ use super::AppState;
 use super::auth::ApiClient;
 use super::error::{ApiError, ErrorBody, retry_secs};
 use crate::domain::totp::{MAX_DIGITS, MIN_DIGITS};
-use crate::domain::{FactorId, FactorStage, FriendlyName, Identity};
+use crate::domain::{Factor, FactorId, FactorStage, FriendlyName, Identity};
 use crate::service::{CodeAnswer, FactorError};
 use crate::view::{EnrolledFactorView, FactorCheckView, FactorVerifyView, FactorView};
 
@@ -122,22 +122,19 @@ pub async fn verify(
     path: web::Path<String>,
     body: web::Json<FactorCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let code = parse_code(&body.code)?;
-    let answer = take_code(&state, &client, &id, FactorStage::Verify, code).await?;
-    match answer {
-        CodeAnswer::Approved(f) => Ok(HttpResponse::Ok().json(FactorVerifyView::new(&f, None))),
-        CodeAnswer::Wrong {
-            factor,
-            attempts_remaining,
-        } => Ok(HttpResponse::Ok().json(FactorVerifyView::new(&factor, Some(attempts_remaining)))),
-        CodeAnswer::WrongStage(_) => Err(ApiError::Conflict {
+    take_code(
+        &state,
+        &client,
+        &path,
+        &body,
+        FactorStage::Verify,
+        |f, left| HttpResponse::Ok().json(FactorVerifyView::new(f, left)),
+        || ApiError::Conflict {
             code: "factor_already_verified",
             message: "This factor is already verified; check sign-in codes with /check.".to_owned(),
-        }),
-        CodeAnswer::Locked { retry_after_ms } => Err(locked(retry_after_ms)),
-        CodeAnswer::DailyCeiling { retry_after_ms } => Err(at_ceiling(retry_after_ms)),
-    }
+        },
+    )
+    .await
 }
 
 /// Check a sign-in code against a verified factor.
@@ -163,35 +160,42 @@ pub async fn check(
     path: web::Path<String>,
     body: web::Json<FactorCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let code = parse_code(&body.code)?;
-    let answer = take_code(&state, &client, &id, FactorStage::Check, code).await?;
-    match answer {
-        CodeAnswer::Approved(f) => Ok(HttpResponse::Ok().json(FactorCheckView::new(&f, None))),
-        CodeAnswer::Wrong {
-            factor,
-            attempts_remaining,
-        } => Ok(HttpResponse::Ok().json(FactorCheckView::new(&factor, Some(attempts_remaining)))),
-        CodeAnswer::WrongStage(_) => Err(ApiError::Conflict {
+    take_code(
+        &state,
+        &client,
+        &path,
+        &body,
+        FactorStage::Check,
+        |f, left| HttpResponse::Ok().json(FactorCheckView::new(f, left)),
+        || ApiError::Conflict {
             code: "factor_not_verified",
-            message: "This factor is not verified yet: verify it with /verify first; an unverified factor approves no check.".to_owned(),
-        }),
-        CodeAnswer::Locked { retry_after_ms } => Err(locked(retry_after_ms)),
-        CodeAnswer::DailyCeiling { retry_after_ms } => Err(at_ceiling(retry_after_ms)),
-    }
+            message: NOT_VERIFIED.to_owned(),
+        },
+    )
+    .await
 }
 
+const NOT_VERIFIED: &str = "This factor is not verified yet: verify it with /verify first; an unverified factor approves no check.";
+
+/// Takes a typed code for factor `raw_id` at `stage`: 200 with `respond`'s view of the
+/// factor (and the attempts left when the code was wrong), `wrong_stage` when
+/// its status takes no code at this stage, 429 when it is locked or its
+/// identity is at the day's ceiling.
 async fn take_code(
     state: &AppState,
     client: &ApiClient,
-    id: &FactorId,
+    raw_id: &str,
+    body: &FactorCodeRequest,
     stage: FactorStage,
-    code: &str,
-) -> Result<CodeAnswer, ApiError> {
-    state
+    respond: impl Fn(&Factor, Option<u32>) -> HttpResponse,
+    wrong_stage: impl Fn() -> ApiError,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(raw_id)?;
+    let code = parse_code(&body.code)?;
+    let answer = state
         .use_cases
         .factors
-        .code(&client.app, id, stage, code)
+        .code(&client.app, &id, stage, code)
         .await
         .map_err(|e| match e {
             FactorError::Store(e) => ApiError::Store(e),
@@ -199,7 +203,17 @@ async fn take_code(
             FactorError::InvalidCode(e) => {
                 ApiError::bad_request("invalid_code", format!("`code`: {e}."))
             }
-        })
+        })?;
+    match answer {
+        CodeAnswer::Approved(f) => Ok(respond(&f, None)),
+        CodeAnswer::Wrong {
+            factor,
+            attempts_remaining,
+        } => Ok(respond(&factor, Some(attempts_remaining))),
+        CodeAnswer::WrongStage(_) => Err(wrong_stage()),
+        CodeAnswer::Locked { retry_after_ms } => Err(locked(retry_after_ms)),
+        CodeAnswer::DailyCeiling { retry_after_ms } => Err(at_ceiling(retry_after_ms)),
+    }
 }
 
 /// The 429 of a factor locked after too many wrong codes in a row.
