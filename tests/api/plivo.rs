@@ -383,7 +383,7 @@ async fn a_powerpack_sends_without_src_and_india_gets_the_dlt_fields() {
     // No number to call from: voice is unavailable, said plainly.
     let voice = app.start(&random_number(), "voice").await;
     assert_eq!(voice.status, 400, "{:?}", voice.body);
-    assert_eq!(voice.body["error"]["code"], "invalid_channel");
+    assert_eq!(voice.body["error"]["code"], "channel_not_enabled");
 }
 
 #[tokio::test]
