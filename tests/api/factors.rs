@@ -520,3 +520,62 @@ async fn no_factor_secret_or_authenticator_code_ever_reaches_the_logs() {
     }
     assert!(!text.contains(&hex::encode(&s.secret)));
 }
+
+#[tokio::test]
+async fn the_readmes_authenticator_walk_through_enrols_verifies_and_checks_as_written() {
+    let app = spawn_app(&[]).await;
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split_once("## Authenticator apps (TOTP)")
+        .and_then(|(_, section)| section.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("README has the authenticator walk-through")
+        .0;
+    assert!(block.contains("KEY=sandbox_..."), "{block}");
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let script = block
+        .replace("KEY=sandbox_...", &format!("KEY={}", app.api_key))
+        .replace("localhost:8080", &host);
+    let dir = std::env::temp_dir().join(crate::common::unique_prefix());
+    std::fs::create_dir_all(&dir).unwrap();
+    // The server's clock is the test's, started at the wall clock's now; the
+    // walk-through waits for the wall clock's next step, so move it along.
+    let clock = app.clock.clone();
+    let ticking = tokio::spawn(async move {
+        let start = std::time::Instant::now();
+        let mut moved = Duration::ZERO;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let behind = start.elapsed().saturating_sub(moved);
+            clock.advance(behind);
+            moved += behind;
+        }
+    });
+    let cwd = dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(cwd)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    ticking.abort();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(answers.len(), 2, "{stdout}");
+    assert_eq!(answers[0]["status"], "verified", "{stdout}");
+    assert_eq!(answers[1]["status"], "approved", "{stdout}");
+    let svg = std::fs::read_to_string(dir.join("factor.svg")).unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
