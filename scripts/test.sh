@@ -20,6 +20,11 @@ if ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
   echo "test.sh: installing curl and jq (Debian packages)" >&2
   apt_install curl jq
 fi
+# tests/api/factors.rs runs README's authenticator walk-through, which uses oathtool.
+if ! command -v oathtool >/dev/null; then
+  echo "test.sh: installing oathtool (Debian package)" >&2
+  apt_install oathtool
+fi
 # tests/api/browser.rs drives Debian's Chromium through chromedriver at these paths.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo "test.sh: installing chromium and chromium-driver (Debian packages)" >&2

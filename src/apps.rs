@@ -16,7 +16,7 @@ use crate::abuse::{self, SendGuard};
 use crate::delivery::SmsWording;
 use crate::domain::code::CodeLength;
 use crate::domain::verification::{DEFAULT_MAX_ATTEMPTS, SendPolicy};
-use crate::domain::{ApplicationId, Channel, Locale};
+use crate::domain::{ApplicationId, Channel, Locale, TotpDigits};
 use crate::events::{Webhook, WebhookSettings};
 
 /// What an application's codes are like and how often they may be sent.
@@ -113,6 +113,8 @@ pub struct Settings {
     pub webhook: Option<WebhookSettings>,
     /// The host a phone's browser fills codes in for (WebOTP).
     pub webotp_domain: Option<String>,
+    /// How many digits its new authenticator factors' codes have (`TOTP_DIGITS`).
+    pub totp_digits: TotpDigits,
 }
 
 /// One application, ready to serve.
@@ -128,6 +130,7 @@ pub struct App {
     /// Where its events go; `None`: it has no webhook.
     pub webhook: Option<Arc<Webhook>>,
     pub webotp_domain: Option<String>,
+    pub totp_digits: TotpDigits,
 }
 
 /// The metric label of an application this server does not serve (a record

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use url::Url;
 
-use crate::domain::{ApplicationId, Clock, Keyring, Timestamp, Verification};
+use crate::domain::{ApplicationId, Clock, Factor, Keyring, Timestamp, Verification};
 use crate::store::{EventStore, JobStore, Store, StoreError};
-use crate::view::VerificationView;
+use crate::view::{FactorView, VerificationView};
 
 pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
@@ -42,6 +42,8 @@ pub enum EventKind {
     Expired,
     Failed,
     DeliveryUpdated,
+    FactorVerified,
+    FactorDeleted,
 }
 
 impl EventKind {
@@ -52,6 +54,8 @@ impl EventKind {
             EventKind::Expired => "verification.expired",
             EventKind::Failed => "verification.failed",
             EventKind::DeliveryUpdated => "delivery.updated",
+            EventKind::FactorVerified => "factor.verified",
+            EventKind::FactorDeleted => "factor.deleted",
         }
     }
 }
@@ -70,12 +74,14 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
     format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
 }
 
+/// An event's body: its type, when, and what it is about (a verification's
+/// or a factor's public view).
 #[derive(Serialize)]
-struct Payload<'a> {
+struct Payload<T> {
     #[serde(rename = "type")]
     kind: &'static str,
     timestamp: String,
-    data: VerificationView<'a>,
+    data: T,
 }
 
 /// An event as it waits in the store: its body sealed (`sealed`), or in the
@@ -171,32 +177,52 @@ impl Outbox {
         if webhook.is_none() {
             return;
         }
-        if let Err(e) = self.queue(kind, v).await {
+        if let Err(e) = self
+            .queue(kind, VerificationView::new(v), &v.application)
+            .await
+        {
             tracing::error!(verification.id = %v.id, event = kind.as_str(), error = %e, "could not queue an event");
         }
     }
 
-    async fn queue(&self, kind: EventKind, v: &Verification) -> Result<(), StoreError> {
+    /// Queues an event about factor `f` for `webhook`, its application's
+    /// (nothing when the application has none). The factor's view never
+    /// holds its secret.
+    pub async fn emit_factor(&self, webhook: Option<&Webhook>, kind: EventKind, f: &Factor) {
+        if webhook.is_none() {
+            return;
+        }
+        if let Err(e) = self.queue(kind, FactorView::new(f), &f.application).await {
+            tracing::error!(factor.id = %f.id, event = kind.as_str(), error = %e, "could not queue an event");
+        }
+    }
+
+    async fn queue(
+        &self,
+        kind: EventKind,
+        data: impl Serialize,
+        application: &ApplicationId,
+    ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let id = format!("evt_{}", crate::domain::random::hex(16));
         let body = serde_json::to_string(&Payload {
             kind: kind.as_str(),
             timestamp: now.to_rfc3339(),
-            data: VerificationView::new(v),
+            data,
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let pending = serde_json::to_string(&Pending {
             attempt: 0,
             sealed: Some(self.keyring.seal_event(&body, &id)),
             body: None,
-            app: (!v.application.is_default()).then(|| v.application.clone()),
+            app: (!application.is_default()).then(|| application.clone()),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.store.put_event(&id, &pending, KEEP_MS).await?;
         self.store
             .schedule(&format!("{JOB_PREFIX}{id}"), now)
             .await?;
-        tracing::debug!(verification.id = %v.id, event = kind.as_str(), event.id = %id, "event queued");
+        tracing::debug!(event = kind.as_str(), event.id = %id, "event queued");
         Ok(())
     }
 

@@ -27,8 +27,8 @@ use crate::plivo::xml::Templates;
 use crate::routes::{self, AppState, UseCases};
 use crate::sandbox::Simulator;
 use crate::service::{
-    CheckCode, Dispatcher, Expiry, Fallback, ReadVerification, Receipts, StartVerification,
-    VoiceCall,
+    CheckCode, Dispatcher, Expiry, Factors, Fallback, ReadVerification, Receipts,
+    StartVerification, VoiceCall,
 };
 use crate::store::redis::Persistence;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
@@ -239,6 +239,12 @@ impl Application {
                 Arc::clone(&apps),
             ),
             voice: VoiceCall::new(store.clone(), Arc::clone(&keyring), clock.clone()),
+            factors: Factors::new(
+                store.clone(),
+                Arc::clone(&keyring),
+                clock.clone(),
+                outbox.clone(),
+            ),
         };
         let jobs = Jobs::new(
             store.clone(),
@@ -412,6 +418,7 @@ fn applications(
             ),
             webhook,
             webotp_domain: app.webotp_domain.clone(),
+            totp_digits: app.totp_digits,
         };
         apps.push((ready, keys));
     }

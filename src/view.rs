@@ -1,9 +1,14 @@
-//! The public shape of a verification (the app API's responses and the
-//! webhook events' `data`). It never contains the code.
+//! The public shape of a verification and of an authenticator factor (the
+//! app API's responses and the webhook events' `data`). Neither ever
+//! contains a code or a factor's secret.
 
 use serde::Serialize;
 
-use crate::domain::{CallOutcome, Channel, Delivery, Status, Timestamp, Verification};
+use crate::domain::totp;
+use crate::domain::{
+    CallOutcome, Channel, Delivery, Factor, FactorStatus, Status, Timestamp, TotpSecret,
+    Verification,
+};
 
 /// A verification as the API shows it (never the code).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -75,6 +80,135 @@ impl<'a> DeliveryView<'a> {
             created_at: d.created_at.map(|t| Timestamp::from_millis(t).to_rfc3339()),
             updated_at: Timestamp::from_millis(d.updated_at).to_rfc3339(),
             call: d.call.as_ref(),
+        }
+    }
+}
+
+/// An authenticator factor as the API shows it (never its secret).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FactorView<'a> {
+    /// `YF` and 32 hex digits.
+    id: &'a str,
+    application: &'a str,
+    identity: &'a str,
+    friendly_name: Option<&'a str>,
+    /// Always `totp`.
+    #[serde(rename = "type")]
+    #[schema(example = "totp")]
+    kind: &'static str,
+    status: FactorStatus,
+    created_at: String,
+}
+
+impl<'a> FactorView<'a> {
+    pub fn new(f: &'a Factor) -> Self {
+        Self {
+            id: f.id.as_str(),
+            application: f.application.as_str(),
+            identity: f.identity.as_str(),
+            friendly_name: f.friendly_name.as_ref().map(|n| n.as_str()),
+            kind: "totp",
+            status: f.status,
+            created_at: f.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A factor just enrolled: the only answer that ever shows its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EnrolledFactorView<'a> {
+    #[serde(flatten)]
+    factor: FactorView<'a>,
+    /// The shared secret, base32 (RFC 4648, no padding). Shown this once.
+    secret: String,
+    /// `otpauth://totp/{brand}:{identity}?secret=…&issuer={brand}&algorithm=SHA1&digits=6&period=30`
+    uri: String,
+    /// `uri` as a QR code, an SVG document, for the user to scan.
+    qr_svg: String,
+}
+
+impl<'a> EnrolledFactorView<'a> {
+    pub fn new(f: &'a Factor, secret: &TotpSecret, brand: &str) -> Self {
+        let uri = totp::otpauth_uri(brand, f.identity.as_str(), secret, f.digits);
+        Self {
+            factor: FactorView::new(f),
+            secret: secret.base32(),
+            qr_svg: qr_svg(&uri),
+            uri,
+        }
+    }
+}
+
+/// The QR code's smallest side in the SVG's pixels (it scales; the qrcode
+/// crate draws the quiet zone of four modules around it).
+const QR_MIN_PIXELS: u32 = 200;
+
+/// `text` as a QR code in SVG (the qrcode crate; medium error correction,
+/// which holds the longest URI the bounds on brand and identity allow).
+fn qr_svg(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(QR_MIN_PIXELS, QR_MIN_PIXELS)
+            .build(),
+        Err(e) => {
+            tracing::error!(error = %e, "the enrolment URI does not fit a QR code");
+            String::new()
+        }
+    }
+}
+
+/// The answer to a code typed for a factor's verification: the factor, and
+/// when the code was wrong, how many more may be.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FactorVerifyView<'a> {
+    #[serde(flatten)]
+    factor: FactorView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_remaining: Option<u32>,
+}
+
+impl<'a> FactorVerifyView<'a> {
+    pub fn new(f: &'a Factor, attempts_remaining: Option<u32>) -> Self {
+        Self {
+            factor: FactorView::new(f),
+            attempts_remaining,
+        }
+    }
+}
+
+/// Whether a sign-in code was right.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FactorCheckStatus {
+    Approved,
+    Pending,
+}
+
+/// The answer to a code typed at sign-in.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FactorCheckView<'a> {
+    factor_id: &'a str,
+    application: &'a str,
+    identity: &'a str,
+    status: FactorCheckStatus,
+    /// With `pending`: wrong codes left before the factor is locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_remaining: Option<u32>,
+}
+
+impl<'a> FactorCheckView<'a> {
+    pub fn new(f: &'a Factor, attempts_remaining: Option<u32>) -> Self {
+        Self {
+            factor_id: f.id.as_str(),
+            application: f.application.as_str(),
+            identity: f.identity.as_str(),
+            status: if attempts_remaining.is_some() {
+                FactorCheckStatus::Pending
+            } else {
+                FactorCheckStatus::Approved
+            },
+            attempts_remaining,
         }
     }
 }

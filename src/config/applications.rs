@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::abuse;
 use crate::apps::{self, Channels, Policy};
 use crate::domain::verification::SendPolicy;
-use crate::domain::{ApplicationId, CodeLength, Locale, PhoneNumber};
+use crate::domain::{ApplicationId, CodeLength, Locale, PhoneNumber, TotpDigits};
 use crate::events::WebhookSettings;
 
 use super::vars::{ConfigError, Problems, Vars, err, split_list};
@@ -49,6 +49,7 @@ pub const APPLICATION_KEYS: &[&str] = &[
     "LOCKOUT_AFTER_EXHAUSTED",
     "LOCKOUT_MINUTES",
     "MAX_FAILED_CHECKS_PER_DAY",
+    "TOTP_DIGITS",
 ];
 
 const MIN_API_KEY_LEN: usize = 16;
@@ -222,6 +223,12 @@ fn application(id: ApplicationId, v: &Vars<'_>, ctx: &Context, p: &mut Problems)
         abuse: abuse_settings(v, p, max_attempts),
         webhook: webhook(v, p),
         webotp_domain,
+        totp_digits: v.parse(p, "TOTP_DIGITS", TotpDigits::default(), |raw| {
+            raw.parse::<u8>()
+                .ok()
+                .and_then(TotpDigits::new)
+                .ok_or_else(|| "must be 6, 7 or 8".to_owned())
+        }),
     }
 }
 

@@ -71,6 +71,9 @@ fn bad_values_are_refused_with_their_variable_named() {
         ("PLIVO_ACCEPT_V2", "sometimes"),
         ("MAX_CONNECTIONS", "8"),
         ("MAX_CONNECTIONS_PER_IP", "0"),
+        ("TOTP_DIGITS", "5"),
+        ("TOTP_DIGITS", "9"),
+        ("TOTP_DIGITS", "six"),
     ] {
         let e = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
         assert_eq!(e.first().var, k, "{k}={v}");

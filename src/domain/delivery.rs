@@ -98,7 +98,6 @@ impl DeliveryStatus {
             DeliveryStatus::Sent | DeliveryStatus::Ringing => 2,
             DeliveryStatus::InProgress | DeliveryStatus::Answered => 3,
             DeliveryStatus::Delivered
-            | DeliveryStatus::Read
             | DeliveryStatus::Undelivered
             | DeliveryStatus::Failed
             | DeliveryStatus::Rejected
@@ -107,6 +106,10 @@ impl DeliveryStatus {
             | DeliveryStatus::NoAnswer
             | DeliveryStatus::Canceled
             | DeliveryStatus::Timeout => 4,
+            // WhatsApp's read receipt comes after its delivered one, and a
+            // failure reported after it (another of the user's devices)
+            // does not undo that the user saw the code.
+            DeliveryStatus::Read => 5,
         }
     }
 
@@ -278,6 +281,14 @@ mod tests {
             "read",
         ] {
             assert!(rank("in-progress") < rank(end), "{end}");
+        }
+    }
+
+    #[test]
+    fn read_ranks_above_delivered_and_any_failure() {
+        let rank = |w: &str| DeliveryStatus::parse(w).rank();
+        for before in ["queued", "sent", "delivered", "undelivered", "failed"] {
+            assert!(rank(before) < rank("read"), "{before}");
         }
     }
 

@@ -1,7 +1,9 @@
 //! The keys derived from `OTP_SECRET`: the keyed digest a typed code is checked
 //! against, the AEADs that seal a copy of the code for re-sending, the number a
 //! verification is for and the events waiting for the webhook, and the keyed
-//! hash that names a phone number's Redis keys. No code and no phone number is
+//! hash that names a phone number's Redis keys; and the AEAD that seals each
+//! authenticator factor's TOTP secret and its identity, and the keyed hash
+//! naming an identity's counters. No code and no phone number is
 //! ever at rest in plaintext: each sealed value is bound to the record it
 //! belongs to, and key names carry only keyed hashes of numbers.
 //!
@@ -21,6 +23,7 @@ use sha2::Sha256;
 use super::application::ApplicationId;
 use super::code::OtpCode;
 use super::phone::PhoneNumber;
+use super::totp::TotpSecret;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -36,6 +39,9 @@ const DIGEST_LABEL: &[u8] = b"plivo-2fa/v1/code-digest";
 const SEAL_LABEL: &[u8] = b"plivo-2fa/v1/code-seal";
 const NUMBER_SEAL_LABEL: &[u8] = b"plivo-2fa/v1/number-seal";
 const EVENT_SEAL_LABEL: &[u8] = b"plivo-2fa/v1/event-seal";
+const FACTOR_SEAL_LABEL: &[u8] = b"plivo-2fa/v1/factor-seal";
+/// Prefixes an application's id in its identities' hashes.
+const IDENTITY_LABEL: &[u8] = b"plivo-2fa/v1/identity:";
 const NUMBER_LABEL: &[u8] = b"plivo-2fa/v1/number";
 /// Prefixes an application's id in its numbers' keys.
 const APP_NUMBER_LABEL: &[u8] = b"plivo-2fa/v1/app-number:";
@@ -58,6 +64,7 @@ struct KeySet {
     seal: XChaCha20Poly1305,
     number_seal: XChaCha20Poly1305,
     event_seal: XChaCha20Poly1305,
+    factor_seal: XChaCha20Poly1305,
 }
 
 /// Which of a key set's AEADs a value is sealed with (one key per kind, so a
@@ -67,6 +74,7 @@ enum Sealed {
     Code,
     Number,
     Event,
+    Factor,
 }
 
 impl KeySet {
@@ -75,6 +83,7 @@ impl KeySet {
             Sealed::Code => &self.seal,
             Sealed::Number => &self.number_seal,
             Sealed::Event => &self.event_seal,
+            Sealed::Factor => &self.factor_seal,
         }
     }
 }
@@ -96,6 +105,7 @@ impl KeySet {
             seal: XChaCha20Poly1305::new(&sub(SEAL_LABEL).into()),
             number_seal: XChaCha20Poly1305::new(&sub(NUMBER_SEAL_LABEL).into()),
             event_seal: XChaCha20Poly1305::new(&sub(EVENT_SEAL_LABEL).into()),
+            factor_seal: XChaCha20Poly1305::new(&sub(FACTOR_SEAL_LABEL).into()),
         }
     }
 }
@@ -204,6 +214,42 @@ impl Keyring {
         String::from_utf8(plain).map_err(|_| SealError::Tampered)
     }
 
+    /// Seals a factor's TOTP secret, bound to `context` (the factor's id).
+    pub fn seal_totp_secret(&self, secret: &TotpSecret, context: &str) -> String {
+        self.seal_as(Sealed::Factor, secret.expose(), context)
+    }
+
+    /// Opens a secret sealed by [`Keyring::seal_totp_secret`] under any configured secret.
+    pub fn open_totp_secret(&self, sealed: &str, context: &str) -> Result<TotpSecret, SealError> {
+        self.open_as(Sealed::Factor, sealed, context)
+            .map(TotpSecret::from_bytes)
+    }
+
+    /// Seals what a factor says about its user (identity, friendly name),
+    /// bound to its id; its secret's seal is bound otherwise, so neither
+    /// opens as the other.
+    pub fn seal_factor_profile(&self, profile: &str, id: &str) -> String {
+        self.seal_as(Sealed::Factor, profile.as_bytes(), &profile_context(id))
+    }
+
+    pub fn open_factor_profile(&self, sealed: &str, id: &str) -> Result<String, SealError> {
+        let plain = self.open_as(Sealed::Factor, sealed, &profile_context(id))?;
+        String::from_utf8(plain).map_err(|_| SealError::Tampered)
+    }
+
+    /// The keyed hash naming an identity's counters in application `app`
+    /// (primary secret only, like a number's), with its short hash tag.
+    pub fn identity_key(&self, app: &ApplicationId, identity: &str) -> NumberKey {
+        let mut mac = self.primary().number.clone();
+        mac.update(IDENTITY_LABEL);
+        mac.update(app.as_str().as_bytes());
+        mac.update(&[0]);
+        mac.update(identity.as_bytes());
+        let hash = hex::encode(mac.finalize().into_bytes());
+        let tag = hash[..TAG_HEX_LEN].to_owned();
+        NumberKey { hash, tag }
+    }
+
     /// Whether a configured secret made this sealed value (whatever its kind).
     pub fn knows_seal(&self, sealed: &str) -> bool {
         B64.decode(sealed)
@@ -277,6 +323,10 @@ impl Keyring {
         let tag = hash[..TAG_HEX_LEN].to_owned();
         NumberKey { hash, tag }
     }
+}
+
+fn profile_context(id: &str) -> String {
+    format!("{id}/profile")
 }
 
 fn random_secret() -> [u8; 32] {
@@ -401,6 +451,46 @@ mod tests {
             "{\"to\":\"+447400123456\"}"
         );
         assert!(rotated.open_event(&event, "evt_2").is_err());
+    }
+
+    #[test]
+    fn a_sealed_totp_secret_opens_after_a_rotation_for_its_own_factor_only() {
+        let old = Keyring::new(&[secret(1)]);
+        let rotated = Keyring::new(&[secret(2), secret(1)]);
+        let dropped = Keyring::new(&[secret(2)]);
+        let totp = TotpSecret::from_bytes(b"12345678901234567890".to_vec());
+        let sealed = old.seal_totp_secret(&totp, "YFabc");
+        assert!(!sealed.contains(&totp.base32()));
+        let opened = rotated.open_totp_secret(&sealed, "YFabc").unwrap();
+        assert_eq!(opened.expose(), totp.expose());
+        assert_eq!(
+            rotated.open_totp_secret(&sealed, "YFabd").err(),
+            Some(SealError::Tampered)
+        );
+        assert_eq!(
+            dropped.open_totp_secret(&sealed, "YFabc").err(),
+            Some(SealError::UnknownKey)
+        );
+        // Neither a code's seal nor the factor's profile opens as its secret.
+        let profile = old.seal_factor_profile("{\"identity\":\"u\"}", "YFabc");
+        assert!(old.open_totp_secret(&profile, "YFabc").is_err());
+        assert_eq!(
+            old.open_factor_profile(&profile, "YFabc").unwrap(),
+            "{\"identity\":\"u\"}"
+        );
+        assert!(old.open(&sealed, "YFabc").is_err());
+    }
+
+    #[test]
+    fn an_identity_has_its_own_key_in_every_application() {
+        let ring = Keyring::new(&[secret(1)]);
+        let app = |id: &str| ApplicationId::parse(id).unwrap();
+        let a = ring.identity_key(&app("shop"), "user-1");
+        assert_eq!(a, ring.identity_key(&app("shop"), "user-1"));
+        assert_ne!(a, ring.identity_key(&app("bank"), "user-1"));
+        assert_ne!(a, ring.identity_key(&app("shop"), "user-2"));
+        assert!(!a.hash.contains("user"));
+        assert_eq!(a.tag.len(), TAG_HEX_LEN);
     }
 
     #[test]

@@ -315,6 +315,17 @@ impl PlivoClient {
             .await
     }
 
+    /// Sends a WhatsApp template message; its id is Plivo's message_uuid,
+    /// as for an SMS (the same Message endpoint and answer).
+    #[tracing::instrument(skip_all, fields(plivo.endpoint = "message"))]
+    pub async fn send_whatsapp(
+        &self,
+        request: &super::whatsapp::WhatsAppMessageRequest,
+    ) -> Result<Accepted, PlivoError> {
+        self.post(Endpoint::Message, self.message_url.clone(), request)
+            .await
+    }
+
     /// Places a call; its id is Plivo's request_uuid.
     #[tracing::instrument(skip_all, fields(plivo.endpoint = "call"))]
     pub async fn make_call(&self, request: &CallRequest) -> Result<Accepted, PlivoError> {

@@ -15,7 +15,9 @@ use crate::limits::Limiter;
 use crate::plivo::paths;
 use crate::plivo::xml::Templates;
 use crate::sandbox::SandboxState;
-use crate::service::{CheckCode, ReadVerification, Receipts, StartVerification, VoiceCall};
+use crate::service::{
+    CheckCode, Factors, ReadVerification, Receipts, StartVerification, VoiceCall,
+};
 use crate::store::Store;
 
 pub mod api;
@@ -23,6 +25,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod demo;
 pub mod error;
+pub mod factors;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -41,6 +44,7 @@ pub struct UseCases {
     pub read: ReadVerification,
     pub receipts: Receipts,
     pub voice: VoiceCall,
+    pub factors: Factors,
 }
 
 /// What the server can send, for the checks a start's input gets.
@@ -149,6 +153,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
                 .service(one_method("/check", web::post().to(api::check)))
                 .service(one_method("/{id}", web::get().to(api::get)))
                 .service(one_method("/{id}/cancel", web::post().to(api::cancel))),
+        )
+        .service(
+            web::scope("/v1/factors")
+                .service(one_method("", web::post().to(factors::create)))
+                .service(
+                    web::resource("/{id}")
+                        .route(web::get().to(factors::get))
+                        .route(web::delete().to(factors::delete))
+                        .default_service(web::to(error::method_not_allowed)),
+                )
+                .service(one_method("/{id}/verify", web::post().to(factors::verify)))
+                .service(one_method("/{id}/check", web::post().to(factors::check))),
         )
         .service(
             web::scope(paths::SCOPE)

@@ -7,15 +7,25 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::api;
+use super::{api, factors};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "plivo-2fa",
-        description = "Self-hosted one-time-password verification for Plivo: start a verification, check the code the user typed."
+        description = "Self-hosted one-time-password verification for Plivo: start a verification, check the code the user typed; enrol authenticator apps (TOTP) and check their codes."
     ),
-    paths(api::start, api::check, api::get, api::cancel),
+    paths(
+        api::start,
+        api::check,
+        api::get,
+        api::cancel,
+        factors::create,
+        factors::verify,
+        factors::check,
+        factors::get,
+        factors::delete
+    ),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

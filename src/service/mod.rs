@@ -1,12 +1,14 @@
 //! The use cases, one type each, each holding exactly what it needs:
 //! [`StartVerification`], [`CheckCode`], [`ReadVerification`] (get and
 //! cancel), [`Receipts`] (Plivo's delivery and call reports), [`Fallback`]
-//! and [`Expiry`] (the jobs), and [`VoiceCall`] (what a call reads out).
+//! and [`Expiry`] (the jobs), [`VoiceCall`] (what a call reads out), and
+//! [`Factors`] (authenticator apps: enrol, verify, check, read, delete).
 //! Routes parse input into domain types and call these with the
 //! [`App`](crate::apps::App) they act for; nothing here knows about HTTP.
 
 mod check;
 mod dispatch;
+mod factors;
 mod fallback;
 mod read;
 mod receipts;
@@ -15,6 +17,7 @@ mod voice;
 
 pub use check::{CheckBy, CheckCode};
 pub use dispatch::Dispatcher;
+pub use factors::{CodeAnswer, FactorError, Factors};
 pub use fallback::{Expiry, Fallback};
 pub use read::ReadVerification;
 pub use receipts::Receipts;

@@ -6,14 +6,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
+    AttemptOutcome, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore,
+    FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt, FactorLimits, FactorStore,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
     LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, RETENTION_MS, SENDS_COUNTER, SendBudget,
-    StartOutcome, StoreError, VerificationStore, window_of,
+    StartOutcome, StoreError, StoredFactor, VerificationStore, window_of,
 };
 use crate::domain::verification::{CheckResult, SendPolicy};
 use crate::domain::{
-    CallRef, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
+    CallRef, Delivery, Factor, FactorId, FactorStage, FactorStatus, NumberKey, PhoneNumber, Status,
+    Timestamp, Verification, VerificationId,
 };
 
 /// How often expired records are swept out.
@@ -30,8 +32,20 @@ struct Record {
     evict_at: Timestamp,
 }
 
+/// A factor with what bounds its wrong codes.
+#[derive(Debug)]
+struct FactorRecord {
+    stored: StoredFactor,
+    identity_hash: String,
+    /// Wrong codes in a row since the last right one or the last lock.
+    fails: u32,
+    locked_until: Timestamp,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
+    /// Factors last until deleted.
+    factors: HashMap<FactorId, FactorRecord>,
     records: HashMap<VerificationId, Record>,
     /// Number hash → its latest verification.
     latest: HashMap<String, VerificationId>,
@@ -547,6 +561,110 @@ impl FlagStore for MemoryStore {
 
     async fn flag_raised(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.blob(name).is_some())
+    }
+}
+
+impl FactorStore for MemoryStore {
+    async fn create_factor(
+        &self,
+        factor: StoredFactor,
+        identity_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.lock().factors.insert(
+            factor.factor.id.clone(),
+            FactorRecord {
+                stored: factor,
+                identity_hash: identity_hash.to_owned(),
+                fails: 0,
+                locked_until: Timestamp::from_millis(0),
+            },
+        );
+        Ok(())
+    }
+
+    async fn factor(
+        &self,
+        id: &FactorId,
+        owner: Owner<'_>,
+    ) -> Result<Option<StoredFactor>, StoreError> {
+        Ok(self
+            .lock()
+            .factors
+            .get(id)
+            .filter(|r| owner.sees(&r.stored.factor.application))
+            .map(|r| r.stored.clone()))
+    }
+
+    async fn attempt_factor(
+        &self,
+        id: &FactorId,
+        owner: Owner<'_>,
+        stage: FactorStage,
+        attempt: FactorAttempt,
+        limits: FactorLimits,
+        now: Timestamp,
+    ) -> Result<AttemptOutcome, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(record) = inner
+            .factors
+            .get_mut(id)
+            .filter(|r| owner.sees(&r.stored.factor.application))
+        else {
+            return Ok(AttemptOutcome::NotFound);
+        };
+        if record.locked_until > now {
+            return Ok(AttemptOutcome::Locked {
+                retry_after_ms: now.millis_until(record.locked_until),
+            });
+        }
+        let day = counter_name(id.tag(), FACTOR_FAILED_COUNTER, &record.identity_hash);
+        let (failed, day_end) = add(&mut inner.counters, &day, limits.day_ms, 0, now);
+        if failed >= limits.max_per_day {
+            return Ok(AttemptOutcome::DailyCeiling {
+                retry_after_ms: now.millis_until(day_end).max(1),
+            });
+        }
+        let factor = &mut record.stored.factor;
+        if factor.status != stage.expects() {
+            return Ok(AttemptOutcome::WrongStage(factor.status));
+        }
+        if let FactorAttempt::Step(step) = attempt
+            && record.stored.last_step.is_none_or(|last| step > last)
+        {
+            record.stored.last_step = Some(step);
+            record.fails = 0;
+            factor.status = FactorStatus::Verified;
+            return Ok(AttemptOutcome::Approved);
+        }
+        add(&mut inner.counters, &day, limits.day_ms, 1, now);
+        record.fails += 1;
+        if record.fails >= limits.max_attempts {
+            record.fails = 0;
+            record.locked_until = now.plus(std::time::Duration::from_millis(limits.lock_ms));
+            return Ok(AttemptOutcome::Locked {
+                retry_after_ms: limits.lock_ms.max(1),
+            });
+        }
+        Ok(AttemptOutcome::Wrong {
+            attempts_remaining: limits.max_attempts - record.fails,
+        })
+    }
+
+    async fn delete_factor(
+        &self,
+        id: &FactorId,
+        owner: Owner<'_>,
+    ) -> Result<Option<Factor>, StoreError> {
+        let mut inner = self.lock();
+        if !inner
+            .factors
+            .get(id)
+            .is_some_and(|r| owner.sees(&r.stored.factor.application))
+        {
+            return Ok(None);
+        }
+        Ok(inner.factors.remove(id).map(|r| r.stored.factor))
     }
 }
 

@@ -2,7 +2,8 @@
 //! ([`VerificationStore`]), the references of voice calls ([`CallStore`]),
 //! the nonces of signed callbacks ([`NonceStore`]), windowed counters
 //! ([`CounterStore`]), the job schedule ([`JobStore`]), events waiting for the
-//! webhook ([`EventStore`]) and expiring flags ([`FlagStore`]). Redis is the
+//! webhook ([`EventStore`]), expiring flags ([`FlagStore`]) and
+//! authenticator-app factors ([`FactorStore`]). Redis is the
 //! production implementation (every operation one atomic script, all of a
 //! number's keys in one cluster slot) and memory the embedded default for one
 //! process; [`Store`] is the one chosen at start-up. `tests/api/store_contract.rs`
@@ -12,8 +13,8 @@ use std::future::Future;
 
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
-    ApplicationId, CallRef, Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp,
-    Verification, VerificationId,
+    ApplicationId, CallRef, Channel, Delivery, Factor, FactorId, FactorStage, FactorStatus,
+    NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
 };
 
 pub mod memory;
@@ -67,6 +68,8 @@ pub struct Failures {
 pub const SENDS_COUNTER: &str = "number";
 pub const LOCKOUT_COUNTER: &str = "lockout";
 pub const FAILED_COUNTER: &str = "failed";
+/// The counter of an identity's wrong authenticator codes in the UTC day.
+pub const FACTOR_FAILED_COUNTER: &str = "factor-failed";
 
 /// A verification about to be created, with its code in protected form only.
 #[derive(Debug, Clone)]
@@ -366,6 +369,98 @@ pub trait FlagStore: Send + Sync {
     fn flag_raised(&self, name: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// A factor as the store keeps it: no expiry (it lasts until deleted), its
+/// TOTP secret sealed with the keyring and bound to its id.
+#[derive(Debug, Clone)]
+pub struct StoredFactor {
+    pub factor: Factor,
+    pub sealed_secret: String,
+    /// The last time step a code was accepted for: that step and every
+    /// earlier one are never accepted again (no replay).
+    pub last_step: Option<u64>,
+}
+
+/// What bounds wrong authenticator codes: `max_attempts` wrong in a row lock
+/// the factor for `lock_ms` (`MAX_ATTEMPTS`, `LOCKOUT_MINUTES`), and
+/// `max_per_day` wrong for one identity in a UTC day (`day_ms`) refuse its
+/// codes until the day ends (`MAX_FAILED_CHECKS_PER_DAY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactorLimits {
+    pub max_attempts: u32,
+    pub lock_ms: u64,
+    pub day_ms: u64,
+    pub max_per_day: u64,
+}
+
+/// What the server made of a typed code before asking the store to record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorAttempt {
+    /// It is the code of this step: accept it if no later or equal step was.
+    Step(u64),
+    Wrong,
+}
+
+/// What recording an attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Accepted (and, at the verify stage, the factor is now verified).
+    Approved,
+    /// Wrong (or a step already used); this many more before the lock.
+    Wrong {
+        attempts_remaining: u32,
+    },
+    /// Locked after `max_attempts` wrong in a row (by this attempt or an
+    /// earlier one): nothing is compared until the lock ends.
+    Locked {
+        retry_after_ms: u64,
+    },
+    /// The identity's wrong codes reached the day's ceiling.
+    DailyCeiling {
+        retry_after_ms: u64,
+    },
+    /// The factor is not in the status this stage needs; nothing changed.
+    WrongStage(FactorStatus),
+    NotFound,
+}
+
+/// Authenticator-app factors, each in its application.
+pub trait FactorStore: Send + Sync {
+    /// Keeps a new factor; `identity_hash` names its identity's counters.
+    fn create_factor(
+        &self,
+        factor: StoredFactor,
+        identity_hash: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The factor, when `owner` may see it.
+    fn factor(
+        &self,
+        id: &FactorId,
+        owner: Owner<'_>,
+    ) -> impl Future<Output = Result<Option<StoredFactor>, StoreError>> + Send;
+
+    /// Records a typed code against the factor, atomically: refuses while it
+    /// is locked or its identity is at the day's ceiling, accepts a step
+    /// later than the last accepted (moving the factor on at `stage`), else
+    /// counts a wrong code in a row and in the identity's day.
+    fn attempt_factor(
+        &self,
+        id: &FactorId,
+        owner: Owner<'_>,
+        stage: FactorStage,
+        attempt: FactorAttempt,
+        limits: FactorLimits,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<AttemptOutcome, StoreError>> + Send;
+
+    /// Removes the factor; what it was, or `None` when there was none.
+    fn delete_factor(
+        &self,
+        id: &FactorId,
+        owner: Owner<'_>,
+    ) -> impl Future<Output = Result<Option<Factor>, StoreError>> + Send;
+}
+
 /// Whether the store answers at all.
 pub trait Health: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -439,6 +534,12 @@ forward! {
     }
     Health {
         fn ping(&self) -> Result<(), StoreError>;
+    }
+    FactorStore {
+        fn create_factor(&self, factor: StoredFactor, identity_hash: &str) -> Result<(), StoreError>;
+        fn factor(&self, id: &FactorId, owner: Owner<'_>) -> Result<Option<StoredFactor>, StoreError>;
+        fn attempt_factor(&self, id: &FactorId, owner: Owner<'_>, stage: FactorStage, attempt: FactorAttempt, limits: FactorLimits, now: Timestamp) -> Result<AttemptOutcome, StoreError>;
+        fn delete_factor(&self, id: &FactorId, owner: Owner<'_>) -> Result<Option<Factor>, StoreError>;
     }
 }
 

@@ -224,7 +224,7 @@ async fn each_application_has_its_own_code_length_attempts_channels_and_locale()
     // CHANNELS: the bank sends SMS only; the shop may call.
     let voice = bank.start(&random_number(), "voice").await;
     assert_eq!(voice.status, 400, "{}", voice.body);
-    assert_eq!(voice.body["error"]["code"], "invalid_channel");
+    assert_eq!(voice.body["error"]["code"], "channel_not_enabled");
     assert!(
         voice.body["error"]["message"]
             .as_str()
@@ -457,7 +457,7 @@ async fn the_readmes_example_configuration_starts_the_applications_it_describes(
     assert_eq!(code_in(&text).len(), 8, "{text}");
     let bank = home.with_key("bank-key-2-0123456789abcdef");
     let voice = bank.start(&random_number(), "voice").await;
-    assert_eq!(voice.body["error"]["code"], "invalid_channel");
+    assert_eq!(voice.body["error"]["code"], "channel_not_enabled");
 }
 
 #[tokio::test]

@@ -133,6 +133,13 @@ async fn malformed_bodies_get_a_clear_4xx_and_send_nothing() {
             "invalid_channel",
         ),
         (
+            "whatsapp, known but not enabled",
+            Some("application/json"),
+            br#"{"to":"+14155550100","channel":"whatsapp"}"#.to_vec(),
+            400,
+            "channel_not_enabled",
+        ),
+        (
             "channel case",
             Some("application/json"),
             br#"{"to":"+14155550100","channel":"SMS"}"#.to_vec(),

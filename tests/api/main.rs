@@ -19,6 +19,7 @@ mod cli;
 mod cluster;
 mod demo;
 mod events;
+mod factors;
 mod faults;
 mod instances;
 mod logging;

@@ -29,7 +29,12 @@ async fn the_openapi_document_describes_exactly_the_app_api_routes() {
     assert_eq!(
         documented,
         [
+            ("delete", "/v1/factors/{id}"),
+            ("get", "/v1/factors/{id}"),
             ("get", "/v1/verifications/{id}"),
+            ("post", "/v1/factors"),
+            ("post", "/v1/factors/{id}/check"),
+            ("post", "/v1/factors/{id}/verify"),
             ("post", "/v1/verifications"),
             ("post", "/v1/verifications/check"),
             ("post", "/v1/verifications/{id}/cancel"),
@@ -61,6 +66,13 @@ async fn the_openapi_document_describes_exactly_the_app_api_routes() {
         "CheckRequest",
         "Status",
         "Channel",
+        "CreateFactorRequest",
+        "FactorCodeRequest",
+        "FactorView",
+        "EnrolledFactorView",
+        "FactorVerifyView",
+        "FactorCheckView",
+        "FactorStatus",
     ] {
         assert!(schemas.contains_key(name), "{name}");
     }
@@ -74,6 +86,8 @@ async fn the_openapi_document_describes_exactly_the_app_api_routes() {
             .any(|r| r == "valid"),
         "every verification answer carries `valid`"
     );
+    let enrolled = doc["paths"]["/v1/factors"]["post"]["responses"]["201"].to_string();
+    assert!(enrolled.contains("EnrolledFactorView"), "{enrolled}");
     let status = &schemas["Status"]["enum"];
     assert_eq!(status.as_array().unwrap().len(), 6);
     assert_eq!(

@@ -377,7 +377,7 @@ async fn a_powerpack_sends_without_src_and_india_gets_the_dlt_fields() {
     // No number to call from: voice is unavailable, said plainly.
     let voice = app.start(&random_number(), "voice").await;
     assert_eq!(voice.status, 400, "{:?}", voice.body);
-    assert_eq!(voice.body["error"]["code"], "invalid_channel");
+    assert_eq!(voice.body["error"]["code"], "channel_not_enabled");
 }
 
 #[tokio::test]
@@ -864,4 +864,65 @@ async fn the_sandbox_phlo_runner_answers_the_documented_shape_without_phlo_run_i
         .unwrap();
     // The run's id is the answer's api_id, which the delivery carries.
     assert_eq!(r.body["deliveries"][0]["provider_id"], run["phlo_run_id"]);
+}
+
+#[tokio::test]
+async fn a_whatsapp_authentication_message_posts_plivos_template_shape_and_reads_its_documented_answer()
+ {
+    use plivo_2fa::plivo::client::{PlivoClient, PlivoClientConfig};
+    use plivo_2fa::plivo::whatsapp::{WhatsAppMessageRequest, template_language};
+    let plivo = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/Account/{AUTH_ID}/Message/")))
+        .respond_with(ResponseTemplate::new(202).set_body_json(fixture("message-create.json")))
+        .mount(&plivo)
+        .await;
+    let client = PlivoClient::new(PlivoClientConfig {
+        auth_id: AUTH_ID.to_owned(),
+        auth_token: AUTH_TOKEN.to_owned().into(),
+        api_base_url: plivo.uri().parse().unwrap(),
+        phlo_base_url: plivo.uri().parse().unwrap(),
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let language = template_language(&plivo_2fa::domain::Locale::parse("es-ES").unwrap());
+    let request = WhatsAppMessageRequest::authentication(
+        "+14155550199",
+        "+34600111222",
+        &format!("{PUBLIC}/plivo/message-status/VE00000000000000000000000000000000"),
+        "otp_copy_code",
+        language,
+        "481516",
+    );
+    let accepted = client.send_whatsapp(&request).await.unwrap();
+    let documented = fixture("message-create.json");
+    assert_eq!(
+        accepted.provider_id.as_deref(),
+        documented["message_uuid"][0].as_str()
+    );
+    let received = plivo.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let sent: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(sent["type"], "whatsapp");
+    assert_eq!(sent["src"], "+14155550199");
+    assert_eq!(sent["dst"], "+34600111222");
+    assert_eq!(sent["method"], "POST");
+    assert_eq!(sent["log"], "false");
+    assert!(sent.get("text").is_none(), "{sent}");
+    assert_eq!(
+        sent["template"],
+        json!({
+            "name": "otp_copy_code",
+            "language": "es_ES",
+            "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "481516"}]},
+                {"type": "button", "sub_type": "url", "index": "0",
+                 "parameters": [{"type": "text", "text": "481516"}]}
+            ]
+        })
+    );
+    // Plivo's Basic auth, as for every other request.
+    let auth = received[0].headers.get("authorization").unwrap();
+    assert!(auth.to_str().unwrap().starts_with("Basic "));
 }

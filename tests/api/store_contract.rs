@@ -9,10 +9,14 @@ use plivo_2fa::domain::{
     ApplicationId, Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
     Timestamp, Verification, VerificationId,
 };
+use plivo_2fa::domain::{
+    Factor, FactorId, FactorStage, FactorStatus, FriendlyName, Identity, TotpDigits, TotpSecret,
+};
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
-    CheckTarget, DeliveryUpdate, FailureWindows, Failures, Finish, MemoryStore, NewVerification,
-    Owner, RedisStore, SendBudget, StartOutcome, VerificationStore,
+    AttemptOutcome, CheckTarget, DeliveryUpdate, FactorAttempt, FactorLimits, FactorStore,
+    FailureWindows, Failures, Finish, MemoryStore, NewVerification, Owner, RedisStore, SendBudget,
+    StartOutcome, StoredFactor, VerificationStore,
 };
 use secrecy::SecretSlice;
 
@@ -127,8 +131,14 @@ fn wrong_code(code: &OtpCode) -> String {
     crate::common::wrong(code.expose())
 }
 
+/// The keyring of the contract's Redis stores, which the factor cases seal
+/// their secrets with too (as the server seals with the store's own).
+fn store_keyring() -> Keyring {
+    Keyring::new(&[SecretSlice::from(vec![42u8; 32])])
+}
+
 async fn redis_store() -> RedisStore {
-    redis_store_with(&crate::common::unique_prefix(), Keyring::random()).await
+    redis_store_with(&crate::common::unique_prefix(), store_keyring()).await
 }
 
 /// A store on the test Redis under `prefix`, sealing numbers with `keyring`.
@@ -146,7 +156,7 @@ async fn cluster_store() -> RedisStore {
         &target,
         &crate::common::unique_prefix(),
         Duration::from_secs(2),
-        Arc::new(Keyring::random()),
+        Arc::new(store_keyring()),
     )
     .await
     .unwrap()
@@ -197,6 +207,10 @@ contract!(
     a_check_by_id_reaches_the_verification,
     every_wrong_code_counts_against_the_number_whatever_ends_the_verification,
     a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_budget,
+    a_factor_reads_back_only_for_its_application_and_is_deleted_once,
+    fifty_concurrent_codes_of_one_step_approve_exactly_once,
+    a_factor_locks_after_max_attempts_wrong_in_a_row_and_its_identity_stops_at_the_ceiling,
+    a_factor_only_takes_codes_at_the_stage_its_status_allows,
 );
 
 async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store: &S) {
@@ -872,4 +886,374 @@ async fn a_number_sealed_under_an_older_secret_reads_after_a_rotation_but_not_on
 fn the_memory_store_is_cheap_to_clone_and_shares_state() {
     let a = MemoryStore::new();
     let _b = a.clone();
+}
+
+const FACTOR_LIMITS: FactorLimits = FactorLimits {
+    max_attempts: 3,
+    lock_ms: 60_000,
+    day_ms: 86_400_000,
+    max_per_day: 7,
+};
+
+/// A new factor of `app` for `identity`, kept in `store`.
+async fn new_factor<S: FactorStore>(
+    store: &S,
+    keyring: &Keyring,
+    app: &ApplicationId,
+    identity: &str,
+    status: FactorStatus,
+) -> Factor {
+    let key = keyring.identity_key(app, identity);
+    let factor = Factor {
+        id: FactorId::generate(&key.tag),
+        application: app.clone(),
+        identity: Identity::parse(identity).unwrap(),
+        friendly_name: Some(FriendlyName::parse("Alice's phone").unwrap()),
+        status,
+        digits: TotpDigits::default(),
+        created_at: T0,
+    };
+    let secret = TotpSecret::generate();
+    let stored = StoredFactor {
+        sealed_secret: keyring.seal_totp_secret(&secret, factor.id.as_str()),
+        factor: factor.clone(),
+        last_step: None,
+    };
+    store.create_factor(stored, &key.hash).await.unwrap();
+    factor
+}
+
+fn app_id(id: &str) -> ApplicationId {
+    ApplicationId::parse(id).unwrap()
+}
+
+async fn attempt<S: FactorStore>(
+    store: &S,
+    f: &Factor,
+    stage: FactorStage,
+    attempt: FactorAttempt,
+    now: Timestamp,
+) -> AttemptOutcome {
+    store
+        .attempt_factor(
+            &f.id,
+            Owner::App(&f.application),
+            stage,
+            attempt,
+            FACTOR_LIMITS,
+            now,
+        )
+        .await
+        .unwrap()
+}
+
+async fn a_factor_reads_back_only_for_its_application_and_is_deleted_once<S: FactorStore>(
+    store: &S,
+) {
+    let keyring = store_keyring();
+    let shop = app_id("shop");
+    let f = new_factor(store, &keyring, &shop, "user-1", FactorStatus::Unverified).await;
+    let read = store
+        .factor(&f.id, Owner::App(&shop))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.factor, f);
+    assert_eq!(read.last_step, None);
+    let secret = keyring
+        .open_totp_secret(&read.sealed_secret, f.id.as_str())
+        .unwrap();
+    assert_eq!(secret.expose().len(), 20);
+    assert!(store.factor(&f.id, Owner::Any).await.unwrap().is_some());
+    let bank = app_id("bank");
+    assert!(
+        store
+            .factor(&f.id, Owner::App(&bank))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        attempt_as(store, &f, &bank, FactorAttempt::Step(1)).await,
+        AttemptOutcome::NotFound
+    );
+    assert!(
+        store
+            .delete_factor(&f.id, Owner::App(&bank))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.delete_factor(&f.id, Owner::App(&shop)).await.unwrap(),
+        Some(f.clone())
+    );
+    assert!(
+        store
+            .delete_factor(&f.id, Owner::App(&shop))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.factor(&f.id, Owner::Any).await.unwrap().is_none());
+}
+
+async fn attempt_as<S: FactorStore>(
+    store: &S,
+    f: &Factor,
+    app: &ApplicationId,
+    attempt: FactorAttempt,
+) -> AttemptOutcome {
+    store
+        .attempt_factor(
+            &f.id,
+            Owner::App(app),
+            FactorStage::Verify,
+            attempt,
+            FACTOR_LIMITS,
+            T0,
+        )
+        .await
+        .unwrap()
+}
+
+async fn fifty_concurrent_codes_of_one_step_approve_exactly_once<S: FactorStore>(store: &S) {
+    let keyring = store_keyring();
+    let f = new_factor(
+        store,
+        &keyring,
+        &app_id("shop"),
+        "u",
+        FactorStatus::Verified,
+    )
+    .await;
+    let attempts =
+        (0..50).map(|_| attempt(store, &f, FactorStage::Check, FactorAttempt::Step(100), T0));
+    let results = futures::future::join_all(attempts).await;
+    let approved = results
+        .iter()
+        .filter(|r| **r == AttemptOutcome::Approved)
+        .count();
+    assert_eq!(approved, 1, "{results:?}");
+    let read = store.factor(&f.id, Owner::Any).await.unwrap().unwrap();
+    assert_eq!(read.last_step, Some(100));
+    // The same step and earlier ones never again; a later one once.
+    for step in [100, 99] {
+        let r = attempt(
+            store,
+            &f,
+            FactorStage::Check,
+            FactorAttempt::Step(step),
+            at(1),
+        )
+        .await;
+        assert!(
+            matches!(
+                r,
+                AttemptOutcome::Wrong { .. } | AttemptOutcome::Locked { .. }
+            ),
+            "{r:?}"
+        );
+    }
+}
+
+async fn a_factor_locks_after_max_attempts_wrong_in_a_row_and_its_identity_stops_at_the_ceiling<
+    S: FactorStore,
+>(
+    store: &S,
+) {
+    let keyring = store_keyring();
+    let shop = app_id("shop");
+    let f = new_factor(store, &keyring, &shop, "brute", FactorStatus::Verified).await;
+    let g = new_factor(store, &keyring, &shop, "brute", FactorStatus::Verified).await;
+    let other = new_factor(store, &keyring, &shop, "other", FactorStatus::Verified).await;
+    assert_eq!(
+        wrong(store, &f, T0).await,
+        AttemptOutcome::Wrong {
+            attempts_remaining: 2
+        }
+    );
+    assert_eq!(
+        wrong(store, &f, T0).await,
+        AttemptOutcome::Wrong {
+            attempts_remaining: 1
+        }
+    );
+    assert_eq!(
+        wrong(store, &f, T0).await,
+        AttemptOutcome::Locked {
+            retry_after_ms: 60_000
+        }
+    );
+    // Locked: a right step is refused and not recorded.
+    assert_eq!(
+        attempt(
+            store,
+            &f,
+            FactorStage::Check,
+            FactorAttempt::Step(5),
+            at(10)
+        )
+        .await,
+        AttemptOutcome::Locked {
+            retry_after_ms: 50_000
+        }
+    );
+    assert_eq!(
+        attempt(
+            store,
+            &f,
+            FactorStage::Check,
+            FactorAttempt::Step(5),
+            at(60)
+        )
+        .await,
+        AttemptOutcome::Approved
+    );
+    // Three wrong on f, then four on g, reach the identity's seven a day.
+    for remaining in [2, 1] {
+        assert_eq!(
+            wrong(store, &g, at(61)).await,
+            AttemptOutcome::Wrong {
+                attempts_remaining: remaining
+            }
+        );
+    }
+    assert!(matches!(
+        wrong(store, &g, at(61)).await,
+        AttemptOutcome::Locked { .. }
+    ));
+    assert_eq!(
+        wrong(store, &g, at(200)).await,
+        AttemptOutcome::Wrong {
+            attempts_remaining: 2
+        }
+    );
+    let r = attempt(
+        store,
+        &f,
+        FactorStage::Check,
+        FactorAttempt::Step(6),
+        at(201),
+    )
+    .await;
+    let AttemptOutcome::DailyCeiling { retry_after_ms } = r else {
+        panic!("{r:?}");
+    };
+    let day_end = (T0.as_millis() / 86_400_000 + 1) * 86_400_000;
+    assert_eq!(
+        retry_after_ms,
+        at(201).millis_until(Timestamp::from_millis(day_end))
+    );
+    // Another identity is not held back, and the next day the first is not.
+    assert_eq!(
+        attempt(
+            store,
+            &other,
+            FactorStage::Check,
+            FactorAttempt::Step(6),
+            at(201)
+        )
+        .await,
+        AttemptOutcome::Approved
+    );
+    assert_eq!(
+        attempt(
+            store,
+            &f,
+            FactorStage::Check,
+            FactorAttempt::Step(7),
+            Timestamp::from_millis(day_end)
+        )
+        .await,
+        AttemptOutcome::Approved
+    );
+}
+
+async fn wrong<S: FactorStore>(store: &S, f: &Factor, now: Timestamp) -> AttemptOutcome {
+    attempt(store, f, FactorStage::Check, FactorAttempt::Wrong, now).await
+}
+
+async fn a_factor_only_takes_codes_at_the_stage_its_status_allows<S: FactorStore>(store: &S) {
+    let keyring = store_keyring();
+    let f = new_factor(
+        store,
+        &keyring,
+        &app_id("shop"),
+        "u",
+        FactorStatus::Unverified,
+    )
+    .await;
+    assert_eq!(
+        attempt(store, &f, FactorStage::Check, FactorAttempt::Step(1), T0).await,
+        AttemptOutcome::WrongStage(FactorStatus::Unverified)
+    );
+    assert_eq!(
+        attempt(store, &f, FactorStage::Verify, FactorAttempt::Step(1), T0).await,
+        AttemptOutcome::Approved
+    );
+    let read = store.factor(&f.id, Owner::Any).await.unwrap().unwrap();
+    assert_eq!(read.factor.status, FactorStatus::Verified);
+    assert_eq!(
+        attempt(store, &f, FactorStage::Verify, FactorAttempt::Step(2), T0).await,
+        AttemptOutcome::WrongStage(FactorStatus::Verified)
+    );
+    assert_eq!(
+        attempt(store, &f, FactorStage::Check, FactorAttempt::Step(2), T0).await,
+        AttemptOutcome::Approved
+    );
+}
+
+#[tokio::test]
+async fn a_factor_in_redis_has_no_expiry_and_shows_neither_its_secret_nor_its_identity() {
+    let prefix = crate::common::unique_prefix();
+    let ring = || Keyring::new(&[SecretSlice::from(vec![7u8; 32])]);
+    let store = redis_store_with(&prefix, ring()).await;
+    let f = new_factor(
+        &store,
+        &ring(),
+        &app_id("shop"),
+        "identity-in-clear?",
+        FactorStatus::Unverified,
+    )
+    .await;
+    let client = ::redis::Client::open(crate::common::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}:{{{}}}:f:{}", f.id.tag(), f.id.as_str());
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ttl, -1, "a factor lasts until deleted");
+    let dump: Vec<String> = ::redis::cmd("HVALS")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let dump = dump.join(" ");
+    assert!(!dump.contains("identity-in-clear"), "{dump}");
+    assert!(!dump.contains("Alice"), "{dump}");
+    // A store with the secret rotated in front still reads it; one without
+    // it reads nothing.
+    let rotated = redis_store_with(
+        &prefix,
+        Keyring::new(&[
+            SecretSlice::from(vec![8u8; 32]),
+            SecretSlice::from(vec![7u8; 32]),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        rotated
+            .factor(&f.id, Owner::Any)
+            .await
+            .unwrap()
+            .unwrap()
+            .factor,
+        f
+    );
+    let dropped =
+        redis_store_with(&prefix, Keyring::new(&[SecretSlice::from(vec![8u8; 32])])).await;
+    assert!(dropped.factor(&f.id, Owner::Any).await.unwrap().is_none());
 }

@@ -6,6 +6,9 @@
 //! - `p2fa:{tag}:v:<id>` → hash: the verification
 //! - `p2fa:{tag}:rl:<counter>:<number hash>:<window>` → a number's counters
 //! - `p2fa:{tag}:call:<call reference>` → the call's verification id
+//! - `p2fa:{tag}:f:<factor id>` → hash: an authenticator factor (no expiry)
+//! - `p2fa:{tag}:rl:factor-failed:<identity hash>:<window>` → an identity's
+//!   wrong authenticator codes in the day
 //! - `p2fa:rl:{<name>:<window>}` → the other rate-limit and detector counters
 //! - `p2fa:{jobs}` → the job schedule (a sorted set)
 //! - `p2fa:blob:<name>` → events waiting for the webhook, and flags

@@ -32,6 +32,7 @@ use reply::{MAX_PLAIN_NUMBER, Reply, StoredDelivery, VIEW_FIELDS, parse_id, pars
 use scripts::Scripts;
 pub use target::RedisTarget;
 
+mod factors;
 pub mod keys;
 mod persistence;
 mod reply;

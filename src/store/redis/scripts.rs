@@ -18,6 +18,8 @@ pub(super) struct Scripts {
     pub(super) hit: Script,
     pub(super) claim_jobs: Script,
     pub(super) claim_fallback: Script,
+    pub(super) factor_attempt: Script,
+    pub(super) factor_delete: Script,
 }
 
 impl Scripts {
@@ -31,6 +33,8 @@ impl Scripts {
             hit: Script::new(include_str!("lua/hit.lua")),
             claim_jobs: Script::new(include_str!("lua/claim_jobs.lua")),
             claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
+            factor_attempt: Script::new(lua!("lua/factor_attempt.lua")),
+            factor_delete: Script::new(lua!("lua/factor_delete.lua")),
         }
     }
 }
