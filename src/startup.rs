@@ -205,6 +205,7 @@ impl Application {
         let limiter = Limiter::new(store.clone(), clock.clone());
         let (apps, generated_api_key) = applications(&settings, &limiter, &store)?;
         let apps = Arc::new(apps);
+        crate::telemetry::start_at_zero(apps.iter().map(|a| a.id.as_str()));
         let outbox = Outbox::new(store.clone(), clock.clone(), Arc::clone(&keyring));
         let dispatcher = Dispatcher::new(store.clone(), deliverer);
         let fallback = Fallback::new(

@@ -17,8 +17,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::{
     CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, RETENTION_MS, SendBudget, StartOutcome,
-    StoreError, VerificationStore,
+    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS,
+    SendBudget, StartOutcome, StoreError, VerificationStore,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
@@ -639,6 +639,24 @@ impl JobStore for RedisStore {
         let mut cmd = redis::cmd("ZREM");
         cmd.arg(self.keys.jobs_key()).arg(job);
         self.query::<()>(&cmd).await
+    }
+
+    async fn queue_depth(&self, prefix: &str) -> Result<QueueDepth, StoreError> {
+        let mut invocation = self.scripts.queue_depth.prepare_invoke();
+        invocation
+            .key(self.keys.jobs_key())
+            .arg(QUEUE_SCAN)
+            .arg(prefix);
+        match self.run(invocation).await? {
+            Value::Array(counts) => match counts.as_slice() {
+                [Value::Int(total), Value::Int(with_prefix)] => Ok(QueueDepth {
+                    total: u64::try_from(*total).unwrap_or(0),
+                    with_prefix: u64::try_from(*with_prefix).unwrap_or(0),
+                }),
+                other => Err(StoreError::Corrupt(format!("queue depth said {other:?}"))),
+            },
+            other => Err(StoreError::Corrupt(format!("queue depth said {other:?}"))),
+        }
     }
 }
 

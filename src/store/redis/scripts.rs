@@ -18,6 +18,7 @@ pub(super) struct Scripts {
     pub(super) hit: Script,
     pub(super) claim_jobs: Script,
     pub(super) claim_fallback: Script,
+    pub(super) queue_depth: Script,
 }
 
 impl Scripts {
@@ -31,6 +32,7 @@ impl Scripts {
             hit: Script::new(include_str!("lua/hit.lua")),
             claim_jobs: Script::new(include_str!("lua/claim_jobs.lua")),
             claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
+            queue_depth: Script::new(include_str!("lua/queue_depth.lua")),
         }
     }
 }
