@@ -64,7 +64,20 @@ pub const SERVER_KEYS: &[&str] = &[
     "DEMO_PAGE",
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_IP",
+    "PLIVO_CHECK_CREDENTIALS",
 ];
+
+/// What start-up does with Plivo's answer to its credentials check (an
+/// account read, `PLIVO_CHECK_CREDENTIALS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialCheck {
+    /// Do not ask Plivo.
+    Off,
+    /// Ask, and log a refusal as an error; the server starts all the same.
+    Warn,
+    /// Ask, and refuse to start when Plivo refuses the credentials.
+    Strict,
+}
 
 /// `SMS_TEXT_<LOCALE>` (`SMS_TEXT_ES_ES`, `SMS_TEXT_PT`): keys with this
 /// prefix are read besides the listed ones, from the environment and the
@@ -127,6 +140,8 @@ pub struct Settings {
     pub max_connections: Option<u64>,
     /// Connections one client address holds at once; `None`: sized likewise.
     pub max_connections_per_ip: Option<u64>,
+    /// Whether start-up asks Plivo about the credentials (live mode only).
+    pub plivo_check: CredentialCheck,
     /// Every application: the default one (the top-level settings) first
     /// when there is one, then the tables' in the order of their ids.
     pub applications: Vec<apps::Settings>,
@@ -242,6 +257,17 @@ impl Settings {
                 100..=60_000,
             ),
             plivo_accept_v2: v.bool(&mut p, "PLIVO_ACCEPT_V2", false),
+            plivo_check: v.parse(
+                &mut p,
+                "PLIVO_CHECK_CREDENTIALS",
+                CredentialCheck::Warn,
+                |raw| match raw {
+                    "warn" => Ok(CredentialCheck::Warn),
+                    "strict" => Ok(CredentialCheck::Strict),
+                    "off" => Ok(CredentialCheck::Off),
+                    _ => Err(format!("{raw:?} is not warn, strict or off")),
+                },
+            ),
             delivery,
             otp_secrets,
             templates_dir: PathBuf::from(v.get("XML_TEMPLATES_DIR").unwrap_or("xml-templates")),

@@ -23,7 +23,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match store.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "store": store.describe()})),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: store unavailable");
+            tracing::warn!(error = %e, store = store.location(), "not ready: store unavailable");
             HttpResponse::ServiceUnavailable()
                 .insert_header(("Retry-After", "1"))
                 .json(json!({"status": "unavailable", "store": store.describe()}))

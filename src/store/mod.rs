@@ -404,6 +404,14 @@ impl Store {
             Store::Memory(_) => "memory (one process only)",
         }
     }
+
+    /// Where it is: Redis's `host:port`, or `memory`.
+    pub fn location(&self) -> &str {
+        match self {
+            Store::Redis(r) => r.location(),
+            Store::Memory(_) => "memory",
+        }
+    }
 }
 
 /// Implements store traits for [`Store`] by handing every call to the store

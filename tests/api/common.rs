@@ -85,10 +85,14 @@ pub async fn try_spawn_with_tables(
     vars: &[(&str, &str)],
     tables: &[plivo_2fa::config::Table],
 ) -> Result<TestApp, plivo_2fa::startup::StartupError> {
-    let map: BTreeMap<String, String> = vars
+    let mut map: BTreeMap<String, String> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
+    // Start-up's credentials check (an account read) would be one more
+    // request in every wiremock Plivo's log: only the tests of it turn it on.
+    map.entry("PLIVO_CHECK_CREDENTIALS".to_owned())
+        .or_insert_with(|| "off".to_owned());
     let settings = Settings::from_sources(&map, tables)?;
     let clock = Arc::new(ManualClock::starting_now());
     let app = Application::build(settings, clock.clone()).await?;
