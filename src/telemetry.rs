@@ -12,9 +12,22 @@ const DEFAULT_FILTER: &str = "info";
 /// How often pending histogram samples are folded into their buckets.
 const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The log filter `RUST_LOG` describes (`None`: unset, [`DEFAULT_FILTER`]);
+/// an error names what it cannot read. Start-up refuses a bad one (see
+/// `config`) rather than log at a level nobody asked for.
+pub fn parse_filter(raw: Option<&str>) -> Result<EnvFilter, String> {
+    match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        None => Ok(EnvFilter::new(DEFAULT_FILTER)),
+        Some(raw) => EnvFilter::builder().parse(raw).map_err(|e| {
+            format!("{raw:?} is not a log filter such as info or info,plivo_2fa=debug ({e})")
+        }),
+    }
+}
+
 pub fn init() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let raw = std::env::var(crate::config::LOG_FILTER_KEY).ok();
+    // A bad filter is reported with the other settings; until then, the default.
+    let filter = parse_filter(raw.as_deref()).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -67,6 +67,9 @@ pub const SERVER_KEYS: &[&str] = &[
     "PLIVO_CHECK_CREDENTIALS",
 ];
 
+/// Read from the environment only (the log filter is set before any file is read).
+pub const LOG_FILTER_KEY: &str = "RUST_LOG";
+
 /// What start-up does with Plivo's answer to its credentials check (an
 /// account read, `PLIVO_CHECK_CREDENTIALS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +171,9 @@ impl Settings {
                 top.insert((*key).to_owned(), value);
             }
         }
+        if let Ok(value) = std::env::var(LOG_FILTER_KEY) {
+            top.insert(LOG_FILTER_KEY.to_owned(), value);
+        }
         for (key, value) in std::env::vars_os() {
             if let (Some(key), Some(value)) = (key.to_str(), value.to_str())
                 && key.starts_with(SMS_TEXT_PREFIX)
@@ -190,6 +196,9 @@ impl Settings {
     ) -> Result<Self, ConfigErrors> {
         let v = Vars::top(top);
         let mut p = Problems::default();
+        if let Err(e) = crate::telemetry::parse_filter(v.get(LOG_FILTER_KEY)) {
+            p.push(err(LOG_FILTER_KEY, &e));
+        }
         let (listen_addr, public_base_url) = listen(&v, &mut p);
         let (redis, redis_key_prefix, redis_timeout) = redis(&v, &mut p);
         let plivo = plivo_mode(&v, &mut p);

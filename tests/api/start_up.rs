@@ -1,6 +1,9 @@
 //! What start-up checks and tells: Plivo's answer to the credentials (an
 //! account read, answered here as Plivo's SDK fixtures and error shape do),
-//! the in-memory store in live mode, Redis failures by kind and host.
+//! the in-memory store in live mode, Redis failures by kind and host, and
+//! every bad setting at once.
+
+use std::process::{Command, Stdio};
 
 use crate::faults::{AUTH_ID, AUTH_TOKEN, try_live_app};
 use wiremock::matchers::{basic_auth, method, path};
@@ -164,4 +167,41 @@ async fn redis_failures_at_start_up_say_refused_dns_or_timeout_and_name_the_host
     assert!(timeout.contains(&format!("127.0.0.1:{port}")), "{timeout}");
     assert!(timeout.contains("timeout"), "{timeout}");
     drop(silent);
+}
+
+#[test]
+fn four_bad_settings_are_named_at_once_one_line_each() {
+    let out = Command::new(env!("CARGO_BIN_EXE_plivo-2fa"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("DEMO_PAGE", "yes")
+        .env("RUST_LOG", "plivo_2fa=loud")
+        .env("PUBLIC_BASE_URL", "otp.example.com")
+        .env("OTP_LENGTH", "six")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("plivo-2fa: configuration: "))
+        .collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    for (var, says) in [
+        ("DEMO_PAGE", "\"yes\" is not true or false"),
+        ("RUST_LOG", "plivo_2fa=loud"),
+        (
+            "PUBLIC_BASE_URL",
+            "must start with https:// (or http:// for a loopback address)",
+        ),
+        ("OTP_LENGTH", "between 4 and 10"),
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&format!("configuration: {var}")))
+            .unwrap_or_else(|| panic!("{var} not named: {stderr}"));
+        assert!(line.contains(says), "{line}");
+    }
 }
