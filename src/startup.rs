@@ -135,7 +135,10 @@ impl Application {
         {
             tracing::warn!(error = %e, "cannot preload the phone number metadata");
         }
-        let templates = Templates::load(&settings.templates_dir)?;
+        let templates = match &settings.templates_dir {
+            Some(dir) => Templates::load(dir)?,
+            None => Templates::built_in()?,
+        };
         crate::telemetry::metrics();
         let keyring = Arc::new(if settings.otp_secrets.is_empty() {
             Keyring::random()

@@ -67,6 +67,9 @@ pub const SERVER_KEYS: &[&str] = &[
     "PLIVO_CHECK_CREDENTIALS",
 ];
 
+/// The voice templates' directory, replacing the built-in ones.
+pub const TEMPLATES_DIR_KEY: &str = "XML_TEMPLATES_DIR";
+
 /// Read from the environment only (the log filter is set before any file is read).
 pub const LOG_FILTER_KEY: &str = "RUST_LOG";
 
@@ -131,7 +134,8 @@ pub struct Settings {
     pub delivery: delivery::Settings,
     /// Empty in sandbox mode means: random per process.
     pub otp_secrets: Vec<SecretSlice<u8>>,
-    pub templates_dir: PathBuf,
+    /// `XML_TEMPLATES_DIR`; `None`: the templates built into the binary.
+    pub templates_dir: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often each instance looks for due jobs (fallbacks, events).
@@ -182,6 +186,20 @@ impl Settings {
             }
         }
         Self::from_sources(&top, &tables)
+    }
+
+    /// `XML_TEMPLATES_DIR` as the server would read it (the environment over
+    /// the file's top level), without the other settings: for
+    /// `check-templates`. `None`: the built-in templates.
+    pub fn templates_dir(config_file: Option<&Path>) -> Result<Option<PathBuf>, ConfigErrors> {
+        let mut top = match config_file {
+            Some(path) => file::read(path)?.0,
+            None => BTreeMap::new(),
+        };
+        if let Ok(value) = std::env::var(TEMPLATES_DIR_KEY) {
+            top.insert(TEMPLATES_DIR_KEY.to_owned(), value);
+        }
+        Ok(Vars::top(&top).get(TEMPLATES_DIR_KEY).map(PathBuf::from))
     }
 
     /// Builds settings from a map of the documented keys (tests use this directly).
@@ -279,7 +297,7 @@ impl Settings {
             ),
             delivery,
             otp_secrets,
-            templates_dir: PathBuf::from(v.get("XML_TEMPLATES_DIR").unwrap_or("xml-templates")),
+            templates_dir: v.get(TEMPLATES_DIR_KEY).map(PathBuf::from),
             trusted_proxies: trusted_proxies(&v, &mut p),
             scheduler_poll: v.millis(&mut p, "SCHEDULER_POLL_MS", 500, 10..=60_000),
             demo_page,
