@@ -75,15 +75,13 @@ RUN groupadd --system --gid 10001 plivo-2fa \
       --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin plivo-2fa
 
 COPY --from=binary /out/plivo-2fa /usr/local/bin/plivo-2fa
-# The voice templates are read from disk for now (a later version builds them
-# into the binary); XML_TEMPLATES_DIR points here.
-COPY xml-templates/ /usr/local/share/plivo-2fa/xml-templates/
+# The voice templates and the demo page are built into the binary; mount a
+# directory and set XML_TEMPLATES_DIR to replace the templates.
 
 ENV LISTEN_ADDR=0.0.0.0:8080 \
-    XML_TEMPLATES_DIR=/usr/local/share/plivo-2fa/xml-templates \
     RUST_LOG=info
 
-# A broken voice template fails the image build, not the first start.
+# The templates the image will use, checked at build time.
 RUN ["/usr/local/bin/plivo-2fa", "check-templates"]
 
 WORKDIR /usr/local/share/plivo-2fa

@@ -208,6 +208,7 @@ voice_base="http://127.0.0.1:$voice_port"
 "$load_bin" sign --base "$voice_base" --token "$auth_token" --calls "$work/calls.txt" \
   --count "$budget" --out "$work/answers.txt" --body-out "$work/answer-body.txt"
 start_server voice "$voice_port" PUBLIC_BASE_URL="$voice_base" PLIVO_AUTH_ID=MABENCHMARK0000000000 \
+  PLIVO_CHECK_CREDENTIALS=off \
   PLIVO_AUTH_TOKEN="$auth_token" PLIVO_FROM_NUMBER=+14155550199 \
   PLIVO_API_BASE_URL=http://127.0.0.1:9 PLIVO_PHLO_BASE_URL=http://127.0.0.1:9
 sleep 0.5

@@ -43,11 +43,13 @@ enum Command {
         #[arg(value_name = "KEY=VALUE")]
         params: Vec<String>,
     },
-    /// Validate xml-templates/ and exit non-zero on the first error.
+    /// Validate the voice templates the server would use (XML_TEMPLATES_DIR
+    /// from the environment or --config, else the built-in ones) and exit
+    /// non-zero on the first error.
     CheckTemplates {
-        /// The templates directory.
-        #[arg(long, env = "XML_TEMPLATES_DIR", default_value = "xml-templates")]
-        dir: PathBuf,
+        /// A templates directory to check instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -62,7 +64,7 @@ fn main() -> ExitCode {
             method,
             params,
         } => sign(&url, &nonce, &method, &params),
-        Command::CheckTemplates { dir } => check_templates(&dir),
+        Command::CheckTemplates { dir } => check_templates(cli.config.as_deref(), dir),
     }
 }
 
@@ -100,10 +102,30 @@ fn sign(url: &str, nonce: &str, method: &str, params: &[String]) -> ExitCode {
 }
 
 #[allow(clippy::print_stdout)]
-fn check_templates(dir: &std::path::Path) -> ExitCode {
-    match plivo_2fa::plivo::xml::validate_dir(dir) {
+fn check_templates(config: Option<&std::path::Path>, dir: Option<PathBuf>) -> ExitCode {
+    use plivo_2fa::plivo::xml::{Templates, validate_dir};
+    let dir = match dir {
+        Some(dir) => Some(dir),
+        None => match Settings::templates_dir(config) {
+            Ok(dir) => dir,
+            Err(errors) => {
+                for e in errors.errors() {
+                    eprintln!("plivo-2fa: configuration: {e}");
+                }
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let (name, checked) = match &dir {
+        Some(dir) => (dir.display().to_string(), validate_dir(dir)),
+        None => (
+            "built-in templates".to_owned(),
+            Templates::built_in().map(|t| t.file_count()),
+        ),
+    };
+    match checked {
         Ok(n) => {
-            println!("{}: {n} templates OK", dir.display());
+            println!("{name}: {n} templates OK");
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),

@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::abuse::SendGuard;
 use crate::apps::{self, Apps};
-use crate::config::{ConfigError, ConfigErrors, PlivoMode, Settings};
+use crate::config::{ConfigError, ConfigErrors, CredentialCheck, PlivoMode, Settings};
 use crate::connections::{self, Conn, Gate, Limits, LimitsError};
 use crate::delivery::Deliverer;
 use crate::domain::{Clock, Keyring, random};
@@ -58,6 +58,10 @@ pub enum StartupError {
     Sandbox(std::io::Error),
     #[error("PLIVO_API_BASE_URL: cannot build the Plivo client: {0}")]
     Plivo(String),
+    #[error(
+        "PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN: Plivo refused them ({0}); PLIVO_CHECK_CREDENTIALS=strict stops here"
+    )]
+    CredentialsRefused(crate::plivo::PlivoError),
     #[error("XML_TEMPLATES_DIR: {0}")]
     Templates(#[from] crate::plivo::xml::TemplateError),
 }
@@ -131,7 +135,10 @@ impl Application {
         {
             tracing::warn!(error = %e, "cannot preload the phone number metadata");
         }
-        let templates = Templates::load(&settings.templates_dir)?;
+        let templates = match &settings.templates_dir {
+            Some(dir) => Templates::load(dir)?,
+            None => Templates::built_in()?,
+        };
         crate::telemetry::metrics();
         let keyring = Arc::new(if settings.otp_secrets.is_empty() {
             Keyring::random()
@@ -150,8 +157,12 @@ impl Application {
             ),
             None => Store::Memory(MemoryStore::new()),
         };
-        if let Store::Redis(redis) = &store {
-            warn_without_persistence(redis).await;
+        match &store {
+            Store::Redis(redis) => warn_without_persistence(redis).await,
+            Store::Memory(_) if !settings.is_sandbox() => tracing::warn!(
+                "live mode with the in-memory store (no REDIS_URL): pending verifications, locks and limits live in this process only, are lost on restart and are not shared with other instances; set REDIS_URL"
+            ),
+            Store::Memory(_) => {}
         }
 
         let mut plivo_tokens = Vec::new();
@@ -191,6 +202,9 @@ impl Application {
             }
         };
         let client = PlivoClient::new(client_config).map_err(StartupError::Plivo)?;
+        if simulator.is_none() {
+            check_credentials(&client, settings.plivo_check).await?;
+        }
         if settings.delivery.voice_from.is_none() {
             tracing::warn!(
                 "no PLIVO_FROM_NUMBER: SMS go through the Powerpack; voice calls and the voice fallback are off"
@@ -205,6 +219,7 @@ impl Application {
         let limiter = Limiter::new(store.clone(), clock.clone());
         let (apps, generated_api_key) = applications(&settings, &limiter, &store)?;
         let apps = Arc::new(apps);
+        crate::telemetry::start_at_zero(apps.iter().map(|a| a.id.as_str()));
         let outbox = Outbox::new(store.clone(), clock.clone(), Arc::clone(&keyring));
         let dispatcher = Dispatcher::new(store.clone(), deliverer);
         let fallback = Fallback::new(
@@ -423,6 +438,45 @@ fn applications(
         apps.push((ready, keys));
     }
     Ok((Apps::new(apps), generated))
+}
+
+/// Asks Plivo once whether it takes the credentials (an account read) and
+/// logs its answer. Only a refusal (401 or 403) under
+/// [`CredentialCheck::Strict`] stops start-up: Plivo being unreachable for
+/// a moment must not keep the server from (re)starting.
+async fn check_credentials(
+    client: &PlivoClient,
+    check: CredentialCheck,
+) -> Result<(), StartupError> {
+    use crate::plivo::PlivoError;
+    if check == CredentialCheck::Off {
+        return Ok(());
+    }
+    match client.read_account().await {
+        Ok(account) => tracing::info!(
+            account_type = account.account_type.as_deref().unwrap_or("unknown"),
+            billing_mode = account.billing_mode.as_deref().unwrap_or("unknown"),
+            "Plivo accepts the credentials (account read)"
+        ),
+        Err(
+            e @ PlivoError::Rejected {
+                status: 401 | 403, ..
+            },
+        ) => {
+            if check == CredentialCheck::Strict {
+                return Err(StartupError::CredentialsRefused(e));
+            }
+            tracing::error!(
+                error = %e,
+                "Plivo refuses PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN: every send will fail until they are fixed (PLIVO_CHECK_CREDENTIALS=strict makes this fatal)"
+            );
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot check the Plivo credentials at start-up (account read); starting anyway"
+        ),
+    }
+    Ok(())
 }
 
 /// Without AOF or RDB, a Redis restart loses every pending verification,

@@ -13,9 +13,11 @@ use crate::domain::{
 /// A verification as the API shows it (never the code).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerificationView<'a> {
+    #[schema(pattern = "^VE[0-9a-f]{32}$")]
     id: &'a str,
     /// The application it belongs to (`default` for the top-level settings').
     application: &'a str,
+    #[schema(pattern = r"^\+[1-9][0-9]{6,14}$")]
     to: &'a str,
     channel: Channel,
     locale: &'a str,
@@ -24,7 +26,9 @@ pub struct VerificationView<'a> {
     /// `valid`, on its Verification and VerificationCheck alike, kept so code
     /// ported from Twilio reads the same field.
     valid: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     expires_at: String,
     attempts_remaining: u32,
     deliveries: Vec<DeliveryView<'a>>,
@@ -41,7 +45,9 @@ pub struct DeliveryView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error_reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     created_at: Option<String>,
+    #[schema(format = DateTime)]
     updated_at: String,
     /// For calls, how the call ended.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -66,7 +66,26 @@ pub const SERVER_KEYS: &[&str] = &[
     "DEMO_PAGE",
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_IP",
+    "PLIVO_CHECK_CREDENTIALS",
 ];
+
+/// The voice templates' directory, replacing the built-in ones.
+pub const TEMPLATES_DIR_KEY: &str = "XML_TEMPLATES_DIR";
+
+/// Read from the environment only (the log filter is set before any file is read).
+pub const LOG_FILTER_KEY: &str = "RUST_LOG";
+
+/// What start-up does with Plivo's answer to its credentials check (an
+/// account read, `PLIVO_CHECK_CREDENTIALS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialCheck {
+    /// Do not ask Plivo.
+    Off,
+    /// Ask, and log a refusal as an error; the server starts all the same.
+    Warn,
+    /// Ask, and refuse to start when Plivo refuses the credentials.
+    Strict,
+}
 
 /// `SMS_TEXT_<LOCALE>` (`SMS_TEXT_ES_ES`, `SMS_TEXT_PT`): keys with this
 /// prefix are read besides the listed ones, from the environment and the
@@ -117,7 +136,8 @@ pub struct Settings {
     pub delivery: delivery::Settings,
     /// Empty in sandbox mode means: random per process.
     pub otp_secrets: Vec<SecretSlice<u8>>,
-    pub templates_dir: PathBuf,
+    /// `XML_TEMPLATES_DIR`; `None`: the templates built into the binary.
+    pub templates_dir: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often each instance looks for due jobs (fallbacks, events).
@@ -129,6 +149,8 @@ pub struct Settings {
     pub max_connections: Option<u64>,
     /// Connections one client address holds at once; `None`: sized likewise.
     pub max_connections_per_ip: Option<u64>,
+    /// Whether start-up asks Plivo about the credentials (live mode only).
+    pub plivo_check: CredentialCheck,
     /// Every application: the default one (the top-level settings) first
     /// when there is one, then the tables' in the order of their ids.
     pub applications: Vec<apps::Settings>,
@@ -151,6 +173,9 @@ impl Settings {
             if let Ok(value) = std::env::var(key) {
                 env.insert((*key).to_owned(), value);
             }
+        }
+        if let Ok(value) = std::env::var(LOG_FILTER_KEY) {
+            env.insert(LOG_FILTER_KEY.to_owned(), value);
         }
         for (key, value) in std::env::vars_os() {
             if let (Some(key), Some(value)) = (key.to_str(), value.to_str())
@@ -176,6 +201,20 @@ impl Settings {
         Self::from_sources(&top, &tables)
     }
 
+    /// `XML_TEMPLATES_DIR` as the server would read it (the environment over
+    /// the file's top level), without the other settings: for
+    /// `check-templates`. `None`: the built-in templates.
+    pub fn templates_dir(config_file: Option<&Path>) -> Result<Option<PathBuf>, ConfigErrors> {
+        let mut top = match config_file {
+            Some(path) => file::read(path)?.0,
+            None => BTreeMap::new(),
+        };
+        if let Ok(value) = std::env::var(TEMPLATES_DIR_KEY) {
+            top.insert(TEMPLATES_DIR_KEY.to_owned(), value);
+        }
+        Ok(Vars::top(&top).get(TEMPLATES_DIR_KEY).map(PathBuf::from))
+    }
+
     /// Builds settings from a map of the documented keys (tests use this directly).
     pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Self, ConfigErrors> {
         Self::from_sources(vars, &[])
@@ -188,6 +227,9 @@ impl Settings {
     ) -> Result<Self, ConfigErrors> {
         let v = Vars::top(top);
         let mut p = Problems::default();
+        if let Err(e) = crate::telemetry::parse_filter(v.get(LOG_FILTER_KEY)) {
+            p.push(err(LOG_FILTER_KEY, &e));
+        }
         let (listen_addr, public_base_url) = listen(&v, &mut p);
         let (redis, redis_key_prefix, redis_timeout) = redis(&v, &mut p);
         let plivo = plivo_mode(&v, &mut p);
@@ -255,9 +297,20 @@ impl Settings {
                 100..=60_000,
             ),
             plivo_accept_v2: v.bool(&mut p, "PLIVO_ACCEPT_V2", false),
+            plivo_check: v.parse(
+                &mut p,
+                "PLIVO_CHECK_CREDENTIALS",
+                CredentialCheck::Warn,
+                |raw| match raw {
+                    "warn" => Ok(CredentialCheck::Warn),
+                    "strict" => Ok(CredentialCheck::Strict),
+                    "off" => Ok(CredentialCheck::Off),
+                    _ => Err(format!("{raw:?} is not warn, strict or off")),
+                },
+            ),
             delivery,
             otp_secrets,
-            templates_dir: PathBuf::from(v.get("XML_TEMPLATES_DIR").unwrap_or("xml-templates")),
+            templates_dir: v.get(TEMPLATES_DIR_KEY).map(PathBuf::from),
             trusted_proxies: trusted_proxies(&v, &mut p),
             scheduler_poll: v.millis(&mut p, "SCHEDULER_POLL_MS", 500, 10..=60_000),
             demo_page,

@@ -69,6 +69,12 @@ fn bad_values_are_refused_with_their_variable_named() {
         ("API_KEYS", "short"),
         ("REDIS_KEY_PREFIX", "a{b}"),
         ("PLIVO_ACCEPT_V2", "sometimes"),
+        ("PLIVO_ACCEPT_V2", "1"),
+        ("DEMO_PAGE", "yes"),
+        ("DEMO_PAGE", "on"),
+        ("PLIVO_CHECK_CREDENTIALS", "sometimes"),
+        ("RUST_LOG", "plivo_2fa=loud"),
+        ("PUBLIC_BASE_URL", "otp.example.com"),
         ("MAX_CONNECTIONS", "8"),
         ("MAX_CONNECTIONS_PER_IP", "0"),
         ("TOTP_DIGITS", "5"),
@@ -244,5 +250,36 @@ fn a_powerpack_makes_the_from_number_optional_and_dlt_needs_both_ids_and_sms_tex
     assert!(
         Settings::from_vars(&v).is_err(),
         "a Powerpack does not apply to a PHLO"
+    );
+}
+
+#[test]
+fn a_base_url_without_a_scheme_says_what_it_must_start_with() {
+    let e = first_error(&vars(&[("PUBLIC_BASE_URL", "otp.example.com")]));
+    assert_eq!(e.var, "PUBLIC_BASE_URL");
+    assert!(
+        e.reason
+            .contains("must start with https:// (or http:// for a loopback address)"),
+        "{e}"
+    );
+    let e = first_error(&vars(&[("PUBLIC_BASE_URL", "ftp://otp.example.com")]));
+    assert!(e.reason.contains("must start with https://"), "{e}");
+}
+
+#[test]
+fn credentials_are_checked_with_a_warning_unless_told_otherwise() {
+    let check = |v: &[(&str, &str)]| Settings::from_vars(&vars(v)).unwrap().plivo_check;
+    assert_eq!(check(&[]), CredentialCheck::Warn);
+    assert_eq!(
+        check(&[("PLIVO_CHECK_CREDENTIALS", "strict")]),
+        CredentialCheck::Strict
+    );
+    assert_eq!(
+        check(&[("PLIVO_CHECK_CREDENTIALS", "off")]),
+        CredentialCheck::Off
+    );
+    assert!(
+        Settings::from_vars(&vars(&[("RUST_LOG", "info,plivo_2fa=debug")])).is_ok(),
+        "a good filter passes"
     );
 }

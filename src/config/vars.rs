@@ -259,10 +259,12 @@ impl<'a> Vars<'a> {
     }
 }
 
+/// `true` or `false` (in any case), as README documents every boolean: not
+/// `yes`, `1` or `on`, so one spelling means one thing everywhere.
 pub fn parse_bool(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
+        "true" => Ok(true),
+        "false" => Ok(false),
         _ => Err(format!("{v:?} is not true or false")),
     }
 }
@@ -293,9 +295,19 @@ pub fn parse_limit(raw: &str) -> Result<Limit, String> {
 }
 
 pub fn parse_base_url(v: &str) -> Result<Url, String> {
-    let url = Url::parse(v).map_err(|e| format!("{v:?} is not a URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err("must be an http:// or https:// URL with a host".to_owned());
+    const SCHEME: &str = "must start with https:// (or http:// for a loopback address)";
+    let url = match Url::parse(v) {
+        Ok(url) => url,
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            return Err(format!("{v:?} has no scheme: it {SCHEME}"));
+        }
+        Err(e) => return Err(format!("{v:?} is not a URL ({e})")),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{v:?} {SCHEME}"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{v:?} has no host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err("must not have a query or fragment".to_owned());

@@ -30,6 +30,9 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel, for metrics that start at zero for each.
+    pub const ALL: [Channel; 2] = [Channel::Sms, Channel::Voice];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Sms => "sms",

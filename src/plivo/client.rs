@@ -260,11 +260,24 @@ pub fn read_answer(endpoint: Endpoint, code: u16, body: &[u8]) -> Result<Accepte
     Ok(Accepted { provider_id })
 }
 
+/// The fields of Plivo's account answer (`GET /v1/Account/{auth_id}/`)
+/// this server logs; every one optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct AccountAnswer {
+    #[serde(default)]
+    pub auth_id: Option<String>,
+    #[serde(default)]
+    pub account_type: Option<String>,
+    #[serde(default)]
+    pub billing_mode: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct PlivoClient {
     http: reqwest::Client,
     auth_id: String,
     auth_token: SecretString,
+    account_url: Url,
     message_url: Url,
     call_url: Url,
     phlo_base_url: Url,
@@ -299,6 +312,7 @@ impl PlivoClient {
         let account = format!("v1/Account/{}/", config.auth_id);
         Ok(Self {
             http,
+            account_url: join(&config.api_base_url, &account)?,
             message_url: join(&config.api_base_url, &format!("{account}Message/"))?,
             call_url: join(&config.api_base_url, &format!("{account}Call/"))?,
             phlo_base_url: config.phlo_base_url,
@@ -348,6 +362,47 @@ impl PlivoClient {
         self.post(Endpoint::Phlo, url, request).await
     }
 
+    /// Reads the account (`GET /v1/Account/{auth_id}/`, as Plivo's SDKs'
+    /// `account.get()`): the one request that proves the credentials
+    /// without sending anything. A 2xx is accepted whatever its body holds.
+    #[tracing::instrument(skip_all, fields(plivo.endpoint = "account"))]
+    pub async fn read_account(&self) -> Result<AccountAnswer, PlivoError> {
+        let (status, bytes) = self.send(self.http.get(self.account_url.clone())).await?;
+        if !status.is_success() {
+            return Err(PlivoError::Rejected {
+                status: status.as_u16(),
+                message: self.without_credentials(&error_text(&bytes, status)),
+            });
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// Sends `request` with Basic auth; Plivo's status and body.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), PlivoError> {
+        let response = request
+            .basic_auth(&self.auth_id, Some(self.auth_token.expose_secret()))
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// `text` with the credentials redacted, however Plivo quotes the request.
+    fn without_credentials(&self, text: &str) -> String {
+        let token = self.auth_token.expose_secret();
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{token}", self.auth_id));
+        scrub(text, &[(token, REDACTED), (basic.as_str(), REDACTED)])
+    }
+
     async fn post<B: Serialize>(
         &self,
         endpoint: Endpoint,
@@ -381,40 +436,22 @@ impl PlivoClient {
         body: &B,
     ) -> Result<Accepted, PlivoError> {
         let started = std::time::Instant::now();
-        let response = self
-            .http
-            .post(url)
-            .basic_auth(&self.auth_id, Some(self.auth_token.expose_secret()))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let (status, bytes) = self.send(self.http.post(url).json(body)).await?;
         tracing::debug!(
             http.status = status.as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "plivo answered"
         );
-        read_answer(endpoint, status.as_u16(), &bytes).map_err(|e| {
-            // The credentials never leave in an error text, however Plivo quotes the request.
-            let token = self.auth_token.expose_secret();
-            let basic = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{token}", self.auth_id));
-            let secrets = [(token, REDACTED), (basic.as_str(), REDACTED)];
-            match e {
-                PlivoError::Rejected { status, message } => PlivoError::Rejected {
-                    status,
-                    message: scrub(&message, &secrets),
-                },
-                PlivoError::InvalidResponse(text) => {
-                    PlivoError::InvalidResponse(scrub(&text, &secrets))
-                }
-                other => other,
+        // The credentials never leave in an error text.
+        read_answer(endpoint, status.as_u16(), &bytes).map_err(|e| match e {
+            PlivoError::Rejected { status, message } => PlivoError::Rejected {
+                status,
+                message: self.without_credentials(&message),
+            },
+            PlivoError::InvalidResponse(text) => {
+                PlivoError::InvalidResponse(self.without_credentials(&text))
             }
+            other => other,
         })
     }
 
@@ -570,11 +607,21 @@ mod tests {
 
     #[test]
     fn every_plivo_fixture_reads_as_plivo_meant_it() {
+        const ACCOUNT_FIXTURE: &str = "account-get.json";
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plivo");
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             if name == "README.md" {
+                continue;
+            }
+            if name == ACCOUNT_FIXTURE {
+                // The account read at start-up: a body, not a create answer.
+                let body = std::fs::read(dir.join(&name)).unwrap();
+                let account: AccountAnswer = serde_json::from_slice(&body).unwrap();
+                assert_eq!(account.auth_id.as_deref(), Some("MAXXXXXXXXXXXXXXXXXX"));
+                assert_eq!(account.account_type.as_deref(), Some("standard"));
+                assert_eq!(account.billing_mode.as_deref(), Some("prepaid"));
                 continue;
             }
             let (_, endpoint, status, want) = FIXTURES

@@ -23,24 +23,42 @@ const MAX_LOCALE_LEN: usize = 12;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
+    /// The number, in E.164 (no spaces, dashes or national prefix).
+    #[schema(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550100")]
     to: String,
+    /// `sms` when absent.
     #[serde(default)]
+    #[schema(value_type = Option<Channel>)]
     channel: Option<String>,
+    /// A BCP 47 tag (`ll` or `ll-RR`); the closest language the server
+    /// speaks and writes is used (voice: de-DE, en-GB, en-US, es-ES, es-US,
+    /// fr-FR, hi-IN, it-IT, pt-BR). The application's default when absent.
     #[serde(default)]
+    #[schema(
+        pattern = "^[A-Za-z]{2,3}(-([A-Za-z]{2}|[0-9]{3}))?$",
+        example = "en-US"
+    )]
     locale: Option<String>,
     /// The Android app's SMS Retriever hash (11 characters of `[A-Za-z0-9+/]`),
     /// added to the SMS as its own line.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9+/]{11}$")]
     app_hash: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
+    /// The number the code went to, in E.164 (or give `id`).
     #[serde(default)]
+    #[schema(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550100")]
     to: Option<String>,
+    /// The verification's id (or give `to`).
     #[serde(default)]
+    #[schema(pattern = "^VE[0-9a-f]{32}$")]
     id: Option<String>,
+    /// The digits the user typed (the application's code length, 4 to 10).
+    #[schema(pattern = "^[0-9]{4,10}$", example = "123456")]
     code: String,
 }
 
@@ -129,11 +147,15 @@ pub(crate) fn unknown_verification() -> ApiError {
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 403, description = "Country or number type not allowed", body = ErrorBody),
+        (status = 405, description = "Another method than the one this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The method this path answers"))),
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 429, description = "A limit was hit; see Retry-After", body = ErrorBody),
+        (status = 429, description = "A limit was hit", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 502, description = "Plivo refused the request or could not be reached (its text redacted); a new verification is then failed", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn start(
@@ -226,8 +248,14 @@ pub(crate) async fn start_verification(
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No pending verification of the key's application (another application's answers alike)", body = ErrorBody),
-        (status = 429, description = "Attempts exhausted", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 405, description = "Another method than the one this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The method this path answers"))),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 429, description = "Attempts exhausted", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn check(
@@ -303,7 +331,10 @@ pub(crate) async fn check_verification(
         (status = 200, description = "The verification", body = VerificationView),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such verification in the key's application (another application's answers alike)", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 405, description = "Another method than the one this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The method this path answers"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn get(
@@ -332,7 +363,10 @@ pub async fn get(
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such verification in the key's application (another application's answers alike)", body = ErrorBody),
         (status = 409, description = "Already ended", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 405, description = "Another method than the one this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The method this path answers"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn cancel(

@@ -87,18 +87,23 @@ fn security_headers() -> DefaultHeaders {
 
 /// Registers the page, its assets and its endpoints.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(one_method("/", web::get().to(page)).wrap(security_headers()))
+    cfg.service(one_method("/", "GET", web::get().to(page)).wrap(security_headers()))
         .service(
             web::scope("/demo")
                 .wrap(security_headers())
-                .route("/app.css", web::get().to(css))
-                .route("/app.js", web::get().to(js))
-                .route("/icon.svg", web::get().to(icon))
-                .service(one_method("/api/start", web::post().to(start)))
-                .service(one_method("/api/check", web::post().to(check)))
-                .service(one_method("/api/verifications/{id}", web::get().to(status)))
+                .service(one_method("/app.css", "GET", web::get().to(css)))
+                .service(one_method("/app.js", "GET", web::get().to(js)))
+                .service(one_method("/icon.svg", "GET", web::get().to(icon)))
+                .service(one_method("/api/start", "POST", web::post().to(start)))
+                .service(one_method("/api/check", "POST", web::post().to(check)))
+                .service(one_method(
+                    "/api/verifications/{id}",
+                    "GET",
+                    web::get().to(status),
+                ))
                 .service(one_method(
                     "/api/verifications/{id}/sandbox",
+                    "GET",
                     web::get().to(sandbox),
                 )),
         );

@@ -3,7 +3,7 @@
 //! go to the logs, never to the client.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -36,8 +36,9 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// With the methods the path does answer, for the `Allow` header.
     #[error("this method is not allowed here")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("the request URL is longer than {limit} bytes")]
     UriTooLong { limit: usize },
     #[error("the request headers are larger than {limit} bytes or too many")]
@@ -114,7 +115,7 @@ impl ApiError {
             | ApiError::TooManyRequests { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::UriTooLong { .. } => "uri_too_long",
             ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::RequestTimeout { .. } => "request_timeout",
@@ -160,7 +161,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -187,6 +188,10 @@ impl ResponseError for ApiError {
         }
         if let ApiError::Store(_) = self {
             response.insert_header((RETRY_AFTER, "1"));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            // RFC 9110 §15.5.6: a 405 names the methods the resource answers.
+            response.insert_header((ALLOW, *allow));
         }
         response.body(body)
     }
@@ -230,7 +235,7 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// A known route with the wrong method.
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A known route with the wrong method; `allow` lists the methods it answers.
+pub fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError::MethodNotAllowed { allow }
 }

@@ -123,17 +123,24 @@ pub struct Features {
     pub demo_page: bool,
 }
 
-/// A resource that answers one method, and 405 in the error shape to others.
-pub(crate) fn one_method(path: &str, route: actix_web::Route) -> actix_web::Resource {
+/// A resource that answers the method `allow` names with `route`, and 405
+/// in the error shape, with that `Allow` header, to any other.
+pub(crate) fn one_method(
+    path: &str,
+    allow: &'static str,
+    route: actix_web::Route,
+) -> actix_web::Resource {
     web::resource(path)
         .route(route)
-        .default_service(web::to(error::method_not_allowed))
+        .default_service(web::to(move || async move {
+            Err::<actix_web::HttpResponse, _>(error::method_not_allowed(allow))
+        }))
 }
 
 /// A probe answers GET and HEAD (load balancers use either), and 405 in the
 /// error shape to the rest.
 fn probe(path: &str, get: actix_web::Route, head: actix_web::Route) -> actix_web::Resource {
-    one_method(path, get).route(head)
+    one_method(path, "GET, HEAD", get).route(head)
 }
 
 /// Registers every route on an App.
@@ -149,22 +156,38 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
     cfg.app_data(json)
         .service(
             web::scope("/v1/verifications")
-                .service(one_method("", web::post().to(api::start)))
-                .service(one_method("/check", web::post().to(api::check)))
-                .service(one_method("/{id}", web::get().to(api::get)))
-                .service(one_method("/{id}/cancel", web::post().to(api::cancel))),
+                .service(one_method("", "POST", web::post().to(api::start)))
+                .service(one_method("/check", "POST", web::post().to(api::check)))
+                .service(one_method("/{id}", "GET", web::get().to(api::get)))
+                .service(one_method(
+                    "/{id}/cancel",
+                    "POST",
+                    web::post().to(api::cancel),
+                )),
         )
         .service(
             web::scope("/v1/factors")
-                .service(one_method("", web::post().to(factors::create)))
+                .service(one_method("", "POST", web::post().to(factors::create)))
                 .service(
                     web::resource("/{id}")
                         .route(web::get().to(factors::get))
                         .route(web::delete().to(factors::delete))
-                        .default_service(web::to(error::method_not_allowed)),
+                        .default_service(web::to(|| async {
+                            Err::<actix_web::HttpResponse, _>(error::method_not_allowed(
+                                "GET, DELETE",
+                            ))
+                        })),
                 )
-                .service(one_method("/{id}/verify", web::post().to(factors::verify)))
-                .service(one_method("/{id}/check", web::post().to(factors::check))),
+                .service(one_method(
+                    "/{id}/verify",
+                    "POST",
+                    web::post().to(factors::verify),
+                ))
+                .service(one_method(
+                    "/{id}/check",
+                    "POST",
+                    web::post().to(factors::check),
+                )),
         )
         .service(
             web::scope(paths::SCOPE)
@@ -205,14 +228,30 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
             web::get().to(ops::readyz),
             web::head().to(ops::readyz),
         ))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route("/openapi.json", web::get().to(openapi::document));
+        .service(one_method("/metrics", "GET", web::get().to(ops::metrics)))
+        .service(one_method(
+            "/openapi.json",
+            "GET",
+            web::get().to(openapi::document),
+        ));
     if features.demo_page {
         demo::configure(cfg);
     }
     if features.sandbox {
-        cfg.route("/sandbox/messages", web::get().to(sandbox::messages))
-            .route("/sandbox/phlo-runs", web::get().to(sandbox::phlo_runs))
-            .route("/sandbox/calls", web::get().to(sandbox::calls));
+        cfg.service(one_method(
+            "/sandbox/messages",
+            "GET",
+            web::get().to(sandbox::messages),
+        ))
+        .service(one_method(
+            "/sandbox/phlo-runs",
+            "GET",
+            web::get().to(sandbox::phlo_runs),
+        ))
+        .service(one_method(
+            "/sandbox/calls",
+            "GET",
+            web::get().to(sandbox::calls),
+        ));
     }
 }

@@ -26,11 +26,33 @@ use super::{api, factors};
         factors::get,
         factors::delete
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CheckTarget)
 )]
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// A check names its verification by exactly one of `to` and `id` (the
+/// server answers 400 to both or neither): the fields' schema, and one of
+/// the two required.
+struct CheckTarget;
+
+impl Modify for CheckTarget {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        if let Some(fields) = components.schemas.remove("CheckRequest") {
+            let exactly_one = OneOfBuilder::new()
+                .description(Some("Exactly one of `to` and `id`."))
+                .item(ObjectBuilder::new().required("to"))
+                .item(ObjectBuilder::new().required("id"));
+            components.schemas.insert(
+                "CheckRequest".to_owned(),
+                AllOfBuilder::new().item(fields).item(exactly_one).into(),
+            );
+        }
+    }
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

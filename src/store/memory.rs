@@ -9,8 +9,9 @@ use super::{
     AttemptOutcome, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore,
     FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt, FactorLimits, FactorStore,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, RETENTION_MS, SENDS_COUNTER, SendBudget,
-    StartOutcome, StoreError, StoredFactor, VerificationStore, window_of,
+    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS,
+    SENDS_COUNTER, SendBudget, StartOutcome, StoreError, StoredFactor, VerificationStore,
+    window_of,
 };
 use crate::domain::verification::{CheckResult, SendPolicy};
 use crate::domain::{
@@ -534,6 +535,22 @@ impl JobStore for MemoryStore {
     async fn complete_job(&self, job: &str) -> Result<(), StoreError> {
         self.lock().jobs.remove(job);
         Ok(())
+    }
+
+    async fn queue_depth(&self, prefix: &str) -> Result<QueueDepth, StoreError> {
+        let inner = self.lock();
+        let mut due: Vec<(Timestamp, &String)> =
+            inner.jobs.iter().map(|(job, at)| (*at, job)).collect();
+        due.sort_unstable();
+        let with_prefix = due
+            .iter()
+            .take(QUEUE_SCAN)
+            .filter(|(_, job)| job.starts_with(prefix))
+            .count();
+        Ok(QueueDepth {
+            total: inner.jobs.len() as u64,
+            with_prefix: with_prefix as u64,
+        })
     }
 }
 

@@ -339,6 +339,25 @@ pub trait JobStore: Send + Sync {
 
     /// Removes a job (done, or no longer wanted).
     fn complete_job(&self, job: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many jobs are scheduled, and how many of those are named with
+    /// `prefix` (among the [`QUEUE_SCAN`] due soonest).
+    fn queue_depth(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<QueueDepth, StoreError>> + Send;
+}
+
+/// Most jobs [`JobStore::queue_depth`] looks at to count those of a prefix:
+/// the depth is read at every scrape, so it must stay cheap however long the
+/// queue grows (past it the prefix's count is a lower bound).
+pub const QUEUE_SCAN: usize = 10_000;
+
+/// The job queue's length, and how much of it is of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueDepth {
+    pub total: u64,
+    pub with_prefix: u64,
 }
 
 /// Events waiting to be sent to the webhook, by event id.
@@ -480,18 +499,30 @@ impl Store {
             Store::Memory(_) => "memory (one process only)",
         }
     }
+
+    /// Where it is: Redis's `host:port`, or `memory`.
+    pub fn location(&self) -> &str {
+        match self {
+            Store::Redis(r) => r.location(),
+            Store::Memory(_) => "memory",
+        }
+    }
 }
 
 /// Implements store traits for [`Store`] by handing every call to the store
-/// inside.
+/// inside, timing each in the store-latency histogram by operation.
 macro_rules! forward {
     ($($trait:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* })*) => {$(
         impl $trait for Store {
             $(async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                match self {
+                let started = std::time::Instant::now();
+                let result = match self {
                     Store::Redis(s) => s.$name($($arg),*).await,
                     Store::Memory(s) => s.$name($($arg),*).await,
-                }
+                };
+                metrics::histogram!(crate::telemetry::STORE_DURATION, "operation" => stringify!($name))
+                    .record(started.elapsed().as_secs_f64());
+                result
             })*
         }
     )*};
@@ -522,6 +553,7 @@ forward! {
         fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError>;
         fn claim_jobs(&self, now: Timestamp, lease_ms: u64, max: usize) -> Result<Vec<String>, StoreError>;
         fn complete_job(&self, job: &str) -> Result<(), StoreError>;
+        fn queue_depth(&self, prefix: &str) -> Result<QueueDepth, StoreError>;
     }
     EventStore {
         fn put_event(&self, id: &str, event: &str, ttl_ms: u64) -> Result<(), StoreError>;

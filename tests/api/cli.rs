@@ -145,3 +145,143 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_variable() {
         assert!(!err.contains("panicked"));
     }
 }
+
+/// A directory of its own outside the checkout, for a binary run from there.
+fn elsewhere(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2fa-away-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(!dir.starts_with(env!("CARGO_MANIFEST_DIR")));
+    dir
+}
+
+#[test]
+fn check_templates_checks_the_built_in_set_or_the_directory_the_configuration_names() {
+    let away = elsewhere("check");
+    // No XML_TEMPLATES_DIR: the templates built into the binary.
+    let out = bin()
+        .current_dir(&away)
+        .arg("check-templates")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(text(&out).0.trim(), "built-in templates: 45 templates OK");
+    // XML_TEMPLATES_DIR in the --config file is the set checked.
+    let broken = template_copy("config");
+    let file = broken.join("it-IT").join("goodbye.xml");
+    std::fs::write(&file, "<Response><Speak>").unwrap();
+    let config = away.join("plivo-2fa.toml");
+    std::fs::write(
+        &config,
+        format!("XML_TEMPLATES_DIR = {:?}\n", broken.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = bin()
+        .current_dir(&away)
+        .args(["--config"])
+        .arg(&config)
+        .arg("check-templates")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("it-IT/goodbye.xml"),
+        "{:?}",
+        text(&out)
+    );
+    // And from the environment, which wins over the file.
+    let good = template_copy("env");
+    let out = bin()
+        .current_dir(&away)
+        .env("XML_TEMPLATES_DIR", &good)
+        .args(["--config"])
+        .arg(&config)
+        .arg("check-templates")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains(good.to_str().unwrap()),
+        "{:?}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_binary_serves_the_demo_page_and_voice_calls_from_a_directory_outside_the_checkout() {
+    use std::io::{BufRead, BufReader};
+    let away = elsewhere("serve");
+    let mut child = bin()
+        .current_dir(&away)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut key, mut base) = (None, None);
+    for line in lines.by_ref().take(10) {
+        let line = line.unwrap();
+        if let Some(k) = line.strip_prefix("API key for this run: ") {
+            key = Some(k.to_owned());
+        }
+        if let Some(b) = line.strip_prefix("listening on ") {
+            base = Some(b.trim_end_matches('/').to_owned());
+            break;
+        }
+    }
+    let (key, base) = (key.expect("a key"), base.expect("an address"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let page = http.get(format!("{base}/")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("<html"));
+        let js = http
+            .get(format!("{base}/demo/app.js"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(js.status(), 200);
+        // A voice verification: the simulator fetches the answer XML, which
+        // the built-in templates write, and the call reads the code out.
+        let to = crate::common::random_number();
+        let r = http
+            .post(format!("{base}/v1/verifications"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"to": to, "channel": "voice"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        for _ in 0..200 {
+            let calls: Vec<serde_json::Value> = http
+                .get(format!("{base}/sandbox/calls"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(call) = calls
+                .into_iter()
+                .find(|c| c["to"] == to.as_str() && c["status"] == "completed")
+            {
+                return call;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the call did not end");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        result["answer_xml"].as_str().unwrap().contains("<Speak"),
+        "{result}"
+    );
+    let spoken = crate::common::spoken_digits(&result["spoken"].to_string());
+    assert!(spoken.len() >= 6, "the code was read out: {result}");
+}

@@ -10,10 +10,18 @@ use crate::common::{API_KEY, OTP_SECRET, RedisProcess, TestApp, random_number};
 use wiremock::matchers::{basic_auth, body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const AUTH_ID: &str = "MAZDQ1ZJIYMDRKNMFHOT";
-const AUTH_TOKEN: &str = "live-token-for-wiremock";
+pub(crate) const AUTH_ID: &str = "MAZDQ1ZJIYMDRKNMFHOT";
+pub(crate) const AUTH_TOKEN: &str = "live-token-for-wiremock";
 
 async fn live_app(plivo: &MockServer, extra: &[(&str, &str)]) -> TestApp {
+    try_live_app(plivo, extra).await.expect("the app starts")
+}
+
+/// A live-mode server on Redis whose Plivo is `plivo`, with `extra` on top.
+pub(crate) async fn try_live_app(
+    plivo: &MockServer,
+    extra: &[(&str, &str)],
+) -> Result<TestApp, plivo_2fa::startup::StartupError> {
     let redis = crate::common::redis_url();
     let prefix = crate::common::unique_prefix();
     let uri = plivo.uri();
@@ -31,7 +39,7 @@ async fn live_app(plivo: &MockServer, extra: &[(&str, &str)]) -> TestApp {
         ("PUBLIC_BASE_URL", "https://otp.example.com"),
     ];
     vars.extend_from_slice(extra);
-    crate::common::spawn_with(&vars).await
+    crate::common::try_spawn_with(&vars).await
 }
 
 fn message_path() -> String {

@@ -206,3 +206,81 @@ async fn start_up_warns_when_redis_keeps_nothing_on_disk() {
     assert_eq!(warnings().len(), 2, "{:?}", warnings());
     assert!(warnings()[1].contains("CONFIG GET is not allowed"));
 }
+
+#[tokio::test]
+async fn every_request_writes_one_access_line_with_its_route_pattern_status_and_id() {
+    let logs = crate::common::capture_logs();
+    let app = crate::common::spawn_app(&[]).await;
+    let number = random_number();
+    let id = app.start(&number, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = app.last_sms_code(&number).await;
+    app.check(&number, &code).await;
+    // A refused key and an unknown id: visible in the log, not silence.
+    let refused = app
+        .http
+        .get(app.url(&format!("/v1/verifications/{id}")))
+        .bearer_auth("not-the-key")
+        .header("X-Request-Id", "refused-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let missing = "VE00000000000000000000000000000000";
+    let r = app.get(&format!("/v1/verifications/{missing}")).await;
+    assert_eq!(r.status, 404);
+    app.http
+        .get(app.url(&format!("/v1/verifications/{id}?to={number}")))
+        .send()
+        .await
+        .unwrap();
+    let text = logs.text();
+    let access: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("plivo_2fa::access"))
+        .collect();
+    let line = |needle: &str| {
+        access
+            .iter()
+            .copied()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no access line with {needle}: {access:#?}"))
+    };
+    let start = line("route=\"/v1/verifications\"");
+    for field in [
+        "INFO",
+        "method=\"POST\"",
+        "status=201",
+        "latency_ms=",
+        "request_id=\"",
+    ] {
+        assert!(start.contains(field), "{field} missing: {start}");
+    }
+    assert!(line("route=\"/v1/verifications/check\"").contains("status=200"));
+    let refused = line("request_id=\"refused-1\"");
+    assert!(refused.contains("status=401"), "{refused}");
+    assert!(
+        refused.contains("route=\"/v1/verifications/{id}\""),
+        "{refused}"
+    );
+    assert!(line("status=404").contains("method=\"GET\""));
+    // Every request once: the start, the sandbox inbox read, the check, the
+    // refused read, the missing one and the one with a query.
+    assert!(access.len() >= 6, "{access:#?}");
+    for secret in [
+        id.as_str(),
+        missing,
+        number.as_str(),
+        &number[1..],
+        code.as_str(),
+        app.api_key.as_str(),
+        "not-the-key",
+    ] {
+        assert!(
+            !access.iter().any(|l| contains_token(l, secret)),
+            "{secret} is in the access log: {access:#?}"
+        );
+    }
+}

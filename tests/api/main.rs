@@ -29,5 +29,6 @@ mod plivo;
 mod properties;
 mod receipts;
 mod slow_clients;
+mod start_up;
 mod store_contract;
 mod voice;

@@ -5,15 +5,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn the_openapi_document_describes_exactly_the_app_api_routes() {
     let app = crate::common::spawn_app(&[]).await;
-    let doc: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = document(&app).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     let mut documented: Vec<(String, String)> = paths
@@ -103,4 +95,185 @@ async fn the_openapi_document_describes_exactly_the_app_api_routes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+/// The document, as the server serves it.
+async fn document(app: &crate::common::TestApp) -> Value {
+    app.http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+const E164: &str = r"^\+[1-9][0-9]{6,14}$";
+
+#[tokio::test]
+async fn the_document_is_as_strict_as_the_server_about_numbers_codes_channels_and_times() {
+    let app = crate::common::spawn_app(&[]).await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let start = &schemas["StartRequest"]["properties"];
+    assert_eq!(start["to"]["pattern"], E164);
+    assert!(
+        start["channel"]
+            .to_string()
+            .contains("#/components/schemas/Channel"),
+        "{}",
+        start["channel"]
+    );
+    assert_eq!(
+        schemas["Channel"]["enum"],
+        serde_json::json!(["sms", "voice"])
+    );
+    let check = &schemas["CheckRequest"]["allOf"];
+    let fields = &check[0]["properties"];
+    assert_eq!(fields["to"]["pattern"], E164);
+    assert_eq!(fields["code"]["pattern"], "^[0-9]{4,10}$");
+    assert_eq!(check[0]["required"], serde_json::json!(["code"]));
+    let one_of: Vec<&Value> = check[1]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["required"])
+        .collect();
+    assert_eq!(
+        one_of,
+        [&serde_json::json!(["to"]), &serde_json::json!(["id"])]
+    );
+    let view = &schemas["VerificationView"]["properties"];
+    for time in ["created_at", "expires_at"] {
+        assert_eq!(view[time]["format"], "date-time", "{time}");
+    }
+    assert_eq!(view["to"]["pattern"], E164);
+    let delivery = &schemas["DeliveryView"]["properties"];
+    assert_eq!(delivery["updated_at"]["format"], "date-time");
+    assert!(
+        delivery["created_at"].to_string().contains("date-time"),
+        "{}",
+        delivery["created_at"]
+    );
+
+    // And the server refuses what the document refuses.
+    for (body, what) in [
+        (
+            serde_json::json!({"to": "+1 415 555 0100"}),
+            "a spaced number",
+        ),
+        (
+            serde_json::json!({"to": "14155550100"}),
+            "a number without +",
+        ),
+        (
+            serde_json::json!({"to": "+14155550100", "channel": "fax"}),
+            "a channel not in the enum",
+        ),
+        (
+            serde_json::json!({"to": "+14155550100", "locale": "english"}),
+            "a locale not a tag",
+        ),
+    ] {
+        let r = app.post_json("/v1/verifications", body).await;
+        assert_eq!(r.status, 400, "{what}: {:?}", r.body);
+    }
+    let id = "VE00000000000000000000000000000000";
+    for (body, what) in [
+        (
+            serde_json::json!({"to": "+14155550100", "code": "12a456"}),
+            "a code with a letter",
+        ),
+        (
+            serde_json::json!({"to": "+14155550100", "id": id, "code": "123456"}),
+            "both to and id",
+        ),
+        (serde_json::json!({"code": "123456"}), "neither to nor id"),
+    ] {
+        let r = app.post_json("/v1/verifications/check", body).await;
+        assert_eq!(r.status, 400, "{what}: {:?}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn errors_the_server_gives_are_documented_and_405s_name_the_allowed_method() {
+    let app = crate::common::spawn_app(&[]).await;
+    let doc = document(&app).await;
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = &op["responses"];
+            assert_eq!(
+                responses["405"]["headers"]["Allow"]["schema"]["type"], "string",
+                "{method} {path}"
+            );
+            for status in ["429", "503"] {
+                if responses[status].is_object() {
+                    assert_eq!(
+                        responses[status]["headers"]["Retry-After"]["schema"]["type"], "integer",
+                        "{status} of {method} {path}"
+                    );
+                }
+            }
+            assert!(responses["503"].is_object(), "{method} {path}");
+            if op["requestBody"].is_object() {
+                for status in ["413", "415", "429"] {
+                    assert!(responses[status].is_object(), "{status} of {method} {path}");
+                }
+            }
+            // The server's 405 carries the Allow header the document promises.
+            let url = app.url(&path.replace("{id}", "VE00000000000000000000000000000000"));
+            let r = app
+                .http
+                .request(reqwest::Method::PATCH, url)
+                .bearer_auth(&app.api_key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 405, "PATCH {path}");
+            assert_eq!(
+                r.headers()["allow"],
+                method.to_uppercase().as_str(),
+                "{path}"
+            );
+        }
+    }
+    // The operator routes: an unknown method is a 405 with Allow, not a 404.
+    for (path, allow) in [
+        ("/metrics", "GET"),
+        ("/openapi.json", "GET"),
+        ("/healthz", "GET, HEAD"),
+        ("/readyz", "GET, HEAD"),
+        ("/sandbox/messages", "GET"),
+    ] {
+        for method in ["POST", "DELETE", "BREW"] {
+            let r = app
+                .http
+                .request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    app.url(path),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 405, "{method} {path}");
+            assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "method_not_allowed");
+        }
+    }
+    // Over 16 KiB and not JSON: the 413 and the 415 the document lists.
+    let big = serde_json::json!({"to": "x".repeat(17 * 1024)});
+    assert_eq!(app.post_json("/v1/verifications", big).await.status, 413);
+    let r = app
+        .http
+        .post(app.url("/v1/verifications"))
+        .bearer_auth(&app.api_key)
+        .header("content-type", "text/plain")
+        .body("to=+14155550100")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
 }

@@ -144,9 +144,9 @@ async fn answers_carry_no_cors_and_are_not_cached_or_sniffed() {
     assert_eq!(r.headers()["cache-control"], "no-store");
 }
 
-/// Metric names the deploy kit may use before the server exports them: they
-/// come with a later version (the webhook backlog gauge).
-const NOT_YET_EXPORTED: &[&str] = &["plivo2fa_webhook_backlog"];
+/// Metric names the deploy kit may use before the server exports them (none
+/// now: the webhook backlog gauge came last).
+const NOT_YET_EXPORTED: &[&str] = &[];
 
 /// Every `plivo2fa_…` metric name in `text` (recording rules, `plivo2fa:…`, are not).
 fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
@@ -300,4 +300,163 @@ async fn head_answers_the_health_and_readiness_probes() {
             .await;
     assert_eq!(r.status, 405);
     assert_eq!(r.body["error"]["code"], "method_not_allowed");
+}
+
+/// The family a sample line belongs to (its name less a histogram's suffix).
+fn family_of<'a>(
+    sample: &'a str,
+    families: &std::collections::BTreeMap<String, String>,
+) -> &'a str {
+    let name = sample.split(['{', ' ']).next().unwrap_or(sample);
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .filter(|base| families.get(*base).is_some_and(|kind| kind == "histogram"))
+        .unwrap_or(name)
+}
+
+/// The value of the sample `series` (name and labels exactly as written).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn every_metric_family_is_described_and_starts_at_zero_before_any_event() {
+    let app = spawn_app(&[]).await;
+    let text = app.metrics_text().await;
+    let mut families = std::collections::BTreeMap::new();
+    let mut described = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            families.insert(name.to_owned(), kind.to_owned());
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap();
+            assert!(!help.trim().is_empty(), "{name} has an empty HELP");
+            described.insert(name.to_owned());
+        }
+    }
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let family = family_of(line, &families);
+        assert!(families.contains_key(family), "no # TYPE for {line}");
+        assert!(described.contains(family), "no # HELP for {line}");
+    }
+    // Before any start, check, send or callback, the counters alerts read are 0.
+    for series in [
+        "plivo2fa_plivo_errors_total{endpoint=\"message\",status=\"401\"}",
+        "plivo2fa_plivo_errors_total{endpoint=\"call\",status=\"timeout\"}",
+        "plivo2fa_checks_total{outcome=\"approved\",application=\"default\"}",
+        "plivo2fa_verifications_started_total{channel=\"sms\",application=\"default\"}",
+        "plivo2fa_verifications_started_total{channel=\"voice\",application=\"default\"}",
+        "plivo2fa_blocks_total{reason=\"country_not_allowed\",application=\"default\"}",
+        "plivo2fa_fallbacks_total{application=\"default\"}",
+        "plivo2fa_signature_failures_total{reason=\"invalid_signature\"}",
+        "plivo2fa_jobs_queued",
+        "plivo2fa_webhook_backlog",
+    ] {
+        assert_eq!(sample(&text, series), Some(0.0), "{series} in:\n{text}");
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        sample(
+            &text,
+            &format!("plivo2fa_build_info{{version=\"{version}\"}}")
+        ),
+        Some(1.0)
+    );
+    for (series, kind) in [
+        ("process_cpu_seconds_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+    ] {
+        assert_eq!(families.get(series).map(String::as_str), Some(kind));
+        assert!(sample(&text, series).unwrap() > 0.0, "{series}");
+    }
+    // promtool, from Debian's `prometheus` package, where it is installed
+    // (scripts/check-deploy.sh installs it): its lint must find nothing.
+    if let Ok(mut promtool) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        // A scrape after some traffic, so histograms and labelled series are in.
+        let to = random_number();
+        app.start(&to, "sms").await;
+        let text = app.metrics_text().await;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = promtool.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_webhook_backlog_the_job_queue_and_store_latency_are_measured() {
+    use base64::Engine;
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+    // A receiver that refuses every event: they wait for their retries.
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&receiver)
+        .await;
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
+    let url = receiver.uri();
+    let app = spawn_app(&[
+        ("WEBHOOK_URL", &url),
+        ("WEBHOOK_SECRET", &secret),
+        ("SCHEDULER_POLL_MS", "20"),
+    ])
+    .await;
+    let to = random_number();
+    let id = app.start(&to, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_for(&id, |v| v["deliveries"][0]["status"] == "delivered")
+        .await;
+    // Bounded: the receiver has refused at least one event.
+    for _ in 0..200 {
+        if !receiver.received_requests().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!receiver.received_requests().await.unwrap().is_empty());
+    let text = app.metrics_text().await;
+    let backlog = sample(&text, "plivo2fa_webhook_backlog").unwrap();
+    let queued = sample(&text, "plivo2fa_jobs_queued").unwrap();
+    assert!(backlog >= 1.0, "refused events wait: {text}");
+    // The verification's expiry job waits too.
+    assert!(queued > backlog, "{queued} jobs, {backlog} events");
+    for operation in ["start", "record_delivery", "claim_jobs", "queue_depth"] {
+        let series =
+            format!("plivo2fa_store_operation_duration_seconds_count{{operation=\"{operation}\"}}");
+        assert!(
+            sample(&text, &series).is_some_and(|n| n >= 1.0),
+            "{series} in:\n{text}"
+        );
+    }
 }

@@ -219,11 +219,74 @@ struct LocaleSet {
 
 /// Validates the template directory; returns how many template files it holds.
 pub fn validate_dir(dir: &Path) -> Result<usize, TemplateError> {
-    let templates = Templates::load(dir)?;
-    Ok(templates.sets.len() * TemplateKind::ALL.len())
+    Ok(Templates::load(dir)?.file_count())
 }
 
+/// One locale's five templates, as `xml-templates/` holds them.
+macro_rules! locale_set {
+    ($locale:literal) => {
+        [
+            (
+                $locale,
+                TemplateKind::Answer,
+                include_str!(concat!("../../../xml-templates/", $locale, "/answer.xml")),
+            ),
+            (
+                $locale,
+                TemplateKind::Repeat,
+                include_str!(concat!("../../../xml-templates/", $locale, "/repeat.xml")),
+            ),
+            (
+                $locale,
+                TemplateKind::Last,
+                include_str!(concat!("../../../xml-templates/", $locale, "/last.xml")),
+            ),
+            (
+                $locale,
+                TemplateKind::Goodbye,
+                include_str!(concat!("../../../xml-templates/", $locale, "/goodbye.xml")),
+            ),
+            (
+                $locale,
+                TemplateKind::Apology,
+                include_str!(concat!("../../../xml-templates/", $locale, "/apology.xml")),
+            ),
+        ]
+    };
+}
+
+/// The locales of `xml-templates/` built into the binary (a test keeps
+/// this list and the directory the same).
+pub const BUILT_IN_LOCALES: [&str; 9] = [
+    "de-DE", "en-GB", "en-US", "es-ES", "es-US", "fr-FR", "hi-IN", "it-IT", "pt-BR",
+];
+
+/// `xml-templates/`, built into the binary, so it runs from any directory;
+/// `XML_TEMPLATES_DIR` replaces them.
+const BUILT_IN: [[(&str, TemplateKind, &str); 5]; 9] = [
+    locale_set!("de-DE"),
+    locale_set!("en-GB"),
+    locale_set!("en-US"),
+    locale_set!("es-ES"),
+    locale_set!("es-US"),
+    locale_set!("fr-FR"),
+    locale_set!("hi-IN"),
+    locale_set!("it-IT"),
+    locale_set!("pt-BR"),
+];
+
 impl Templates {
+    /// The templates built into the binary (`xml-templates/` when it was
+    /// built), validated as a directory would be.
+    pub fn built_in() -> Result<Self, TemplateError> {
+        Self::from_sources(BUILT_IN.iter().flatten().copied())
+    }
+
+    /// How many template files these are.
+    pub fn file_count(&self) -> usize {
+        self.sets.len() * TemplateKind::ALL.len()
+    }
+
     /// Loads and validates every locale directory under `dir`. Each must be
     /// named like `en-US` and hold every [`TemplateKind`]'s file; `en-US` must
     /// exist. Other files at the top level are ignored; an unknown `.xml` file

@@ -744,3 +744,28 @@ fn comments_are_dropped_and_literal_text_is_kept_verbatim() {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Response><Speak voice=\"MAN\" language=\"en-US\">Tsch&#252;ss &amp; bye</Speak><Hangup/></Response>"
     );
 }
+
+#[test]
+fn the_built_in_templates_are_exactly_the_shipped_directory() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(real_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    assert_eq!(
+        on_disk, BUILT_IN_LOCALES,
+        "list a new locale in BUILT_IN too"
+    );
+    for set in BUILT_IN {
+        for (locale, kind, text) in set {
+            let file = real_dir().join(locale).join(kind.file_name());
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "{file:?}");
+        }
+    }
+    let built_in = Templates::built_in().expect("the built-in templates compile");
+    assert_eq!(
+        built_in.locales().collect::<Vec<_>>(),
+        real_templates().locales().collect::<Vec<_>>()
+    );
+    assert_eq!(built_in.file_count(), 45);
+}

@@ -17,8 +17,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::{
     CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, RETENTION_MS, SendBudget, StartOutcome,
-    StoreError, VerificationStore,
+    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS,
+    SendBudget, StartOutcome, StoreError, VerificationStore,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
@@ -85,6 +85,8 @@ pub struct RedisStore {
     keyring: std::sync::Arc<Keyring>,
     keys: Keys,
     timeout: Duration,
+    /// Where Redis is (`host:port`), for error messages.
+    location: String,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -116,7 +118,15 @@ impl RedisStore {
         timeout: Duration,
         keyring: std::sync::Arc<Keyring>,
     ) -> Result<Self, StoreError> {
-        let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
+        resolve(target, timeout).await?;
+        let location = target.location();
+        let unavailable = |e: redis::RedisError| failure(&location, timeout, &e);
+        let timed_out = || {
+            StoreError::Unavailable(format!(
+                "Redis at {location} did not answer within {} ms (timeout)",
+                (timeout * 3).as_millis()
+            ))
+        };
         let conn = match target {
             RedisTarget::Single(url) => {
                 let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
@@ -129,7 +139,7 @@ impl RedisStore {
                     ConnectionManager::new_with_config(client, config),
                 )
                 .await
-                .map_err(|_| StoreError::Timeout)?
+                .map_err(|_| timed_out())?
                 .map_err(unavailable)?;
                 Connection::Single(manager)
             }
@@ -146,7 +156,7 @@ impl RedisStore {
                     .map_err(unavailable)?;
                 let conn = tokio::time::timeout(timeout * 3, client.get_async_connection())
                     .await
-                    .map_err(|_| StoreError::Timeout)?
+                    .map_err(|_| timed_out())?
                     .map_err(unavailable)?;
                 Connection::Cluster(conn)
             }
@@ -157,8 +167,12 @@ impl RedisStore {
             keyring,
             keys: Keys::new(prefix),
             timeout,
+            location: location.clone(),
         };
-        store.ping().await?;
+        store.ping().await.map_err(|e| match e {
+            StoreError::Timeout => timed_out(),
+            other => other,
+        })?;
         Ok(store)
     }
 
@@ -167,7 +181,7 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
             Err(_) => Err(StoreError::Timeout),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Err(e)) => Err(failure(&self.location, self.timeout, &e)),
             Ok(Ok(v)) => Ok(v),
         }
     }
@@ -177,7 +191,7 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, invocation.invoke_async::<Value>(&mut conn)).await
         {
             Err(_) => Err(StoreError::Timeout),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Err(e)) => Err(failure(&self.location, self.timeout, &e)),
             Ok(Ok(v)) => Ok(v),
         }
     }
@@ -219,6 +233,11 @@ impl RedisStore {
         }
     }
 
+    /// Where Redis is (`host:port`, or the seeds of a cluster).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
     /// Deletes every key under this store's prefix on a single node (tests only).
     pub async fn flush_prefix(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
@@ -237,6 +256,45 @@ impl RedisStore {
         }
         Ok(())
     }
+}
+
+/// Resolves every host of `target` (DNS) within `timeout`, so a name that
+/// does not resolve is told apart from a Redis that refuses or hangs.
+async fn resolve(target: &RedisTarget, timeout: Duration) -> Result<(), StoreError> {
+    for (host, port) in target.endpoints() {
+        match tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await {
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "looking up {host} (DNS) took over {} ms (timeout)",
+                    timeout.as_millis()
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{host} does not resolve (DNS): {e}"
+                )));
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Why a connection to Redis at `location` failed: refused, timed out, or
+/// the client's own words.
+fn failure(location: &str, timeout: Duration, e: &redis::RedisError) -> StoreError {
+    StoreError::Unavailable(if e.is_connection_refusal() {
+        format!(
+            "Redis at {location} refused the connection (connection refused: is it running, on that port?)"
+        )
+    } else if e.is_timeout() {
+        format!(
+            "Redis at {location} did not answer within {} ms (timeout)",
+            timeout.as_millis()
+        )
+    } else {
+        format!("Redis at {location}: {e}")
+    })
 }
 
 const RETENTION: u64 = RETENTION_MS;
@@ -640,6 +698,24 @@ impl JobStore for RedisStore {
         let mut cmd = redis::cmd("ZREM");
         cmd.arg(self.keys.jobs_key()).arg(job);
         self.query::<()>(&cmd).await
+    }
+
+    async fn queue_depth(&self, prefix: &str) -> Result<QueueDepth, StoreError> {
+        let mut invocation = self.scripts.queue_depth.prepare_invoke();
+        invocation
+            .key(self.keys.jobs_key())
+            .arg(QUEUE_SCAN)
+            .arg(prefix);
+        match self.run(invocation).await? {
+            Value::Array(counts) => match counts.as_slice() {
+                [Value::Int(total), Value::Int(with_prefix)] => Ok(QueueDepth {
+                    total: u64::try_from(*total).unwrap_or(0),
+                    with_prefix: u64::try_from(*with_prefix).unwrap_or(0),
+                }),
+                other => Err(StoreError::Corrupt(format!("queue depth said {other:?}"))),
+            },
+            other => Err(StoreError::Corrupt(format!("queue depth said {other:?}"))),
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub(super) struct Scripts {
     pub(super) claim_fallback: Script,
     pub(super) factor_attempt: Script,
     pub(super) factor_delete: Script,
+    pub(super) queue_depth: Script,
 }
 
 impl Scripts {
@@ -35,6 +36,7 @@ impl Scripts {
             claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
             factor_attempt: Script::new(lua!("lua/factor_attempt.lua")),
             factor_delete: Script::new(lua!("lua/factor_delete.lua")),
+            queue_depth: Script::new(include_str!("lua/queue_depth.lua")),
         }
     }
 }
