@@ -71,7 +71,10 @@ fn parse_code(raw: &str) -> Result<&str, ApiError> {
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The methods this path answers (POST)"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn create(
@@ -112,8 +115,14 @@ pub async fn create(
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such factor", body = ErrorBody),
         (status = 409, description = "Already verified", body = ErrorBody),
-        (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The methods this path answers (POST)"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn verify(
@@ -150,8 +159,14 @@ pub async fn verify(
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such factor", body = ErrorBody),
         (status = 409, description = "The factor is not verified yet", body = ErrorBody),
-        (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The methods this path answers (POST)"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn check(
@@ -247,7 +262,10 @@ fn at_ceiling(retry_after_ms: u64) -> ApiError {
         (status = 200, description = "The factor", body = FactorView),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such factor", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The methods this path answers (GET, DELETE)"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn get(
@@ -275,7 +293,10 @@ pub async fn get(
         (status = 200, description = "Deleted; the factor as it was", body = FactorView),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such factor", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
+        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
+            headers(("Allow" = String, description = "The methods this path answers (GET, DELETE)"))),
+        (status = 503, description = "The store is unavailable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
 pub async fn delete(

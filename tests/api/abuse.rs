@@ -306,6 +306,12 @@ async fn a_start_refused_by_the_resend_cooldown_does_not_spend_the_numbers_budge
         ("RESEND_COOLDOWN_SECS", "30"),
     ])
     .await;
+    // The number's budget counts in fixed 10-minute windows: begin just
+    // after one opens, so the minute this test spans never crosses into the
+    // next (which would start a fresh budget, whenever the test happens to run).
+    let window_ms = 10 * 60 * 1000;
+    let into_window = u64::try_from(app.now().as_millis()).unwrap() % window_ms;
+    app.advance(Duration::from_millis(window_ms - into_window + 1000));
     let to = random_number();
     assert_eq!(app.start(&to, "sms").await.status, 201);
     for _ in 0..5 {
