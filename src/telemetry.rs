@@ -200,6 +200,35 @@ pub const PLIVO_ERROR_STATUSES: [&str; 6] = [
     "invalid",
 ];
 
+/// The statuses each channel's deliveries report, as the deliveries metric
+/// labels them (without an error code), which start at zero: what the
+/// dashboard's "deliveries by status" and the fallback rate read.
+const DELIVERY_STATUSES: [(crate::domain::Channel, &[&str]); 2] = [
+    (
+        crate::domain::Channel::Sms,
+        &[
+            "queued",
+            "sent",
+            "delivered",
+            "undelivered",
+            "failed",
+            "rejected",
+        ],
+    ),
+    (
+        crate::domain::Channel::Voice,
+        &[
+            "initiated",
+            "ringing",
+            "in-progress",
+            "completed",
+            "busy",
+            "no-answer",
+            "failed",
+        ],
+    ),
+];
+
 /// Puts every counter at zero for its known label values, so a query or an
 /// alert sees 0 before the first event rather than no data. `applications`
 /// are the configured applications' labels.
@@ -229,6 +258,18 @@ pub fn start_at_zero<'a>(applications: impl IntoIterator<Item = &'a str>) {
                 .increment(0);
         }
         metrics::counter!(FALLBACKS, "application" => app.clone()).increment(0);
+        for (channel, statuses) in DELIVERY_STATUSES {
+            for &status in statuses {
+                metrics::counter!(
+                    DELIVERIES,
+                    "channel" => channel.as_str(),
+                    "status" => status,
+                    "error_code" => "",
+                    "application" => app.clone()
+                )
+                .increment(0);
+            }
+        }
     }
     metrics::gauge!(JOBS_QUEUED).set(0.0);
     metrics::gauge!(WEBHOOK_BACKLOG).set(0.0);

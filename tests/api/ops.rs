@@ -355,6 +355,8 @@ async fn every_metric_family_is_described_and_starts_at_zero_before_any_event() 
         "plivo2fa_verifications_started_total{channel=\"voice\",application=\"default\"}",
         "plivo2fa_blocks_total{reason=\"country_not_allowed\",application=\"default\"}",
         "plivo2fa_fallbacks_total{application=\"default\"}",
+        "plivo2fa_deliveries_total{channel=\"sms\",status=\"undelivered\",error_code=\"\",application=\"default\"}",
+        "plivo2fa_deliveries_total{channel=\"voice\",status=\"completed\",error_code=\"\",application=\"default\"}",
         "plivo2fa_signature_failures_total{reason=\"invalid_signature\"}",
         "plivo2fa_jobs_queued",
         "plivo2fa_webhook_backlog",
