@@ -231,7 +231,10 @@ wrong_count=$(( budget / 15 + 1000 )) # 19 wrong codes each before the 20th clos
 say "preloading $budget verifications to approve, $wrong_count to get wrong codes, 1000 calls"
 preload right "$budget" 2000000 415
 preload wrong "$wrong_count" 3000000 415
-preload calls 1000 4000000 415 --voice
+# The live-mode server keeps its keys apart, so it never runs the sandbox
+# server's leftover jobs (fallback calls for receipts still on their way).
+live_prefix=p2fa-live
+preload calls 1000 4000000 415 --voice --prefix "$live_prefix"
 
 # --- the store's ceilings: EVALSHA of the check script, and of a minimal one ------
 ceiling_records=300000
@@ -324,7 +327,8 @@ voice_port=$(free_port)
 voice_base="http://127.0.0.1:$voice_port"
 "$load_bin" sign --base "$voice_base" --token "$auth_token" --calls "$work/calls.txt" \
   --count "$budget" --out "$work/answers.txt" --body-out "$work/answer-body.txt"
-start_server voice "$voice_port" PUBLIC_BASE_URL="$voice_base" PLIVO_AUTH_ID=MABENCHMARK0000000000 \
+start_server voice "$voice_port" REDIS_KEY_PREFIX="$live_prefix" \
+  PUBLIC_BASE_URL="$voice_base" PLIVO_AUTH_ID=MABENCHMARK0000000000 \
   PLIVO_AUTH_TOKEN="$auth_token" PLIVO_FROM_NUMBER=+14155550199 \
   PLIVO_API_BASE_URL="http://127.0.0.1:$fake_port" PLIVO_PHLO_BASE_URL=http://127.0.0.1:9
 sleep 0.5
