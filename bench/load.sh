@@ -250,7 +250,7 @@ redis-cli -p "$redis_port" EVAL "
   return 1" 0 "$ceiling_records" 'ceiling:{bench}:v:' "$now_ms" $(( now_ms + 3600000 )) \
   "$(printf 'a%.0s' $(seq 64))" >/dev/null
 check_sha=$(redis-cli -p "$redis_port" SCRIPT LOAD \
-  "$(cat "$root/src/store/lua/prelude.lua" "$root/src/store/lua/check.lua")")
+  "$(cat "$root/src/store/redis/lua/prelude.lua" "$root/src/store/redis/lua/check.lua")")
 # The minimal check: one HGET of the digest, one DEL when it matches. Its
 # records are many, so that nearly every call finds one no earlier call
 # deleted (redis-benchmark draws keys at random, with repeats).
@@ -279,7 +279,7 @@ evalsha_check() { # requests
   # for a wrong code (read the fields, count the attempt and the number's two
   # failed-check windows, read the view), in check.lua's argument order.
   redis_bench "$ceiling_records" "$1" EVALSHA "$check_sha" 1 'ceiling:{bench}:v:__rand_int__' \
-    id '' "$now_ms" 86400000 '' 1 VEbench 'ceiling:{bench}:rl:' 3600000 86400000 \
+    id '' "$now_ms" 86400000 '' 1 VEbench 'ceiling:{bench}:rl:' 3600000 86400000 '' \
     "$(printf 'b%.0s' $(seq 64))"
 }
 evalsha_minimal() { # requests

@@ -31,15 +31,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use plivo_2fa::delivery::ANSWER_PATH;
 use plivo_2fa::domain::verification::SendPolicy;
 use plivo_2fa::domain::{
-    CallRef, Channel, Clock, CodeLength, Keyring, Locale, OtpCode, PhoneNumber, Status,
-    SystemClock, Verification, VerificationId,
+    ApplicationId, CallRef, Channel, Clock, CodeLength, Keyring, Locale, OtpCode, PhoneNumber,
+    Status, SystemClock, Verification, VerificationId,
 };
+use plivo_2fa::plivo::paths;
 use plivo_2fa::plivo::signature::{Method, sign_v3};
 use plivo_2fa::store::redis::RedisTarget;
-use plivo_2fa::store::{NewVerification, RedisStore, SendBudget, StartOutcome, VerificationStore};
+use plivo_2fa::store::{
+    CallStore, NewVerification, RedisStore, SendBudget, StartOutcome, VerificationStore,
+};
 use secrecy::SecretSlice;
 
 /// The code every preloaded verification holds.
@@ -240,6 +242,7 @@ async fn preload(p: Preload) -> Result<(), String> {
                 sealed: keyring.seal(code, id.as_str()),
                 verification: Verification {
                     id: id.clone(),
+                    application: ApplicationId::default(),
                     to,
                     channel: if p.voice {
                         Channel::Voice
@@ -328,10 +331,13 @@ fn sign(
     out: &Path,
     body_out: &Path,
 ) -> Result<(), String> {
-    let refs: Vec<String> = BufReader::new(File::open(calls).map_err(|e| e.to_string())?)
+    let refs: Vec<CallRef> = BufReader::new(File::open(calls).map_err(|e| e.to_string())?)
         .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+        .map(|line| {
+            let line = line.map_err(|e| e.to_string())?;
+            CallRef::parse(line.trim()).ok_or_else(|| format!("{line:?} is not a call reference"))
+        })
+        .collect::<Result<_, _>>()?;
     if refs.is_empty() {
         return Err(format!("{} lists no call references", calls.display()));
     }
@@ -344,7 +350,7 @@ fn sign(
         .as_micros();
     let mut file = BufWriter::new(File::create(out).map_err(|e| e.to_string())?);
     for i in 0..count {
-        let path = format!("{ANSWER_PATH}{}", refs[i % refs.len()]);
+        let path = paths::voice_answer(&refs[i % refs.len()]);
         let nonce = format!("{run}{i:08}");
         let signature = sign_v3(
             token.as_bytes(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the deploy kit in deploy/. Opt-in: not part of ./scripts/test.sh
 # (promtool comes with Debian's `prometheus` package, a large install that the
-# test command has no other use for). tests/ops.rs checks, in the test command,
+# test command has no other use for). tests/api/ops.rs checks, in the test command,
 # that the dashboard and the rules use only metrics the server exports.
 #
 #   ./scripts/check-deploy.sh            # the files

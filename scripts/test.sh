@@ -15,12 +15,12 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
   echo "test.sh: installing redis-server (Debian package)" >&2
   apt_install redis-server
 fi
-# tests/api.rs runs README's curl walk-through, which uses curl and jq.
+# tests/api/api.rs runs README's curl walk-through, which uses curl and jq.
 if ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
   echo "test.sh: installing curl and jq (Debian packages)" >&2
   apt_install curl jq
 fi
-# tests/browser.rs drives Debian's Chromium through chromedriver at these paths.
+# tests/api/browser.rs drives Debian's Chromium through chromedriver at these paths.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo "test.sh: installing chromium and chromium-driver (Debian packages)" >&2
   apt_install chromium chromium-driver

@@ -1,4 +1,4 @@
-//! Events out: signed JSON posted to the app backend's `WEBHOOK_URL`, in the
+//! Events out: signed JSON posted to each application's `WEBHOOK_URL`, in the
 //! Standard Webhooks style (`webhook-id`, `webhook-timestamp`, and
 //! `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`).
 //! Each event is kept in the store and sent by the job worker, so it survives
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use url::Url;
 
-use crate::domain::{Clock, Keyring, Timestamp, Verification};
-use crate::store::{Store, StoreError, VerificationStore};
+use crate::domain::{ApplicationId, Clock, Keyring, Timestamp, Verification};
+use crate::store::{EventStore, JobStore, Store, StoreError};
 use crate::view::VerificationView;
 
 pub const ID_HEADER: &str = "webhook-id";
@@ -33,6 +33,7 @@ pub const MAX_ATTEMPTS: u32 = 30;
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -78,7 +79,9 @@ struct Payload<'a> {
 }
 
 /// An event as it waits in the store: its body sealed (`sealed`), or in the
-/// clear (`body`) when an older version queued it.
+/// clear (`body`) when an older version queued it, and the application whose
+/// webhook it goes to (none: the default, as queued by a version without
+/// applications).
 #[derive(Serialize, Deserialize)]
 struct Pending {
     attempt: u32,
@@ -86,6 +89,8 @@ struct Pending {
     sealed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<ApplicationId>,
 }
 
 /// What became of one attempt.
@@ -97,64 +102,73 @@ pub enum Sent {
     Dropped,
 }
 
-#[derive(Clone)]
-struct Sink {
+/// Where an application's events go (`WEBHOOK_URL`) and the key that signs
+/// them (`WEBHOOK_SECRET`).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub url: Url,
+    pub key: SecretSlice<u8>,
+}
+
+/// An application's webhook, with the HTTP client that posts to it.
+pub struct Webhook {
     url: Url,
     key: SecretSlice<u8>,
     http: reqwest::Client,
 }
 
-#[derive(Clone)]
-pub struct Events {
-    store: Store,
-    clock: Arc<dyn Clock>,
-    keyring: Arc<Keyring>,
-    sink: Option<Arc<Sink>>,
-}
-
-impl std::fmt::Debug for Events {
+impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Events")
-            .field("enabled", &self.sink.is_some())
+        f.debug_struct("Webhook")
+            .field("url", &self.url.as_str())
             .finish_non_exhaustive()
     }
 }
 
-impl Events {
-    pub fn new(
-        store: Store,
-        clock: Arc<dyn Clock>,
-        keyring: Arc<Keyring>,
-        webhook: Option<(Url, SecretSlice<u8>)>,
-    ) -> Result<Self, String> {
-        let sink = match webhook {
-            None => None,
-            Some((url, key)) => Some(Arc::new(Sink {
-                url,
-                key,
-                http: reqwest::Client::builder()
-                    .timeout(SEND_TIMEOUT)
-                    .connect_timeout(Duration::from_secs(3))
-                    .user_agent(concat!("plivo-2fa/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            })),
-        };
+impl Webhook {
+    pub fn new(settings: WebhookSettings) -> Result<Self, String> {
         Ok(Self {
+            url: settings.url,
+            key: settings.key,
+            http: reqwest::Client::builder()
+                .timeout(SEND_TIMEOUT)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .user_agent(concat!("plivo-2fa/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// The events waiting to be sent, shared by every application: each is kept
+/// (sealed) in the store and sent by the job worker to its application's
+/// webhook.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    keyring: Arc<Keyring>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, keyring: Arc<Keyring>) -> Self {
+        Self {
             store,
             clock,
             keyring,
-            sink,
-        })
+        }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.sink.is_some()
-    }
-
-    /// Queues an event about `v` (nothing when no webhook is configured).
-    pub async fn emit(&self, kind: EventKind, v: &Verification) {
-        if self.sink.is_none() {
+    /// Queues an event about `v` for `webhook`, its application's (nothing
+    /// when the application has none).
+    pub async fn emit(&self, webhook: Option<&Webhook>, kind: EventKind, v: &Verification) {
+        if webhook.is_none() {
             return;
         }
         if let Err(e) = self.queue(kind, v).await {
@@ -164,7 +178,7 @@ impl Events {
 
     async fn queue(&self, kind: EventKind, v: &Verification) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let id = format!("evt_{}", crate::sandbox::random_hex(16));
+        let id = format!("evt_{}", crate::domain::random::hex(16));
         let body = serde_json::to_string(&Payload {
             kind: kind.as_str(),
             timestamp: now.to_rfc3339(),
@@ -175,9 +189,10 @@ impl Events {
             attempt: 0,
             sealed: Some(self.keyring.seal_event(&body, &id)),
             body: None,
+            app: (!v.application.is_default()).then(|| v.application.clone()),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.store.put_blob(&id, &pending, KEEP_MS).await?;
+        self.store.put_event(&id, &pending, KEEP_MS).await?;
         self.store
             .schedule(&format!("{JOB_PREFIX}{id}"), now)
             .await?;
@@ -185,16 +200,24 @@ impl Events {
         Ok(())
     }
 
-    /// Makes one attempt to send event `id`.
-    pub async fn send(&self, id: &str) -> Result<Sent, StoreError> {
-        let Some(sink) = &self.sink else {
-            return Ok(Sent::Dropped);
-        };
-        let Some(raw) = self.store.get_blob(id).await? else {
+    /// Makes one attempt to send event `id` to the webhook `webhook_of` gives
+    /// its application (dropped when that has none any more).
+    pub async fn send(
+        &self,
+        id: &str,
+        webhook_of: impl Fn(&ApplicationId) -> Option<Arc<Webhook>>,
+    ) -> Result<Sent, StoreError> {
+        let Some(raw) = self.store.event(id).await? else {
             return Ok(Sent::Dropped);
         };
         let Ok(mut pending) = serde_json::from_str::<Pending>(&raw) else {
-            self.store.delete_blob(id).await?;
+            self.store.delete_event(id).await?;
+            return Ok(Sent::Dropped);
+        };
+        let app = pending.app.clone().unwrap_or_default();
+        let Some(sink) = webhook_of(&app) else {
+            tracing::warn!(event.id = %id, application = %app, "event dropped: its application has no webhook");
+            self.store.delete_event(id).await?;
             return Ok(Sent::Dropped);
         };
         let body = match (&pending.sealed, &pending.body) {
@@ -203,13 +226,13 @@ impl Events {
                 Err(e) => {
                     // Sealed under a secret no longer configured: it cannot be sent.
                     tracing::error!(event.id = %id, error = %e, "event dropped: it cannot be opened");
-                    self.store.delete_blob(id).await?;
+                    self.store.delete_event(id).await?;
                     return Ok(Sent::Dropped);
                 }
             },
             (None, Some(body)) => body.clone(),
             (None, None) => {
-                self.store.delete_blob(id).await?;
+                self.store.delete_event(id).await?;
                 return Ok(Sent::Dropped);
             }
         };
@@ -233,13 +256,13 @@ impl Events {
             .await;
         let status = result.as_ref().map(|r| r.status().as_u16()).ok();
         if status.is_some_and(|s| (200..300).contains(&s)) {
-            self.store.delete_blob(id).await?;
+            self.store.delete_event(id).await?;
             tracing::info!(event.id = %id, "event delivered");
             return Ok(Sent::Delivered);
         }
         pending.attempt += 1;
         if pending.attempt >= MAX_ATTEMPTS {
-            self.store.delete_blob(id).await?;
+            self.store.delete_event(id).await?;
             tracing::error!(event.id = %id, attempts = pending.attempt, "event given up");
             return Ok(Sent::Dropped);
         }
@@ -248,7 +271,7 @@ impl Events {
             .min(MAX_BACKOFF);
         let raw =
             serde_json::to_string(&pending).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.store.put_blob(id, &raw, KEEP_MS).await?;
+        self.store.put_event(id, &raw, KEEP_MS).await?;
         tracing::warn!(event.id = %id, attempt = pending.attempt, http.status = ?status, retry_in_s = backoff.as_secs(), "event not accepted; will retry");
         Ok(Sent::Retry(now.plus(backoff)))
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{Clock, Timestamp};
-use crate::store::{Store, StoreError, VerificationStore, window_of};
+use crate::store::{CounterStore, Store, StoreError, window_of};
 
 /// At most `max` hits per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl Limiter {
     ) -> Result<Decision, StoreError> {
         let now = self.clock.now();
         let name = Self::name(scope, subject);
-        let count = self.store.hit(&name, limit.window_ms(), 1, now).await?;
+        let count = self.store.add(&name, limit.window_ms(), 1, now).await?;
         Ok(Self::decide(count, limit, &name, now))
     }
 
@@ -85,7 +85,7 @@ impl Limiter {
     ) -> Result<Decision, StoreError> {
         let now = self.clock.now();
         let name = Self::name(scope, subject);
-        let count = self.store.hit(&name, limit.window_ms(), 0, now).await?;
+        let count = self.store.count(&name, limit.window_ms(), now).await?;
         Ok(Self::decide(count, limit, &name, now))
     }
 
@@ -103,26 +103,26 @@ impl Limiter {
         let before =
             Timestamp::from_millis(now.as_millis() - i64::try_from(window_ms).unwrap_or(i64::MAX));
         let (current, previous) = tokio::join!(
-            self.store.hit(&name, window_ms, 0, now),
-            self.store.hit(&name, window_ms, 0, before),
+            self.store.count(&name, window_ms, now),
+            self.store.count(&name, window_ms, before),
         );
         let (_, end) = window_of(&name, window_ms, now);
         let left = now.millis_until(end) as f64 / window_ms as f64;
         Ok((current?, previous?, 1.0 - left))
     }
 
-    /// Adds hits without deciding (events a later `peek` judges).
-    pub async fn record(
+    /// Adds `n` hits without deciding (events a later `peek` judges).
+    pub async fn add(
         &self,
         scope: &str,
         subject: &str,
         window: Duration,
-        by: u64,
+        n: u64,
     ) -> Result<u64, StoreError> {
         let now = self.clock.now();
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         self.store
-            .hit(&Self::name(scope, subject), window_ms, by, now)
+            .add(&Self::name(scope, subject), window_ms, n, now)
             .await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use plivo_2fa::config::Settings;
 use plivo_2fa::domain::SystemClock;
-use plivo_2fa::startup::Application;
+use plivo_2fa::startup::{Application, StartupError};
 use secrecy::ExposeSecret;
 
 #[derive(Debug, Parser)]
@@ -113,7 +113,13 @@ fn check_templates(dir: &std::path::Path) -> ExitCode {
 fn serve(config: Option<&std::path::Path>) -> ExitCode {
     let settings = match Settings::load(config) {
         Ok(s) => s,
-        Err(e) => return fail(&format!("configuration: {e}")),
+        // Every bad setting, one line each.
+        Err(errors) => {
+            for e in errors.errors() {
+                eprintln!("plivo-2fa: configuration: {e}");
+            }
+            return ExitCode::from(2);
+        }
     };
     // actix serves HTTP on worker threads of its own (one per core); this
     // runtime only drives the store's connection, the job worker and start-up,
@@ -130,6 +136,12 @@ fn serve(config: Option<&std::path::Path>) -> ExitCode {
     runtime.block_on(async move {
         let app = match Application::build(settings, Arc::new(SystemClock)).await {
             Ok(app) => app,
+            Err(StartupError::Config(errors)) => {
+                for e in errors.errors() {
+                    eprintln!("plivo-2fa: {e}");
+                }
+                return ExitCode::from(2);
+            }
             Err(e) => return fail(&e.to_string()),
         };
         if let Some(key) = &app.generated_api_key {

@@ -1,6 +1,6 @@
 //! The one place that builds concrete things: the store, the keyring, the Plivo
-//! client (pointed at Plivo or at the sandbox simulator), the verifier, and the
-//! actix App bound to its listener.
+//! client (pointed at Plivo or at the sandbox simulator), the applications,
+//! the use cases, the job worker, and the actix App bound to its listener.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -11,21 +11,25 @@ use actix_web::{App, web};
 use secrecy::SecretString;
 use url::Url;
 
-use crate::config::{ConfigError, PlivoMode, Settings};
+use crate::abuse::SendGuard;
+use crate::apps::{self, Apps};
+use crate::config::{ConfigError, ConfigErrors, PlivoMode, Settings};
 use crate::connections::{self, Conn, Gate, Limits, LimitsError};
-use crate::delivery::{CallSettings, Deliverer, Route};
-use crate::domain::verification::SendPolicy;
-use crate::domain::{Clock, Keyring};
+use crate::delivery::Deliverer;
+use crate::domain::{Clock, Keyring, random};
 use crate::drain::Drain;
-use crate::events::Events;
-use crate::guard::Guard;
+use crate::events::{Outbox, Webhook};
+use crate::jobs::Jobs;
 use crate::limits::Limiter;
 use crate::plivo::PlivoClient;
 use crate::plivo::client::PlivoClientConfig;
 use crate::plivo::xml::Templates;
-use crate::routes::{self, AppState};
-use crate::sandbox::{Simulator, random_hex};
-use crate::service::{Policy, Verifier};
+use crate::routes::{self, AppState, UseCases};
+use crate::sandbox::Simulator;
+use crate::service::{
+    CheckCode, Dispatcher, Expiry, Fallback, ReadVerification, Receipts, StartVerification,
+    VoiceCall,
+};
 use crate::store::redis::Persistence;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 
@@ -45,7 +49,7 @@ const FLUSH_GRACE: Duration = Duration::from_millis(50);
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] ConfigErrors),
     #[error("REDIS_URL: cannot use Redis: {0}")]
     Store(#[from] StoreError),
     #[error("LISTEN_ADDR: cannot listen: {0}")]
@@ -70,7 +74,8 @@ pub struct Application {
     pub demo_page: bool,
     simulator: Option<Simulator>,
     worker: tokio::task::JoinHandle<()>,
-    verifier: Verifier,
+    use_cases: UseCases,
+    apps: Arc<Apps>,
     drain: Arc<Drain>,
 }
 
@@ -96,20 +101,26 @@ impl Application {
                 LimitsError::AboveFdLimit { .. } => "MAX_CONNECTIONS",
                 LimitsError::PerClientAboveTotal { .. } => "MAX_CONNECTIONS_PER_IP",
             };
-            StartupError::Config(ConfigError {
-                var: var.into(),
-                reason: e.to_string(),
-            })
+            StartupError::Config(
+                ConfigError {
+                    var: var.into(),
+                    reason: e.to_string(),
+                }
+                .into(),
+            )
         })?;
         let listener = TcpListener::bind(settings.listen_addr).map_err(StartupError::Listen)?;
         let local = listener.local_addr().map_err(StartupError::Listen)?;
         let base_url = match &settings.public_base_url {
             Some(url) => url.clone(),
             None => Url::parse(&format!("http://{local}")).map_err(|e| {
-                StartupError::Config(ConfigError {
-                    var: "LISTEN_ADDR".into(),
-                    reason: e.to_string(),
-                })
+                StartupError::Config(
+                    ConfigError {
+                        var: "LISTEN_ADDR".into(),
+                        reason: e.to_string(),
+                    }
+                    .into(),
+                )
             })?,
         };
 
@@ -180,62 +191,69 @@ impl Application {
             }
         };
         let client = PlivoClient::new(client_config).map_err(StartupError::Plivo)?;
-        let route = match &settings.phlo_id {
-            Some(id) => Route::Phlo(id.clone()),
-            None => Route::Api,
-        };
-        let phlo_mode = matches!(route, Route::Phlo(_));
-        let deliverer = Deliverer::new(
-            client,
-            route,
-            settings.from_number.clone(),
-            base_url.clone(),
-            settings.sms.clone(),
-            CallSettings {
-                machine_detection: settings.machine_detection.clone(),
-                time_limit: settings.voice_time_limit_secs,
-            },
-        );
-        let policy = Policy {
-            code_length: settings.code_length,
-            lifetime: settings.lifetime,
-            max_attempts: settings.max_attempts,
-            send: SendPolicy {
-                cooldown_ms: u64::try_from(settings.resend_cooldown.as_millis())
-                    .unwrap_or(u64::MAX),
-                max_sends: settings.max_sends,
-            },
-            // No number to call from (a Powerpack sends the SMS): no fallback call.
-            fallback_after: settings
-                .fallback_after
-                .filter(|_| settings.from_number.is_some()),
-            fallback_without_receipt: !phlo_mode || settings.phlo_receipts,
-        };
-        if settings.from_number.is_none() {
+        if settings.delivery.voice_from.is_none() {
             tracing::warn!(
                 "no PLIVO_FROM_NUMBER: SMS go through the Powerpack; voice calls and the voice fallback are off"
             );
         }
+        let deliverer = Deliverer::new(client, base_url.clone(), settings.delivery.clone());
+        let capabilities = routes::Capabilities {
+            voice: deliverer.voice_available(),
+            own_sms_text: deliverer.writes_sms_text(),
+        };
         let store_kind = store.describe();
         let limiter = Limiter::new(store.clone(), clock.clone());
-        let events = Events::new(
+        let (apps, generated_api_key) = applications(&settings, &limiter, &store)?;
+        let apps = Arc::new(apps);
+        let outbox = Outbox::new(store.clone(), clock.clone(), Arc::clone(&keyring));
+        let dispatcher = Dispatcher::new(store.clone(), deliverer);
+        let fallback = Fallback::new(
+            store.clone(),
+            Arc::clone(&keyring),
+            clock.clone(),
+            dispatcher.clone(),
+            outbox.clone(),
+            Arc::clone(&apps),
+        );
+        let use_cases = UseCases {
+            start: StartVerification::new(
+                store.clone(),
+                Arc::clone(&keyring),
+                clock.clone(),
+                dispatcher,
+                outbox.clone(),
+            ),
+            check: CheckCode::new(
+                store.clone(),
+                Arc::clone(&keyring),
+                clock.clone(),
+                outbox.clone(),
+            ),
+            read: ReadVerification::new(store.clone(), clock.clone(), outbox.clone()),
+            receipts: Receipts::new(
+                store.clone(),
+                Arc::clone(&keyring),
+                clock.clone(),
+                outbox.clone(),
+                fallback.clone(),
+                Arc::clone(&apps),
+            ),
+            voice: VoiceCall::new(store.clone(), Arc::clone(&keyring), clock.clone()),
+        };
+        let jobs = Jobs::new(
             store.clone(),
             clock.clone(),
-            Arc::clone(&keyring),
-            settings.webhook.clone(),
-        )
-        .map_err(StartupError::Plivo)?;
-        let guard = Guard::new(limiter.clone(), store.clone(), settings.abuse.clone());
-        let verifier = Verifier::new(store, keyring, deliverer, clock, policy, events, guard);
-        let worker = tokio::spawn(crate::jobs::run(verifier.clone(), settings.scheduler_poll));
-        let app_verifier = verifier.clone();
-
-        let (api_keys, generated_api_key) = if settings.api_keys.is_empty() {
-            let key = SecretString::from(format!("sandbox_{}", random_hex(16)));
-            (vec![key.clone()], Some(key))
-        } else {
-            (settings.api_keys.clone(), None)
-        };
+            fallback,
+            Expiry::new(
+                store.clone(),
+                clock.clone(),
+                outbox.clone(),
+                Arc::clone(&apps),
+            ),
+            outbox,
+            Arc::clone(&apps),
+        );
+        let worker = tokio::spawn(jobs.run(settings.scheduler_poll));
 
         let sandbox_on = simulator.is_some();
         let features = routes::Features {
@@ -243,9 +261,18 @@ impl Application {
             demo_page: settings.demo_page,
         };
         let drain = Drain::new();
+        let default_abuse = apps.default_app().map(|a| a.guard.settings().clone());
         let state = web::Data::new(AppState {
-            verifier,
-            api_keys: routes::auth::ApiKeys::new(&api_keys),
+            apps: Arc::clone(&apps),
+            use_cases: use_cases.clone(),
+            capabilities,
+            clock: clock.clone(),
+            replay: routes::signed::ReplayGuard::new(
+                store.clone(),
+                clock.clone(),
+                apps.longest_lifetime(),
+            ),
+            readiness: store,
             sandbox: simulator.as_ref().map(|s| s.state.clone()),
             plivo_tokens,
             accept_v2: settings.plivo_accept_v2,
@@ -255,8 +282,8 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             drain: Arc::clone(&drain),
             demo: routes::demo::DemoSettings::new(
-                settings.abuse.allowed_countries.clone(),
-                settings.webotp_domain.clone(),
+                default_abuse.and_then(|a| a.allowed_countries),
+                apps.default_app().and_then(|a| a.webotp_domain.clone()),
             ),
         });
         let gate = Gate::new(limits.per_client, settings.trusted_proxies.clone());
@@ -289,7 +316,8 @@ impl Application {
             demo_page: features.demo_page,
             simulator,
             worker,
-            verifier: app_verifier,
+            use_cases,
+            apps,
             drain,
         })
     }
@@ -303,8 +331,13 @@ impl Application {
     }
 
     /// The use cases behind the routes, for in-process drivers (tests, benches).
-    pub fn verifier(&self) -> Verifier {
-        self.verifier.clone()
+    pub fn use_cases(&self) -> UseCases {
+        self.use_cases.clone()
+    }
+
+    /// The applications it serves.
+    pub fn apps(&self) -> Arc<Apps> {
+        Arc::clone(&self.apps)
     }
 
     /// Serves until SIGINT/SIGTERM: then stops accepting, lets the requests
@@ -339,6 +372,50 @@ impl Application {
         }
         result
     }
+}
+
+/// Every configured application, ready to serve, and the key generated for
+/// the sandbox's default application when it has none.
+fn applications(
+    settings: &Settings,
+    limiter: &Limiter,
+    store: &Store,
+) -> Result<(Apps, Option<SecretString>), StartupError> {
+    let mut generated = None;
+    let mut apps = Vec::with_capacity(settings.applications.len());
+    for app in &settings.applications {
+        let mut keys = app.api_keys.clone();
+        if keys.is_empty() {
+            let key = SecretString::from(format!("sandbox_{}", random::hex(16)));
+            keys.push(key.clone());
+            generated = Some(key);
+        }
+        let webhook = app
+            .webhook
+            .clone()
+            .map(Webhook::new)
+            .transpose()
+            .map_err(StartupError::Plivo)?
+            .map(Arc::new);
+        let ready = apps::App {
+            id: app.id.clone(),
+            brand: app.brand.clone(),
+            policy: app.policy,
+            channels: app.channels,
+            default_locale: app.default_locale.clone(),
+            wording: app.wording.clone(),
+            guard: SendGuard::new(
+                app.id.clone(),
+                limiter.clone(),
+                store.clone(),
+                app.abuse.clone(),
+            ),
+            webhook,
+            webotp_domain: app.webotp_domain.clone(),
+        };
+        apps.push((ready, keys));
+    }
+    Ok((Apps::new(apps), generated))
 }
 
 /// Without AOF or RDB, a Redis restart loses every pending verification,

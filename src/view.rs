@@ -9,6 +9,8 @@ use crate::domain::{CallOutcome, Channel, Delivery, Status, Timestamp, Verificat
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerificationView<'a> {
     id: &'a str,
+    /// The application it belongs to (`default` for the top-level settings').
+    application: &'a str,
     to: &'a str,
     channel: Channel,
     locale: &'a str,
@@ -45,6 +47,7 @@ impl<'a> VerificationView<'a> {
     pub fn new(v: &'a Verification) -> Self {
         Self {
             id: v.id.as_str(),
+            application: v.application.as_str(),
             to: v.to.as_e164(),
             channel: v.channel,
             locale: v.locale.as_str(),
@@ -63,7 +66,7 @@ impl<'a> DeliveryView<'a> {
         Self {
             channel: d.channel,
             provider_id: d.has_provider_id().then_some(d.provider_id.as_str()),
-            status: &d.status,
+            status: d.status.as_str(),
             error_code: d.error_code.as_deref(),
             error_reason: match d.channel {
                 Channel::Sms => d.error_code.as_deref().and_then(sms_error_reason),

@@ -4,25 +4,16 @@
 
 use url::Url;
 
-use crate::domain::{CallRef, Channel, Delivery, OtpCode, Timestamp, UNKNOWN_STATUS, Verification};
+use crate::domain::{CallRef, Channel, Delivery, DeliveryStatus, OtpCode, Timestamp, Verification};
 use crate::plivo::client::{
     Accepted, CallRequest, DltFields, LOG_NOTHING, MAX_MESSAGE_EXPIRY_SECS,
     MIN_MESSAGE_EXPIRY_SECS, MessageRequest, PhloRunRequest, REDACTED,
 };
-use crate::plivo::{PlivoClient, PlivoError};
+use crate::plivo::{PlivoClient, PlivoError, paths};
 
 pub use sms::{AppHash, SmsWording};
 
 pub mod sms;
-
-/// The callback path Plivo posts message status to (followed by the verification id).
-pub const MESSAGE_STATUS_PATH: &str = "/plivo/message-status/";
-/// Plivo fetches a call's answer XML here (followed by the call reference).
-pub const ANSWER_PATH: &str = "/plivo/voice/answer/";
-/// The GetDigits action: "press 1 to hear it again" (followed by the call reference).
-pub const AGAIN_PATH: &str = "/plivo/voice/again/";
-/// Plivo posts a call's outcome here (followed by the call reference).
-pub const HANGUP_PATH: &str = "/plivo/voice/hangup/";
 
 /// How a code goes out on one send.
 #[derive(Debug, Clone, Copy)]
@@ -63,15 +54,6 @@ pub enum SmsSender {
 /// The country calling code India's DLT rules apply to.
 pub const DLT_CALLING_CODE: &str = "+91";
 
-/// SMS settings, from configuration.
-#[derive(Debug, Clone)]
-pub struct SmsSettings {
-    pub sender: SmsSender,
-    pub wording: SmsWording,
-    /// India's DLT registration, sent on every SMS to a +91 number.
-    pub dlt: Option<DltFields>,
-}
-
 /// How codes leave this server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -81,54 +63,49 @@ pub enum Route {
     Phlo(String),
 }
 
+/// How this server sends codes, for every application alike (the wording is
+/// each application's own): from configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub route: Route,
+    /// The caller ID of calls (and the PHLO's `from`); `None`: no voice.
+    pub voice_from: Option<String>,
+    pub sender: SmsSender,
+    /// India's DLT registration, sent on every SMS to a +91 number.
+    pub dlt: Option<DltFields>,
+    pub call: CallSettings,
+}
+
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     client: PlivoClient,
-    route: Route,
-    /// The caller ID of calls (and the PHLO's `from`); `None`: no voice.
-    voice_from: Option<String>,
     public_base: Url,
-    sms: SmsSettings,
-    call: CallSettings,
+    settings: Settings,
 }
 
 impl Deliverer {
-    pub fn new(
-        client: PlivoClient,
-        route: Route,
-        voice_from: Option<String>,
-        public_base: Url,
-        sms: SmsSettings,
-        call: CallSettings,
-    ) -> Self {
+    pub fn new(client: PlivoClient, public_base: Url, settings: Settings) -> Self {
         Self {
             client,
-            route,
-            voice_from,
             public_base,
-            sms,
-            call,
+            settings,
         }
     }
 
     /// Whether voice codes go through the Call API (and so need a call reference).
     pub fn calls_need_reference(&self) -> bool {
-        self.route == Route::Api
+        self.settings.route == Route::Api
     }
 
     /// Whether codes can be sent by voice (a caller ID is configured).
     pub fn voice_available(&self) -> bool {
-        self.voice_from.is_some()
+        self.settings.voice_from.is_some()
     }
 
     /// Whether the SMS text is this server's (false in PHLO mode, where the
     /// PHLO writes it, so autofill lines cannot be added).
     pub fn writes_sms_text(&self) -> bool {
-        self.route == Route::Api
-    }
-
-    pub fn brand(&self) -> &str {
-        self.sms.wording.brand()
+        self.settings.route == Route::Api
     }
 
     pub fn public_url(&self, path: &str) -> String {
@@ -138,7 +115,7 @@ impl Deliverer {
 
     /// Sends `code` for `verification`; returns the delivery to record. A send
     /// whose outcome is unknown (a timeout, an unreadable 2xx) is a delivery
-    /// with status [`UNKNOWN_STATUS`], not an error: Plivo may have sent it.
+    /// with status [`DeliveryStatus::Unknown`], not an error: Plivo may have sent it.
     /// Errors are definite, and their text holds no code, number or secret.
     #[tracing::instrument(skip_all, fields(verification.id = %verification.id, channel = dispatch.channel().as_str()))]
     pub async fn send(
@@ -146,15 +123,18 @@ impl Deliverer {
         verification: &Verification,
         code: &OtpCode,
         dispatch: Dispatch<'_>,
+        wording: &SmsWording,
         now: Timestamp,
     ) -> Result<Delivery, PlivoError> {
         let channel = dispatch.channel();
-        let result = self.request(verification, code, dispatch, now).await;
+        let result = self
+            .request(verification, code, dispatch, wording, now)
+            .await;
         let (provider_id, status) = match result {
             Ok(accepted) => {
                 tracing::info!("code handed to Plivo");
                 let id = accepted.provider_id.unwrap_or_else(Delivery::local_id);
-                (id, "queued")
+                (id, DeliveryStatus::Queued)
             }
             Err(e) => {
                 let to = verification.to.as_e164();
@@ -168,13 +148,13 @@ impl Deliverer {
                     return Err(e);
                 }
                 tracing::warn!(error = %e, "Plivo may or may not have the code: delivery unknown");
-                (Delivery::local_id(), UNKNOWN_STATUS)
+                (Delivery::local_id(), DeliveryStatus::Unknown)
             }
         };
         Ok(Delivery {
             channel,
             provider_id,
-            status: status.to_owned(),
+            status,
             error_code: None,
             updated_at: now.as_millis(),
             call: None,
@@ -188,15 +168,17 @@ impl Deliverer {
         verification: &Verification,
         code: &OtpCode,
         dispatch: Dispatch<'_>,
+        wording: &SmsWording,
         now: Timestamp,
     ) -> Result<Accepted, PlivoError> {
         let to = verification.to.as_e164().to_owned();
         let voice_from = || {
-            self.voice_from
+            self.settings
+                .voice_from
                 .clone()
                 .ok_or_else(|| PlivoError::NotSent("no PLIVO_FROM_NUMBER to call from".into()))
         };
-        match (&self.route, dispatch) {
+        match (&self.settings.route, dispatch) {
             (Route::Phlo(phlo_id), _) => {
                 let request = PhloRunRequest {
                     from: voice_from()?,
@@ -219,15 +201,15 @@ impl Deliverer {
                     ));
                 }
                 let dlt = self
-                    .sms
+                    .settings
                     .dlt
                     .clone()
                     .filter(|_| to.starts_with(DLT_CALLING_CODE));
-                let (src, powerpack_uuid) = match &self.sms.sender {
+                let (src, powerpack_uuid) = match &self.settings.sender {
                     SmsSender::Number(n) => (Some(n.clone()), None),
                     SmsSender::Powerpack(p) => (None, Some(p.clone())),
                 };
-                let text = self.sms.wording.render(
+                let text = wording.render(
                     &verification.locale,
                     code,
                     verification.minutes_left(now),
@@ -239,7 +221,7 @@ impl Deliverer {
                     powerpack_uuid,
                     dst: to,
                     text,
-                    url: self.public_url(&format!("{MESSAGE_STATUS_PATH}{}", verification.id)),
+                    url: self.public_url(&paths::message_status(&verification.id)),
                     method: "POST".to_owned(),
                     log: LOG_NOTHING.to_owned(),
                     message_expiry: left_secs.min(MAX_MESSAGE_EXPIRY_SECS),
@@ -253,12 +235,12 @@ impl Deliverer {
                 let request = CallRequest {
                     from: voice_from()?,
                     to,
-                    answer_url: self.public_url(&format!("{ANSWER_PATH}{}", call_ref.as_str())),
+                    answer_url: self.public_url(&paths::voice_answer(call_ref)),
                     answer_method: "POST".to_owned(),
-                    hangup_url: self.public_url(&format!("{HANGUP_PATH}{}", call_ref.as_str())),
+                    hangup_url: self.public_url(&paths::voice_hangup(call_ref)),
                     hangup_method: "POST".to_owned(),
-                    machine_detection: self.call.machine_detection.clone(),
-                    time_limit: self.call.time_limit,
+                    machine_detection: self.settings.call.machine_detection.clone(),
+                    time_limit: self.settings.call.time_limit,
                 };
                 self.client.make_call(&request).await
             }

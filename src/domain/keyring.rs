@@ -18,6 +18,7 @@ use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 
+use super::application::ApplicationId;
 use super::code::OtpCode;
 use super::phone::PhoneNumber;
 
@@ -36,6 +37,8 @@ const SEAL_LABEL: &[u8] = b"plivo-2fa/v1/code-seal";
 const NUMBER_SEAL_LABEL: &[u8] = b"plivo-2fa/v1/number-seal";
 const EVENT_SEAL_LABEL: &[u8] = b"plivo-2fa/v1/event-seal";
 const NUMBER_LABEL: &[u8] = b"plivo-2fa/v1/number";
+/// Prefixes an application's id in its numbers' keys.
+const APP_NUMBER_LABEL: &[u8] = b"plivo-2fa/v1/app-number:";
 const KEY_ID_LABEL: &[u8] = b"plivo-2fa/v1/key-id";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -254,7 +257,21 @@ impl Keyring {
     /// `OTP_SECRET` orphans lookups by number of verifications still pending,
     /// which then simply start afresh).
     pub fn number_key(&self, number: &PhoneNumber) -> NumberKey {
+        self.app_number_key(&ApplicationId::default(), number)
+    }
+
+    /// The key of a number's records in application `app`: the default
+    /// application's is [`Keyring::number_key`], unchanged from before there
+    /// were applications; another's also hashes its id, so the same number
+    /// has other keys (pointer, counters, hash tag) in every application.
+    pub fn app_number_key(&self, app: &ApplicationId, number: &PhoneNumber) -> NumberKey {
         let mut mac = self.primary().number.clone();
+        if !app.is_default() {
+            // An id holds no NUL: "shop" + NUL + number is never another pair.
+            mac.update(APP_NUMBER_LABEL);
+            mac.update(app.as_str().as_bytes());
+            mac.update(&[0]);
+        }
         mac.update(number.as_e164().as_bytes());
         let hash = hex::encode(mac.finalize().into_bytes());
         let tag = hash[..TAG_HEX_LEN].to_owned();
@@ -395,5 +412,21 @@ mod tests {
         assert_eq!(k1.tag.len(), TAG_HEX_LEN);
         assert!(k1.hash.starts_with(&k1.tag));
         assert!(!k1.hash.contains("4155550100"));
+    }
+
+    #[test]
+    fn a_number_has_other_keys_in_every_application_but_the_default_keeps_its_own() {
+        let ring = Keyring::new(&[secret(1)]);
+        let n = PhoneNumber::parse("+14155550100").unwrap();
+        let app = |id: &str| ApplicationId::parse(id).unwrap();
+        assert_eq!(
+            ring.app_number_key(&app("default"), &n),
+            ring.number_key(&n)
+        );
+        let shop = ring.app_number_key(&app("shop"), &n);
+        let bank = ring.app_number_key(&app("bank"), &n);
+        assert_ne!(shop, ring.number_key(&n));
+        assert_ne!(shop, bank);
+        assert_eq!(shop, ring.app_number_key(&app("shop"), &n));
     }
 }

@@ -11,7 +11,10 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 
+use super::application::ApplicationId;
+use super::delivery::{Delivery, DeliveryStatus};
 use super::keyring::TAG_HEX_LEN;
+use super::locale::Locale;
 use super::phone::PhoneNumber;
 use super::time::Timestamp;
 
@@ -178,203 +181,6 @@ impl fmt::Debug for CallRef {
     }
 }
 
-/// A BCP 47 language tag of the `ll` or `ll-RR` form, normalised to `ll-RR` case.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Locale(String);
-
-pub const DEFAULT_LOCALE: &str = "en-US";
-
-impl Locale {
-    pub fn parse(s: &str) -> Option<Self> {
-        let (lang, region) = match s.split_once('-') {
-            Some((l, r)) => (l, Some(r)),
-            None => (s, None),
-        };
-        let lang_ok =
-            (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_alphabetic());
-        let region_ok = region.is_none_or(|r| {
-            (r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()))
-                || (r.len() == 3 && r.bytes().all(|b| b.is_ascii_digit()))
-        });
-        if !lang_ok || !region_ok {
-            return None;
-        }
-        let mut out = lang.to_ascii_lowercase();
-        if let Some(r) = region {
-            out.push('-');
-            out.push_str(&r.to_ascii_uppercase());
-        }
-        Some(Self(out))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The locale most people in `region` (ISO 3166, `"DE"`) are addressed
-    /// in, from CLDR's likely subtags; `None` for regions not listed here.
-    pub fn for_region(region: &str) -> Option<Self> {
-        let language = REGION_LANGUAGES
-            .iter()
-            .find(|(r, _)| r.eq_ignore_ascii_case(region))
-            .map(|(_, l)| *l)?;
-        Self::parse(&format!("{language}-{region}"))
-    }
-
-    /// The closest of `available` (exact, then same language, then `en-US`,
-    /// then the first offered).
-    pub fn best_match<'a>(&self, available: &[&'a str]) -> &'a str {
-        let lang = self.0.split('-').next().unwrap_or_default();
-        available
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(&self.0))
-            .or_else(|| {
-                available.iter().find(|a| {
-                    a.split('-')
-                        .next()
-                        .is_some_and(|l| l.eq_ignore_ascii_case(lang))
-                })
-            })
-            .or_else(|| available.iter().find(|a| **a == DEFAULT_LOCALE))
-            .or_else(|| available.first())
-            .copied()
-            .unwrap_or(DEFAULT_LOCALE)
-    }
-}
-
-/// Region → the language CLDR's likely subtags give it (`und-XX`), for the
-/// regions callers are most often in. Anything else is spoken to in en-US.
-const REGION_LANGUAGES: &[(&str, &str)] = &[
-    ("US", "en"),
-    ("CA", "en"),
-    ("GB", "en"),
-    ("IE", "en"),
-    ("AU", "en"),
-    ("NZ", "en"),
-    ("SG", "en"),
-    ("ZA", "en"),
-    ("NG", "en"),
-    ("KE", "en"),
-    ("PH", "en"),
-    ("IN", "hi"),
-    ("FR", "fr"),
-    ("BE", "nl"),
-    ("LU", "fr"),
-    ("MC", "fr"),
-    ("SN", "fr"),
-    ("CI", "fr"),
-    ("DE", "de"),
-    ("AT", "de"),
-    ("CH", "de"),
-    ("LI", "de"),
-    ("ES", "es"),
-    ("MX", "es"),
-    ("AR", "es"),
-    ("CO", "es"),
-    ("CL", "es"),
-    ("PE", "es"),
-    ("VE", "es"),
-    ("EC", "es"),
-    ("GT", "es"),
-    ("CU", "es"),
-    ("BO", "es"),
-    ("DO", "es"),
-    ("HN", "es"),
-    ("PY", "es"),
-    ("SV", "es"),
-    ("NI", "es"),
-    ("CR", "es"),
-    ("PA", "es"),
-    ("UY", "es"),
-    ("PR", "es"),
-    ("IT", "it"),
-    ("SM", "it"),
-    ("BR", "pt"),
-    ("PT", "pt"),
-    ("AO", "pt"),
-    ("MZ", "pt"),
-    ("NL", "nl"),
-    ("DK", "da"),
-    ("SE", "sv"),
-    ("NO", "nb"),
-    ("FI", "fi"),
-    ("PL", "pl"),
-    ("JP", "ja"),
-];
-
-impl Default for Locale {
-    fn default() -> Self {
-        Self(DEFAULT_LOCALE.to_owned())
-    }
-}
-
-/// One attempt to deliver the code, as Plivo reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub channel: Channel,
-    /// Plivo's message_uuid, request_uuid or phlo_run_id.
-    pub provider_id: String,
-    /// Plivo's own status word (queued, sent, delivered, …).
-    pub status: String,
-    pub error_code: Option<String>,
-    /// Milliseconds since the epoch; shown as RFC 3339.
-    pub updated_at: i64,
-    /// For calls: how the call ended, from Plivo's hangup callback.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call: Option<CallOutcome>,
-    /// Plivo's `Sequence` on status callbacks: orders reports of equal rank.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequence: Option<u64>,
-    /// When this delivery was first recorded (ms since the epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<i64>,
-}
-
-/// The status of a delivery whose send had no clear outcome (Plivo timed
-/// out, or its 2xx answer could not be read): the code may have left. It
-/// ranks below every status Plivo reports, so any receipt moves it forward.
-pub const UNKNOWN_STATUS: &str = "unknown";
-
-/// How the provider id of a delivery whose Plivo id is not known starts: a
-/// send with an unknown outcome, or a 2xx answer that named no id. Plivo's
-/// ids are UUIDs, so no Plivo id starts like this.
-pub const LOCAL_ID_PREFIX: &str = "local-";
-
-impl Delivery {
-    /// A provider id for a send Plivo named no id for: unique, so several
-    /// such sends stay several deliveries.
-    pub fn local_id() -> String {
-        let mut random = [0u8; 8];
-        OsRng.fill_bytes(&mut random);
-        format!("{LOCAL_ID_PREFIX}{}", hex::encode(random))
-    }
-
-    /// Whether the provider id is Plivo's (not a [`Delivery::local_id`]).
-    pub fn has_provider_id(&self) -> bool {
-        !self.provider_id.starts_with(LOCAL_ID_PREFIX)
-    }
-
-    /// Whether this report, whose provider id matches no recorded delivery,
-    /// belongs to `old`: a delivery of the same channel recorded without
-    /// Plivo's id. Its first receipt tells which message it was; the report
-    /// then replaces it, id and all, so later receipts match as usual.
-    pub fn adopts(&self, old: &Delivery) -> bool {
-        !old.has_provider_id() && self.has_provider_id() && old.channel == self.channel
-    }
-
-    /// Whether this report should replace `old` (same provider id): a later
-    /// status by rank, or the same rank with a higher `Sequence`. Duplicates
-    /// and out-of-order reports never move a delivery backwards.
-    pub fn supersedes(&self, old: &Delivery) -> bool {
-        let (new_rank, old_rank) = (delivery_rank(&self.status), delivery_rank(&old.status));
-        new_rank > old_rank
-            || (new_rank == old_rank
-                && self.status != old.status
-                && matches!((self.sequence, old.sequence), (Some(n), Some(o)) if n > o))
-    }
-}
-
 /// Why an automatic voice fallback was not placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackSkip {
@@ -386,64 +192,12 @@ pub enum FallbackSkip {
     SendLimit,
 }
 
-/// How a voice call ended, as Plivo's hangup callback reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CallOutcome {
-    pub answered: bool,
-    pub hangup_cause_code: Option<String>,
-    pub hangup_cause_name: Option<String>,
-    /// Seconds.
-    pub duration: Option<u32>,
-}
-
-/// Orders delivery statuses so a late or repeated callback never moves a
-/// delivery backwards: queued < sent < (ringing) < in-progress < any final word.
-pub fn delivery_rank(status: &str) -> u8 {
-    match status {
-        UNKNOWN_STATUS => 0,
-        "queued" | "initiated" => 1,
-        "sent" | "ringing" => 2,
-        "in-progress" | "answered" => 3,
-        "delivered" | "undelivered" | "failed" | "rejected" | "completed" | "busy"
-        | "no-answer" | "canceled" | "timeout" | "read" => 4,
-        _ => 0,
-    }
-}
-
-/// Every delivery status word [`delivery_rank`] knows (Plivo's message and call states).
-const KNOWN_STATUSES: [&str; 16] = [
-    "queued",
-    "initiated",
-    "sent",
-    "ringing",
-    "in-progress",
-    "answered",
-    "delivered",
-    "undelivered",
-    "failed",
-    "rejected",
-    "completed",
-    "busy",
-    "no-answer",
-    "canceled",
-    "timeout",
-    "read",
-];
-
-/// A delivery status as a metric label: a word this server knows, or `other`
-/// (a callback's status is free text, and every label value is a series).
-pub fn status_label(status: &str) -> &'static str {
-    KNOWN_STATUSES
-        .iter()
-        .find(|s| **s == status)
-        .copied()
-        .unwrap_or("other")
-}
-
 /// A verification as the API shows it. Holds no code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     pub id: VerificationId,
+    /// The application it was started for: only that application's key sees it.
+    pub application: ApplicationId,
     pub to: PhoneNumber,
     pub channel: Channel,
     pub locale: Locale,
@@ -592,7 +346,7 @@ impl Verification {
         if self
             .deliveries
             .iter()
-            .any(|d| d.channel == Channel::Sms && d.status == "delivered")
+            .any(|d| d.channel == Channel::Sms && d.status == DeliveryStatus::Delivered)
         {
             return Err(FallbackSkip::Delivered);
         }
@@ -625,21 +379,10 @@ mod tests {
     const T0: Timestamp = Timestamp::from_millis(1_000_000);
     const TEN_MIN: i64 = 600_000;
 
-    #[test]
-    fn a_status_label_is_a_known_word_or_other() {
-        assert_eq!(status_label("delivered"), "delivered");
-        assert_eq!(status_label("no-answer"), "no-answer");
-        for free_text in ["", "Delivered", "delivered ", "x".repeat(300).as_str()] {
-            assert_eq!(status_label(free_text), "other", "{free_text:?}");
-        }
-        for known in KNOWN_STATUSES {
-            assert!(delivery_rank(known) > 0, "{known} has a rank");
-        }
-    }
-
     fn pending() -> Verification {
         Verification {
             id: VerificationId::generate("abcd"),
+            application: ApplicationId::default(),
             to: PhoneNumber::parse("+14155550100").unwrap(),
             channel: Channel::Sms,
             locale: Locale::default(),
@@ -732,23 +475,13 @@ mod tests {
         Delivery {
             channel: Channel::Sms,
             provider_id: "m".into(),
-            status: status.into(),
+            status: DeliveryStatus::parse(status),
             error_code: None,
             updated_at: 0,
             call: None,
             sequence,
             created_at: None,
         }
-    }
-
-    #[test]
-    fn deliveries_move_forward_by_rank_then_sequence_and_never_back() {
-        assert!(sms("sent", None).supersedes(&sms("queued", None)));
-        assert!(sms("delivered", Some(2)).supersedes(&sms("sent", Some(1))));
-        assert!(!sms("sent", Some(3)).supersedes(&sms("delivered", Some(2))));
-        assert!(!sms("delivered", Some(2)).supersedes(&sms("delivered", Some(2))));
-        assert!(sms("undelivered", Some(3)).supersedes(&sms("delivered", Some(2))));
-        assert!(!sms("undelivered", Some(1)).supersedes(&sms("delivered", Some(2))));
     }
 
     #[test]
@@ -789,25 +522,5 @@ mod tests {
         assert!(!format!("{r:?}").contains(&r.as_str()[8..]));
         assert!(CallRef::parse("CR123").is_none());
         assert!(CallRef::parse(&r.as_str().to_uppercase()).is_none());
-    }
-
-    #[test]
-    fn locales_fall_back_to_the_same_language_then_to_en_us() {
-        let offered = ["en-US", "en-GB", "es-ES", "es-US", "fr-FR"];
-        let pick = |s: &str| Locale::parse(s).unwrap().best_match(&offered);
-        assert_eq!(pick("en-GB"), "en-GB");
-        assert_eq!(pick("es-MX"), "es-ES");
-        assert_eq!(pick("fr"), "fr-FR");
-        assert_eq!(pick("ja-JP"), "en-US");
-    }
-
-    #[test]
-    fn locales_normalise_case_and_refuse_junk() {
-        assert_eq!(Locale::parse("EN-us").unwrap().as_str(), "en-US");
-        assert_eq!(Locale::parse("es-419").unwrap().as_str(), "es-419");
-        assert_eq!(Locale::parse("fr").unwrap().as_str(), "fr");
-        for bad in ["", "e", "english", "en_US", "en-USA", "<b>", "en-"] {
-            assert!(Locale::parse(bad).is_none(), "{bad}");
-        }
     }
 }

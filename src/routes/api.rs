@@ -9,11 +9,12 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::ApiClient;
 use super::error::{ApiError, ErrorBody, retry_secs};
+use crate::abuse::Requester;
+use crate::apps::App;
 use crate::delivery::AppHash;
 use crate::domain::verification::CheckResult;
 use crate::domain::{Channel, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
-use crate::guard::Requester;
-use crate::service::{CheckBy, StartError, Started};
+use crate::service::{CheckBy, StartError, StartRequest as Start, Started};
 use crate::view::VerificationView;
 
 /// Longest accepted `locale` value.
@@ -61,16 +62,16 @@ fn parse_channel(raw: Option<&str>) -> Result<Channel, ApiError> {
     }
 }
 
-fn parse_locale(raw: Option<&str>) -> Result<Locale, ApiError> {
+fn parse_locale(app: &App, raw: Option<&str>) -> Result<Locale, ApiError> {
     match raw {
-        None => Ok(Locale::default()),
+        None => Ok(app.default_locale.clone()),
         Some(l) if l.len() <= MAX_LOCALE_LEN => Locale::parse(l).ok_or_else(invalid_locale),
         Some(_) => Err(invalid_locale()),
     }
 }
 
 fn parse_app_hash(state: &AppState, raw: &str) -> Result<AppHash, ApiError> {
-    if !state.verifier.writes_sms_text() {
+    if !state.capabilities.own_sms_text {
         return Err(ApiError::bad_request(
             "invalid_app_hash",
             "`app_hash` needs the Message API; in PHLO mode the PHLO writes the SMS.",
@@ -128,7 +129,7 @@ pub async fn start(
         ip: state.client_ip(&req),
         api_key: Some(client.key_index),
     };
-    let (status, v) = start_verification(&state, body.into_inner(), &who).await?;
+    let (status, v) = start_verification(&state, &client.app, body.into_inner(), &who).await?;
     Ok(respond(status, &v))
 }
 
@@ -136,28 +137,40 @@ pub async fn start(
 /// the app API and the demo page, so both parse and refuse alike.
 pub(crate) async fn start_verification(
     state: &AppState,
+    app: &App,
     body: StartRequest,
     who: &Requester,
 ) -> Result<(StatusCode, Verification), ApiError> {
     let to = parse_phone(&body.to)?;
     let channel = parse_channel(body.channel.as_deref())?;
-    let locale = parse_locale(body.locale.as_deref())?;
+    let locale = parse_locale(app, body.locale.as_deref())?;
     let app_hash = body
         .app_hash
         .as_deref()
         .map(|raw| parse_app_hash(state, raw))
         .transpose()?;
-    if channel == Channel::Voice && !state.verifier.voice_available() {
+    if !app.channels.allows(channel) {
+        return Err(ApiError::bad_request(
+            "invalid_channel",
+            format!(
+                "`channel` \"{}\" is not enabled for this application.",
+                channel.as_str()
+            ),
+        ));
+    }
+    if channel == Channel::Voice && !state.capabilities.voice {
         return Err(ApiError::bad_request(
             "invalid_channel",
             "Voice calls are not available on this server (it has no PLIVO_FROM_NUMBER to call from).",
         ));
     }
-    match state
-        .verifier
-        .start_with(to, channel, locale, app_hash, who)
-        .await
-    {
+    let request = Start {
+        to,
+        channel,
+        locale,
+        app_hash,
+    };
+    match state.use_cases.start.run(app, request, who).await {
         Err(StartError::Refused(refusal)) => Err(refusal.into()),
         Ok((Started::New, v)) => Ok((StatusCode::CREATED, v)),
         Ok((Started::Existing, v)) => Ok((StatusCode::OK, v)),
@@ -199,17 +212,17 @@ pub(crate) async fn start_verification(
         (status = 200, description = "approved, or pending with fewer attempts_remaining", body = VerificationView),
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 404, description = "No pending verification", body = ErrorBody),
+        (status = 404, description = "No pending verification of the key's application (another application's answers alike)", body = ErrorBody),
         (status = 429, description = "Attempts exhausted", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
 pub async fn check(
-    _client: ApiClient,
+    client: ApiClient,
     state: web::Data<AppState>,
     body: web::Json<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let v = check_verification(&state, body.into_inner()).await?;
+    let v = check_verification(&state, &client.app, body.into_inner()).await?;
     Ok(respond(StatusCode::OK, &v))
 }
 
@@ -218,6 +231,7 @@ pub async fn check(
 /// the demo page.
 pub(crate) async fn check_verification(
     state: &AppState,
+    app: &App,
     body: CheckRequest,
 ) -> Result<Verification, ApiError> {
     let target = match (body.to.as_deref(), body.id.as_deref()) {
@@ -230,11 +244,11 @@ pub(crate) async fn check_verification(
             ));
         }
     };
-    let policy = state.verifier.policy();
+    let policy = &app.policy;
     let code = OtpCode::parse(&body.code, policy.code_length)
         .map_err(|e| ApiError::bad_request("invalid_code", format!("`code`: {e}.")))?;
 
-    let Some((result, v)) = state.verifier.check(target, &code).await? else {
+    let Some((result, v)) = state.use_cases.check.run(app, target, &code).await? else {
         return Err(ApiError::not_found(
             "verification_not_found",
             "There is no pending verification for this number or id.",
@@ -275,19 +289,20 @@ pub(crate) async fn check_verification(
     responses(
         (status = 200, description = "The verification", body = VerificationView),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 404, description = "No such verification in the key's application (another application's answers alike)", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
 pub async fn get(
-    _client: ApiClient,
+    client: ApiClient,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let v = state
-        .verifier
-        .get(&id)
+        .use_cases
+        .read
+        .get(&client.app, &id)
         .await?
         .ok_or_else(unknown_verification)?;
     Ok(respond(StatusCode::OK, &v))
@@ -302,18 +317,18 @@ pub async fn get(
     responses(
         (status = 200, description = "Canceled", body = VerificationView),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 404, description = "No such verification", body = ErrorBody),
+        (status = 404, description = "No such verification in the key's application (another application's answers alike)", body = ErrorBody),
         (status = 409, description = "Already ended", body = ErrorBody),
         (status = 503, description = "The store is unavailable", body = ErrorBody),
     )
 )]
 pub async fn cancel(
-    _client: ApiClient,
+    client: ApiClient,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    match state.verifier.cancel(&id).await? {
+    match state.use_cases.read.cancel(&client.app, &id).await? {
         None => Err(unknown_verification()),
         Some((Ok(()), v)) => Ok(respond(StatusCode::OK, &v)),
         Some((Err(status), _)) => Err(ApiError::Conflict {

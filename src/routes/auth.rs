@@ -1,57 +1,27 @@
-//! Bearer API keys for app backends. Keys are held as SHA-256 digests and every
-//! configured key is compared in constant time, so neither a key's content nor
-//! which key matched leaks through timing. Keys are only read from the
-//! `Authorization` header, never from a query string.
+//! Bearer API keys for app backends: each key belongs to one application,
+//! and the request acts for it. Keys are held as SHA-256 digests and every
+//! configured key is compared in constant time (see [`crate::apps::ApiKeys`]).
+//! Keys are only read from the `Authorization` header, never from a query
+//! string.
 
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
+use std::sync::Arc;
+
 use actix_web::{FromRequest, HttpRequest, web};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::apps::App;
 
-#[derive(Clone)]
-pub struct ApiKeys {
-    digests: Vec<[u8; 32]>,
-}
-
-impl std::fmt::Debug for ApiKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ApiKeys({} key(s))", self.digests.len())
-    }
-}
-
-impl ApiKeys {
-    pub fn new(keys: &[SecretString]) -> Self {
-        Self {
-            digests: keys
-                .iter()
-                .map(|k| Sha256::digest(k.expose_secret().as_bytes()).into())
-                .collect(),
-        }
-    }
-
-    /// The index of the matching key (for metrics and limits), in constant time over all keys.
-    pub fn verify(&self, presented: &str) -> Option<usize> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut found = None;
-        for (i, known) in self.digests.iter().enumerate() {
-            if bool::from(known.ct_eq(&digest)) {
-                found = Some(i);
-            }
-        }
-        found
-    }
-}
-
-/// An authenticated app backend: extracting it checks the bearer key.
-#[derive(Debug, Clone, Copy)]
+/// An authenticated app backend: extracting it checks the bearer key, which
+/// names the application it acts for.
+#[derive(Debug, Clone)]
 pub struct ApiClient {
+    pub app: Arc<App>,
+    /// The key's index among its application's keys (for the per-key limit).
     pub key_index: usize,
 }
 
@@ -111,27 +81,11 @@ fn authenticate(req: &HttpRequest) -> Result<ApiClient, ApiError> {
             message: "This API key is not valid.",
         })?;
     state
-        .api_keys
-        .verify(presented)
-        .map(|key_index| ApiClient { key_index })
+        .apps
+        .authenticate(presented)
+        .map(|(app, key_index)| ApiClient { app, key_index })
         .ok_or(ApiError::Unauthorized {
             code: "invalid_api_key",
             message: "This API key is not valid.",
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_configured_key_verifies_and_its_index_is_reported() {
-        let keys = ApiKeys::new(&[
-            SecretString::from("first-key-0123456789"),
-            SecretString::from("second-key-0123456789"),
-        ]);
-        assert_eq!(keys.verify("second-key-0123456789"), Some(1));
-        assert_eq!(keys.verify("second-key-012345678"), None);
-        assert_eq!(keys.verify(""), None);
-    }
 }

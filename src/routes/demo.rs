@@ -11,6 +11,7 @@
 
 use std::future::{Ready, ready};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use serde::Serialize;
@@ -31,9 +32,10 @@ use super::api::{
 };
 use super::error::{ApiError, retry_secs};
 use super::one_method;
+use crate::abuse::{Requester, SendGuard};
+use crate::apps::App;
 use crate::domain::phone::{numbering_plan, regions};
 use crate::domain::{Channel, Status, Verification};
-use crate::guard::{Guard, Requester};
 use crate::limits::{Decision, Limit};
 use crate::sandbox::numbers;
 use crate::view::VerificationView;
@@ -127,7 +129,7 @@ impl DemoSettings {
     }
 
     /// The countries the page's picker offers: exactly those the server sends to.
-    pub fn countries(&self, guard: &Guard) -> &[CountryOption] {
+    pub fn countries(&self, guard: &SendGuard) -> &[CountryOption] {
         self.countries
             .get_or_init(|| country_options(self.allowed_countries.as_deref(), guard))
     }
@@ -147,7 +149,7 @@ pub struct CountryOption {
 
 /// The picker's countries: the allowed regions (every region when all are
 /// allowed) that have a numbering plan, sorted by ISO code.
-pub fn country_options(allowed: Option<&[String]>, guard: &Guard) -> Vec<CountryOption> {
+pub fn country_options(allowed: Option<&[String]>, guard: &SendGuard) -> Vec<CountryOption> {
     let mut wanted: Vec<&str> = match allowed {
         Some(list) => list.iter().map(String::as_str).collect(),
         None => regions(),
@@ -276,15 +278,18 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let token = cookie_value(&req, CSRF_COOKIE)
         .filter(|t| is_token(t))
         .map_or_else(new_token, str::to_owned);
+    let Ok(app) = demo_app(&state) else {
+        return ApiError::not_found("not_found", "The demo page is off.").error_response();
+    };
     let locales: Vec<&str> = state.templates.locales().collect();
     let html = render_page(
         INDEX_HTML,
         &PageVars {
-            brand: state.verifier.brand(),
+            brand: &app.brand,
             csrf_token: &token,
-            code_length: state.verifier.policy().code_length.get(),
+            code_length: app.policy.code_length.get(),
             sandbox: state.sandbox.as_ref().map(|_| numbers::ALL),
-            countries: state.demo.countries(state.verifier.guard()),
+            countries: state.demo.countries(&app.guard),
             locales: &locales,
             webotp_domain: state.demo.webotp_domain.as_deref(),
         },
@@ -436,9 +441,18 @@ struct DemoReply<'a> {
     resend_in_secs: Option<u64>,
 }
 
-fn reply(state: &AppState, status: StatusCode, v: &Verification) -> HttpResponse {
-    let now = state.verifier.now();
-    let policy = state.verifier.policy();
+/// The application the demo page runs as: the default one (configuration
+/// turns the page on only when there is one).
+fn demo_app(state: &AppState) -> Result<&Arc<App>, ApiError> {
+    state
+        .apps
+        .default_app()
+        .ok_or_else(|| ApiError::not_found("not_found", "The demo page is off."))
+}
+
+fn reply(state: &AppState, app: &App, status: StatusCode, v: &Verification) -> HttpResponse {
+    let now = state.now();
+    let policy = &app.policy;
     let cooldown = Duration::from_millis(policy.send.cooldown_ms);
     let resend_in_secs = (v.status_at(now) == Status::Pending && v.sends < policy.send.max_sends)
         .then(|| {
@@ -464,8 +478,9 @@ pub async fn start(
         ip: state.client_ip(&req),
         api_key: None,
     };
-    let (status, v) = start_verification(&state, body.into_inner(), &who).await?;
-    Ok(reply(&state, status, &v))
+    let app = demo_app(&state)?;
+    let (status, v) = start_verification(&state, app, body.into_inner(), &who).await?;
+    Ok(reply(&state, app, status, &v))
 }
 
 /// `POST /demo/api/check` `{"id" | "to", "code"}`
@@ -476,15 +491,17 @@ pub async fn check(
     body: web::Json<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
     enforce(&state, &req, "demo_check", CHECK_LIMIT).await?;
-    let v = check_verification(&state, body.into_inner()).await?;
-    Ok(reply(&state, StatusCode::OK, &v))
+    let app = demo_app(&state)?;
+    let v = check_verification(&state, app, body.into_inner()).await?;
+    Ok(reply(&state, app, StatusCode::OK, &v))
 }
 
 async fn load(state: &AppState, raw_id: &str) -> Result<Verification, ApiError> {
     let id = parse_id(raw_id)?;
     state
-        .verifier
-        .get(&id)
+        .use_cases
+        .read
+        .get(demo_app(state)?, &id)
         .await?
         .ok_or_else(unknown_verification)
 }
@@ -499,7 +516,7 @@ pub async fn status(
 ) -> Result<HttpResponse, ApiError> {
     enforce(&state, &req, "demo_read", READ_LIMIT).await?;
     let v = load(&state, &path).await?;
-    Ok(reply(&state, StatusCode::OK, &v))
+    Ok(reply(&state, demo_app(&state)?, StatusCode::OK, &v))
 }
 
 #[derive(Debug, Serialize)]
@@ -621,22 +638,30 @@ mod tests {
         assert!(render_page(template, &off).contains("content=\"\""));
     }
 
-    fn guard(allowed: &str) -> Guard {
-        let vars = [("ALLOWED_COUNTRIES".to_owned(), allowed.to_owned())].into();
-        let settings = crate::config::Settings::from_vars(&vars).unwrap();
+    fn guard(allowed: &str) -> SendGuard {
+        let settings = crate::abuse::Settings {
+            allowed_countries: (allowed != "*")
+                .then(|| allowed.split(',').map(str::to_owned).collect()),
+            ..crate::abuse::Settings::default()
+        };
         let store = crate::store::Store::Memory(crate::store::MemoryStore::new());
         let clock = std::sync::Arc::new(crate::domain::SystemClock);
         let limiter = crate::limits::Limiter::new(store.clone(), clock);
-        Guard::new(limiter, store, settings.abuse)
+        SendGuard::new(
+            crate::domain::ApplicationId::default(),
+            limiter,
+            store,
+            settings,
+        )
     }
 
     #[test]
     fn the_picker_offers_exactly_the_allowed_countries_with_examples_the_guard_accepts() {
-        let allowed: Vec<String> = crate::config::DEFAULT_ALLOWED_COUNTRIES
+        let allowed: Vec<String> = crate::abuse::DEFAULT_ALLOWED_COUNTRIES
             .split(',')
             .map(str::to_owned)
             .collect();
-        let g = guard(crate::config::DEFAULT_ALLOWED_COUNTRIES);
+        let g = guard(crate::abuse::DEFAULT_ALLOWED_COUNTRIES);
         let options = country_options(Some(&allowed), &g);
         let mut offered: Vec<&str> = options.iter().map(|c| c.region).collect();
         let mut expected: Vec<&str> = allowed.iter().map(String::as_str).collect();

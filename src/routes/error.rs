@@ -7,7 +7,7 @@ use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::guard::Refusal;
+use crate::abuse::Refusal;
 use crate::plivo::PlivoError;
 use crate::store::StoreError;
 

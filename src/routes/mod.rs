@@ -9,11 +9,14 @@ use url::Url;
 
 use ipnet::IpNet;
 
-use crate::delivery::{AGAIN_PATH, ANSWER_PATH, HANGUP_PATH, MESSAGE_STATUS_PATH};
+use crate::apps::Apps;
+use crate::domain::{Clock, Timestamp};
 use crate::limits::Limiter;
+use crate::plivo::paths;
 use crate::plivo::xml::Templates;
 use crate::sandbox::SandboxState;
-use crate::service::Verifier;
+use crate::service::{CheckCode, ReadVerification, Receipts, StartVerification, VoiceCall};
+use crate::store::Store;
 
 pub mod api;
 pub mod auth;
@@ -30,11 +33,38 @@ pub mod signed;
 /// Largest JSON body the app API accepts.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
 
+/// The use cases the routes call.
+#[derive(Debug, Clone)]
+pub struct UseCases {
+    pub start: StartVerification,
+    pub check: CheckCode,
+    pub read: ReadVerification,
+    pub receipts: Receipts,
+    pub voice: VoiceCall,
+}
+
+/// What the server can send, for the checks a start's input gets.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Whether codes can go out by voice (a caller ID is configured).
+    pub voice: bool,
+    /// Whether this server writes the SMS text (not in PHLO mode, where the
+    /// PHLO writes it, so autofill lines cannot be added).
+    pub own_sms_text: bool,
+}
+
 /// What every handler can reach.
 #[derive(Debug)]
 pub struct AppState {
-    pub verifier: Verifier,
-    pub api_keys: auth::ApiKeys,
+    /// Every application, and which API key opens which.
+    pub apps: Arc<Apps>,
+    pub use_cases: UseCases,
+    pub capabilities: Capabilities,
+    pub clock: Arc<dyn Clock>,
+    /// Refuses a signed callback's nonce seen before.
+    pub replay: signed::ReplayGuard,
+    /// What `/readyz` asks.
+    pub readiness: Store,
     /// Present in sandbox mode only.
     pub sandbox: Option<Arc<SandboxState>>,
     /// Every auth token Plivo may sign callbacks with (rotation).
@@ -54,6 +84,10 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// `PUBLIC_BASE_URL` in the form [`AppState::public_base`] holds.
     pub fn base_without_slash(url: &Url) -> String {
         url.as_str().trim_end_matches('/').to_owned()
@@ -74,15 +108,6 @@ impl AppState {
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         self.public_url(path)
     }
-}
-
-/// `/plivo/voice/answer/` → the scope `/voice/answer` inside `/plivo`.
-///
-/// actix matches a path against each pattern with a `{…}` segment by running
-/// a regular expression, in registration order; behind a static prefix only the
-/// requests under it pay for that.
-fn callback_scope(path: &str) -> actix_web::Scope {
-    web::scope(path.trim_start_matches("/plivo").trim_end_matches('/'))
 }
 
 /// Which optional route groups an App serves.
@@ -113,7 +138,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .limit(MAX_JSON_BODY)
         .content_type_required(true)
         .error_handler(error::json_error);
-    // Static prefixes before `{…}` patterns: see `callback_scope`.
+    // Static prefixes before `{…}` patterns: actix matches a path against each
+    // pattern with a `{…}` segment by running a regular expression, in
+    // registration order; behind a static prefix only the requests under it
+    // pay for that.
     cfg.app_data(json)
         .service(
             web::scope("/v1/verifications")
@@ -123,28 +151,33 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
                 .service(one_method("/{id}/cancel", web::post().to(api::cancel))),
         )
         .service(
-            web::scope("/plivo")
+            web::scope(paths::SCOPE)
                 .app_data(web::PayloadConfig::new(signed::MAX_CALLBACK_BODY))
                 .service(
-                    callback_scope(ANSWER_PATH)
+                    web::scope(paths::VOICE_ANSWER)
                         .route("/{call_ref}", web::post().to(plivo::answer))
                         .route("/{call_ref}", web::get().to(plivo::answer)),
                 )
                 .service(
-                    callback_scope(AGAIN_PATH).route("/{call_ref}", web::post().to(plivo::again)),
+                    web::scope(paths::VOICE_AGAIN)
+                        .route("/{call_ref}", web::post().to(plivo::again)),
                 )
                 .service(
-                    callback_scope(HANGUP_PATH).route("/{call_ref}", web::post().to(plivo::hangup)),
+                    web::scope(paths::VOICE_HANGUP)
+                        .route("/{call_ref}", web::post().to(plivo::hangup)),
                 )
                 .service(
-                    callback_scope(MESSAGE_STATUS_PATH)
+                    web::scope(paths::MESSAGE_STATUS)
                         .route("/{id}", web::post().to(plivo::message_status)),
                 )
                 .route(
-                    "/phlo/message-status",
+                    paths::PHLO_MESSAGE_STATUS,
                     web::post().to(plivo::phlo_message_status),
                 )
-                .route("/phlo/call-status", web::post().to(plivo::phlo_call_status)),
+                .route(
+                    paths::PHLO_CALL_STATUS,
+                    web::post().to(plivo::phlo_call_status),
+                ),
         )
         .service(probe(
             "/healthz",

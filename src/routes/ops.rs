@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::AppState;
-use crate::store::VerificationStore;
+use crate::store::Health;
 
 /// `GET /healthz`: 200 while the process runs.
 pub async fn healthz() -> HttpResponse {
@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: 200 when the store answers, else 503; 503 as well while
 /// the server drains for shutdown, so a load balancer stops sending to it.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store = state.verifier.store();
+    let store = &state.readiness;
     if state.drain.is_draining() {
         return HttpResponse::ServiceUnavailable()
             .json(json!({"status": "shutting_down", "store": store.describe()}));

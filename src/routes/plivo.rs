@@ -7,12 +7,13 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::signed::{SignedRequest, SignedV3Request};
-use crate::delivery::AGAIN_PATH;
-use crate::domain::{
-    CallOutcome, CallRef, Channel, Delivery, Locale, PhoneNumber, Timestamp, VerificationId,
+use crate::domain::{ApplicationId, CallRef, Locale, PhoneNumber, VerificationId};
+use crate::plivo::callback::{
+    CallAnswer, CallHangup, DigitsPressed, MessageStatus, PhloCallStatus,
 };
+use crate::plivo::paths;
 use crate::plivo::xml::{SpokenCode, TemplateKind, Vars};
-use crate::service::{CallReport, Spoken};
+use crate::service::Spoken;
 
 /// How many times a caller may press 1 to hear the code again.
 pub const MAX_REPLAYS: u8 = 3;
@@ -25,17 +26,34 @@ fn xml(body: String) -> HttpResponse {
 
 /// The locale to speak in when the verification's is not known: the one that
 /// best fits the called number's country (Plivo's `To`), else en-US.
-fn callee_locale(signed: &SignedRequest) -> Locale {
-    callback_number(signed)
+fn callee_locale(callee: Option<PhoneNumber>) -> Locale {
+    callee
         .and_then(|n| n.region())
         .and_then(|region| Locale::for_region(&region))
         .unwrap_or_default()
 }
 
-/// Renders a goodbye or an apology in `locale`.
-fn farewell(state: &AppState, locale: &Locale, kind: TemplateKind) -> HttpResponse {
+/// The brand a call of `app` hears (when its verification is not known:
+/// the default application's, see [`crate::apps::Apps::fallback_brand`]).
+fn brand<'s>(state: &'s AppState, app: Option<&ApplicationId>) -> &'s str {
+    app.and_then(|id| state.apps.get(id))
+        .map_or_else(|| state.apps.fallback_brand(), |a| a.brand.as_str())
+}
+
+/// Renders a goodbye or an apology: in the verification's locale, with its
+/// application's brand, when it is `known`; else in the callee's locale.
+fn farewell(
+    state: &AppState,
+    known: Option<(Locale, ApplicationId)>,
+    callee: Option<PhoneNumber>,
+    kind: TemplateKind,
+) -> HttpResponse {
+    let (locale, app) = match known {
+        Some((locale, app)) => (locale, Some(app)),
+        None => (callee_locale(callee), None),
+    };
     let vars = Vars {
-        brand: state.verifier.brand(),
+        brand: brand(state, app.as_ref()),
         ..Vars::default()
     };
     xml(state.templates.render(locale.as_str(), kind, &vars))
@@ -49,33 +67,33 @@ async fn speak(
     kind: TemplateKind,
     replay: u8,
 ) -> HttpResponse {
-    let verifier = &state.verifier;
-    let apology = |locale: Option<Locale>| {
-        let locale = locale.unwrap_or_else(|| callee_locale(signed));
-        farewell(state, &locale, TemplateKind::Apology)
+    let apology = |known: Option<(Locale, ApplicationId)>| {
+        let callee = signed.form::<CallAnswer>().callee();
+        farewell(state, known, callee, TemplateKind::Apology)
     };
     let Some(call) = CallRef::parse(call_ref) else {
         return apology(None);
     };
-    let (code, locale, expires_at) = match verifier.voice_code(&call).await {
+    let (code, locale, application, expires_at) = match state.use_cases.voice.code(&call).await {
         Ok(Spoken::Code {
             code,
             locale,
+            application,
             expires_at,
-        }) => (code, locale, expires_at),
-        Ok(Spoken::Gone(locale)) => return apology(locale),
+        }) => (code, locale, application, expires_at),
+        Ok(Spoken::Gone(known)) => return apology(known),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the code for a call");
             return apology(None);
         }
     };
     let Ok(spoken) = SpokenCode::new(code.expose()) else {
-        return apology(Some(locale));
+        return apology(Some((locale, application)));
     };
-    let action_url = state.public_url(&format!("{AGAIN_PATH}{}?n={}", call.as_str(), replay + 1));
-    let now = verifier.now();
+    let action_url = state.public_url(&paths::voice_again(&call, replay + 1));
+    let now = state.now();
     let vars = Vars {
-        brand: verifier.brand(),
+        brand: brand(state, Some(&application)),
         code: spoken,
         action_url: &action_url,
         minutes: now.minutes_until(expires_at),
@@ -108,17 +126,21 @@ pub async fn again(
     query: web::Query<ReplayQuery>,
 ) -> HttpResponse {
     let replay = query.n.unwrap_or(1);
-    let pressed_one = signed.param("Digits") == Some("1");
-    if !pressed_one || replay == 0 || replay > MAX_REPLAYS {
+    let pressed: DigitsPressed = signed.form();
+    if !pressed.wants_replay() || replay == 0 || replay > MAX_REPLAYS {
         let known = match CallRef::parse(&path) {
-            Some(call) => state.verifier.call_locale(&call).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot read a call's locale");
-                None
-            }),
+            Some(call) => state
+                .use_cases
+                .voice
+                .locale(&call)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot read a call's locale");
+                    None
+                }),
             None => None,
         };
-        let locale = known.unwrap_or_else(|| callee_locale(&signed));
-        return farewell(&state, &locale, TemplateKind::Goodbye);
+        return farewell(&state, known, pressed.callee(), TemplateKind::Goodbye);
     }
     let kind = if replay == MAX_REPLAYS {
         TemplateKind::Last
@@ -139,20 +161,11 @@ pub async fn hangup(
         tracing::info!("hangup for an unknown call reference");
         return ok();
     };
-    let Some(request_uuid) = signed
-        .param("RequestUUID")
-        .or_else(|| signed.param("ALegRequestUUID"))
-        .or_else(|| signed.param("CallUUID"))
-    else {
+    let Some(delivery) = signed.form::<CallHangup>().delivery(state.now()) else {
         tracing::info!("hangup without a RequestUUID");
         return ok();
     };
-    let report = CallReport {
-        request_uuid: request_uuid.to_owned(),
-        status: signed.param("CallStatus").unwrap_or("completed").to_owned(),
-        outcome: Some(call_outcome(&signed)),
-    };
-    match state.verifier.record_call(&call, report).await {
+    match state.use_cases.receipts.call(&call, delivery).await {
         Ok(true) => {}
         Ok(false) => tracing::info!("hangup for a call reference that is no longer known"),
         Err(e) => {
@@ -164,83 +177,25 @@ pub async fn hangup(
     ok()
 }
 
-/// A message status callback as a delivery report.
-fn sms_receipt(signed: &SignedRequest, uuid: &str, status: &str, now: Timestamp) -> Delivery {
-    Delivery {
-        channel: Channel::Sms,
-        provider_id: uuid.to_owned(),
-        status: status.to_ascii_lowercase(),
-        // Plivo sends "000" (or nothing) when there is no error.
-        error_code: signed
-            .param("ErrorCode")
-            .filter(|c| *c != "000" && *c != "0")
-            .map(str::to_owned),
-        updated_at: now.as_millis(),
-        call: None,
-        sequence: signed.param("Sequence").and_then(|s| s.parse().ok()),
-        created_at: Some(now.as_millis()),
-    }
-}
-
-/// How a call ended, from a hangup callback's fields.
-fn call_outcome(signed: &SignedRequest) -> CallOutcome {
-    let duration = signed.param("Duration").and_then(|d| d.parse::<u32>().ok());
-    CallOutcome {
-        answered: signed.param("AnswerTime").is_some() || duration.is_some_and(|d| d > 0),
-        hangup_cause_code: signed.param("HangupCauseCode").map(str::to_owned),
-        hangup_cause_name: signed
-            .param("HangupCauseName")
-            .or_else(|| signed.param("HangupCause"))
-            .map(str::to_owned),
-        duration,
-    }
-}
-
-/// The E.164 form of a callback's `To` (Plivo omits the `+`).
-fn callback_number(signed: &SignedRequest) -> Option<PhoneNumber> {
-    let to = signed.param("To")?;
-    let e164 = if to.starts_with('+') {
-        to.to_owned()
-    } else {
-        format!("+{to}")
-    };
-    PhoneNumber::parse(&e164).ok()
-}
-
 /// `POST /plivo/phlo/message-status`: the 2FA PHLO's Send Message receipts.
 pub async fn phlo_message_status(
     signed: SignedRequest,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let (Some(to), Some(uuid), Some(status)) = (
-        callback_number(&signed),
-        signed.param("MessageUUID"),
-        signed.param("Status"),
-    ) else {
+    let receipt: MessageStatus = signed.form();
+    let (Some(to), Some(delivery)) = (receipt.recipient(), receipt.delivery(state.now())) else {
         return HttpResponse::Ok().finish();
     };
-    let delivery = sms_receipt(&signed, uuid, status, state.verifier.now());
-    phlo_outcome(state.verifier.record_phlo_status(&to, delivery).await)
+    phlo_outcome(state.use_cases.receipts.phlo_status(&to, delivery).await)
 }
 
 /// `POST /plivo/phlo/call-status`: the 2FA PHLO's Initiate Call hangup.
 pub async fn phlo_call_status(signed: SignedRequest, state: web::Data<AppState>) -> HttpResponse {
-    let (Some(to), Some(uuid)) = (
-        callback_number(&signed),
-        signed
-            .param("RequestUUID")
-            .or_else(|| signed.param("CallUUID")),
-    ) else {
+    let hangup: PhloCallStatus = signed.form();
+    let (Some(to), Some(delivery)) = (hangup.callee(), hangup.delivery(state.now())) else {
         return HttpResponse::Ok().finish();
     };
-    let now = state.verifier.now();
-    let report = CallReport {
-        request_uuid: uuid.to_owned(),
-        status: signed.param("CallStatus").unwrap_or("completed").to_owned(),
-        outcome: Some(call_outcome(&signed)),
-    };
-    let delivery = report.into_delivery(now);
-    phlo_outcome(state.verifier.record_phlo_status(&to, delivery).await)
+    phlo_outcome(state.use_cases.receipts.phlo_status(&to, delivery).await)
 }
 
 fn phlo_outcome(result: Result<bool, crate::store::StoreError>) -> HttpResponse {
@@ -266,16 +221,13 @@ pub async fn message_status(
 ) -> HttpResponse {
     // Unknown or malformed receipts still get 200, so Plivo does not retry them forever.
     let ok = || HttpResponse::Ok().finish();
-    let (Some(id), Some(uuid), Some(status)) = (
-        VerificationId::parse(&path),
-        signed.param("MessageUUID"),
-        signed.param("Status"),
-    ) else {
+    let receipt: MessageStatus = signed.form();
+    let (Some(id), Some(delivery)) = (VerificationId::parse(&path), receipt.delivery(state.now()))
+    else {
         tracing::info!("message status for an unknown verification or without MessageUUID/Status");
         return ok();
     };
-    let delivery = sms_receipt(&signed, uuid, status, state.verifier.now());
-    match state.verifier.record_sms_status(&id, delivery).await {
+    match state.use_cases.receipts.sms_status(&id, delivery).await {
         Ok(true) => ok(),
         Ok(false) => {
             tracing::info!(verification.id = %id, "message status for a verification no longer known");

@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -21,14 +22,17 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::AppState;
+use crate::domain::Clock;
+use crate::plivo::callback;
 use crate::plivo::signature::{
     self, MA_V2_HEADER, MA_V3_HEADER, Method, SignatureError, V2_HEADER, V2_NONCE_HEADER,
     V3_HEADER, V3_NONCE_HEADER,
 };
-use crate::store::StoreError;
+use crate::store::{NonceStore, Store, StoreError};
 use crate::telemetry::LogThrottle;
 
 /// How long a nonce is remembered at least: a captured callback cannot be
@@ -86,6 +90,35 @@ impl ResponseError for CallbackError {
     }
 }
 
+/// Remembers the nonces of signed callbacks, so each is taken once: for
+/// [`NONCE_TTL_MS`], or the longest code lifetime of any application when
+/// that is longer (a captured answer request never reads out a code still
+/// pending).
+#[derive(Debug, Clone)]
+pub struct ReplayGuard {
+    nonces: Store,
+    clock: Arc<dyn Clock>,
+    ttl_ms: u64,
+}
+
+impl ReplayGuard {
+    pub fn new(nonces: Store, clock: Arc<dyn Clock>, longest_lifetime: Duration) -> Self {
+        Self {
+            nonces,
+            clock,
+            ttl_ms: NONCE_TTL_MS
+                .max(u64::try_from(longest_lifetime.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// Whether `nonce` is new (not a replay); it is remembered from now on.
+    pub async fn first_sight(&self, nonce: &str) -> Result<bool, StoreError> {
+        self.nonces
+            .remember_nonce(nonce, self.ttl_ms, self.clock.now())
+            .await
+    }
+}
+
 /// A request proven to come from Plivo, with its form (POST) or query (GET) parameters.
 #[derive(Debug)]
 pub struct SignedRequest {
@@ -93,12 +126,14 @@ pub struct SignedRequest {
 }
 
 impl SignedRequest {
-    pub fn param(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+    /// The parameters as one of Plivo's callback forms (see
+    /// [`crate::plivo::callback`]); every field of those is optional, so a
+    /// form that does not parse reads as an empty one.
+    pub fn form<T: DeserializeOwned + Default>(&self) -> T {
+        callback::from_pairs(&self.params).unwrap_or_else(|e| {
+            tracing::info!(error = %e, "a callback's parameters do not fit its form");
+            T::default()
+        })
     }
 }
 
@@ -107,21 +142,21 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Which signature a request carries.
-enum Presented<'a> {
+enum OfferedSignature<'a> {
     V3 { signature: &'a str, nonce: &'a str },
     V2 { signature: &'a str, nonce: &'a str },
 }
 
-fn presented(headers: &HeaderMap) -> Result<Presented<'_>, SignatureError> {
+fn offered(headers: &HeaderMap) -> Result<OfferedSignature<'_>, SignatureError> {
     let v3 = header(headers, V3_HEADER).or_else(|| header(headers, MA_V3_HEADER));
     if let Some(signature) = v3 {
         let nonce = header(headers, V3_NONCE_HEADER).ok_or(SignatureError::MissingNonce)?;
-        return Ok(Presented::V3 { signature, nonce });
+        return Ok(OfferedSignature::V3 { signature, nonce });
     }
     let v2 = header(headers, V2_HEADER).or_else(|| header(headers, MA_V2_HEADER));
     if let Some(signature) = v2 {
         let nonce = header(headers, V2_NONCE_HEADER).ok_or(SignatureError::MissingNonce)?;
-        return Ok(Presented::V2 { signature, nonce });
+        return Ok(OfferedSignature::V2 { signature, nonce });
     }
     Err(SignatureError::MissingHeader)
 }
@@ -171,7 +206,8 @@ async fn verified(
         .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?
         .clone();
     // Headers first: an unsigned request is refused before its body is read.
-    if let Presented::V2 { .. } = presented(req.headers()).map_err(CallbackError::BadSignature)?
+    if let OfferedSignature::V2 { .. } =
+        offered(req.headers()).map_err(CallbackError::BadSignature)?
         && !accept_v2
     {
         return Err(CallbackError::V2Refused);
@@ -198,13 +234,13 @@ async fn verified(
         .iter()
         .map(|t| t.expose_secret().as_bytes())
         .collect();
-    let nonce = match presented(req.headers()).map_err(CallbackError::BadSignature)? {
-        Presented::V3 { signature, nonce } => {
+    let nonce = match offered(req.headers()).map_err(CallbackError::BadSignature)? {
+        OfferedSignature::V3 { signature, nonce } => {
             signature::verify_v3(&tokens, method, &url, &params, nonce, signature)
                 .map_err(CallbackError::BadSignature)?;
             nonce
         }
-        Presented::V2 { signature, nonce } => {
+        OfferedSignature::V2 { signature, nonce } => {
             signature::verify_v2(&tokens, &url, nonce, signature)
                 .map_err(CallbackError::BadSignature)?;
             nonce
@@ -217,13 +253,8 @@ async fn verified(
         Method::Post => params,
     };
     if !state
-        .verifier
-        .fresh_nonce(
-            nonce,
-            NONCE_TTL_MS.max(
-                u64::try_from(state.verifier.policy().lifetime.as_millis()).unwrap_or(u64::MAX),
-            ),
-        )
+        .replay
+        .first_sight(nonce)
         .await
         .map_err(CallbackError::Store)?
     {

@@ -8,7 +8,10 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{SandboxCall, SandboxMessage, SandboxPhloRun, SandboxState, numbers, uuid_v4};
+use super::call::CallFields;
+use super::numbers;
+use super::state::{SandboxCall, SandboxMessage, SandboxPhloRun, SandboxState};
+use crate::domain::random::uuid_v4;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -191,7 +194,7 @@ async fn run_phlo(
     }
     // Plivo's "Run a PHLO" answer: `api_id` identifies the run.
     let phlo_run_id = uuid_v4();
-    if let super::phlo::Ran::Invalid(reason) =
+    if let super::phlo::PhloOutcome::Invalid(reason) =
         super::phlo::run(&state.clone().into_inner(), &payload)
     {
         return plivo_error(actix_web::http::StatusCode::BAD_REQUEST, &reason);
@@ -207,16 +210,6 @@ async fn run_phlo(
         "name": "plivo-2fa",
         "message": "Request has been accepted for processing",
     }))
-}
-
-/// What a Call request asked for, handed to the call player.
-#[derive(Debug, Clone)]
-pub struct CallFields {
-    pub from: String,
-    pub to: String,
-    pub answer_url: String,
-    pub hangup_url: String,
-    pub request_uuid: String,
 }
 
 async fn make_call(

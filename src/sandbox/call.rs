@@ -8,7 +8,9 @@ use std::time::Instant;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::{SandboxState, numbers, uuid_v4};
+use super::numbers;
+use super::state::{SandboxState, now_text};
+use crate::domain::random::uuid_v4;
 
 /// Most XML documents one simulated call will follow (answer, actions, redirects).
 const MAX_DOCUMENTS: usize = 12;
@@ -109,6 +111,16 @@ pub fn parse_steps(xml: &str) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
+/// What a Call request asked for, handed to the call player.
+#[derive(Debug, Clone)]
+pub struct CallFields {
+    pub from: String,
+    pub to: String,
+    pub answer_url: String,
+    pub hangup_url: String,
+    pub request_uuid: String,
+}
+
 /// What the caller did.
 struct Leg {
     call_uuid: String,
@@ -137,7 +149,7 @@ impl Leg {
 }
 
 /// Plays one call to its end; every outcome is recorded on the sandbox's call list.
-pub async fn play(state: std::sync::Arc<SandboxState>, request: super::api::CallFields) {
+pub async fn play(state: std::sync::Arc<SandboxState>, request: CallFields) {
     let leg = Leg {
         call_uuid: uuid_v4(),
         request_uuid: request.request_uuid.clone(),
@@ -262,20 +274,6 @@ pub async fn play(state: std::sync::Arc<SandboxState>, request: super::api::Call
     if let Err(e) = state.post_signed(&request.hangup_url, &params).await {
         tracing::warn!(error = %e, "sandbox: hangup callback failed");
     }
-}
-
-/// Plivo's timestamp form, `2026-11-25 19:45:12`.
-pub(crate) fn now_text() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
 }
 
 #[cfg(test)]

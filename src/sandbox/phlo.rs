@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::call::{Step, parse_steps};
-use super::{SandboxCall, SandboxMessage, SandboxState, numbers, uuid_v4};
+use super::numbers;
+use super::state::{SandboxCall, SandboxMessage, SandboxState};
+use crate::domain::random::uuid_v4;
 
 /// The 2FA PHLO, as shipped in phlo/.
 pub const DEFINITION: &str = include_str!("../../phlo/2fa.json");
@@ -83,24 +85,25 @@ fn fill(template: &str, params: &HashMap<String, String>, base: &str) -> String 
 
 /// What a run did, for the API answer.
 #[derive(Debug)]
-pub enum Ran {
-    Ok,
+pub enum PhloOutcome {
+    /// The run started: a message is on its way or a call placed.
+    Started,
     /// The payload does not fit the PHLO (missing keys, unknown mode…).
     Invalid(String),
 }
 
 /// Runs the PHLO for one trigger payload.
-pub fn run(state: &Arc<SandboxState>, payload: &Map<String, Value>) -> Ran {
+pub fn run(state: &Arc<SandboxState>, payload: &Map<String, Value>) -> PhloOutcome {
     let phlo = match definition() {
         Ok(p) => p,
-        Err(e) => return Ran::Invalid(e),
+        Err(e) => return PhloOutcome::Invalid(e),
     };
     let nodes: HashMap<&str, &Node> = phlo.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let mut params = HashMap::new();
     let mut current = phlo.start.clone();
     for _ in 0..phlo.nodes.len() + 1 {
         let Some(node) = nodes.get(current.as_str()) else {
-            return Ran::Invalid(format!("no node {current:?}"));
+            return PhloOutcome::Invalid(format!("no node {current:?}"));
         };
         match &node.kind {
             NodeKind::Start { http_keys, next } => {
@@ -110,7 +113,9 @@ pub fn run(state: &Arc<SandboxState>, payload: &Map<String, Value>) -> Ran {
                         Value::Number(n) => Some(n.to_string()),
                         _ => None,
                     }) else {
-                        return Ran::Invalid(format!("{key} is missing from the PHLO payload"));
+                        return PhloOutcome::Invalid(format!(
+                            "{key} is missing from the PHLO payload"
+                        ));
                     };
                     params.insert(key.clone(), value);
                 }
@@ -122,7 +127,7 @@ pub fn run(state: &Arc<SandboxState>, payload: &Map<String, Value>) -> Ran {
             } => {
                 let value = fill(variable, &params, &state.public_base);
                 let Some(c) = conditions.iter().find(|c| c.equals == value) else {
-                    return Ran::Invalid(format!("no branch for {value:?}"));
+                    return PhloOutcome::Invalid(format!("no branch for {value:?}"));
                 };
                 current.clone_from(&c.next);
             }
@@ -132,24 +137,15 @@ pub fn run(state: &Arc<SandboxState>, payload: &Map<String, Value>) -> Ran {
                 text,
                 callback_url,
             } => {
-                let (from, to) = (
-                    fill(from, &params, &state.public_base),
-                    fill(to, &params, &state.public_base),
+                let fill = |t: &str| fill(t, &params, &state.public_base);
+                send_message(
+                    state,
+                    fill(from),
+                    fill(to),
+                    fill(text),
+                    callback_url.as_deref().map(fill),
                 );
-                let uuid = uuid_v4();
-                state.record_message(SandboxMessage {
-                    to: to.clone(),
-                    from: from.clone(),
-                    text: fill(text, &params, &state.public_base),
-                    message_uuid: uuid.clone(),
-                    status: "queued".to_owned(),
-                    ..SandboxMessage::default()
-                });
-                if let Some(url) = callback_url {
-                    let url = fill(url, &params, &state.public_base);
-                    tokio::spawn(super::receipts::send(state.clone(), url, uuid, from, to));
-                }
-                return Ran::Ok;
+                return PhloOutcome::Started;
             }
             NodeKind::InitiateCall {
                 from,
@@ -167,72 +163,114 @@ pub fn run(state: &Arc<SandboxState>, payload: &Map<String, Value>) -> Ran {
                     ..
                 }) = nodes.get(on_answered.as_str())
                 else {
-                    return Ran::Invalid(format!("{on_answered:?} is not a play_audio node"));
+                    return PhloOutcome::Invalid(format!(
+                        "{on_answered:?} is not a play_audio node"
+                    ));
                 };
+                let fill = |t: &str| fill(t, &params, &state.public_base);
                 let xml = format!(
                     r#"<Response><Speak voice="{voice}" language="{language}">{}</Speak></Response>"#,
-                    fill(ssml, &params, &state.public_base)
+                    fill(ssml)
                 );
-                let to = fill(to, &params, &state.public_base);
-                let answered = to != numbers::CALL_NO_ANSWER;
-                let spoken = if answered {
-                    parse_steps(&xml)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|s| match s {
-                            Step::Speak(t) => Some(t),
-                            _ => None,
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let request_uuid = uuid_v4();
-                let call_uuid = uuid_v4();
-                let status = if answered { "completed" } else { "no-answer" };
-                state.record_call(SandboxCall {
-                    to: to.clone(),
-                    from: fill(from, &params, &state.public_base),
-                    call_uuid: call_uuid.clone(),
-                    request_uuid: request_uuid.clone(),
-                    answer_xml: if answered { xml } else { String::new() },
-                    spoken,
-                    digits: String::new(),
-                    status: status.to_owned(),
-                });
-                if let Some(url) = hangup_url {
-                    let url = fill(url, &params, &state.public_base);
-                    let state = state.clone();
-                    let (cause, code, duration) = if answered {
-                        ("Normal Hangup", "4000", "12")
-                    } else {
-                        ("No Answer", "3020", "0")
-                    };
-                    let params: Vec<(String, String)> = [
-                        ("CallUUID", call_uuid.as_str()),
-                        ("RequestUUID", request_uuid.as_str()),
-                        ("To", to.trim_start_matches('+')),
-                        ("CallStatus", status),
-                        ("HangupCauseName", cause),
-                        ("HangupCauseCode", code),
-                        ("Duration", duration),
-                        ("Event", "Hangup"),
-                    ]
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect();
-                    tokio::spawn(async move {
-                        if let Err(e) = state.post_signed(&url, &params).await {
-                            tracing::warn!(error = %e, "sandbox: PHLO hangup callback failed");
-                        }
-                    });
-                }
-                return Ran::Ok;
+                place_call(
+                    state,
+                    fill(from),
+                    &fill(to),
+                    xml,
+                    hangup_url.as_deref().map(fill),
+                );
+                return PhloOutcome::Started;
             }
-            NodeKind::PlayAudio { .. } => return Ran::Ok,
+            NodeKind::PlayAudio { .. } => return PhloOutcome::Started,
         }
     }
-    Ran::Invalid("the PHLO does not end".into())
+    PhloOutcome::Invalid("the PHLO does not end".into())
+}
+
+/// The Send Message node: records the SMS and plays its receipts to `callback`.
+fn send_message(
+    state: &Arc<SandboxState>,
+    from: String,
+    to: String,
+    text: String,
+    callback: Option<String>,
+) {
+    let uuid = uuid_v4();
+    state.record_message(SandboxMessage {
+        to: to.clone(),
+        from: from.clone(),
+        text,
+        message_uuid: uuid.clone(),
+        status: "queued".to_owned(),
+        ..SandboxMessage::default()
+    });
+    if let Some(url) = callback {
+        tokio::spawn(super::receipts::send(state.clone(), url, uuid, from, to));
+    }
+}
+
+/// The Initiate Call node: the call is answered (and `xml` spoken) unless
+/// `to` is the no-answer test number; its hangup is posted to `hangup_url`.
+fn place_call(
+    state: &Arc<SandboxState>,
+    from: String,
+    to: &str,
+    xml: String,
+    hangup_url: Option<String>,
+) {
+    let answered = to != numbers::CALL_NO_ANSWER;
+    let spoken = if answered {
+        parse_steps(&xml)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Speak(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let request_uuid = uuid_v4();
+    let call_uuid = uuid_v4();
+    let status = if answered { "completed" } else { "no-answer" };
+    state.record_call(SandboxCall {
+        to: to.to_owned(),
+        from,
+        call_uuid: call_uuid.clone(),
+        request_uuid: request_uuid.clone(),
+        answer_xml: if answered { xml } else { String::new() },
+        spoken,
+        digits: String::new(),
+        status: status.to_owned(),
+    });
+    let Some(url) = hangup_url else {
+        return;
+    };
+    let (cause, code, duration) = if answered {
+        ("Normal Hangup", "4000", "12")
+    } else {
+        ("No Answer", "3020", "0")
+    };
+    let params: Vec<(String, String)> = [
+        ("CallUUID", call_uuid.as_str()),
+        ("RequestUUID", request_uuid.as_str()),
+        ("To", to.trim_start_matches('+')),
+        ("CallStatus", status),
+        ("HangupCauseName", cause),
+        ("HangupCauseCode", code),
+        ("Duration", duration),
+        ("Event", "Hangup"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = state.post_signed(&url, &params).await {
+            tracing::warn!(error = %e, "sandbox: PHLO hangup callback failed");
+        }
+    });
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{SandboxState, numbers};
+use super::numbers;
+use super::state::{SandboxState, now_text};
 
 /// Pause between successive receipts of one message.
 const STEP: Duration = Duration::from_millis(40);
@@ -32,7 +33,7 @@ pub async fn send(state: Arc<SandboxState>, url: String, uuid: String, from: Str
             ("Units", "1"),
             ("TotalRate", "0.0050"),
             ("TotalAmount", "0.0050"),
-            ("MessageTime", &super::call::now_text()),
+            ("MessageTime", &now_text()),
             ("ParentMessageUUID", uuid.as_str()),
             ("PartInfo", "1 of 1"),
             ("Sequence", &(sequence + 1).to_string()),

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CheckOutcome, CheckTarget, DeliveryUpdate, FAILED_COUNTER, FailureWindows, Failures,
-    FallbackClaim, Finish, FinishOutcome, LOCKOUT_COUNTER, NewVerification, RETENTION_MS,
-    SENDS_COUNTER, SendBudget, StartOutcome, StoreError, VerificationStore, window_of,
+    CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
+    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
+    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, RETENTION_MS, SENDS_COUNTER, SendBudget,
+    StartOutcome, StoreError, VerificationStore, window_of,
 };
 use crate::domain::verification::{CheckResult, SendPolicy};
 use crate::domain::{
@@ -129,6 +130,26 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Keeps a small value (an event, a flag) for `ttl_ms` of wall-clock time.
+    fn put_blob(&self, key: &str, value: &str, ttl_ms: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ttl_ms);
+        let mut inner = self.lock();
+        inner
+            .blobs
+            .retain(|_, (_, t)| *t > std::time::Instant::now());
+        inner
+            .blobs
+            .insert(key.to_owned(), (value.to_owned(), until));
+    }
+
+    fn blob(&self, key: &str) -> Option<String> {
+        self.lock()
+            .blobs
+            .get(key)
+            .filter(|(_, t)| *t > std::time::Instant::now())
+            .map(|(v, _)| v.clone())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a record half-written
         // (every mutation is a plain field assignment), so poisoning is ignored.
@@ -207,6 +228,7 @@ impl VerificationStore for MemoryStore {
     async fn check(
         &self,
         target: CheckTarget<'_>,
+        owner: Owner<'_>,
         digests: &[String],
         windows: FailureWindows,
         now: Timestamp,
@@ -222,7 +244,10 @@ impl VerificationStore for MemoryStore {
         let Inner {
             records, counters, ..
         } = &mut *inner;
-        let Some(record) = records.get_mut(&id).filter(|r| r.evict_at > now) else {
+        let Some(record) = records
+            .get_mut(&id)
+            .filter(|r| r.evict_at > now && owner.sees(&r.verification.application))
+        else {
             return Ok(None);
         };
         if let CheckTarget::Number { key, .. } = target
@@ -277,20 +302,28 @@ impl VerificationStore for MemoryStore {
     async fn get(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         now: Timestamp,
     ) -> Result<Option<Verification>, StoreError> {
         let mut inner = self.lock();
-        Ok(inner.live(id, now).map(|r| r.verification.clone()))
+        Ok(inner
+            .live(id, now)
+            .map(|r| r.verification.clone())
+            .filter(|v| owner.sees(&v.application)))
     }
 
     async fn finish(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         how: Finish,
         now: Timestamp,
     ) -> Result<FinishOutcome, StoreError> {
         let mut inner = self.lock();
-        let Some(record) = inner.live(id, now) else {
+        let Some(record) = inner
+            .live(id, now)
+            .filter(|r| owner.sees(&r.verification.application))
+        else {
             return Ok(None);
         };
         let v = &mut record.verification;
@@ -352,6 +385,45 @@ impl VerificationStore for MemoryStore {
         })
     }
 
+    async fn latest(
+        &self,
+        number: &PhoneNumber,
+        key: &NumberKey,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let mut inner = self.lock();
+        let Some(id) = inner.latest.get(&key.hash).cloned() else {
+            return Ok(None);
+        };
+        Ok(inner
+            .live(&id, now)
+            .map(|r| r.verification.clone())
+            .filter(|v| &v.to == number))
+    }
+
+    async fn claim_fallback(
+        &self,
+        id: &VerificationId,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<FallbackClaim, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.live(id, now) else {
+            return Ok(FallbackClaim::NotFound);
+        };
+        let result = record.verification.claim_fallback(max_sends, now);
+        close(record, now);
+        Ok(match result {
+            Ok(()) => FallbackClaim::Claimed {
+                verification: Box::new(record.verification.clone()),
+                sealed: record.sealed.clone().unwrap_or_default(),
+            },
+            Err(skip) => FallbackClaim::Skipped(skip),
+        })
+    }
+}
+
+impl CallStore for MemoryStore {
     async fn register_call(
         &self,
         call: &CallRef,
@@ -381,7 +453,9 @@ impl VerificationStore for MemoryStore {
             .live(&id, now)
             .map(|r| (r.verification.clone(), r.sealed.clone())))
     }
+}
 
+impl NonceStore for MemoryStore {
     async fn remember_nonce(
         &self,
         nonce: &str,
@@ -399,35 +473,23 @@ impl VerificationStore for MemoryStore {
         );
         Ok(true)
     }
+}
 
-    async fn hit(
+impl CounterStore for MemoryStore {
+    async fn add(
         &self,
         name: &str,
         window_ms: u64,
-        by: u64,
+        n: u64,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let mut inner = self.lock();
         inner.sweep(now);
-        Ok(add(&mut inner.counters, name, window_ms, by, now).0)
+        Ok(add(&mut inner.counters, name, window_ms, n, now).0)
     }
+}
 
-    async fn latest(
-        &self,
-        number: &PhoneNumber,
-        key: &NumberKey,
-        now: Timestamp,
-    ) -> Result<Option<Verification>, StoreError> {
-        let mut inner = self.lock();
-        let Some(id) = inner.latest.get(&key.hash).cloned() else {
-            return Ok(None);
-        };
-        Ok(inner
-            .live(&id, now)
-            .map(|r| r.verification.clone())
-            .filter(|v| &v.to == number))
-    }
-
+impl JobStore for MemoryStore {
     async fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError> {
         self.lock().jobs.insert(job.to_owned(), due);
         Ok(())
@@ -459,54 +521,36 @@ impl VerificationStore for MemoryStore {
         self.lock().jobs.remove(job);
         Ok(())
     }
+}
 
-    async fn claim_fallback(
-        &self,
-        id: &VerificationId,
-        max_sends: u32,
-        now: Timestamp,
-    ) -> Result<FallbackClaim, StoreError> {
-        let mut inner = self.lock();
-        let Some(record) = inner.live(id, now) else {
-            return Ok(FallbackClaim::NotFound);
-        };
-        let result = record.verification.claim_fallback(max_sends, now);
-        close(record, now);
-        Ok(match result {
-            Ok(()) => FallbackClaim::Claimed {
-                verification: record.verification.clone(),
-                sealed: record.sealed.clone().unwrap_or_default(),
-            },
-            Err(skip) => FallbackClaim::Skipped(skip),
-        })
-    }
-
-    async fn put_blob(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
-        let until = std::time::Instant::now() + std::time::Duration::from_millis(ttl_ms);
-        let mut inner = self.lock();
-        inner
-            .blobs
-            .retain(|_, (_, t)| *t > std::time::Instant::now());
-        inner
-            .blobs
-            .insert(key.to_owned(), (value.to_owned(), until));
+impl EventStore for MemoryStore {
+    async fn put_event(&self, id: &str, event: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        self.put_blob(id, event, ttl_ms);
         Ok(())
     }
 
-    async fn get_blob(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .lock()
-            .blobs
-            .get(key)
-            .filter(|(_, t)| *t > std::time::Instant::now())
-            .map(|(v, _)| v.clone()))
+    async fn event(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.blob(id))
     }
 
-    async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
-        self.lock().blobs.remove(key);
+    async fn delete_event(&self, id: &str) -> Result<(), StoreError> {
+        self.lock().blobs.remove(id);
+        Ok(())
+    }
+}
+
+impl FlagStore for MemoryStore {
+    async fn raise_flag(&self, name: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        self.put_blob(name, "1", ttl_ms);
         Ok(())
     }
 
+    async fn flag_raised(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.blob(name).is_some())
+    }
+}
+
+impl Health for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

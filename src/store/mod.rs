@@ -1,14 +1,19 @@
-//! Where verifications live. [`VerificationStore`] is the contract; Redis is the
+//! Where the server's state lives, one trait per concern: verifications
+//! ([`VerificationStore`]), the references of voice calls ([`CallStore`]),
+//! the nonces of signed callbacks ([`NonceStore`]), windowed counters
+//! ([`CounterStore`]), the job schedule ([`JobStore`]), events waiting for the
+//! webhook ([`EventStore`]) and expiring flags ([`FlagStore`]). Redis is the
 //! production implementation (every operation one atomic script, all of a
 //! number's keys in one cluster slot) and memory the embedded default for one
-//! process. `tests/store_contract.rs` runs one suite against both.
+//! process; [`Store`] is the one chosen at start-up. `tests/api/store_contract.rs`
+//! runs one suite against both.
 
 use std::future::Future;
 
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
-    CallRef, Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp, Verification,
-    VerificationId,
+    ApplicationId, CallRef, Channel, Delivery, NumberKey, PhoneNumber, Status, Timestamp,
+    Verification, VerificationId,
 };
 
 pub mod memory;
@@ -102,6 +107,26 @@ pub enum CheckTarget<'a> {
     Id(&'a VerificationId),
 }
 
+/// Whose verifications an operation may see: an application's (what its API
+/// key reaches; another's reads exactly as a missing one, and nothing
+/// changes), or any (the jobs and Plivo's callbacks, which find a record by
+/// its id or call reference and take its application from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    App(&'a ApplicationId),
+    Any,
+}
+
+impl Owner<'_> {
+    /// Whether a record of `app` is visible.
+    pub fn sees(self, app: &ApplicationId) -> bool {
+        match self {
+            Owner::App(want) => want == app,
+            Owner::Any => true,
+        }
+    }
+}
+
 /// A verification being finished by its owner or by a failed delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -126,7 +151,7 @@ impl Finish {
 pub enum FallbackClaim {
     /// Claimed: place the call with this sealed code.
     Claimed {
-        verification: Verification,
+        verification: Box<Verification>,
         sealed: String,
     },
     Skipped(FallbackSkip),
@@ -180,6 +205,7 @@ pub trait VerificationStore: Send + Sync {
     fn check(
         &self,
         target: CheckTarget<'_>,
+        owner: Owner<'_>,
         digests: &[String],
         windows: FailureWindows,
         now: Timestamp,
@@ -196,6 +222,7 @@ pub trait VerificationStore: Send + Sync {
     fn get(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
 
@@ -204,6 +231,7 @@ pub trait VerificationStore: Send + Sync {
     fn finish(
         &self,
         id: &VerificationId,
+        owner: Owner<'_>,
         how: Finish,
         now: Timestamp,
     ) -> impl Future<Output = Result<FinishOutcome, StoreError>> + Send;
@@ -216,6 +244,25 @@ pub trait VerificationStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<DeliveryUpdate, StoreError>> + Send;
 
+    /// The latest verification of a number (any status), if still kept.
+    fn latest(
+        &self,
+        number: &PhoneNumber,
+        key: &NumberKey,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+
+    /// Claims the one automatic voice fallback of a verification.
+    fn claim_fallback(
+        &self,
+        id: &VerificationId,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<FallbackClaim, StoreError>> + Send;
+}
+
+/// The opaque references in voice calls' answer URLs.
+pub trait CallStore: Send + Sync {
     /// Remembers which verification a voice call's reference belongs to, until `until`.
     fn register_call(
         &self,
@@ -231,7 +278,10 @@ pub trait VerificationStore: Send + Sync {
         call: &CallRef,
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<(Verification, Option<String>)>, StoreError>> + Send;
+}
 
+/// The nonces of signed callbacks, so a captured one cannot be replayed.
+pub trait NonceStore: Send + Sync {
     /// Records a signed callback's nonce; `false` when it was already seen
     /// within `ttl_ms` (a replay).
     fn remember_nonce(
@@ -240,26 +290,34 @@ pub trait VerificationStore: Send + Sync {
         ttl_ms: u64,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
 
-    /// Adds `by` hits to the counter `name` for its window at `now` (`by` 0
-    /// reads it) and returns the window's count. Windows are fixed: `name` is
-    /// suffixed with the window's index, so an injected clock moves them too.
-    fn hit(
+/// Counters in fixed windows: `name` is suffixed with the window's index
+/// (see [`window_of`]), so an injected clock moves the windows too.
+pub trait CounterStore: Send + Sync {
+    /// Adds `n` to the counter `name` for its window at `now` and returns the
+    /// window's count.
+    fn add(
         &self,
         name: &str,
         window_ms: u64,
-        by: u64,
+        n: u64,
         now: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// The latest verification of a number (any status), if still kept.
-    fn latest(
+    /// The window's count, unchanged.
+    fn count(
         &self,
-        number: &PhoneNumber,
-        key: &NumberKey,
+        name: &str,
+        window_ms: u64,
         now: Timestamp,
-    ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.add(name, window_ms, 0, now)
+    }
+}
 
+/// The schedule of jobs every instance polls (fallbacks, expiries, events).
+pub trait JobStore: Send + Sync {
     /// Schedules `job` (or moves it) to come due at `due`.
     fn schedule(
         &self,
@@ -278,31 +336,38 @@ pub trait VerificationStore: Send + Sync {
 
     /// Removes a job (done, or no longer wanted).
     fn complete_job(&self, job: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
-    /// Claims the one automatic voice fallback of a verification.
-    fn claim_fallback(
+/// Events waiting to be sent to the webhook, by event id.
+pub trait EventStore: Send + Sync {
+    /// Keeps an event (as the outbox writes it) for `ttl_ms`.
+    fn put_event(
         &self,
-        id: &VerificationId,
-        max_sends: u32,
-        now: Timestamp,
-    ) -> impl Future<Output = Result<FallbackClaim, StoreError>> + Send;
-
-    /// Keeps a small value (an outgoing event) for `ttl_ms`.
-    fn put_blob(
-        &self,
-        key: &str,
-        value: &str,
+        id: &str,
+        event: &str,
         ttl_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn get_blob(
+    fn event(&self, id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    fn delete_event(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Flags that lower themselves after a while (the pumping detector's pauses).
+pub trait FlagStore: Send + Sync {
+    /// Raises the flag `name` for `ttl_ms`.
+    fn raise_flag(
         &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+        name: &str,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn delete_blob(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether the flag `name` is raised.
+    fn flag_raised(&self, name: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
 
-    /// Whether the store answers.
+/// Whether the store answers at all.
+pub trait Health: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -322,206 +387,58 @@ impl Store {
     }
 }
 
-impl VerificationStore for Store {
-    async fn start(
-        &self,
-        new: NewVerification,
-        key: &NumberKey,
-        policy: SendPolicy,
-        budget: SendBudget,
-        now: Timestamp,
-    ) -> Result<StartOutcome, StoreError> {
-        match self {
-            Store::Redis(s) => s.start(new, key, policy, budget, now).await,
-            Store::Memory(s) => s.start(new, key, policy, budget, now).await,
+/// Implements store traits for [`Store`] by handing every call to the store
+/// inside.
+macro_rules! forward {
+    ($($trait:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* })*) => {$(
+        impl $trait for Store {
+            $(async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match self {
+                    Store::Redis(s) => s.$name($($arg),*).await,
+                    Store::Memory(s) => s.$name($($arg),*).await,
+                }
+            })*
         }
-    }
+    )*};
+}
 
-    async fn check(
-        &self,
-        target: CheckTarget<'_>,
-        digests: &[String],
-        windows: FailureWindows,
-        now: Timestamp,
-    ) -> Result<CheckOutcome, StoreError> {
-        match self {
-            Store::Redis(s) => s.check(target, digests, windows, now).await,
-            Store::Memory(s) => s.check(target, digests, windows, now).await,
-        }
+forward! {
+    VerificationStore {
+        fn start(&self, new: NewVerification, key: &NumberKey, policy: SendPolicy, budget: SendBudget, now: Timestamp) -> Result<StartOutcome, StoreError>;
+        fn check(&self, target: CheckTarget<'_>, owner: Owner<'_>, digests: &[String], windows: FailureWindows, now: Timestamp) -> Result<CheckOutcome, StoreError>;
+        fn failures(&self, key: &NumberKey, windows: FailureWindows, now: Timestamp) -> Result<Failures, StoreError>;
+        fn get(&self, id: &VerificationId, owner: Owner<'_>, now: Timestamp) -> Result<Option<Verification>, StoreError>;
+        fn finish(&self, id: &VerificationId, owner: Owner<'_>, how: Finish, now: Timestamp) -> Result<FinishOutcome, StoreError>;
+        fn record_delivery(&self, id: &VerificationId, delivery: Delivery, now: Timestamp) -> Result<DeliveryUpdate, StoreError>;
+        fn latest(&self, number: &PhoneNumber, key: &NumberKey, now: Timestamp) -> Result<Option<Verification>, StoreError>;
+        fn claim_fallback(&self, id: &VerificationId, max_sends: u32, now: Timestamp) -> Result<FallbackClaim, StoreError>;
     }
-
-    async fn failures(
-        &self,
-        key: &NumberKey,
-        windows: FailureWindows,
-        now: Timestamp,
-    ) -> Result<Failures, StoreError> {
-        match self {
-            Store::Redis(s) => s.failures(key, windows, now).await,
-            Store::Memory(s) => s.failures(key, windows, now).await,
-        }
+    CallStore {
+        fn register_call(&self, call: &CallRef, id: &VerificationId, until: Timestamp, now: Timestamp) -> Result<(), StoreError>;
+        fn resolve_call(&self, call: &CallRef, now: Timestamp) -> Result<Option<(Verification, Option<String>)>, StoreError>;
     }
-
-    async fn get(
-        &self,
-        id: &VerificationId,
-        now: Timestamp,
-    ) -> Result<Option<Verification>, StoreError> {
-        match self {
-            Store::Redis(s) => s.get(id, now).await,
-            Store::Memory(s) => s.get(id, now).await,
-        }
+    NonceStore {
+        fn remember_nonce(&self, nonce: &str, ttl_ms: u64, now: Timestamp) -> Result<bool, StoreError>;
     }
-
-    async fn finish(
-        &self,
-        id: &VerificationId,
-        how: Finish,
-        now: Timestamp,
-    ) -> Result<FinishOutcome, StoreError> {
-        match self {
-            Store::Redis(s) => s.finish(id, how, now).await,
-            Store::Memory(s) => s.finish(id, how, now).await,
-        }
+    CounterStore {
+        fn add(&self, name: &str, window_ms: u64, n: u64, now: Timestamp) -> Result<u64, StoreError>;
     }
-
-    async fn record_delivery(
-        &self,
-        id: &VerificationId,
-        delivery: Delivery,
-        now: Timestamp,
-    ) -> Result<DeliveryUpdate, StoreError> {
-        match self {
-            Store::Redis(s) => s.record_delivery(id, delivery, now).await,
-            Store::Memory(s) => s.record_delivery(id, delivery, now).await,
-        }
+    JobStore {
+        fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError>;
+        fn claim_jobs(&self, now: Timestamp, lease_ms: u64, max: usize) -> Result<Vec<String>, StoreError>;
+        fn complete_job(&self, job: &str) -> Result<(), StoreError>;
     }
-
-    async fn register_call(
-        &self,
-        call: &CallRef,
-        id: &VerificationId,
-        until: Timestamp,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(s) => s.register_call(call, id, until, now).await,
-            Store::Memory(s) => s.register_call(call, id, until, now).await,
-        }
+    EventStore {
+        fn put_event(&self, id: &str, event: &str, ttl_ms: u64) -> Result<(), StoreError>;
+        fn event(&self, id: &str) -> Result<Option<String>, StoreError>;
+        fn delete_event(&self, id: &str) -> Result<(), StoreError>;
     }
-
-    async fn resolve_call(
-        &self,
-        call: &CallRef,
-        now: Timestamp,
-    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
-        match self {
-            Store::Redis(s) => s.resolve_call(call, now).await,
-            Store::Memory(s) => s.resolve_call(call, now).await,
-        }
+    FlagStore {
+        fn raise_flag(&self, name: &str, ttl_ms: u64) -> Result<(), StoreError>;
+        fn flag_raised(&self, name: &str) -> Result<bool, StoreError>;
     }
-
-    async fn remember_nonce(
-        &self,
-        nonce: &str,
-        ttl_ms: u64,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        match self {
-            Store::Redis(s) => s.remember_nonce(nonce, ttl_ms, now).await,
-            Store::Memory(s) => s.remember_nonce(nonce, ttl_ms, now).await,
-        }
-    }
-
-    async fn hit(
-        &self,
-        name: &str,
-        window_ms: u64,
-        by: u64,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        match self {
-            Store::Redis(s) => s.hit(name, window_ms, by, now).await,
-            Store::Memory(s) => s.hit(name, window_ms, by, now).await,
-        }
-    }
-
-    async fn latest(
-        &self,
-        number: &PhoneNumber,
-        key: &NumberKey,
-        now: Timestamp,
-    ) -> Result<Option<Verification>, StoreError> {
-        match self {
-            Store::Redis(s) => s.latest(number, key, now).await,
-            Store::Memory(s) => s.latest(number, key, now).await,
-        }
-    }
-
-    async fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(s) => s.schedule(job, due).await,
-            Store::Memory(s) => s.schedule(job, due).await,
-        }
-    }
-
-    async fn claim_jobs(
-        &self,
-        now: Timestamp,
-        lease_ms: u64,
-        max: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        match self {
-            Store::Redis(s) => s.claim_jobs(now, lease_ms, max).await,
-            Store::Memory(s) => s.claim_jobs(now, lease_ms, max).await,
-        }
-    }
-
-    async fn complete_job(&self, job: &str) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(s) => s.complete_job(job).await,
-            Store::Memory(s) => s.complete_job(job).await,
-        }
-    }
-
-    async fn claim_fallback(
-        &self,
-        id: &VerificationId,
-        max_sends: u32,
-        now: Timestamp,
-    ) -> Result<FallbackClaim, StoreError> {
-        match self {
-            Store::Redis(s) => s.claim_fallback(id, max_sends, now).await,
-            Store::Memory(s) => s.claim_fallback(id, max_sends, now).await,
-        }
-    }
-
-    async fn put_blob(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(s) => s.put_blob(key, value, ttl_ms).await,
-            Store::Memory(s) => s.put_blob(key, value, ttl_ms).await,
-        }
-    }
-
-    async fn get_blob(&self, key: &str) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Redis(s) => s.get_blob(key).await,
-            Store::Memory(s) => s.get_blob(key).await,
-        }
-    }
-
-    async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(s) => s.delete_blob(key).await,
-            Store::Memory(s) => s.delete_blob(key).await,
-        }
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(s) => s.ping().await,
-            Store::Memory(s) => s.ping().await,
-        }
+    Health {
+        fn ping(&self) -> Result<(), StoreError>;
     }
 }
 

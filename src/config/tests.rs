@@ -1,0 +1,245 @@
+//! Reading settings: every rule names its variable; applications' tables.
+#![allow(clippy::unwrap_used)]
+
+use super::vars::{Problems, Vars, parse_limit};
+use super::*;
+use crate::domain::CodeLength;
+use crate::limits::Limit;
+
+fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// The first bad setting `from_vars` names for these values.
+fn first_error(v: &BTreeMap<String, String>) -> ConfigError {
+    Settings::from_vars(v).unwrap_err().first().clone()
+}
+
+/// The default application's settings.
+fn default(s: &Settings) -> &apps::Settings {
+    s.default_app().unwrap()
+}
+
+const SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+#[test]
+fn no_configuration_at_all_means_sandbox_with_memory_store() {
+    let s = Settings::from_vars(&BTreeMap::new()).unwrap();
+    assert!(s.is_sandbox());
+    assert!(s.redis.is_none());
+    assert_eq!(s.listen_addr.to_string(), DEFAULT_LISTEN_ADDR);
+    assert_eq!(default(&s).policy.lifetime, Duration::from_secs(600));
+    assert_eq!(default(&s).policy.code_length.get(), 6);
+}
+
+#[test]
+fn live_mode_names_each_missing_variable() {
+    let base = [
+        ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+        ("PLIVO_AUTH_TOKEN", "tok"),
+    ];
+    let e = first_error(&vars(&base));
+    assert_eq!(e.var, "PUBLIC_BASE_URL");
+    let mut v = vars(&base);
+    v.insert("PUBLIC_BASE_URL".into(), "https://otp.example.com".into());
+    assert_eq!(first_error(&v).var, "PLIVO_FROM_NUMBER");
+    v.insert("PLIVO_FROM_NUMBER".into(), "+14155550100".into());
+    assert_eq!(first_error(&v).var, "API_KEYS");
+    v.insert("API_KEYS".into(), "0123456789abcdef".into());
+    assert_eq!(first_error(&v).var, "OTP_SECRET");
+    v.insert("OTP_SECRET".into(), SECRET.into());
+    assert!(!Settings::from_vars(&v).unwrap().is_sandbox());
+}
+
+#[test]
+fn bad_values_are_refused_with_their_variable_named() {
+    for (k, v) in [
+        ("OTP_SECRET", "c2hvcnQ="),
+        ("OTP_SECRET", "***"),
+        ("OTP_LENGTH", "3"),
+        ("OTP_LENGTH", "six"),
+        ("VERIFICATION_LIFETIME_MINUTES", "61"),
+        ("VERIFICATION_LIFETIME_MINUTES", "0"),
+        ("LISTEN_ADDR", "nowhere"),
+        ("PUBLIC_BASE_URL", "ftp://x"),
+        ("REDIS_URL", "http://localhost"),
+        ("API_KEYS", "short"),
+        ("REDIS_KEY_PREFIX", "a{b}"),
+        ("PLIVO_ACCEPT_V2", "sometimes"),
+        ("MAX_CONNECTIONS", "8"),
+        ("MAX_CONNECTIONS_PER_IP", "0"),
+    ] {
+        let e = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
+        assert_eq!(e.first().var, k, "{k}={v}");
+        assert!(e.to_string().starts_with(k));
+    }
+}
+
+#[test]
+fn the_demo_page_is_on_in_the_sandbox_and_off_with_plivo_credentials_unless_set() {
+    assert!(Settings::from_vars(&BTreeMap::new()).unwrap().demo_page);
+    assert!(
+        !Settings::from_vars(&vars(&[("DEMO_PAGE", "false")]))
+            .unwrap()
+            .demo_page
+    );
+    let live = [
+        ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+        ("PLIVO_AUTH_TOKEN", "tok"),
+        ("PLIVO_FROM_NUMBER", "+14155550100"),
+        ("API_KEYS", "0123456789abcdef"),
+        ("OTP_SECRET", SECRET),
+        ("PUBLIC_BASE_URL", "https://otp.example.com"),
+    ];
+    assert!(!Settings::from_vars(&vars(&live)).unwrap().demo_page);
+    let mut on = vars(&live);
+    on.insert("DEMO_PAGE".into(), "true".into());
+    assert!(Settings::from_vars(&on).unwrap().demo_page);
+    let e = first_error(&vars(&[("DEMO_PAGE", "maybe")]));
+    assert_eq!(e.var, "DEMO_PAGE");
+}
+
+#[test]
+fn webotp_domain_is_a_bare_host_name() {
+    let s = Settings::from_vars(&vars(&[("WEBOTP_DOMAIN", "Otp.Example.com")])).unwrap();
+    assert_eq!(
+        default(&s).webotp_domain.as_deref(),
+        Some("otp.example.com")
+    );
+    assert!(
+        default(&Settings::from_vars(&BTreeMap::new()).unwrap())
+            .webotp_domain
+            .is_none()
+    );
+    for bad in [
+        "https://example.com",
+        "example.com:443",
+        "example.com/otp",
+        "-example.com",
+        "exa mple.com",
+        "example..com",
+    ] {
+        let e = first_error(&vars(&[("WEBOTP_DOMAIN", bad)]));
+        assert_eq!(e.var, "WEBOTP_DOMAIN", "{bad}");
+    }
+}
+
+#[test]
+fn several_redis_seeds_or_the_cluster_scheme_mean_a_cluster() {
+    let s = Settings::from_vars(&vars(&[("REDIS_URL", "redis://a:1,redis://b:2")])).unwrap();
+    assert!(matches!(s.redis, Some(RedisTarget::Cluster(ref n)) if n.len() == 2));
+    let s = Settings::from_vars(&vars(&[("REDIS_URL", "redis+cluster://a:1,b:2")])).unwrap();
+    assert_eq!(
+        s.redis,
+        Some(RedisTarget::Cluster(vec![
+            "redis://a:1".into(),
+            "redis://b:2".into()
+        ]))
+    );
+    let s = Settings::from_vars(&vars(&[("REDIS_URL", "unix:///tmp/r.sock")])).unwrap();
+    assert!(matches!(s.redis, Some(RedisTarget::Single(_))));
+}
+
+#[test]
+fn limits_read_as_count_per_window() {
+    let limit = |raw: &str| -> Result<Limit, ConfigErrors> {
+        let values = vars(&[("X", raw)]);
+        let mut p = Problems::default();
+        let limit = Vars::top(&values).limit(&mut p, "X", Limit::new(1, Duration::from_secs(1)));
+        p.finish(limit)
+    };
+    assert_eq!(
+        limit("5/10m").unwrap(),
+        Limit::new(5, Duration::from_secs(600))
+    );
+    assert_eq!(
+        limit("100/d").unwrap(),
+        Limit::new(100, Duration::from_secs(86_400))
+    );
+    for bad in ["5", "0/1m", "5/10", "5/10x", "x/1m", "5/0s"] {
+        assert_eq!(limit(bad).unwrap_err().first().var, "X", "{bad}");
+        assert!(parse_limit(bad).is_err());
+    }
+}
+
+#[test]
+fn a_toml_file_gives_the_same_keys_and_refuses_unknown_ones() {
+    let dir = std::env::temp_dir().join(format!("p2fa-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "listen_addr = \"127.0.0.1:9999\"\nOTP_LENGTH = 8\nAPI_KEYS = [\"0123456789abcdef\", \"fedcba9876543210\"]\n").unwrap();
+    let (v, _) = file::read(&good).unwrap();
+    let s = Settings::from_vars(&v).unwrap();
+    assert_eq!(s.listen_addr.port(), 9999);
+    assert_eq!(default(&s).policy.code_length.get(), 8);
+    assert_eq!(default(&s).api_keys.len(), 2);
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "LISTEN_ADR = \"x\"\n").unwrap();
+    assert_eq!(file::read(&bad).unwrap_err().first().var, "--config");
+}
+
+#[test]
+fn sms_text_keys_for_any_locale_come_from_a_toml_file_and_are_checked() {
+    let dir = std::env::temp_dir().join(format!("p2fa-sms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("sms.toml");
+    std::fs::write(
+        &good,
+        "sms_text = \"{code} is your code\"\nSMS_TEXT_ES_ES = \"{code} es tu código\"\nWEBOTP_DOMAIN = \"Example.COM\"\n",
+    )
+    .unwrap();
+    let (v, _) = file::read(&good).unwrap();
+    assert!(v.contains_key("SMS_TEXT_ES_ES"));
+    let s = Settings::from_vars(&v).unwrap();
+    let code = crate::domain::OtpCode::parse("123456", CodeLength::default()).unwrap();
+    let es = crate::domain::Locale::parse("es-ES").unwrap();
+    let text = default(&s).wording.render(&es, &code, 10, None, false);
+    assert_eq!(text, "123456 es tu código\n@example.com #123456");
+    let bad = dir.join("bad-sms.toml");
+    std::fs::write(&bad, "SMS_TEXT_ES_ES = \"no code\"\n").unwrap();
+    assert_eq!(
+        Settings::from_vars(&file::read(&bad).unwrap().0)
+            .unwrap_err()
+            .first()
+            .var,
+        "SMS_TEXT_ES_ES"
+    );
+}
+
+#[test]
+fn a_powerpack_makes_the_from_number_optional_and_dlt_needs_both_ids_and_sms_text() {
+    let live = [
+        ("PLIVO_AUTH_ID", "MAXXXXXXXXXXXXXXXXXX"),
+        ("PLIVO_AUTH_TOKEN", "tok"),
+        ("API_KEYS", "0123456789abcdef"),
+        ("OTP_SECRET", SECRET),
+        ("PUBLIC_BASE_URL", "https://otp.example.com"),
+    ];
+    let mut v = vars(&live);
+    assert_eq!(first_error(&v).var, "PLIVO_FROM_NUMBER");
+    v.insert(
+        "PLIVO_POWERPACK_UUID".into(),
+        "D35F2E82-D387-427F-8DB7-4E1F8A5E8A8B".into(),
+    );
+    let s = Settings::from_vars(&v).unwrap();
+    assert!(s.delivery.voice_from.is_none());
+    assert_eq!(
+        s.delivery.sender,
+        crate::delivery::SmsSender::Powerpack("d35f2e82-d387-427f-8db7-4e1f8a5e8a8b".into())
+    );
+    v.insert("PLIVO_DLT_TEMPLATE_ID".into(), "1207161234567890123".into());
+    assert_eq!(first_error(&v).var, "PLIVO_DLT_ENTITY_ID");
+    v.insert("PLIVO_DLT_ENTITY_ID".into(), "1201159543060917386".into());
+    assert_eq!(first_error(&v).var, "SMS_TEXT");
+    v.insert("SMS_TEXT".into(), "{code} is your code".into());
+    let dlt = Settings::from_vars(&v).unwrap().delivery.dlt.unwrap();
+    assert_eq!(dlt.dlt_template_category, "service_implicit");
+    v.insert("PLIVO_PHLO_ID".into(), "abc".into());
+    assert!(
+        Settings::from_vars(&v).is_err(),
+        "a Powerpack does not apply to a PHLO"
+    );
+}

@@ -1,0 +1,84 @@
+//! Sending a verification's code once: a call reference for a call, the
+//! send through the deliverer, the SMS's fallback job, and the delivery
+//! recorded on the verification. Shared by the start and the fallback.
+
+use crate::apps::App;
+use crate::delivery::{AppHash, Deliverer, Dispatch};
+use crate::domain::{CallRef, Channel, OtpCode, Timestamp, Verification};
+use crate::plivo::PlivoError;
+use crate::store::{CallStore, DeliveryUpdate, Store, VerificationStore};
+
+use super::{FALLBACK_JOB, count_delivery, schedule};
+
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    store: Store,
+    deliverer: Deliverer,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, deliverer: Deliverer) -> Self {
+        Self { store, deliverer }
+    }
+
+    /// Sends `code` for `v` on `channel` with `app`'s wording; the
+    /// verification with the delivery recorded.
+    pub async fn deliver(
+        &self,
+        app: &App,
+        v: &Verification,
+        code: &OtpCode,
+        channel: Channel,
+        app_hash: Option<&AppHash>,
+        now: Timestamp,
+    ) -> Result<Verification, PlivoError> {
+        let call_ref;
+        let dispatch = match channel {
+            Channel::Sms => Dispatch::Sms(app_hash),
+            Channel::Voice if self.deliverer.calls_need_reference() => {
+                call_ref = CallRef::generate(v.id.tag());
+                self.store
+                    .register_call(&call_ref, &v.id, v.expires_at, now)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "could not register the call reference");
+                        PlivoError::NotSent("the call could not be prepared".into())
+                    })?;
+                Dispatch::Voice(Some(&call_ref))
+            }
+            Channel::Voice => Dispatch::Voice(None),
+        };
+        let delivery = self
+            .deliverer
+            .send(v, code, dispatch, &app.wording, now)
+            .await?;
+        count_delivery(&delivery, app.id.to_string());
+        if let (Channel::Sms, Some(after), true) = (
+            channel,
+            app.policy.fallback_after,
+            app.policy.fallback_without_receipt,
+        ) {
+            schedule(
+                &self.store,
+                format!("{FALLBACK_JOB}{}", v.id),
+                now.plus(after),
+            )
+            .await;
+        }
+        match self
+            .store
+            .record_delivery(&v.id, delivery.clone(), now)
+            .await
+        {
+            Ok(DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v)) => Ok(v),
+            Ok(DeliveryUpdate::NotFound) => Ok(v.clone()),
+            Err(e) => {
+                // The code did leave; losing the delivery record only costs detail.
+                tracing::warn!(verification.id = %v.id, error = %e, "could not record the delivery");
+                let mut v = v.clone();
+                v.deliveries.push(delivery);
+                Ok(v)
+            }
+        }
+    }
+}

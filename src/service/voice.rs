@@ -1,0 +1,74 @@
+//! What a voice call reads out, found by the call's opaque reference.
+
+use std::sync::Arc;
+
+use crate::domain::{ApplicationId, CallRef, Clock, Keyring, Locale, OtpCode, Status, Timestamp};
+use crate::store::{CallStore, Store, StoreError};
+
+/// What a call should say.
+#[derive(Debug)]
+pub enum Spoken {
+    /// Read this code out, in this locale, for this application; it expires
+    /// at `expires_at`.
+    Code {
+        code: OtpCode,
+        locale: Locale,
+        application: ApplicationId,
+        expires_at: Timestamp,
+    },
+    /// The reference is unknown (`None`), or its verification, in this
+    /// locale and of this application, is no longer pending.
+    Gone(Option<(Locale, ApplicationId)>),
+}
+
+#[derive(Debug, Clone)]
+pub struct VoiceCall {
+    store: Store,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+}
+
+impl VoiceCall {
+    pub fn new(store: Store, keyring: Arc<Keyring>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            keyring,
+            clock,
+        }
+    }
+
+    /// The code a call should read out, while its verification is pending.
+    pub async fn code(&self, call: &CallRef) -> Result<Spoken, StoreError> {
+        let now = self.clock.now();
+        let Some((v, sealed)) = self.store.resolve_call(call, now).await? else {
+            return Ok(Spoken::Gone(None));
+        };
+        let (Status::Pending, Some(sealed)) = (v.status_at(now), sealed) else {
+            return Ok(Spoken::Gone(Some((v.locale, v.application))));
+        };
+        let code = self
+            .keyring
+            .open(&sealed, v.id.as_str())
+            .map_err(|e| StoreError::Corrupt(format!("sealed code of {}: {e}", v.id)))?;
+        Ok(Spoken::Code {
+            code,
+            locale: v.locale,
+            application: v.application,
+            expires_at: v.expires_at,
+        })
+    }
+
+    /// The locale and application of a call's verification, while its
+    /// reference is known.
+    pub async fn locale(
+        &self,
+        call: &CallRef,
+    ) -> Result<Option<(Locale, ApplicationId)>, StoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .resolve_call(call, now)
+            .await?
+            .map(|(v, _)| (v.locale, v.application)))
+    }
+}

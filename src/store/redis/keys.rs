@@ -1,0 +1,90 @@
+//! The names of the Redis keys (prefix `p2fa` by default). Every key of one
+//! number carries its hash tag `{tag}`, so a script touching a verification,
+//! its number's pointer and its number's counters stays in one Cluster slot.
+//!
+//! - `p2fa:{tag}:num:<number hash>` → id of the number's latest verification
+//! - `p2fa:{tag}:v:<id>` → hash: the verification
+//! - `p2fa:{tag}:rl:<counter>:<number hash>:<window>` → a number's counters
+//! - `p2fa:{tag}:call:<call reference>` → the call's verification id
+//! - `p2fa:rl:{<name>:<window>}` → the other rate-limit and detector counters
+//! - `p2fa:{jobs}` → the job schedule (a sorted set)
+//! - `p2fa:blob:<name>` → events waiting for the webhook, and flags
+//! - `p2fa:nonce:<sha256 of the nonce>` → a signed callback's nonce
+
+use crate::domain::{CallRef, NumberKey, Timestamp, VerificationId};
+use crate::store::window_of;
+
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(super) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(super) fn record_prefix(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:v:", self.prefix)
+    }
+
+    pub(super) fn record_key(&self, id: &VerificationId) -> String {
+        format!("{}{}", self.record_prefix(id.tag()), id.as_str())
+    }
+
+    pub(super) fn call_key(&self, call: &CallRef) -> String {
+        format!("{}:{{{}}}:call:{}", self.prefix, call.tag(), call.as_str())
+    }
+
+    pub(super) fn jobs_key(&self) -> String {
+        format!("{}:{{jobs}}", self.prefix)
+    }
+
+    pub(super) fn blob_key(&self, key: &str) -> String {
+        format!("{}:blob:{key}", self.prefix)
+    }
+
+    pub(super) fn nonce_key(&self, nonce: &str) -> String {
+        // Hashed: a nonce is caller-chosen text of any length.
+        use sha2::Digest;
+        format!(
+            "{}:nonce:{}",
+            self.prefix,
+            hex::encode(sha2::Sha256::digest(nonce.as_bytes()))
+        )
+    }
+
+    /// What a number's counters are named after (`…:{tag}:rl:`), in its
+    /// hash tag's slot so the scripts that count them stay in one slot.
+    pub(super) fn counter_prefix(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:rl:", self.prefix)
+    }
+
+    /// One of a number's counters for its window at `now` (as prelude.lua's `count` names it).
+    pub(super) fn number_counter(
+        &self,
+        key: &NumberKey,
+        counter: &str,
+        window_ms: u64,
+        now: Timestamp,
+    ) -> String {
+        let name = format!("{}{counter}:{}", self.counter_prefix(&key.tag), key.hash);
+        window_of(&name, window_ms, now).0
+    }
+
+    pub(super) fn pointer_key(&self, key: &NumberKey) -> String {
+        format!("{}:{{{}}}:num:{}", self.prefix, key.tag, key.hash)
+    }
+
+    /// A rate-limit or detector counter's key for `name`'s window at `now`.
+    pub(super) fn counter(&self, name: &str, window_ms: u64, now: Timestamp) -> String {
+        let (key, _) = window_of(name, window_ms, now);
+        format!("{}:rl:{{{key}}}", self.prefix)
+    }
+}

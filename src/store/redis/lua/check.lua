@@ -1,0 +1,63 @@
+-- Checks a typed code in one round trip: compare digests, count the attempt
+-- on the verification and, for a wrong code, against its number in the
+-- lockout window and the day (so every wrong code counts, whatever later ends
+-- the verification), approve and close on success.
+-- KEYS[1]  mode "number": the number's pointer; mode "id": the record itself
+-- ARGV     1 mode, 2 record key prefix, 3 now, 4 retention_ms, 5 the number's
+--          hash (mode "number"), 6 digest count n, 7 id (mode "id"),
+--          8 counter prefix ("…:{tag}:rl:"), 9 lockout window (ms),
+--          10 day window (ms), 11 the application the check is for, 12…11+n
+--          the typed code's digests under every secret
+-- Returns  {result, id, view}; result is approved | wrong | exhausted | expired |
+--          not_pending | not_found (another application's record is not found)
+local rk = KEYS[1]
+local id = ARGV[7]
+local pointer = false
+if ARGV[1] == 'number' then
+  local current = redis.call('GET', KEYS[1])
+  if not current then
+    return {'not_found'}
+  end
+  pointer = KEYS[1]
+  id = current
+  rk = ARGV[2] .. current
+end
+local f = redis.call('HMGET', rk, 'status', 'expires_at', 'attempts', 'max_attempts', 'digest', 'nh', 'app')
+-- A record without its number's hash (written by an older version) is the
+-- number's by its pointer alone.
+if not f[1] or (pointer and f[6] and f[6] ~= ARGV[5]) or not owned(f[7], ARGV[11]) then
+  return {'not_found'}
+end
+local now = tonumber(ARGV[3])
+local retention = tonumber(ARGV[4])
+if f[1] ~= 'pending' then
+  return {'not_pending', id, view(rk)}
+end
+if now >= tonumber(f[2]) then
+  redis.call('HSET', rk, 'status', 'expired')
+  close(rk, pointer, retention)
+  return {'expired', id, view(rk)}
+end
+-- Digests are keyed HMACs: comparing them leaks nothing about the code.
+local last = 11 + tonumber(ARGV[6])
+for i = 12, last do
+  if ARGV[i] == f[5] then
+    redis.call('HSET', rk, 'status', 'approved')
+    close(rk, pointer, retention)
+    return {'approved', id, view(rk)}
+  end
+end
+local hash = f[6] or (pointer and ARGV[5])
+if hash then
+  count(ARGV[8], 'lockout', hash, tonumber(ARGV[9]), now, 1)
+  count(ARGV[8], 'failed', hash, tonumber(ARGV[10]), now, 1)
+end
+local max = tonumber(f[4])
+local attempts = math.min(tonumber(f[3]) + 1, max)
+if attempts >= max then
+  redis.call('HSET', rk, 'attempts', attempts, 'status', 'max_attempts_reached')
+  close(rk, pointer, retention)
+  return {'exhausted', id, view(rk)}
+end
+redis.call('HSET', rk, 'attempts', attempts)
+return {'wrong', id, view(rk)}

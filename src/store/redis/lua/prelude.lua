@@ -1,0 +1,39 @@
+-- Shared by every script (prepended at compile time).
+-- A verification is one hash; FIELDS is the public view, in the order the
+-- Rust side reads it. The digest and sealed code are never returned.
+local FIELDS = {'to', 'channel', 'locale', 'status', 'created_at', 'expires_at',
+  'attempts', 'max_attempts', 'sends', 'last_sent_at', 'deliveries', 'fallback', 'app'}
+
+local function view(rk)
+  return redis.call('HMGET', rk, unpack(FIELDS))
+end
+
+-- A verification that reached a final status forgets its code material and
+-- stays readable for the retention period.
+local function close(rk, pointer, retention)
+  redis.call('HDEL', rk, 'digest', 'sealed')
+  redis.call('PEXPIRE', rk, retention)
+  if pointer then
+    redis.call('PEXPIRE', pointer, retention)
+  end
+end
+
+-- Adds n to one of a number's counters for the fixed window of `window` ms
+-- holding `now` (the window's index ends its name, as `window_of` names it in
+-- Rust); kept twice the window. Returns the count and when the window ends.
+local function count(base, counter, hash, window, now, n)
+  local index = math.floor(now / window)
+  local key = base .. counter .. ':' .. hash .. ':' .. string.format('%d', index)
+  local c = redis.call('INCRBY', key, n)
+  if redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, window * 2)
+  end
+  return c, (index + 1) * window
+end
+
+-- Whether a record whose `app` field is `app` belongs to the application
+-- `want` ('' for any). A record without one is the default application's:
+-- the default writes none, as before there were applications.
+local function owned(app, want)
+  return want == '' or (app or 'default') == want
+end

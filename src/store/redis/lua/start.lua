@@ -1,0 +1,69 @@
+-- Opens a verification for a number, or re-sends the one already open, and
+-- counts the send against the number's budget; a start refused by the
+-- cooldown or the send limit sends nothing and counts nothing.
+-- KEYS[1]  the number's pointer to its latest verification
+-- ARGV     1 record key prefix ("…:{tag}:v:"), 2 now, 3 new id, 4 to,
+--          5 channel, 6 locale, 7 expires_at, 8 max_attempts, 9 digest,
+--          10 sealed, 11 cooldown_ms, 12 max_sends, 13 retention_ms,
+--          14 the number's hash, 15 counter prefix ("…:{tag}:rl:"),
+--          16 sends allowed per window, 17 the window (ms), 18 the
+--          application ('' for the default, which records none)
+-- Returns  {outcome, id, extra, view}; outcome is created | resend (extra: the
+--          sealed code) | cooldown (extra: ms to wait) | send_limit |
+--          number_limited ({outcome, '', ms to wait})
+local now = tonumber(ARGV[2])
+local retention = tonumber(ARGV[13])
+local hash = ARGV[14]
+
+-- Counts this send; the wait in ms when the budget is spent, else nil.
+local function spend()
+  local sent, ends = count(ARGV[15], 'number', hash, tonumber(ARGV[17]), now, 1)
+  if sent > tonumber(ARGV[16]) then
+    return math.max(ends - now, 1)
+  end
+  return nil
+end
+
+local current = redis.call('GET', KEYS[1])
+if current then
+  local rk = ARGV[1] .. current
+  local f = redis.call('HMGET', rk, 'status', 'expires_at', 'sends', 'last_sent_at', 'sealed', 'nh')
+  -- A record written before records kept their number's hash is the
+  -- number's by its pointer alone.
+  if f[1] == 'pending' and (not f[6] or f[6] == hash) then
+    if now < tonumber(f[2]) then
+      local ready = tonumber(f[4]) + tonumber(ARGV[11])
+      if now < ready then
+        return {'cooldown', current, tostring(ready - now), view(rk)}
+      end
+      if tonumber(f[3]) >= tonumber(ARGV[12]) then
+        return {'send_limit', current, '', view(rk)}
+      end
+      local wait = spend()
+      if wait then
+        return {'number_limited', '', tostring(wait)}
+      end
+      redis.call('HSET', rk, 'sends', tonumber(f[3]) + 1, 'last_sent_at', ARGV[2], 'channel', ARGV[5])
+      return {'resend', current, f[5], view(rk)}
+    end
+    redis.call('HSET', rk, 'status', 'expired')
+    close(rk, false, retention)
+  end
+end
+local wait = spend()
+if wait then
+  return {'number_limited', '', tostring(wait)}
+end
+local rk = ARGV[1] .. ARGV[3]
+redis.call('HSET', rk,
+  'to', ARGV[4], 'nh', hash, 'channel', ARGV[5], 'locale', ARGV[6], 'status', 'pending',
+  'created_at', ARGV[2], 'expires_at', ARGV[7], 'attempts', 0,
+  'max_attempts', ARGV[8], 'sends', 1, 'last_sent_at', ARGV[2],
+  'deliveries', '[]', 'fallback', 0, 'digest', ARGV[9], 'sealed', ARGV[10])
+if ARGV[18] ~= '' then
+  redis.call('HSET', rk, 'app', ARGV[18])
+end
+local ttl = tonumber(ARGV[7]) - now + retention
+redis.call('PEXPIRE', rk, ttl)
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
+return {'created', ARGV[3], '', view(rk)}

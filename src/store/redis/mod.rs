@@ -1,0 +1,693 @@
+//! The Redis store. Every operation is one Lua script, so it is one atomic
+//! round trip; every key of a number carries the same `{tag}`, so each script
+//! touches one Redis Cluster slot (see [`keys`] for the layout). Redis TTLs
+//! only collect garbage: expiry is decided from `expires_at` and the `now`
+//! the caller passes.
+//!
+//! Records written before numbers were sealed hold `to` in plain E.164 and no
+//! number hash; they are read as they are, so a rolling upgrade strands no
+//! pending verification.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use super::{
+    CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
+    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
+    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, RETENTION_MS, SendBudget, StartOutcome,
+    StoreError, VerificationStore,
+};
+use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
+use crate::domain::{
+    CallRef, Delivery, Keyring, NumberKey, PhoneNumber, Status, Timestamp, Verification,
+    VerificationId,
+};
+use keys::Keys;
+pub use persistence::Persistence;
+use persistence::{collect_text, persistent_by_info};
+use reply::{MAX_PLAIN_NUMBER, Reply, StoredDelivery, VIEW_FIELDS, parse_id, parse_view};
+use scripts::Scripts;
+pub use target::RedisTarget;
+
+pub mod keys;
+mod persistence;
+mod reply;
+mod scripts;
+mod target;
+
+pub const DEFAULT_KEY_PREFIX: &str = "p2fa";
+
+/// One connection for the whole process: a single node's connection manager
+/// (multiplexed, reconnects by itself) or a cluster connection.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Connection,
+    scripts: std::sync::Arc<Scripts>,
+    /// Seals and opens the number of each verification at rest.
+    keyring: std::sync::Arc<Keyring>,
+    keys: Keys,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.keys.prefix())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects once at start-up; the connection is shared by every request and
+    /// reconnects by itself.
+    ///
+    /// Reconnection is on demand, with no backoff to sit out: once Redis is
+    /// back, the next request (or the job worker's next poll) reconnects, so
+    /// the first success comes as soon as Redis accepts connections again.
+    /// The redis crate's `ConnectionManager` retries with a backoff whose first
+    /// wait is a fixed second or more (its `factor` multiplies a one-second
+    /// floor), which held every request back for 2.7 to 3.7 s after Redis
+    /// returned; with no retries, each failed attempt simply ends and the next
+    /// request starts a new one. A request never waits longer than
+    /// `REDIS_TIMEOUT_MS` either way, and attempts against a Redis that is down
+    /// fail at once (connection refused), so nothing piles up.
+    pub async fn connect(
+        target: &RedisTarget,
+        prefix: &str,
+        timeout: Duration,
+        keyring: std::sync::Arc<Keyring>,
+    ) -> Result<Self, StoreError> {
+        let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
+        let conn = match target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout)
+                    .set_number_of_retries(0);
+                let manager = tokio::time::timeout(
+                    timeout * 3,
+                    ConnectionManager::new_with_config(client, config),
+                )
+                .await
+                .map_err(|_| StoreError::Timeout)?
+                .map_err(unavailable)?;
+                Connection::Single(manager)
+            }
+            RedisTarget::Cluster(seeds) => {
+                // The cluster client reconnects on demand already: each new
+                // request tries at once, and recovers within milliseconds of
+                // the cluster serving again (tests/api/faults.rs). A restarted
+                // master itself refuses writes for its first two seconds
+                // (Redis's CLUSTER_WRITABLE_DELAY); no client setting helps there.
+                let client = redis::cluster::ClusterClient::builder(seeds.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()
+                    .map_err(unavailable)?;
+                let conn = tokio::time::timeout(timeout * 3, client.get_async_connection())
+                    .await
+                    .map_err(|_| StoreError::Timeout)?
+                    .map_err(unavailable)?;
+                Connection::Cluster(conn)
+            }
+        };
+        let store = Self {
+            conn,
+            scripts: std::sync::Arc::new(Scripts::load()),
+            keyring,
+            keys: Keys::new(prefix),
+            timeout,
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Runs one command with the store's timeout.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, invocation.invoke_async::<Value>(&mut conn)).await
+        {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// Whether this Redis keeps its data on disk (on a cluster, as one node
+    /// answers). Reads `CONFIG GET appendonly` and `save`; where CONFIG is
+    /// disabled or not allowed (managed Redis services often rename it), falls
+    /// back to `INFO persistence`, which shows AOF but not the RDB schedule.
+    pub async fn persistence(&self) -> Persistence {
+        let config = |name: &'static str| {
+            let mut cmd = redis::cmd("CONFIG");
+            cmd.arg("GET").arg(name);
+            async move { self.query::<Vec<String>>(&cmd).await }
+        };
+        if let (Ok(aof), Ok(save)) = (config("appendonly").await, config("save").await) {
+            let aof_on = aof.get(1).is_some_and(|v| v == "yes");
+            let save_on = save.get(1).is_some_and(|v| !v.trim().is_empty());
+            return if aof_on || save_on {
+                Persistence::On
+            } else {
+                Persistence::Off
+            };
+        }
+        let mut info = redis::cmd("INFO");
+        info.arg("persistence");
+        match self.query::<Value>(&info).await {
+            Ok(value) => {
+                let mut sections = Vec::new();
+                collect_text(&value, &mut sections);
+                if sections.is_empty() {
+                    Persistence::Unknown
+                } else if sections.iter().all(|s| persistent_by_info(s)) {
+                    Persistence::On
+                } else {
+                    Persistence::NoneSeen
+                }
+            }
+            Err(_) => Persistence::Unknown,
+        }
+    }
+
+    /// Deletes every key under this store's prefix on a single node (tests only).
+    pub async fn flush_prefix(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}:*", self.keys.prefix());
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        for key in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+const RETENTION: u64 = RETENTION_MS;
+
+/// An [`Owner`] as the scripts take it: the application's id, or '' for any.
+fn owner_arg(owner: Owner<'_>) -> &str {
+    match owner {
+        Owner::App(app) => app.as_str(),
+        Owner::Any => "",
+    }
+}
+
+impl VerificationStore for RedisStore {
+    async fn start(
+        &self,
+        new: NewVerification,
+        key: &NumberKey,
+        policy: SendPolicy,
+        budget: SendBudget,
+        now: Timestamp,
+    ) -> Result<StartOutcome, StoreError> {
+        let v = &new.verification;
+        let mut invocation = self.scripts.start.prepare_invoke();
+        invocation
+            .key(self.keys.pointer_key(key))
+            .arg(self.keys.record_prefix(&key.tag))
+            .arg(now.as_millis())
+            .arg(v.id.as_str())
+            .arg(self.keyring.seal_number(&v.to, v.id.as_str()))
+            .arg(v.channel.as_str())
+            .arg(v.locale.as_str())
+            .arg(v.expires_at.as_millis())
+            .arg(v.max_attempts)
+            .arg(&new.digest)
+            .arg(&new.sealed)
+            .arg(policy.cooldown_ms)
+            .arg(policy.max_sends)
+            .arg(RETENTION)
+            .arg(&key.hash)
+            .arg(self.keys.counter_prefix(&key.tag))
+            .arg(budget.max)
+            .arg(budget.window_ms.max(1))
+            .arg(if v.application.is_default() {
+                ""
+            } else {
+                v.application.as_str()
+            });
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        let outcome = reply.text(0)?;
+        if outcome == "number_limited" {
+            return Ok(StartOutcome::NumberLimited {
+                retry_after_ms: reply.text(2)?.parse().unwrap_or(1),
+            });
+        }
+        let id = parse_id(&reply.text(1)?)?;
+        let verification = reply.verification(3, &id)?;
+        Ok(match outcome.as_str() {
+            "created" => StartOutcome::Created(verification),
+            "resend" => StartOutcome::Resend {
+                verification,
+                sealed: reply.text(2)?,
+            },
+            "cooldown" => StartOutcome::Refused {
+                verification,
+                refusal: ResendRefusal::Cooldown(reply.text(2)?.parse().unwrap_or(0)),
+            },
+            "send_limit" => StartOutcome::Refused {
+                verification,
+                refusal: ResendRefusal::SendLimit,
+            },
+            other => return Err(StoreError::Corrupt(format!("start said {other:?}"))),
+        })
+    }
+
+    async fn check(
+        &self,
+        target: CheckTarget<'_>,
+        owner: Owner<'_>,
+        digests: &[String],
+        windows: FailureWindows,
+        now: Timestamp,
+    ) -> Result<CheckOutcome, StoreError> {
+        let mut invocation = self.scripts.check.prepare_invoke();
+        let tag = match target {
+            CheckTarget::Number { key, .. } => {
+                invocation
+                    .key(self.keys.pointer_key(key))
+                    .arg("number")
+                    .arg(self.keys.record_prefix(&key.tag))
+                    .arg(now.as_millis())
+                    .arg(RETENTION)
+                    .arg(&key.hash)
+                    .arg(digests.len())
+                    .arg("");
+                key.tag.as_str()
+            }
+            CheckTarget::Id(id) => {
+                invocation
+                    .key(self.keys.record_key(id))
+                    .arg("id")
+                    .arg("")
+                    .arg(now.as_millis())
+                    .arg(RETENTION)
+                    .arg("")
+                    .arg(digests.len())
+                    .arg(id.as_str());
+                id.tag()
+            }
+        };
+        invocation
+            .arg(self.keys.counter_prefix(tag))
+            .arg(windows.lockout_ms.max(1))
+            .arg(windows.day_ms.max(1))
+            .arg(owner_arg(owner));
+        for digest in digests {
+            invocation.arg(digest);
+        }
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        let outcome = reply.text(0)?;
+        if outcome == "not_found" {
+            return Ok(None);
+        }
+        let id = parse_id(&reply.text(1)?)?;
+        let verification = reply.verification(2, &id)?;
+        let result = match outcome.as_str() {
+            "approved" => CheckResult::Approved,
+            "wrong" => CheckResult::Wrong,
+            "exhausted" => CheckResult::Exhausted,
+            "expired" => CheckResult::Expired,
+            "not_pending" => CheckResult::NotPending(verification.status),
+            other => return Err(StoreError::Corrupt(format!("check said {other:?}"))),
+        };
+        Ok(Some((result, verification)))
+    }
+
+    async fn failures(
+        &self,
+        key: &NumberKey,
+        windows: FailureWindows,
+        now: Timestamp,
+    ) -> Result<Failures, StoreError> {
+        // Both counters carry the number's hash tag: one slot, one round trip.
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(
+            self.keys
+                .number_counter(key, LOCKOUT_COUNTER, windows.lockout_ms.max(1), now),
+        )
+        .arg(
+            self.keys
+                .number_counter(key, FAILED_COUNTER, windows.day_ms.max(1), now),
+        );
+        let counts: Vec<Option<u64>> = self.query(&cmd).await?;
+        let at = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
+        Ok(Failures {
+            lockout: at(0),
+            day: at(1),
+        })
+    }
+
+    async fn get(
+        &self,
+        id: &VerificationId,
+        owner: Owner<'_>,
+        _now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.keys.record_key(id)).arg(&VIEW_FIELDS);
+        let fields: Vec<Value> = self.query(&cmd).await?;
+        let to = match fields.first() {
+            None | Some(Value::Nil) => return Ok(None),
+            Some(Value::BulkString(to)) => to,
+            Some(_) => return Err(StoreError::Corrupt("to is not text".into())),
+        };
+        // Sealed by a secret no longer configured: it can no longer be read
+        // (SECURITY.md: keep a secret a day after its successor is promoted).
+        if to.len() > MAX_PLAIN_NUMBER && !self.keyring.knows_seal(&String::from_utf8_lossy(to)) {
+            return Ok(None);
+        }
+        // Another application's record reads exactly as a missing one.
+        Ok(parse_view(&self.keyring, id, &fields)
+            .map(Some)?
+            .filter(|v| owner.sees(&v.application)))
+    }
+
+    async fn finish(
+        &self,
+        id: &VerificationId,
+        owner: Owner<'_>,
+        how: Finish,
+        now: Timestamp,
+    ) -> Result<FinishOutcome, StoreError> {
+        let mut invocation = self.scripts.finish.prepare_invoke();
+        invocation
+            .key(self.keys.record_key(id))
+            .arg(how.status().as_str())
+            .arg(now.as_millis())
+            .arg(RETENTION)
+            .arg(owner_arg(owner));
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        let outcome = reply.text(0)?;
+        if outcome == "not_found" {
+            return Ok(None);
+        }
+        let verification = reply.verification(1, id)?;
+        let result = match outcome.as_str() {
+            "done" => Ok(()),
+            // Not due yet: still pending.
+            "not_due" => Err(Status::Pending),
+            _ => Err(verification.status),
+        };
+        Ok(Some((result, verification)))
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &VerificationId,
+        delivery: Delivery,
+        _now: Timestamp,
+    ) -> Result<DeliveryUpdate, StoreError> {
+        let rank = delivery.status.rank();
+        let json = serde_json::to_string(&StoredDelivery {
+            delivery: &delivery,
+            rank,
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut invocation = self.scripts.delivery.prepare_invoke();
+        invocation
+            .key(self.keys.record_key(id))
+            .arg(json)
+            .arg(&delivery.provider_id)
+            .arg(rank)
+            .arg(delivery.sequence.map(|s| s.to_string()).unwrap_or_default())
+            .arg(delivery.status.as_str())
+            .arg(delivery.channel.as_str())
+            .arg(crate::domain::LOCAL_ID_PREFIX);
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        Ok(match reply.text(0)?.as_str() {
+            "not_found" => DeliveryUpdate::NotFound,
+            "applied" => DeliveryUpdate::Applied(reply.verification(1, id)?),
+            _ => DeliveryUpdate::Stale(reply.verification(1, id)?),
+        })
+    }
+
+    async fn latest(
+        &self,
+        number: &PhoneNumber,
+        key: &NumberKey,
+        now: Timestamp,
+    ) -> Result<Option<Verification>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.keys.pointer_key(key));
+        let Some(id) = self.query::<Option<String>>(&cmd).await? else {
+            return Ok(None);
+        };
+        let id = parse_id(&id)?;
+        Ok(self
+            .get(&id, Owner::Any, now)
+            .await?
+            .filter(|v| &v.to == number))
+    }
+
+    async fn claim_fallback(
+        &self,
+        id: &VerificationId,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<FallbackClaim, StoreError> {
+        let mut invocation = self.scripts.claim_fallback.prepare_invoke();
+        invocation
+            .key(self.keys.record_key(id))
+            .arg(now.as_millis())
+            .arg(max_sends)
+            .arg(RETENTION);
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        Ok(match reply.text(0)?.as_str() {
+            "claimed" => FallbackClaim::Claimed {
+                sealed: reply.text(1)?,
+                verification: Box::new(reply.verification(2, id)?),
+            },
+            "skip" => FallbackClaim::Skipped(match reply.text(1)?.as_str() {
+                "already_called" => FallbackSkip::AlreadyCalled,
+                "delivered" => FallbackSkip::Delivered,
+                "send_limit" => FallbackSkip::SendLimit,
+                _ => FallbackSkip::NotPending,
+            }),
+            _ => FallbackClaim::NotFound,
+        })
+    }
+}
+
+impl CallStore for RedisStore {
+    async fn register_call(
+        &self,
+        call: &CallRef,
+        id: &VerificationId,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let ttl = now.millis_until(until).max(1);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.call_key(call))
+            .arg(id.as_str())
+            .arg("PX")
+            .arg(ttl);
+        self.query::<()>(&cmd).await
+    }
+
+    async fn resolve_call(
+        &self,
+        call: &CallRef,
+        _now: Timestamp,
+    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+        let mut invocation = self.scripts.resolve_call.prepare_invoke();
+        invocation
+            .key(self.keys.call_key(call))
+            .arg(self.keys.record_prefix(call.tag()));
+        let reply = match self.run(invocation).await? {
+            Value::Array(items) if items.is_empty() => return Ok(None),
+            other => Reply::new(other, &self.keyring)?,
+        };
+        let id = parse_id(&reply.text(0)?)?;
+        let sealed = reply.text(1)?;
+        let verification = reply.verification(2, &id)?;
+        Ok(Some((verification, (!sealed.is_empty()).then_some(sealed))))
+    }
+}
+
+impl NonceStore for RedisStore {
+    async fn remember_nonce(
+        &self,
+        nonce: &str,
+        ttl_ms: u64,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.nonce_key(nonce))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let set: Option<String> = self.query(&cmd).await?;
+        Ok(set.is_some())
+    }
+}
+
+impl CounterStore for RedisStore {
+    async fn add(
+        &self,
+        name: &str,
+        window_ms: u64,
+        n: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut invocation = self.scripts.hit.prepare_invoke();
+        // Kept twice the window: the window index comes from the caller's clock.
+        invocation
+            .key(self.keys.counter(name, window_ms, now))
+            .arg(window_ms.saturating_mul(2).max(1))
+            .arg(n);
+        match self.run(invocation).await? {
+            Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
+            other => Err(StoreError::Corrupt(format!("hit said {other:?}"))),
+        }
+    }
+}
+
+impl JobStore for RedisStore {
+    async fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.jobs_key()).arg(due.as_millis()).arg(job);
+        self.query::<()>(&cmd).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        now: Timestamp,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let lease_end = now.plus(Duration::from_millis(lease_ms));
+        let mut invocation = self.scripts.claim_jobs.prepare_invoke();
+        invocation
+            .key(self.keys.jobs_key())
+            .arg(now.as_millis())
+            .arg(lease_end.as_millis())
+            .arg(max);
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(
+            self.timeout,
+            invocation.invoke_async::<Vec<String>>(&mut conn),
+        )
+        .await
+        {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Ok(Ok(jobs)) => Ok(jobs),
+        }
+    }
+
+    async fn complete_job(&self, job: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.keys.jobs_key()).arg(job);
+        self.query::<()>(&cmd).await
+    }
+}
+
+impl RedisStore {
+    /// Keeps a small value (an event, a flag) for `ttl_ms`.
+    async fn put_blob(&self, name: &str, value: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.blob_key(name))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        self.query::<()>(&cmd).await
+    }
+
+    async fn blob(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.keys.blob_key(name));
+        self.query(&cmd).await
+    }
+}
+
+impl EventStore for RedisStore {
+    async fn put_event(&self, id: &str, event: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        self.put_blob(id, event, ttl_ms).await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.blob(id).await
+    }
+
+    async fn delete_event(&self, id: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.keys.blob_key(id));
+        self.query::<()>(&cmd).await
+    }
+}
+
+impl FlagStore for RedisStore {
+    async fn raise_flag(&self, name: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        self.put_blob(name, "1", ttl_ms).await
+    }
+
+    async fn flag_raised(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.blob(name).await?.is_some())
+    }
+}
+
+impl Health for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
+    }
+}

@@ -1,0 +1,36 @@
+//! The Lua scripts, one per operation that must be atomic, each prefixed
+//! with `lua/prelude.lua` (the record's view, closing, counters).
+
+use redis::Script;
+
+macro_rules! lua {
+    ($file:literal) => {
+        concat!(include_str!("lua/prelude.lua"), include_str!($file))
+    };
+}
+
+pub(super) struct Scripts {
+    pub(super) start: Script,
+    pub(super) check: Script,
+    pub(super) finish: Script,
+    pub(super) delivery: Script,
+    pub(super) resolve_call: Script,
+    pub(super) hit: Script,
+    pub(super) claim_jobs: Script,
+    pub(super) claim_fallback: Script,
+}
+
+impl Scripts {
+    pub(super) fn load() -> Self {
+        Self {
+            start: Script::new(lua!("lua/start.lua")),
+            check: Script::new(lua!("lua/check.lua")),
+            finish: Script::new(lua!("lua/finish.lua")),
+            delivery: Script::new(lua!("lua/delivery.lua")),
+            resolve_call: Script::new(lua!("lua/resolve_call.lua")),
+            hit: Script::new(include_str!("lua/hit.lua")),
+            claim_jobs: Script::new(include_str!("lua/claim_jobs.lua")),
+            claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! What a leaked Redis dump gives away: after whole SMS, voice and fallback
+//! flows (with webhook events waiting to be delivered), every key and every
+//! value is searched for the numbers, in any form, and for the codes.
+
+use crate::common::random_number;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Every key under `prefix` and every value it holds, as text.
+async fn dump(prefix: &str) -> String {
+    let mut conn = redis::Client::open(crate::common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.len() > 10, "the flows wrote to Redis: {keys:?}");
+    let mut out = String::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let values: Vec<String> = match kind.as_str() {
+            "string" => vec![
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+            ],
+            "hash" => redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "list" => redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "none" => continue,
+            other => panic!("{key} is a {other}"),
+        };
+        out.push_str(&key);
+        out.push('\n');
+        for v in values {
+            out.push_str(&v);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_redis_dump_after_sms_voice_and_fallback_flows_holds_no_number_and_no_code() {
+    // The receiver refuses every event, so they all stay queued in Redis.
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&receiver)
+        .await;
+    let url = receiver.uri();
+    let prefix = crate::common::unique_prefix();
+    let redis = crate::common::redis_url();
+    // Ten-digit codes: a code found by chance inside a timestamp is then out of the question.
+    let app = crate::common::spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", &redis),
+        ("REDIS_KEY_PREFIX", &prefix),
+        ("API_KEYS", crate::common::API_KEY),
+        ("OTP_SECRET", crate::common::OTP_SECRET),
+        ("OTP_LENGTH", "10"),
+        ("SCHEDULER_POLL_MS", "20"),
+        ("WEBHOOK_URL", &url),
+        ("WEBHOOK_SECRET", "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"),
+    ])
+    .await;
+    let mut numbers = Vec::new();
+    let mut codes = Vec::new();
+
+    // SMS: delivered, one wrong code, approved.
+    let sms = random_number();
+    let id = app.start(&sms, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_for(&id, |v| v["deliveries"][0]["status"] == "delivered")
+        .await;
+    let code = app.last_sms_code(&sms).await;
+    app.check(&sms, &crate::common::wrong(&code)).await;
+    assert_eq!(app.check(&sms, &code).await.body["status"], "approved");
+    numbers.push(sms);
+    codes.push(code);
+
+    // SMS left pending: its code is still at rest (as a digest and a seal).
+    let pending = random_number();
+    assert_eq!(app.start(&pending, "sms").await.status, 201);
+    codes.push(app.last_sms_code(&pending).await);
+    numbers.push(pending);
+
+    // Voice: the call reads the code out, and it approves.
+    let voice = random_number();
+    let id = app.start(&voice, "voice").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let spoken = app.spoken_code(&voice, 10).await;
+    app.wait_for(&id, |v| v["deliveries"][0]["status"] == "completed")
+        .await;
+    assert_eq!(app.check(&voice, &spoken).await.body["status"], "approved");
+    numbers.push(voice);
+    codes.push(spoken);
+
+    // Fallback: the SMS is undelivered, so a call reads the code out.
+    let fallback = plivo_2fa::sandbox::numbers::SMS_UNDELIVERED.to_owned();
+    let id = app.start(&fallback, "sms").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_for_completed_call(&id).await;
+    codes.push(app.last_sms_code(&fallback).await);
+    numbers.push(fallback);
+
+    // The events are waiting for the receiver.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while receiver.received_requests().await.unwrap().len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events were not attempted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let text = dump(&prefix).await;
+    assert!(text.contains(":blob:evt_"), "events are queued: {text}");
+    for number in &numbers {
+        let national = number.strip_prefix("+1").unwrap();
+        for form in [number.as_str(), &number[1..], national] {
+            assert!(!text.contains(form), "{form} is in the dump:\n{text}");
+        }
+    }
+    for code in &codes {
+        assert!(
+            !text.contains(code.as_str()),
+            "the code {code} is in the dump:\n{text}"
+        );
+    }
+}

@@ -1,0 +1,875 @@
+//! One contract, two stores: every case runs against the in-memory store and
+//! against real Redis, so both keep the same semantics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
+use plivo_2fa::domain::{
+    ApplicationId, Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
+    Timestamp, Verification, VerificationId,
+};
+use plivo_2fa::store::redis::RedisTarget;
+use plivo_2fa::store::{
+    CheckTarget, DeliveryUpdate, FailureWindows, Failures, Finish, MemoryStore, NewVerification,
+    Owner, RedisStore, SendBudget, StartOutcome, VerificationStore,
+};
+use secrecy::SecretSlice;
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+const LIFETIME: Duration = Duration::from_secs(600);
+const POLICY: SendPolicy = SendPolicy {
+    cooldown_ms: 30_000,
+    max_sends: 3,
+};
+/// Generous: only the cases about the budget spend it.
+const BUDGET: SendBudget = SendBudget {
+    max: 100,
+    window_ms: 600_000,
+};
+const WINDOWS: FailureWindows = FailureWindows {
+    lockout_ms: 3_600_000,
+    day_ms: 86_400_000,
+};
+
+fn at(secs: u64) -> Timestamp {
+    T0.plus(Duration::from_secs(secs))
+}
+
+struct Fixture {
+    keyring: Keyring,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self::with(Keyring::random())
+    }
+
+    fn with(keyring: Keyring) -> Self {
+        Self { keyring }
+    }
+
+    fn new_verification(
+        &self,
+        number: &PhoneNumber,
+        code: &OtpCode,
+        now: Timestamp,
+    ) -> NewVerification {
+        let key = self.keyring.number_key(number);
+        let id = VerificationId::generate(&key.tag);
+        NewVerification {
+            digest: self.keyring.primary_digest(code),
+            sealed: self.keyring.seal(code, id.as_str()),
+            verification: Verification {
+                id,
+                application: ApplicationId::default(),
+                to: number.clone(),
+                channel: Channel::Sms,
+                locale: Locale::default(),
+                status: Status::Pending,
+                created_at: now,
+                expires_at: now.plus(LIFETIME),
+                attempts: 0,
+                max_attempts: 5,
+                sends: 1,
+                last_sent_at: now,
+                deliveries: vec![],
+                fallback_used: false,
+            },
+        }
+    }
+
+    async fn open<S: VerificationStore>(
+        &self,
+        store: &S,
+        number: &PhoneNumber,
+        now: Timestamp,
+    ) -> (Verification, OtpCode) {
+        let code = OtpCode::generate(CodeLength::default());
+        let new = self.new_verification(number, &code, now);
+        match store
+            .start(new, &self.keyring.number_key(number), POLICY, BUDGET, now)
+            .await
+            .unwrap()
+        {
+            StartOutcome::Created(v) => (v, code),
+            other => panic!("expected a new verification, got {other:?}"),
+        }
+    }
+
+    async fn check<S: VerificationStore>(
+        &self,
+        store: &S,
+        number: &PhoneNumber,
+        code: &str,
+        now: Timestamp,
+    ) -> Option<(CheckResult, Verification)> {
+        let code = OtpCode::parse(code, CodeLength::default()).unwrap();
+        let key = self.keyring.number_key(number);
+        store
+            .check(
+                CheckTarget::Number { number, key: &key },
+                Owner::Any,
+                &self.keyring.digests(&code),
+                WINDOWS,
+                now,
+            )
+            .await
+            .unwrap()
+    }
+}
+
+fn number() -> PhoneNumber {
+    PhoneNumber::parse(&crate::common::random_number()).unwrap()
+}
+
+fn wrong_code(code: &OtpCode) -> String {
+    crate::common::wrong(code.expose())
+}
+
+async fn redis_store() -> RedisStore {
+    redis_store_with(&crate::common::unique_prefix(), Keyring::random()).await
+}
+
+/// A store on the test Redis under `prefix`, sealing numbers with `keyring`.
+async fn redis_store_with(prefix: &str, keyring: Keyring) -> RedisStore {
+    let target = RedisTarget::parse(&crate::common::redis_url()).unwrap();
+    RedisStore::connect(&target, prefix, Duration::from_secs(2), Arc::new(keyring))
+        .await
+        .unwrap()
+}
+
+async fn cluster_store() -> RedisStore {
+    let target = RedisTarget::parse(&crate::common::redis_cluster_url()).unwrap();
+    assert!(matches!(target, RedisTarget::Cluster(_)));
+    RedisStore::connect(
+        &target,
+        &crate::common::unique_prefix(),
+        Duration::from_secs(2),
+        Arc::new(Keyring::random()),
+    )
+    .await
+    .unwrap()
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&plivo_2fa::store::MemoryStore::new()).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::redis_store().await).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::cluster_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_started_verification_reads_back_the_same,
+    the_right_code_approves_once_and_closes,
+    wrong_codes_count_down_to_max_attempts_reached,
+    a_check_after_expiry_settles_as_expired_without_counting,
+    starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the_sealed_code,
+    sends_stop_at_the_limit,
+    a_new_verification_replaces_one_that_ended,
+    cancel_and_fail_only_end_a_pending_verification,
+    deliveries_are_recorded_and_never_move_backwards,
+    a_receipt_names_a_delivery_recorded_without_plivos_id,
+    numbers_do_not_see_each_others_verifications,
+    fifty_concurrent_right_checks_approve_exactly_once,
+    a_check_by_id_reaches_the_verification,
+    every_wrong_code_counts_against_the_number_whatever_ends_the_verification,
+    a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_budget,
+);
+
+async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (v, _) = f.open(store, &n, T0).await;
+    let got = store.get(&v.id, Owner::Any, T0).await.unwrap().unwrap();
+    assert_eq!(got, v);
+    assert_eq!(got.status, Status::Pending);
+    assert_eq!(got.to, n);
+    assert!(
+        store
+            .get(&VerificationId::generate("0000"), Owner::Any, T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn the_right_code_approves_once_and_closes<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (_, code) = f.open(store, &n, T0).await;
+    let (result, v) = f.check(store, &n, code.expose(), at(1)).await.unwrap();
+    assert_eq!(result, CheckResult::Approved);
+    assert_eq!(v.status, Status::Approved);
+    let (again, _) = f.check(store, &n, code.expose(), at(2)).await.unwrap();
+    assert_eq!(again, CheckResult::NotPending(Status::Approved));
+}
+
+async fn wrong_codes_count_down_to_max_attempts_reached<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (_, code) = f.open(store, &n, T0).await;
+    let bad = wrong_code(&code);
+    for left in (1..5).rev() {
+        let (result, v) = f.check(store, &n, &bad, at(1)).await.unwrap();
+        assert_eq!(result, CheckResult::Wrong);
+        assert_eq!(v.attempts_remaining(), left);
+    }
+    let (result, v) = f.check(store, &n, &bad, at(1)).await.unwrap();
+    assert_eq!(result, CheckResult::Exhausted);
+    assert_eq!(v.status, Status::MaxAttemptsReached);
+    let (result, v) = f.check(store, &n, code.expose(), at(1)).await.unwrap();
+    assert_eq!(result, CheckResult::NotPending(Status::MaxAttemptsReached));
+    assert_eq!(v.attempts_remaining(), 0);
+}
+
+async fn a_check_after_expiry_settles_as_expired_without_counting<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (v, code) = f.open(store, &n, T0).await;
+    assert_eq!(
+        store
+            .get(&v.id, Owner::Any, at(600))
+            .await
+            .unwrap()
+            .unwrap()
+            .status_at(at(600)),
+        Status::Expired
+    );
+    let (result, after) = f.check(store, &n, code.expose(), at(600)).await.unwrap();
+    assert_eq!(result, CheckResult::Expired);
+    assert_eq!(after.status, Status::Expired);
+    assert_eq!(after.attempts, 0);
+    // Still readable long after.
+    let later = at(600 + 23 * 3600);
+    assert_eq!(
+        store
+            .get(&v.id, Owner::Any, later)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Expired
+    );
+}
+
+async fn starting_again_within_the_cooldown_is_refused_and_after_it_re_sends_the_sealed_code<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let (v, code) = f.open(store, &n, T0).await;
+    let other = OtpCode::generate(CodeLength::default());
+    let key = f.keyring.number_key(&n);
+    match store
+        .start(
+            f.new_verification(&n, &other, at(10)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(10),
+        )
+        .await
+        .unwrap()
+    {
+        StartOutcome::Refused {
+            refusal,
+            verification,
+        } => {
+            assert_eq!(refusal, ResendRefusal::Cooldown(20_000));
+            assert_eq!(verification.id, v.id);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut voice = f.new_verification(&n, &other, at(30));
+    voice.verification.channel = Channel::Voice;
+    match store
+        .start(voice, &key, POLICY, BUDGET, at(30))
+        .await
+        .unwrap()
+    {
+        StartOutcome::Resend {
+            verification,
+            sealed,
+        } => {
+            assert_eq!(verification.id, v.id);
+            assert_eq!(verification.sends, 2);
+            assert_eq!(verification.channel, Channel::Voice);
+            let opened = f.keyring.open(&sealed, v.id.as_str()).unwrap();
+            assert_eq!(opened.expose(), code.expose());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn sends_stop_at_the_limit<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    f.open(store, &n, T0).await;
+    let key = f.keyring.number_key(&n);
+    let code = OtpCode::generate(CodeLength::default());
+    for (i, secs) in [30, 60].into_iter().enumerate() {
+        let out = store
+            .start(
+                f.new_verification(&n, &code, at(secs)),
+                &key,
+                POLICY,
+                BUDGET,
+                at(secs),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(out, StartOutcome::Resend { .. }),
+            "send {}: {out:?}",
+            i + 2
+        );
+    }
+    let out = store
+        .start(
+            f.new_verification(&n, &code, at(90)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(90),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            out,
+            StartOutcome::Refused {
+                refusal: ResendRefusal::SendLimit,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+}
+
+async fn a_new_verification_replaces_one_that_ended<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (first, code) = f.open(store, &n, T0).await;
+    f.check(store, &n, code.expose(), at(1)).await.unwrap();
+    let (second, _) = f.open(store, &n, at(2)).await;
+    assert_ne!(first.id, second.id);
+    // An expired one is replaced too, and settles as expired.
+    let (third, _) = f.open(store, &n, at(2 + 601)).await;
+    assert_ne!(third.id, second.id);
+    assert_eq!(
+        store
+            .get(&second.id, Owner::Any, at(2 + 601))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Expired
+    );
+}
+
+async fn cancel_and_fail_only_end_a_pending_verification<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, _) = f.open(store, &number(), T0).await;
+    let (result, after) = store
+        .finish(&v.id, Owner::Any, Finish::Cancel, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result, Ok(()));
+    assert_eq!(after.status, Status::Canceled);
+    let (result, _) = store
+        .finish(&v.id, Owner::Any, Finish::Fail, at(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result, Err(Status::Canceled));
+    let (w, _) = f.open(store, &number(), T0).await;
+    let (result, after) = store
+        .finish(&w.id, Owner::Any, Finish::Fail, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result, Ok(()));
+    assert_eq!(after.status, Status::Failed);
+    assert!(
+        store
+            .finish(
+                &VerificationId::generate("abcd"),
+                Owner::Any,
+                Finish::Cancel,
+                T0
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
+    Delivery {
+        channel: Channel::Sms,
+        provider_id: id.to_owned(),
+        status: status.into(),
+        error_code: (status == "undelivered").then(|| "30".to_owned()),
+        updated_at: at.as_millis(),
+        call: None,
+        sequence: None,
+        created_at: None,
+    }
+}
+
+async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, _) = f.open(store, &number(), T0).await;
+    let applied = |u: DeliveryUpdate| match u {
+        DeliveryUpdate::Applied(v) => v,
+        other => panic!("expected applied, got {other:?}"),
+    };
+    let after = applied(
+        store
+            .record_delivery(&v.id, delivery("m-1", "queued", at(1)), at(1))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after.deliveries.len(), 1);
+    let after = applied(
+        store
+            .record_delivery(&v.id, delivery("m-1", "delivered", at(3)), at(3))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after.deliveries[0].status, "delivered");
+    let stale = store
+        .record_delivery(&v.id, delivery("m-1", "sent", at(4)), at(4))
+        .await
+        .unwrap();
+    match stale {
+        DeliveryUpdate::Stale(v) => assert_eq!(v.deliveries[0].status, "delivered"),
+        other => panic!("{other:?}"),
+    }
+    let after = applied(
+        store
+            .record_delivery(&v.id, delivery("m-2", "undelivered", at(5)), at(5))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after.deliveries.len(), 2);
+    assert_eq!(after.deliveries[1].error_code.as_deref(), Some("30"));
+    assert_eq!(
+        store
+            .record_delivery(
+                &VerificationId::generate("abcd"),
+                delivery("m-3", "sent", T0),
+                T0
+            )
+            .await
+            .unwrap(),
+        DeliveryUpdate::NotFound
+    );
+}
+
+async fn a_receipt_names_a_delivery_recorded_without_plivos_id<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, _) = f.open(store, &number(), T0).await;
+    let record = |d: Delivery, t: Timestamp| store.record_delivery(&v.id, d, t);
+    // Two sends whose outcome is unknown stay two deliveries.
+    let (first, second) = (Delivery::local_id(), Delivery::local_id());
+    let mut unknown = delivery(&first, "unknown", at(1));
+    unknown.created_at = Some(at(1).as_millis());
+    record(unknown, at(1)).await.unwrap();
+    let DeliveryUpdate::Applied(after) = record(delivery(&second, "unknown", at(2)), at(2))
+        .await
+        .unwrap()
+    else {
+        panic!("a second unknown send is recorded");
+    };
+    assert_eq!(after.deliveries.len(), 2);
+    // A voice report does not take over an SMS.
+    let mut call = delivery("call-1", "completed", at(3));
+    call.channel = Channel::Voice;
+    let DeliveryUpdate::Applied(after) = record(call, at(3)).await.unwrap() else {
+        panic!("applied");
+    };
+    assert_eq!(after.deliveries.len(), 3);
+    // The first SMS receipt names the first unknown SMS, the next the second.
+    let DeliveryUpdate::Applied(after) =
+        record(delivery("m-1", "sent", at(4)), at(4)).await.unwrap()
+    else {
+        panic!("applied");
+    };
+    assert_eq!(after.deliveries.len(), 3);
+    assert_eq!(after.deliveries[0].provider_id, "m-1");
+    assert_eq!(after.deliveries[0].status, "sent");
+    assert_eq!(after.deliveries[0].created_at, Some(at(1).as_millis()));
+    let DeliveryUpdate::Applied(after) = record(delivery("m-2", "delivered", at(5)), at(5))
+        .await
+        .unwrap()
+    else {
+        panic!("applied");
+    };
+    assert_eq!(after.deliveries[1].provider_id, "m-2");
+    // From then on receipts match by id as usual.
+    let DeliveryUpdate::Applied(after) = record(delivery("m-1", "delivered", at(6)), at(6))
+        .await
+        .unwrap()
+    else {
+        panic!("applied");
+    };
+    assert_eq!(after.deliveries.len(), 3);
+    assert_eq!(after.deliveries[0].status, "delivered");
+}
+
+async fn numbers_do_not_see_each_others_verifications<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (a, b) = (number(), number());
+    let (_, code_a) = f.open(store, &a, T0).await;
+    assert!(f.check(store, &b, code_a.expose(), at(1)).await.is_none());
+    let (vb, _) = f.open(store, &b, T0).await;
+    let (result, v) = f.check(store, &b, code_a.expose(), at(1)).await.unwrap();
+    assert_eq!(v.id, vb.id);
+    if code_a.expose() != wrong_code(&code_a) {
+        assert!(matches!(result, CheckResult::Wrong | CheckResult::Approved));
+    }
+}
+
+async fn fifty_concurrent_right_checks_approve_exactly_once<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let n = number();
+    let (_, code) = f.open(store, &n, T0).await;
+    let checks = (0..50).map(|_| f.check(store, &n, code.expose(), at(1)));
+    let results = futures::future::join_all(checks).await;
+    let approved = results
+        .iter()
+        .filter(|r| matches!(r, Some((CheckResult::Approved, _))))
+        .count();
+    assert_eq!(approved, 1);
+}
+
+async fn a_check_by_id_reaches_the_verification<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, code) = f.open(store, &number(), T0).await;
+    let digests = f.keyring.digests(&code);
+    let (result, after) = store
+        .check(CheckTarget::Id(&v.id), Owner::Any, &digests, WINDOWS, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result, CheckResult::Approved);
+    assert_eq!(after.id, v.id);
+    assert!(
+        store
+            .check(
+                CheckTarget::Id(&VerificationId::generate("abcd")),
+                Owner::Any,
+                &digests,
+                WINDOWS,
+                at(1)
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn every_wrong_code_counts_against_the_number_whatever_ends_the_verification<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let failures = |now| store.failures(&key, WINDOWS, now);
+    assert_eq!(failures(T0).await.unwrap(), Failures::default());
+    // Two wrong codes, then canceled.
+    let (v, code) = f.open(store, &n, T0).await;
+    for _ in 0..2 {
+        f.check(store, &n, &wrong_code(&code), at(1)).await.unwrap();
+    }
+    store
+        .finish(&v.id, Owner::Any, Finish::Cancel, at(2))
+        .await
+        .unwrap();
+    // Two more by id, then left to expire.
+    let (v, code) = f.open(store, &n, at(3)).await;
+    let wrong = OtpCode::parse(&wrong_code(&code), CodeLength::default()).unwrap();
+    for _ in 0..2 {
+        store
+            .check(
+                CheckTarget::Id(&v.id),
+                Owner::Any,
+                &f.keyring.digests(&wrong),
+                WINDOWS,
+                at(4),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .finish(&v.id, Owner::Any, Finish::Expire, at(700))
+        .await
+        .unwrap();
+    // A right code and a guess after the end count nothing.
+    let (_, code) = f.open(store, &n, at(701)).await;
+    f.check(store, &n, code.expose(), at(702)).await.unwrap();
+    f.check(store, &n, &wrong_code(&code), at(703))
+        .await
+        .unwrap();
+    assert_eq!(
+        failures(at(704)).await.unwrap(),
+        Failures { lockout: 4, day: 4 }
+    );
+    // Each window ends on its own.
+    assert_eq!(
+        failures(at(3600 * 3)).await.unwrap(),
+        Failures { lockout: 0, day: 4 }
+    );
+    assert_eq!(failures(at(86_400 * 2)).await.unwrap(), Failures::default());
+    // Another number has its own counts.
+    let other = f.keyring.number_key(&number());
+    assert_eq!(
+        store.failures(&other, WINDOWS, at(704)).await.unwrap(),
+        Failures::default()
+    );
+}
+
+async fn a_start_refused_by_the_cooldown_or_the_send_limit_spends_none_of_the_budget<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let budget = SendBudget {
+        max: 3,
+        window_ms: 3_600_000,
+    };
+    let policy = SendPolicy {
+        cooldown_ms: 30_000,
+        max_sends: 2,
+    };
+    let code = OtpCode::generate(CodeLength::default());
+    let start = |secs| {
+        store.start(
+            f.new_verification(&n, &code, at(secs)),
+            &key,
+            policy,
+            budget,
+            at(secs),
+        )
+    };
+    assert!(matches!(start(0).await.unwrap(), StartOutcome::Created(_)));
+    for secs in 1..20 {
+        let out = start(secs).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                StartOutcome::Refused {
+                    refusal: ResendRefusal::Cooldown(_),
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    assert!(matches!(
+        start(30).await.unwrap(),
+        StartOutcome::Resend { .. }
+    ));
+    for secs in 60..70 {
+        let out = start(secs).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                StartOutcome::Refused {
+                    refusal: ResendRefusal::SendLimit,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    // Two sends so far: a third verification (after this one ends) is the
+    // budget's last, and the next start is refused until the window ends.
+    let (v, _) = match start(70).await.unwrap() {
+        StartOutcome::Refused { verification, .. } => (verification, ()),
+        other => panic!("{other:?}"),
+    };
+    store
+        .finish(&v.id, Owner::Any, Finish::Cancel, at(71))
+        .await
+        .unwrap();
+    assert!(matches!(start(72).await.unwrap(), StartOutcome::Created(_)));
+    match start(200).await.unwrap() {
+        StartOutcome::NumberLimited { retry_after_ms } => {
+            assert!(retry_after_ms > 0 && retry_after_ms <= budget.window_ms);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn secret(byte: u8) -> SecretSlice<u8> {
+    SecretSlice::from(vec![byte; 32])
+}
+
+#[tokio::test]
+async fn a_pending_verification_written_in_the_old_layout_reads_checks_and_re_sends() {
+    let prefix = crate::common::unique_prefix();
+    let store = redis_store_with(&prefix, Keyring::new(&[secret(7)])).await;
+    let f = Fixture::with(Keyring::new(&[secret(7)]));
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let id = VerificationId::generate(&key.tag);
+    let code = OtpCode::generate(CodeLength::default());
+    // The layout of the previous version: `to` in plain E.164, no number hash.
+    let mut conn = ::redis::Client::open(crate::common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let record = format!("{prefix}:{{{}}}:v:{}", key.tag, id.as_str());
+    let (created, expires) = (T0.as_millis().to_string(), at(600).as_millis().to_string());
+    let _: () = ::redis::cmd("HSET")
+        .arg(&record)
+        .arg(&[
+            ("to", n.as_e164()),
+            ("channel", "sms"),
+            ("locale", "en-US"),
+            ("status", "pending"),
+            ("created_at", &created),
+            ("expires_at", &expires),
+            ("attempts", "0"),
+            ("max_attempts", "5"),
+            ("sends", "1"),
+            ("last_sent_at", &created),
+            ("deliveries", "[]"),
+            ("fallback", "0"),
+            ("digest", &f.keyring.primary_digest(&code)),
+            ("sealed", &f.keyring.seal(&code, id.as_str())),
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{prefix}:{{{}}}:num:{}", key.tag, key.hash))
+        .arg(id.as_str())
+        .arg("PX")
+        .arg(86_400_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let read = store.get(&id, Owner::Any, at(1)).await.unwrap().unwrap();
+    assert_eq!(read.to, n);
+    assert_eq!(read.status, Status::Pending);
+    let (result, v) = f
+        .check(&store, &n, &wrong_code(&code), at(2))
+        .await
+        .unwrap();
+    assert_eq!((result, v.attempts), (CheckResult::Wrong, 1));
+    assert_eq!(
+        store.failures(&key, WINDOWS, at(2)).await.unwrap(),
+        Failures { lockout: 1, day: 1 },
+        "a wrong code on an old record counts against its number"
+    );
+    match store
+        .start(
+            f.new_verification(&n, &code, at(40)),
+            &key,
+            POLICY,
+            BUDGET,
+            at(40),
+        )
+        .await
+        .unwrap()
+    {
+        StartOutcome::Resend {
+            verification,
+            sealed,
+        } => {
+            assert_eq!(verification.id, id);
+            assert_eq!(
+                f.keyring.open(&sealed, id.as_str()).unwrap().expose(),
+                code.expose()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (result, v) = f.check(&store, &n, code.expose(), at(41)).await.unwrap();
+    assert_eq!((result, v.to), (CheckResult::Approved, n));
+}
+
+#[tokio::test]
+async fn a_number_sealed_under_an_older_secret_reads_after_a_rotation_but_not_once_it_is_dropped() {
+    let prefix = crate::common::unique_prefix();
+    let before = redis_store_with(&prefix, Keyring::new(&[secret(1)])).await;
+    let f = Fixture::with(Keyring::new(&[secret(1)]));
+    let n = number();
+    let (v, code) = f.open(&before, &n, T0).await;
+
+    let rotated = redis_store_with(&prefix, Keyring::new(&[secret(2), secret(1)])).await;
+    assert_eq!(
+        rotated
+            .get(&v.id, Owner::Any, at(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .to,
+        n
+    );
+    let rotated_ring = Keyring::new(&[secret(2), secret(1)]);
+    let (result, after) = rotated
+        .check(
+            CheckTarget::Id(&v.id),
+            Owner::Any,
+            &rotated_ring.digests(&code),
+            WINDOWS,
+            at(2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((result, after.to), (CheckResult::Approved, n));
+
+    let dropped = redis_store_with(&prefix, Keyring::new(&[secret(2)])).await;
+    assert!(
+        dropped
+            .get(&v.id, Owner::Any, at(3))
+            .await
+            .unwrap()
+            .is_none(),
+        "sealed by a secret no longer configured: no longer readable"
+    );
+}
+
+#[test]
+fn the_memory_store_is_cheap_to_clone_and_shares_state() {
+    let a = MemoryStore::new();
+    let _b = a.clone();
+}
