@@ -11,6 +11,11 @@
 //!   each, since a nonce is accepted once), for wrk to replay.
 //! - `wait-ready`: polls `/readyz` every millisecond and prints how long after
 //!   the given launch instant it first answered 200.
+//! - `fake-plivo`: a Plivo REST API that answers in microseconds, for the
+//!   live-mode start row: Message create answers 202 and Call create 201 with
+//!   the bodies Plivo documents (tests/fixtures/plivo/message-create.json and
+//!   call-create.json, fresh ids each time), Basic auth taken as given. It
+//!   sends no callbacks. On SIGTERM or SIGINT it prints what it answered.
 #![allow(clippy::print_stdout, clippy::expect_used)] // a command-line tool
 
 use std::fs::File;
@@ -18,8 +23,10 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use actix_web::{App, HttpResponse, HttpServer, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Parser, Subcommand};
@@ -67,9 +74,15 @@ enum Command {
         /// (the file then lists the references).
         #[arg(long)]
         voice: bool,
-        /// The first number is +1415 followed by this seven-digit value.
+        /// The first number is +1, the area code, then this seven-digit value.
         #[arg(long)]
         first_number: u32,
+        /// The numbers' (US) area code.
+        #[arg(long, default_value_t = 415)]
+        area_code: u16,
+        /// List the numbers instead of the ids (for checks by number).
+        #[arg(long, conflicts_with = "voice")]
+        by_number: bool,
         #[arg(long, default_value_t = 20)]
         max_attempts: u32,
         #[arg(long, default_value_t = 10)]
@@ -105,6 +118,11 @@ enum Command {
         #[arg(long, default_value_t = 30_000)]
         timeout_ms: u64,
     },
+    /// Serves Plivo's Message and Call create on `addr` until SIGTERM.
+    FakePlivo {
+        #[arg(long)]
+        addr: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +141,8 @@ fn main() -> ExitCode {
             count,
             voice,
             first_number,
+            area_code,
+            by_number,
             max_attempts,
             lifetime_minutes,
             out,
@@ -138,6 +158,8 @@ fn main() -> ExitCode {
                     count,
                     voice,
                     first_number,
+                    area_code,
+                    by_number,
                     max_attempts,
                     lifetime: Duration::from_secs(60 * lifetime_minutes),
                     out,
@@ -156,6 +178,11 @@ fn main() -> ExitCode {
             since_ns,
             timeout_ms,
         }) => wait_ready(&addr, since_ns, Duration::from_millis(timeout_ms)),
+        Some(Command::FakePlivo { addr }) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(fake_plivo(&addr))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,6 +200,8 @@ struct Preload {
     count: usize,
     voice: bool,
     first_number: u32,
+    area_code: u16,
+    by_number: bool,
     max_attempts: u32,
     lifetime: Duration,
     out: PathBuf,
@@ -202,8 +231,8 @@ async fn preload(p: Preload) -> Result<(), String> {
     let lines: Vec<Result<String, String>> = futures::stream::iter(0..p.count)
         .map(|i| async move {
             let digits = u64::from(p.first_number) + i as u64;
-            let to = PhoneNumber::parse(&format!("+1415{digits:07}"))
-                .map_err(|e| format!("+1415{digits:07}: {e}"))?;
+            let e164 = format!("+1{}{digits:07}", p.area_code);
+            let to = PhoneNumber::parse(&e164).map_err(|e| format!("{e164}: {e}"))?;
             let key = keyring.number_key(&to);
             let id = VerificationId::generate(&key.tag);
             let now = SystemClock.now();
@@ -239,8 +268,11 @@ async fn preload(p: Preload) -> Result<(), String> {
             };
             match store.start(new, &key, policy, budget, now).await {
                 Ok(StartOutcome::Created(_)) => {}
-                Ok(_) => return Err(format!("+1415{digits:07} already has a verification")),
+                Ok(_) => return Err(format!("{e164} already has a verification")),
                 Err(e) => return Err(e.to_string()),
+            }
+            if p.by_number {
+                return Ok(e164);
             }
             if !p.voice {
                 return Ok(id.as_str().to_owned());
@@ -359,4 +391,156 @@ fn wait_ready(addr: &str, since_ns: u128, timeout: Duration) -> Result<(), Strin
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// What the fake Plivo answered, printed when it stops.
+#[derive(Debug)]
+struct FakeCounts {
+    /// Distinguishes this process's ids from another run's.
+    run: u64,
+    messages: AtomicU64,
+    calls: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl FakeCounts {
+    /// A fresh id in the UUID shape Plivo uses (`8-4-4-4-12` hex digits).
+    fn next_id(&self, n: u64) -> String {
+        let r = self.run;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            r >> 32,
+            (r >> 16) & 0xffff,
+            r & 0xfff,
+            (n >> 48) & 0xfff,
+            n & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// The fields Plivo requires of a Message create (it answers 400 without them).
+#[derive(Debug, serde::Deserialize)]
+struct FakeMessage {
+    dst: String,
+    text: String,
+}
+
+impl FakeMessage {
+    fn is_complete(&self) -> bool {
+        !self.dst.is_empty() && !self.text.is_empty()
+    }
+}
+
+/// The fields Plivo requires of a Call create.
+#[derive(Debug, serde::Deserialize)]
+struct FakeCall {
+    from: String,
+    to: String,
+    answer_url: String,
+}
+
+impl FakeCall {
+    fn is_complete(&self) -> bool {
+        !self.from.is_empty() && !self.to.is_empty() && !self.answer_url.is_empty()
+    }
+}
+
+fn fake_refusal(counts: &FakeCounts, error: &str) -> HttpResponse {
+    let n = counts.refused.fetch_add(1, Ordering::Relaxed);
+    HttpResponse::BadRequest().json(serde_json::json!({
+        "api_id": counts.next_id(u64::MAX - n),
+        "error": error,
+    }))
+}
+
+/// `POST /v1/Account/{auth_id}/Message/`: 202, as plivo-go's
+/// `fixtures/messageSendResponse.json`.
+async fn fake_message(counts: web::Data<FakeCounts>, body: web::Bytes) -> HttpResponse {
+    if !serde_json::from_slice::<FakeMessage>(&body).is_ok_and(|m| m.is_complete()) {
+        return fake_refusal(&counts, "dst and text are required");
+    }
+    let n = counts.messages.fetch_add(1, Ordering::Relaxed);
+    let api_id = counts.next_id(n << 1);
+    let uuid = counts.next_id((n << 1) | 1);
+    HttpResponse::Accepted()
+        .content_type("application/json")
+        .body(format!(
+            r#"{{"api_id":"{api_id}","message":"message(s) queued","message_uuid":["{uuid}"]}}"#
+        ))
+}
+
+/// `POST /v1/Account/{auth_id}/Call/`: 201, as plivo-go's
+/// `fixtures/callCreateResponse.json`.
+async fn fake_call(counts: web::Data<FakeCounts>, body: web::Bytes) -> HttpResponse {
+    if !serde_json::from_slice::<FakeCall>(&body).is_ok_and(|c| c.is_complete()) {
+        return fake_refusal(&counts, "from, to and answer_url are required");
+    }
+    let n = counts.calls.fetch_add(1, Ordering::Relaxed);
+    let api_id = counts.next_id((1 << 47) | (n << 1));
+    let uuid = counts.next_id((1 << 47) | (n << 1) | 1);
+    HttpResponse::Created()
+        .content_type("application/json")
+        .body(format!(
+            r#"{{"message":"call fired","request_uuid":"{uuid}","api_id":"{api_id}"}}"#
+        ))
+}
+
+async fn fake_not_found(counts: web::Data<FakeCounts>) -> HttpResponse {
+    let n = counts.refused.fetch_add(1, Ordering::Relaxed);
+    HttpResponse::NotFound().json(serde_json::json!({
+        "api_id": counts.next_id(u64::MAX - n),
+        "error": "not found",
+    }))
+}
+
+async fn fake_plivo(addr: &str) -> Result<(), String> {
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_nanos() as u64
+        ^ u64::from(std::process::id()) << 40;
+    let counts = web::Data::new(FakeCounts {
+        run,
+        messages: AtomicU64::new(0),
+        calls: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+    });
+    let data = counts.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route(
+                "/v1/Account/{auth_id}/Message/",
+                web::post().to(fake_message),
+            )
+            .route("/v1/Account/{auth_id}/Call/", web::post().to(fake_call))
+            .default_service(web::to(fake_not_found))
+    })
+    // One worker: it answers in microseconds, and it shares the cores with
+    // the server it answers.
+    .workers(1)
+    .disable_signals()
+    .bind(addr)
+    .map_err(|e| format!("{addr}: {e}"))?
+    .run();
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    handle.stop(false).await;
+    running
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "fake-plivo: answered {} Message creates, {} Call creates, refused {}",
+        counts.messages.load(Ordering::Relaxed),
+        counts.calls.load(Ordering::Relaxed),
+        counts.refused.load(Ordering::Relaxed)
+    );
+    Ok(())
 }

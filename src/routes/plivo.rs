@@ -2,11 +2,11 @@
 //! action, and the hangup callback. Every handler takes a [`SignedRequest`]
 //! first, so nothing runs for a request Plivo did not sign.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use serde::Deserialize;
 
 use super::AppState;
-use super::signed::{SignedRequest, SignedV3Request};
+use super::signed::{CallbackError, SignedRequest, SignedV3Request, UnclaimedV3Request};
 use crate::domain::{ApplicationId, CallRef, Locale, PhoneNumber, VerificationId};
 use crate::plivo::callback::{
     CallAnswer, CallHangup, DigitsPressed, MessageStatus, PhloCallStatus,
@@ -14,6 +14,7 @@ use crate::plivo::callback::{
 use crate::plivo::paths;
 use crate::plivo::xml::{SpokenCode, TemplateKind, Vars};
 use crate::service::Spoken;
+use crate::store::Nonce;
 
 /// How many times a caller may press 1 to hear the code again.
 pub const MAX_REPLAYS: u8 = 3;
@@ -59,10 +60,40 @@ fn farewell(
     xml(state.templates.render(locale.as_str(), kind, &vars))
 }
 
+/// Whether the request's nonce is taken already (by its extractor), or is to
+/// be taken in the same store call that resolves the call (one round trip).
+#[derive(Clone, Copy)]
+enum SignedNonce<'a> {
+    Taken,
+    ToTake(&'a str),
+}
+
+/// The call's code, with the request's nonce taken first when it is still to
+/// be: `Err` is the answer for a replay (403) or an unavailable store (503,
+/// so Plivo retries).
+async fn spoken(
+    state: &AppState,
+    call: &CallRef,
+    nonce: SignedNonce<'_>,
+) -> Result<Result<Spoken, crate::store::StoreError>, HttpResponse> {
+    let voice = &state.use_cases.voice;
+    match nonce {
+        SignedNonce::Taken => Ok(voice.code(call).await),
+        SignedNonce::ToTake(nonce) => {
+            match voice.code_once(call, nonce, state.replay.ttl_ms()).await {
+                Ok(Nonce::First(spoken)) => Ok(Ok(spoken)),
+                Ok(Nonce::Replayed) => Err(CallbackError::Replayed.error_response()),
+                Err(e) => Err(CallbackError::Store(e).error_response()),
+            }
+        }
+    }
+}
+
 /// Renders the code for a call, or the apology when it cannot be read out.
 async fn speak(
     state: &AppState,
     signed: &SignedRequest,
+    nonce: SignedNonce<'_>,
     call_ref: &str,
     kind: TemplateKind,
     replay: u8,
@@ -72,9 +103,20 @@ async fn speak(
         farewell(state, known, callee, TemplateKind::Apology)
     };
     let Some(call) = CallRef::parse(call_ref) else {
+        if let SignedNonce::ToTake(nonce) = nonce {
+            match state.replay.first_sight(nonce).await {
+                Ok(true) => {}
+                Ok(false) => return CallbackError::Replayed.error_response(),
+                Err(e) => return CallbackError::Store(e).error_response(),
+            }
+        }
         return apology(None);
     };
-    let (code, locale, application, expires_at) = match state.use_cases.voice.code(&call).await {
+    let found = match spoken(state, &call, nonce).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let (code, locale, application, expires_at) = match found {
         Ok(Spoken::Code {
             code,
             locale,
@@ -102,13 +144,15 @@ async fn speak(
 }
 
 /// `POST /plivo/voice/answer/{call_ref}`: the XML that reads the code out
-/// (V3 only: see [`SignedV3Request`]).
+/// (V3 only: see [`SignedV3Request`]; its nonce is taken in the store call
+/// that resolves the call, one round trip: see [`UnclaimedV3Request`]).
 pub async fn answer(
-    signed: SignedV3Request,
+    signed: UnclaimedV3Request,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    speak(&state, &signed, &path, TemplateKind::Answer, 0).await
+    let nonce = SignedNonce::ToTake(signed.nonce());
+    speak(&state, &signed, nonce, &path, TemplateKind::Answer, 0).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,7 +191,7 @@ pub async fn again(
     } else {
         TemplateKind::Repeat
     };
-    speak(&state, &signed, &path, kind, replay).await
+    speak(&state, &signed, SignedNonce::Taken, &path, kind, replay).await
 }
 
 /// `POST /plivo/voice/hangup/{call_ref}`: records how the call ended.

@@ -117,6 +117,11 @@ impl ReplayGuard {
             .remember_nonce(nonce, self.ttl_ms, self.clock.now())
             .await
     }
+
+    /// How long a nonce is remembered, for a store call that takes one itself.
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
 }
 
 /// A request proven to come from Plivo, with its form (POST) or query (GET) parameters.
@@ -195,16 +200,75 @@ impl FromRequest for SignedV3Request {
     }
 }
 
+/// A request proven to come from Plivo by a V3 signature whose nonce is not
+/// yet taken: its handler takes it in the same store call as its own work
+/// (the answer URL: [`crate::store::CallStore::answer_call`], one round
+/// trip), and acts on nothing before that call says the nonce is new.
+#[derive(Debug)]
+pub struct UnclaimedV3Request {
+    request: SignedRequest,
+    nonce: String,
+}
+
+impl UnclaimedV3Request {
+    /// The nonce to take.
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+}
+
+impl std::ops::Deref for UnclaimedV3Request {
+    type Target = SignedRequest;
+    fn deref(&self) -> &SignedRequest {
+        &self.request
+    }
+}
+
+impl FromRequest for UnclaimedV3Request {
+    type Error = CallbackError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, CallbackError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let (request, nonce) = signature_checked(&req, payload, false).await?;
+            Ok(UnclaimedV3Request { request, nonce })
+        })
+    }
+}
+
 /// Checks a request's signature and nonce, then reads its parameters.
 async fn verified(
     req: HttpRequest,
-    mut payload: Payload,
+    payload: Payload,
     accept_v2: bool,
 ) -> Result<SignedRequest, CallbackError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?
-        .clone();
+    let (request, nonce) = signature_checked(&req, payload, accept_v2).await?;
+    let state = app_state(&req)?;
+    if !state
+        .replay
+        .first_sight(&nonce)
+        .await
+        .map_err(CallbackError::Store)?
+    {
+        return Err(CallbackError::Replayed);
+    }
+    Ok(request)
+}
+
+fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, CallbackError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))
+}
+
+/// Checks a request's signature and reads its parameters; the nonce it was
+/// signed with is still to be taken.
+async fn signature_checked(
+    req: &HttpRequest,
+    mut payload: Payload,
+    accept_v2: bool,
+) -> Result<(SignedRequest, String), CallbackError> {
+    let state = app_state(req)?;
     // Headers first: an unsigned request is refused before its body is read.
     if let OfferedSignature::V2 { .. } =
         offered(req.headers()).map_err(CallbackError::BadSignature)?
@@ -214,7 +278,7 @@ async fn verified(
     }
     let method = Method::parse(req.method().as_str())
         .ok_or(CallbackError::BadSignature(SignatureError::Mismatch))?;
-    let body = web::Bytes::from_request(&req, &mut payload)
+    let body = web::Bytes::from_request(req, &mut payload)
         .await
         .map_err(|_| CallbackError::BadBody)?;
     let params: Vec<(String, String)> = match method {
@@ -252,13 +316,5 @@ async fn verified(
             .unwrap_or_default(),
         Method::Post => params,
     };
-    if !state
-        .replay
-        .first_sight(nonce)
-        .await
-        .map_err(CallbackError::Store)?
-    {
-        return Err(CallbackError::Replayed);
-    }
-    Ok(SignedRequest { params })
+    Ok((SignedRequest { params }, nonce.to_owned()))
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::domain::{ApplicationId, CallRef, Clock, Keyring, Locale, OtpCode, Status, Timestamp};
-use crate::store::{CallStore, Store, StoreError};
+use crate::store::{CallStore, Nonce, ResolvedCall, Store, StoreError};
 
 /// What a call should say.
 #[derive(Debug)]
@@ -40,7 +40,32 @@ impl VoiceCall {
     /// The code a call should read out, while its verification is pending.
     pub async fn code(&self, call: &CallRef) -> Result<Spoken, StoreError> {
         let now = self.clock.now();
-        let Some((v, sealed)) = self.store.resolve_call(call, now).await? else {
+        let resolved = self.store.resolve_call(call, now).await?;
+        self.spoken(resolved, now)
+    }
+
+    /// [`VoiceCall::code`] for a signed request whose nonce is still to be
+    /// taken: takes it in the same store call (one round trip), and reads
+    /// nothing out for a replay.
+    pub async fn code_once(
+        &self,
+        call: &CallRef,
+        nonce: &str,
+        nonce_ttl_ms: u64,
+    ) -> Result<Nonce<Spoken>, StoreError> {
+        let now = self.clock.now();
+        match self
+            .store
+            .answer_call(call, nonce, nonce_ttl_ms, now)
+            .await?
+        {
+            Nonce::First(resolved) => self.spoken(resolved, now).map(Nonce::First),
+            Nonce::Replayed => Ok(Nonce::Replayed),
+        }
+    }
+
+    fn spoken(&self, resolved: ResolvedCall, now: Timestamp) -> Result<Spoken, StoreError> {
+        let Some((v, sealed)) = resolved else {
             return Ok(Spoken::Gone(None));
         };
         let (Status::Pending, Some(sealed)) = (v.status_at(now), sealed) else {

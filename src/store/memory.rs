@@ -9,9 +9,9 @@ use super::{
     AttemptOutcome, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore,
     FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt, FactorLimits, FactorStore,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS,
-    SENDS_COUNTER, SendBudget, StartOutcome, StoreError, StoredFactor, VerificationStore,
-    window_of,
+    LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
+    RETENTION_MS, ResolvedCall, SENDS_COUNTER, SendBudget, StartOutcome, StoreError, StoredFactor,
+    VerificationStore, window_of,
 };
 use crate::domain::verification::{CheckResult, SendPolicy};
 use crate::domain::{
@@ -78,6 +78,28 @@ impl Inner {
 
     fn live(&mut self, id: &VerificationId, now: Timestamp) -> Option<&mut Record> {
         self.records.get_mut(id).filter(|r| r.evict_at > now)
+    }
+
+    /// Remembers a nonce for `ttl_ms`; `false` when it is already remembered.
+    fn take_nonce(&mut self, nonce: &str, ttl_ms: u64, now: Timestamp) -> bool {
+        self.sweep(now);
+        if self.nonces.get(nonce).is_some_and(|until| *until > now) {
+            return false;
+        }
+        self.nonces.insert(
+            nonce.to_owned(),
+            now.plus(std::time::Duration::from_millis(ttl_ms)),
+        );
+        true
+    }
+
+    fn resolve_call(&mut self, call: &CallRef, now: Timestamp) -> ResolvedCall {
+        let (id, until) = self.calls.get(call).cloned()?;
+        if until <= now {
+            return None;
+        }
+        self.live(&id, now)
+            .map(|r| (r.verification.clone(), r.sealed.clone()))
     }
 }
 
@@ -457,16 +479,22 @@ impl CallStore for MemoryStore {
         call: &CallRef,
         now: Timestamp,
     ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+        Ok(self.lock().resolve_call(call, now))
+    }
+
+    async fn answer_call(
+        &self,
+        call: &CallRef,
+        nonce: &str,
+        nonce_ttl_ms: u64,
+        now: Timestamp,
+    ) -> Result<Nonce<ResolvedCall>, StoreError> {
+        // One lock for both steps, as the Redis script is one atomic step.
         let mut inner = self.lock();
-        let Some((id, until)) = inner.calls.get(call).cloned() else {
-            return Ok(None);
-        };
-        if until <= now {
-            return Ok(None);
+        if !inner.take_nonce(nonce, nonce_ttl_ms, now) {
+            return Ok(Nonce::Replayed);
         }
-        Ok(inner
-            .live(&id, now)
-            .map(|r| (r.verification.clone(), r.sealed.clone())))
+        Ok(Nonce::First(inner.resolve_call(call, now)))
     }
 }
 
@@ -477,16 +505,7 @@ impl NonceStore for MemoryStore {
         ttl_ms: u64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut inner = self.lock();
-        inner.sweep(now);
-        if inner.nonces.get(nonce).is_some_and(|until| *until > now) {
-            return Ok(false);
-        }
-        inner.nonces.insert(
-            nonce.to_owned(),
-            now.plus(std::time::Duration::from_millis(ttl_ms)),
-        );
-        Ok(true)
+        Ok(self.lock().take_nonce(nonce, ttl_ms, now))
     }
 }
 

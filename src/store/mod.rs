@@ -281,6 +281,30 @@ pub trait CallStore: Send + Sync {
         call: &CallRef,
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<(Verification, Option<String>)>, StoreError>> + Send;
+
+    /// Takes a signed answer request's nonce and resolves its call in one
+    /// atomic step (one round trip): [`Nonce::Replayed`] when the nonce was
+    /// already taken within `nonce_ttl_ms`, and then nothing is resolved;
+    /// else what [`CallStore::resolve_call`] finds.
+    fn answer_call(
+        &self,
+        call: &CallRef,
+        nonce: &str,
+        nonce_ttl_ms: u64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Nonce<ResolvedCall>, StoreError>> + Send;
+}
+
+/// A call's verification and, while it has one, its sealed code.
+pub type ResolvedCall = Option<(Verification, Option<String>)>;
+
+/// What became of a signed request whose nonce a store call took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nonce<T> {
+    /// First seen: the store call did its work.
+    First(T),
+    /// Already seen: a replay, and nothing was done.
+    Replayed,
 }
 
 /// The nonces of signed callbacks, so a captured one cannot be replayed.
@@ -542,6 +566,7 @@ forward! {
     CallStore {
         fn register_call(&self, call: &CallRef, id: &VerificationId, until: Timestamp, now: Timestamp) -> Result<(), StoreError>;
         fn resolve_call(&self, call: &CallRef, now: Timestamp) -> Result<Option<(Verification, Option<String>)>, StoreError>;
+        fn answer_call(&self, call: &CallRef, nonce: &str, nonce_ttl_ms: u64, now: Timestamp) -> Result<Nonce<ResolvedCall>, StoreError>;
     }
     NonceStore {
         fn remember_nonce(&self, nonce: &str, ttl_ms: u64, now: Timestamp) -> Result<bool, StoreError>;

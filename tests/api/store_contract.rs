@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use plivo_2fa::domain::CallRef;
 use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use plivo_2fa::domain::{
     ApplicationId, Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
@@ -14,9 +15,9 @@ use plivo_2fa::domain::{
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
-    AttemptOutcome, CheckTarget, DeliveryUpdate, FactorAttempt, FactorLimits, FactorStore,
-    FailureWindows, Failures, Finish, MemoryStore, NewVerification, Owner, RedisStore, SendBudget,
-    StartOutcome, StoredFactor, VerificationStore,
+    AttemptOutcome, CallStore, CheckTarget, DeliveryUpdate, FactorAttempt, FactorLimits,
+    FactorStore, FailureWindows, Failures, Finish, MemoryStore, NewVerification, Nonce, Owner,
+    RedisStore, SendBudget, StartOutcome, StoredFactor, VerificationStore,
 };
 use secrecy::SecretSlice;
 
@@ -211,7 +212,110 @@ contract!(
     fifty_concurrent_codes_of_one_step_approve_exactly_once,
     a_factor_locks_after_max_attempts_wrong_in_a_row_and_its_identity_stops_at_the_ceiling,
     a_factor_only_takes_codes_at_the_stage_its_status_allows,
+    an_answer_takes_its_nonce_and_resolves_the_call_in_one_step,
+    an_answer_for_an_unknown_call_still_takes_its_nonce,
+    fifty_concurrent_answers_with_one_nonce_resolve_the_call_once,
 );
+
+const NONCE_TTL_MS: u64 = 600_000;
+
+/// A pending verification with a registered call reference, and its code.
+async fn called<S: VerificationStore + CallStore>(
+    f: &Fixture,
+    store: &S,
+) -> (Verification, OtpCode, CallRef) {
+    let (v, code) = f.open(store, &number(), at(0)).await;
+    let call = CallRef::generate(v.id.tag());
+    store
+        .register_call(&call, &v.id, v.expires_at, at(0))
+        .await
+        .unwrap();
+    (v, code, call)
+}
+
+async fn an_answer_takes_its_nonce_and_resolves_the_call_in_one_step<
+    S: VerificationStore + CallStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let (v, code, call) = called(&f, store).await;
+    let nonce = crate::common::nonce();
+    let Nonce::First(Some((found, Some(sealed)))) = store
+        .answer_call(&call, &nonce, NONCE_TTL_MS, at(1))
+        .await
+        .unwrap()
+    else {
+        panic!("the first answer resolves the call with its sealed code");
+    };
+    assert_eq!(found, v);
+    assert_eq!(
+        f.keyring.open(&sealed, v.id.as_str()).unwrap().expose(),
+        code.expose()
+    );
+    assert_eq!(
+        store
+            .answer_call(&call, &nonce, NONCE_TTL_MS, at(2))
+            .await
+            .unwrap(),
+        Nonce::Replayed,
+        "the same nonce again resolves nothing"
+    );
+    let other = crate::common::nonce();
+    assert!(matches!(
+        store.answer_call(&call, &other, NONCE_TTL_MS, at(3)).await.unwrap(),
+        Nonce::First(Some((ref again, _))) if again.id == v.id
+    ));
+    // As resolve_call reads it.
+    let resolved = store.resolve_call(&call, at(4)).await.unwrap();
+    assert_eq!(resolved, Some((v, Some(sealed))));
+}
+
+async fn an_answer_for_an_unknown_call_still_takes_its_nonce<S: VerificationStore + CallStore>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let (v, _, _) = called(&f, store).await;
+    let unknown = CallRef::generate(v.id.tag());
+    let nonce = crate::common::nonce();
+    assert_eq!(
+        store
+            .answer_call(&unknown, &nonce, NONCE_TTL_MS, at(1))
+            .await
+            .unwrap(),
+        Nonce::First(None)
+    );
+    assert_eq!(
+        store
+            .answer_call(&unknown, &nonce, NONCE_TTL_MS, at(2))
+            .await
+            .unwrap(),
+        Nonce::Replayed
+    );
+}
+
+async fn fifty_concurrent_answers_with_one_nonce_resolve_the_call_once<
+    S: VerificationStore + CallStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let (_, _, call) = called(&f, store).await;
+    let nonce = crate::common::nonce();
+    let answers = futures::future::join_all(
+        (0..50).map(|_| store.answer_call(&call, &nonce, NONCE_TTL_MS, at(1))),
+    )
+    .await;
+    let first = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Nonce::First(Some(_)))))
+        .count();
+    let replayed = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Nonce::Replayed)))
+        .count();
+    assert_eq!((first, replayed), (1, 49));
+}
 
 async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store: &S) {
     let f = Fixture::new();

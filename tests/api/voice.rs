@@ -280,6 +280,28 @@ async fn a_replayed_callback_is_refused() {
 }
 
 #[tokio::test]
+async fn a_replayed_answer_for_an_unknown_or_malformed_call_reference_is_refused() {
+    let (app, _plivo, answer_url, _, _) = live_voice("Acme", PUBLIC).await;
+    let (base, _) = answer_url.rsplit_once('/').unwrap();
+    let unknown = format!("CR{}", "0".repeat(32));
+    for call in ["not-a-call-reference", unknown.as_str()] {
+        let url = format!("{base}/{call}");
+        let send_to = local(&app, &url, PUBLIC);
+        let nonce = crate::common::nonce();
+        let first = app
+            .post_signed(&send_to, &url, AUTH_TOKEN, &nonce, &answer_params())
+            .await;
+        assert_eq!(first.status(), 200, "{call}: the apology");
+        let again = app
+            .post_signed(&send_to, &url, AUTH_TOKEN, &nonce, &answer_params())
+            .await;
+        assert_eq!(again.status(), 403, "{call}");
+        let body: serde_json::Value = again.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "replayed_request", "{call}");
+    }
+}
+
+#[tokio::test]
 async fn tampered_missing_or_malformed_signatures_are_403_and_change_nothing() {
     let (app, _plivo, answer_url, _, id) = live_voice("Acme", PUBLIC).await;
     let hangup_url = answer_url.replace("/answer/", "/hangup/");

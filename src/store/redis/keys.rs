@@ -13,6 +13,8 @@
 //! - `p2fa:{jobs}` → the job schedule (a sorted set)
 //! - `p2fa:blob:<name>` → events waiting for the webhook, and flags
 //! - `p2fa:nonce:<sha256 of the nonce>` → a signed callback's nonce
+//! - `p2fa:{tag}:nonce:<sha256 of the nonce>` → a signed answer request's
+//!   nonce, in its call's slot (taken by the same script that resolves the call)
 
 use crate::domain::{CallRef, NumberKey, Timestamp, VerificationId};
 use crate::store::window_of;
@@ -54,12 +56,16 @@ impl Keys {
     }
 
     pub(super) fn nonce_key(&self, nonce: &str) -> String {
-        // Hashed: a nonce is caller-chosen text of any length.
-        use sha2::Digest;
+        format!("{}:nonce:{}", self.prefix, nonce_digest(nonce))
+    }
+
+    /// A signed answer request's nonce, in its call's slot.
+    pub(super) fn call_nonce_key(&self, call: &CallRef, nonce: &str) -> String {
         format!(
-            "{}:nonce:{}",
+            "{}:{{{}}}:nonce:{}",
             self.prefix,
-            hex::encode(sha2::Sha256::digest(nonce.as_bytes()))
+            call.tag(),
+            nonce_digest(nonce)
         )
     }
 
@@ -90,4 +96,10 @@ impl Keys {
         let (key, _) = window_of(name, window_ms, now);
         format!("{}:rl:{{{key}}}", self.prefix)
     }
+}
+
+/// Hashed: a nonce is caller-chosen text of any length.
+fn nonce_digest(nonce: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(nonce.as_bytes()))
 }

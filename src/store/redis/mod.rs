@@ -17,8 +17,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::{
     CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, NonceStore, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS,
-    SendBudget, StartOutcome, StoreError, VerificationStore,
+    LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
+    RETENTION_MS, ResolvedCall, SendBudget, StartOutcome, StoreError, VerificationStore,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
@@ -615,11 +615,38 @@ impl CallStore for RedisStore {
             Value::Array(items) if items.is_empty() => return Ok(None),
             other => Reply::new(other, &self.keyring)?,
         };
-        let id = parse_id(&reply.text(0)?)?;
-        let sealed = reply.text(1)?;
-        let verification = reply.verification(2, &id)?;
-        Ok(Some((verification, (!sealed.is_empty()).then_some(sealed))))
+        resolved(&reply, 0).map(Some)
     }
+
+    async fn answer_call(
+        &self,
+        call: &CallRef,
+        nonce: &str,
+        nonce_ttl_ms: u64,
+        _now: Timestamp,
+    ) -> Result<Nonce<ResolvedCall>, StoreError> {
+        let mut invocation = self.scripts.answer_call.prepare_invoke();
+        invocation
+            .key(self.keys.call_nonce_key(call, nonce))
+            .key(self.keys.call_key(call))
+            .arg(nonce_ttl_ms.max(1))
+            .arg(self.keys.record_prefix(call.tag()));
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        match reply.text(0)?.as_str() {
+            "replayed" => Ok(Nonce::Replayed),
+            "unknown" => Ok(Nonce::First(None)),
+            "found" => resolved(&reply, 1).map(|found| Nonce::First(Some(found))),
+            other => Err(StoreError::Corrupt(format!("answer_call said {other:?}"))),
+        }
+    }
+}
+
+/// A resolved call in a reply from `at` on: id, sealed code ('' when none), view.
+fn resolved(reply: &Reply<'_>, at: usize) -> Result<(Verification, Option<String>), StoreError> {
+    let id = parse_id(&reply.text(at)?)?;
+    let sealed = reply.text(at + 1)?;
+    let verification = reply.verification(at + 2, &id)?;
+    Ok((verification, (!sealed.is_empty()).then_some(sealed)))
 }
 
 impl NonceStore for RedisStore {

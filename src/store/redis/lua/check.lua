@@ -22,42 +22,52 @@ if ARGV[1] == 'number' then
   id = current
   rk = ARGV[2] .. current
 end
-local f = redis.call('HMGET', rk, 'status', 'expires_at', 'attempts', 'max_attempts', 'digest', 'nh', 'app')
+-- One read of every field the check and its answer need: the digest and the
+-- number's hash, then the view (FIELDS), which the check then updates in
+-- place rather than reading it again.
+local f = redis.call('HMGET', rk, 'digest', 'nh', unpack(FIELDS))
+local v = {unpack(f, 3, 2 + #FIELDS)}
+local digest, nh = f[1], f[2]
+local status, expires_at, attempts, max_attempts, app = v[4], v[6], v[7], v[8], v[13]
 -- A record without its number's hash (written by an older version) is the
 -- number's by its pointer alone.
-if not f[1] or (pointer and f[6] and f[6] ~= ARGV[5]) or not owned(f[7], ARGV[11]) then
+if not status or (pointer and nh and nh ~= ARGV[5]) or not owned(app, ARGV[11]) then
   return {'not_found'}
 end
 local now = tonumber(ARGV[3])
 local retention = tonumber(ARGV[4])
-if f[1] ~= 'pending' then
-  return {'not_pending', id, view(rk)}
+if status ~= 'pending' then
+  return {'not_pending', id, v}
 end
-if now >= tonumber(f[2]) then
+if now >= tonumber(expires_at) then
   redis.call('HSET', rk, 'status', 'expired')
   close(rk, pointer, retention)
-  return {'expired', id, view(rk)}
+  v[4] = 'expired'
+  return {'expired', id, v}
 end
 -- Digests are keyed HMACs: comparing them leaks nothing about the code.
 local last = 11 + tonumber(ARGV[6])
 for i = 12, last do
-  if ARGV[i] == f[5] then
+  if ARGV[i] == digest then
     redis.call('HSET', rk, 'status', 'approved')
     close(rk, pointer, retention)
-    return {'approved', id, view(rk)}
+    v[4] = 'approved'
+    return {'approved', id, v}
   end
 end
-local hash = f[6] or (pointer and ARGV[5])
+local hash = nh or (pointer and ARGV[5])
 if hash then
   count(ARGV[8], 'lockout', hash, tonumber(ARGV[9]), now, 1)
   count(ARGV[8], 'failed', hash, tonumber(ARGV[10]), now, 1)
 end
-local max = tonumber(f[4])
-local attempts = math.min(tonumber(f[3]) + 1, max)
-if attempts >= max then
-  redis.call('HSET', rk, 'attempts', attempts, 'status', 'max_attempts_reached')
+local max = tonumber(max_attempts)
+local tries = math.min(tonumber(attempts) + 1, max)
+v[7] = tostring(tries)
+if tries >= max then
+  redis.call('HSET', rk, 'attempts', tries, 'status', 'max_attempts_reached')
   close(rk, pointer, retention)
-  return {'exhausted', id, view(rk)}
+  v[4] = 'max_attempts_reached'
+  return {'exhausted', id, v}
 end
-redis.call('HSET', rk, 'attempts', attempts)
-return {'wrong', id, view(rk)}
+redis.call('HSET', rk, 'attempts', tries)
+return {'wrong', id, v}

@@ -25,7 +25,9 @@ local function count(base, counter, hash, window, now, n)
   local index = math.floor(now / window)
   local key = base .. counter .. ':' .. hash .. ':' .. string.format('%d', index)
   local c = redis.call('INCRBY', key, n)
-  if redis.call('PTTL', key) < 0 then
+  -- Only this function writes these keys, always with their expiry in the
+  -- same script: a count of n is a key this call created.
+  if c == n then
     redis.call('PEXPIRE', key, window * 2)
   end
   return c, (index + 1) * window
@@ -36,4 +38,19 @@ end
 -- the default writes none, as before there were applications.
 local function owned(app, want)
   return want == '' or (app or 'default') == want
+end
+
+-- The verification behind a call reference (the key `ck`), with the sealed
+-- code while it has one: {id, sealed or '', view}, or nil when unknown.
+local function resolve(ck, prefix)
+  local id = redis.call('GET', ck)
+  if not id then
+    return nil
+  end
+  local rk = prefix .. id
+  local f = redis.call('HMGET', rk, 'sealed', 'status')
+  if not f[2] then
+    return nil
+  end
+  return {id, f[1] or '', view(rk)}
 end

@@ -3,13 +3,4 @@
 -- KEYS[1]  the call reference key
 -- ARGV     1 record key prefix
 -- Returns  {id, sealed or '', view}, or {} when unknown
-local id = redis.call('GET', KEYS[1])
-if not id then
-  return {}
-end
-local rk = ARGV[1] .. id
-local sealed = redis.call('HGET', rk, 'sealed')
-if redis.call('EXISTS', rk) == 0 then
-  return {}
-end
-return {id, sealed or '', view(rk)}
+return resolve(KEYS[1], ARGV[1]) or {}
