@@ -3,63 +3,26 @@
 //! the app holds the secret, then `verified`; only a verified factor
 //! approves a check.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use super::application::ApplicationId;
-use super::keyring::TAG_HEX_LEN;
 use super::time::Timestamp;
 use super::totp::TotpDigits;
 
-const ID_PREFIX: &str = "YF";
-const ID_HEX_LEN: usize = 32;
 /// Longest `identity` and `friendly_name`, in characters.
 pub const MAX_IDENTITY_CHARS: usize = 64;
 pub const MAX_FRIENDLY_NAME_CHARS: usize = 64;
 
-/// `YF` and 32 lowercase hex digits; the first four are the identity's hash
-/// tag, so a factor's keys and its identity's counters share one slot.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct FactorId(String);
-
-impl FactorId {
-    pub fn generate(tag: &str) -> Self {
-        let hex = super::random::hex(ID_HEX_LEN / 2);
-        Self(format!(
-            "{ID_PREFIX}{tag}{}",
-            &hex[..ID_HEX_LEN - tag.len()]
-        ))
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        let hex = s.strip_prefix(ID_PREFIX)?;
-        (hex.len() == ID_HEX_LEN && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The hash tag shared by the factor's keys and its identity's counters.
-    pub fn tag(&self) -> &str {
-        &self.0[ID_PREFIX.len()..ID_PREFIX.len() + TAG_HEX_LEN]
-    }
-}
-
-impl fmt::Display for FactorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for FactorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+tagged_id!(
+    /// `YF` and 32 lowercase hex digits; the first four are the identity's hash
+    /// tag, so a factor's keys and its identity's counters share one slot.
+    #[derive(Clone, PartialEq, Eq, Hash)]
+    FactorId,
+    "YF",
+    "The hash tag shared by the factor's keys and its identity's counters."
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {

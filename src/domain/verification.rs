@@ -19,7 +19,6 @@ use super::phone::PhoneNumber;
 use super::time::Timestamp;
 
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
-const ID_PREFIX: &str = "VE";
 const ID_HEX_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -95,50 +94,15 @@ impl FromStr for Status {
     }
 }
 
-/// `VE` and 32 lowercase hex digits; the first four hex digits are the number's
-/// hash tag, so a verification's keys can be found from its id alone.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct VerificationId(String);
-
-impl VerificationId {
-    pub fn generate(tag: &str) -> Self {
-        let mut random = [0u8; ID_HEX_LEN / 2];
-        OsRng.fill_bytes(&mut random);
-        let hex = hex::encode(random);
-        Self(format!(
-            "{ID_PREFIX}{tag}{}",
-            &hex[..ID_HEX_LEN - tag.len()]
-        ))
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        let hex = s.strip_prefix(ID_PREFIX)?;
-        (hex.len() == ID_HEX_LEN && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The hash tag shared by every key of this verification.
-    pub fn tag(&self) -> &str {
-        &self.0[ID_PREFIX.len()..ID_PREFIX.len() + TAG_HEX_LEN]
-    }
-}
-
-impl fmt::Display for VerificationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for VerificationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+tagged_id!(
+    /// `VE` and 32 lowercase hex digits; the first four hex digits are the number's
+    /// hash tag, so a verification's keys can be found from its id alone.
+    #[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+    #[serde(transparent)]
+    VerificationId,
+    "VE",
+    "The hash tag shared by every key of this verification."
+);
 
 /// The opaque reference in a voice call's answer URL: `CR`, the number's hash
 /// tag, and random hex. Unguessable, and it never carries the code.
