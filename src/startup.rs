@@ -62,6 +62,8 @@ pub enum StartupError {
         "PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN: Plivo refused them ({0}); PLIVO_CHECK_CREDENTIALS=strict stops here"
     )]
     CredentialsRefused(crate::plivo::PlivoError),
+    #[error("METRICS_ADDR: cannot listen: {0}")]
+    MetricsListen(std::io::Error),
     #[error("XML_TEMPLATES_DIR: {0}")]
     Templates(#[from] crate::plivo::xml::TemplateError),
 }
@@ -71,6 +73,8 @@ pub struct Application {
     port: u16,
     base_url: Url,
     server: Server,
+    /// `/metrics` apart from the app's routes (`METRICS_ADDR`), and its port.
+    metrics: Option<(Server, u16)>,
     /// The key generated in sandbox mode when `API_KEYS` is unset.
     pub generated_api_key: Option<SecretString>,
     pub store_kind: &'static str,
@@ -115,6 +119,11 @@ impl Application {
         })?;
         let listener = TcpListener::bind(settings.listen_addr).map_err(StartupError::Listen)?;
         let local = listener.local_addr().map_err(StartupError::Listen)?;
+        let metrics_listener = settings
+            .metrics_addr
+            .map(TcpListener::bind)
+            .transpose()
+            .map_err(StartupError::MetricsListen)?;
         let base_url = match &settings.public_base_url {
             Some(url) => url.clone(),
             None => Url::parse(&format!("http://{local}")).map_err(|e| {
@@ -280,6 +289,7 @@ impl Application {
         let features = routes::Features {
             sandbox: sandbox_on,
             demo_page: settings.demo_page,
+            metrics: metrics_listener.is_none(),
         };
         let drain = Drain::new();
         let default_abuse = apps.default_app().map(|a| a.guard.settings().clone());
@@ -307,6 +317,29 @@ impl Application {
                 apps.default_app().and_then(|a| a.webotp_domain.clone()),
             ),
         });
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let port = listener
+                    .local_addr()
+                    .map_err(StartupError::MetricsListen)?
+                    .port();
+                let state = state.clone();
+                // An operator's scraper, not the public: one worker, only /metrics.
+                let server = actix_web::HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .service(routes::metrics_route())
+                        .default_service(web::to(routes::error::not_found))
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .map_err(StartupError::MetricsListen)?
+                .run();
+                Some((server, port))
+            }
+            None => None,
+        };
         let gate = Gate::new(limits.per_client, settings.trusted_proxies.clone());
         let server = serve(listener, local, limits, gate, move || {
             App::new()
@@ -326,12 +359,14 @@ impl Application {
             file_descriptors = fds,
             max_connections = limits.total,
             max_connections_per_ip = limits.per_client,
+            metrics_port = metrics.as_ref().map(|(_, port)| *port),
             "plivo-2fa ready"
         );
         Ok(Self {
             port: local.port(),
             base_url,
             server,
+            metrics,
             generated_api_key,
             store_kind,
             demo_page: features.demo_page,
@@ -345,6 +380,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` is served on apart from the app (`METRICS_ADDR`).
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     pub fn base_url(&self) -> &Url {
@@ -365,6 +405,10 @@ impl Application {
     /// in flight finish (see [`crate::drain`]), and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
         let drain = Arc::clone(&self.drain);
         let stopper = tokio::spawn(async move {
             shutdown_signal().await;
@@ -386,6 +430,10 @@ impl Application {
             handle.stop(false).await;
         });
         let result = self.server.await;
+        if let Some((task, handle)) = metrics {
+            handle.stop(false).await;
+            let _ = task.await;
+        }
         stopper.abort();
         self.worker.abort();
         if let Some(sim) = &self.simulator {

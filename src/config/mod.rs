@@ -37,6 +37,7 @@ mod vars;
 /// hold them.
 pub const SERVER_KEYS: &[&str] = &[
     "LISTEN_ADDR",
+    "METRICS_ADDR",
     "PUBLIC_BASE_URL",
     "REDIS_URL",
     "REDIS_KEY_PREFIX",
@@ -118,6 +119,8 @@ pub enum PlivoMode {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen_addr: SocketAddr,
+    /// Where `/metrics` is served instead of on `listen_addr`; `None`: there.
+    pub metrics_addr: Option<SocketAddr>,
     /// `None`: `http://{the bound address}`.
     pub public_base_url: Option<Url>,
     /// `None`: the embedded in-memory store.
@@ -270,8 +273,19 @@ impl Settings {
                 "the demo page runs as the default application: set API_KEYS at the top level too",
             ));
         }
+        let metrics_addr = v.parse(&mut p, "METRICS_ADDR", None, |raw| {
+            socket_addr(raw).map(Some)
+        });
+        // (Port 0 picks a free port for each, so two of them never clash.)
+        if metrics_addr.is_some_and(|m| m == listen_addr && m.port() != 0) {
+            p.push(err(
+                "METRICS_ADDR",
+                "must differ from LISTEN_ADDR (leave it unset to serve /metrics there)",
+            ));
+        }
         let settings = Settings {
             listen_addr,
+            metrics_addr,
             public_base_url,
             redis,
             redis_key_prefix,
@@ -328,13 +342,16 @@ impl Settings {
 
 fn listen(v: &Vars<'_>, p: &mut Problems) -> (SocketAddr, Option<Url>) {
     let fallback = SocketAddr::from(([127, 0, 0, 1], 8080));
-    let addr = v.parse(p, "LISTEN_ADDR", fallback, |raw| {
-        raw.to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| format!("{raw:?} is not an address such as {DEFAULT_LISTEN_ADDR}"))
-    });
+    let addr = v.parse(p, "LISTEN_ADDR", fallback, socket_addr);
     (addr, v.base_url(p, "PUBLIC_BASE_URL"))
+}
+
+/// An address to listen on, such as `127.0.0.1:8080`.
+fn socket_addr(raw: &str) -> Result<SocketAddr, String> {
+    raw.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("{raw:?} is not an address such as {DEFAULT_LISTEN_ADDR}"))
 }
 
 fn redis(v: &Vars<'_>, p: &mut Problems) -> (Option<RedisTarget>, String, Duration) {

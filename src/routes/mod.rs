@@ -121,6 +121,8 @@ pub struct Features {
     pub sandbox: bool,
     /// `/` and `/demo/*`: the demo page and its endpoints.
     pub demo_page: bool,
+    /// `/metrics` on this listener (off when `METRICS_ADDR` serves it apart).
+    pub metrics: bool,
 }
 
 /// A resource that answers the method `allow` names with `route`, and 405
@@ -141,6 +143,11 @@ pub(crate) fn one_method(
 /// error shape to the rest.
 fn probe(path: &str, get: actix_web::Route, head: actix_web::Route) -> actix_web::Resource {
     one_method(path, "GET, HEAD", get).route(head)
+}
+
+/// `GET /metrics`, on the main listener or on `METRICS_ADDR`'s.
+pub fn metrics_route() -> actix_web::Resource {
+    one_method("/metrics", "GET", web::get().to(ops::metrics))
 }
 
 /// Registers every route on an App.
@@ -228,7 +235,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
             web::get().to(ops::readyz),
             web::head().to(ops::readyz),
         ))
-        .service(one_method("/metrics", "GET", web::get().to(ops::metrics)))
+        .configure(|cfg| {
+            if features.metrics {
+                cfg.service(metrics_route());
+            }
+        })
         .service(one_method(
             "/openapi.json",
             "GET",

@@ -53,6 +53,8 @@ pub struct TestApp {
     pub api_key: String,
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
+    /// Where `/metrics` is served apart from the app, with `METRICS_ADDR`.
+    pub metrics_base: Option<String>,
 }
 
 /// Sandbox mode on real Redis, with `extra` settings on top.
@@ -118,6 +120,9 @@ async fn launch(settings: Settings) -> Result<TestApp, plivo_2fa::startup::Start
     let clock = Arc::new(ManualClock::starting_now());
     let app = Application::build(settings, clock.clone()).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_base = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let api_key = app
         .generated_api_key
         .as_ref()
@@ -136,6 +141,7 @@ async fn launch(settings: Settings) -> Result<TestApp, plivo_2fa::startup::Start
             .build()
             .unwrap(),
         clock,
+        metrics_base,
     })
 }
 
@@ -166,6 +172,7 @@ impl TestApp {
             api_key: key.to_owned(),
             http: self.http.clone(),
             clock: Arc::clone(&self.clock),
+            metrics_base: self.metrics_base.clone(),
         }
     }
 

@@ -462,3 +462,61 @@ async fn the_webhook_backlog_the_job_queue_and_store_latency_are_measured() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_metrics_addr_the_metrics_are_served_there_and_not_on_the_app_listener() {
+    let app = spawn_app(&[("METRICS_ADDR", "127.0.0.1:0")]).await;
+    let apart = app.metrics_base.clone().expect("a metrics listener");
+    // A start, so there is something to count.
+    assert_eq!(
+        app.start(&crate::common::random_number(), "sms")
+            .await
+            .status,
+        201
+    );
+    let on_app = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(on_app.status(), 404, "the public listener has no /metrics");
+    let r = app
+        .http
+        .get(format!("{apart}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(
+            "plivo2fa_verifications_started_total{channel=\"sms\",application=\"default\"} 1"
+        ),
+        "{text}"
+    );
+    // The metrics listener serves nothing else.
+    for path in [
+        "/healthz",
+        "/v1/verifications/VE00000000000000000000000000000000",
+    ] {
+        let other = app.http.get(format!("{apart}{path}")).send().await.unwrap();
+        assert_eq!(other.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_or_clashing_metrics_addr_stops_start_up_naming_it() {
+    for (value, listen) in [
+        ("not an address", "127.0.0.1:0"),
+        ("127.0.0.1:18080", "127.0.0.1:18080"),
+    ] {
+        let Err(e) = crate::common::try_spawn_with(&[
+            ("LISTEN_ADDR", listen),
+            ("API_KEYS", crate::common::API_KEY),
+            ("METRICS_ADDR", value),
+        ])
+        .await
+        else {
+            panic!("{value} started");
+        };
+        let line = e.to_string();
+        assert!(line.starts_with("METRICS_ADDR"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+}
