@@ -122,6 +122,19 @@ pub struct Factor {
     pub created_at: Timestamp,
 }
 
+/// How long an enrolled factor waits for its first code: an unverified
+/// factor older than this is gone (the store drops it, and until then it
+/// answers as missing), so enrolments nobody finishes do not pile up.
+pub const UNVERIFIED_FACTOR_TTL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+impl Factor {
+    /// An unverified factor whose time to be verified is over.
+    pub fn abandoned(&self, now: Timestamp) -> bool {
+        self.status == FactorStatus::Unverified
+            && now >= self.created_at.plus(UNVERIFIED_FACTOR_TTL)
+    }
+}
+
 /// Which call a typed code comes with: the enrolment's proof, or a sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FactorStage {

@@ -107,17 +107,25 @@ impl Factors {
 
     /// `app`'s factor `id`; `None` when it has none such.
     pub async fn get(&self, app: &App, id: &FactorId) -> Result<Option<Factor>, StoreError> {
+        let now = self.clock.now();
         Ok(self
             .store
             .factor(id, Owner::App(&app.id))
             .await?
-            .map(|s| s.factor))
+            .map(|s| s.factor)
+            .filter(|f| !f.abandoned(now)))
     }
 
     /// Deletes `app`'s factor `id`; what it was, `None` when it had none such.
     #[tracing::instrument(skip_all, fields(application = %app.id, factor.id = %id))]
     pub async fn delete(&self, app: &App, id: &FactorId) -> Result<Option<Factor>, StoreError> {
-        let deleted = self.store.delete_factor(id, Owner::App(&app.id)).await?;
+        let now = self.clock.now();
+        // An abandoned enrolment is removed all the same, but it was not there.
+        let deleted = self
+            .store
+            .delete_factor(id, Owner::App(&app.id))
+            .await?
+            .filter(|f| !f.abandoned(now));
         if let Some(factor) = &deleted {
             count_factor(app, "deleted");
             tracing::info!("factor deleted");
@@ -144,6 +152,7 @@ impl Factors {
             .store
             .factor(id, owner)
             .await?
+            .filter(|s| !s.factor.abandoned(now))
             .ok_or(FactorError::NotFound)?;
         let mut factor = stored.factor;
         let code =

@@ -606,7 +606,11 @@ impl FactorStore for MemoryStore {
         factor: StoredFactor,
         identity_hash: &str,
     ) -> Result<(), StoreError> {
-        self.lock().factors.insert(
+        let mut inner = self.lock();
+        // Enrolments nobody finished in time go (Redis expires them likewise).
+        let now = factor.factor.created_at;
+        inner.factors.retain(|_, r| !r.stored.factor.abandoned(now));
+        inner.factors.insert(
             factor.factor.id.clone(),
             FactorRecord {
                 stored: factor,

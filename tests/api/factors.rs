@@ -579,3 +579,48 @@ async fn the_readmes_authenticator_walk_through_enrols_verifies_and_checks_as_wr
     assert!(svg.contains("<svg"), "{svg}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_enrolment_not_verified_within_the_hour_is_gone_and_a_verified_factor_stays() {
+    let prefix = crate::common::unique_prefix();
+    let redis_url = crate::common::redis_url();
+    let app = crate::common::spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", redis_url.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("API_KEYS", API_KEY),
+    ])
+    .await;
+    let (abandoned, scanned, _) = enrol(&app, API_KEY, "user-abandons").await;
+    let (kept, kept_scanned) = verified(&app, API_KEY, "user-keeps").await;
+    // In Redis the unverified record expires by itself; the verified one has no expiry.
+    let mut redis = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let ttl = |id: &str, redis: &mut redis::Connection| -> i64 {
+        redis::cmd("PTTL")
+            .arg(format!("{prefix}:{{{}}}:f:{id}", &id[2..6]))
+            .query(redis)
+            .unwrap()
+    };
+    let left = ttl(&abandoned, &mut redis);
+    assert!(left > 0 && left <= 3_600_000, "{left}");
+    assert_eq!(
+        ttl(&kept, &mut redis),
+        -1,
+        "a verified factor never expires"
+    );
+
+    app.advance(Duration::from_secs(3_600));
+    let now = app.now().as_millis();
+    assert_eq!(get(&app, API_KEY, &abandoned).await.status, 404);
+    let late = code(&app, API_KEY, &abandoned, "verify", &scanned.code_at(now)).await;
+    assert_eq!(late.status, 404, "{:?}", late.body);
+    assert_eq!(late.body["error"]["code"], "factor_not_found");
+    assert_eq!(delete(&app, API_KEY, &abandoned).await.status, 404);
+    // The verified factor is untouched by the hour.
+    assert_eq!(get(&app, API_KEY, &kept).await.status, 200);
+    let checked = code(&app, API_KEY, &kept, "check", &kept_scanned.code_at(now)).await;
+    assert_eq!(checked.body["status"], "approved", "{:?}", checked.body);
+}

@@ -1309,7 +1309,8 @@ async fn a_factor_only_takes_codes_at_the_stage_its_status_allows<S: FactorStore
 }
 
 #[tokio::test]
-async fn a_factor_in_redis_has_no_expiry_and_shows_neither_its_secret_nor_its_identity() {
+async fn a_factor_in_redis_expires_only_while_unverified_and_shows_neither_its_secret_nor_its_identity()
+ {
     let prefix = crate::common::unique_prefix();
     let ring = || Keyring::new(&[SecretSlice::from(vec![7u8; 32])]);
     let store = redis_store_with(&prefix, ring()).await;
@@ -1329,7 +1330,28 @@ async fn a_factor_in_redis_has_no_expiry_and_shows_neither_its_secret_nor_its_id
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(ttl, -1, "a factor lasts until deleted");
+    assert!(
+        ttl > 0 && ttl <= 3_600_000,
+        "an unverified factor is gone within the hour: {ttl}"
+    );
+    let verified = new_factor(
+        &store,
+        &ring(),
+        &app_id("shop"),
+        "identity-verified",
+        FactorStatus::Verified,
+    )
+    .await;
+    let verified_ttl: i64 = ::redis::cmd("PTTL")
+        .arg(format!(
+            "{prefix}:{{{}}}:f:{}",
+            verified.id.tag(),
+            verified.id.as_str()
+        ))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(verified_ttl, -1, "a verified factor lasts until deleted");
     let dump: Vec<String> = ::redis::cmd("HVALS")
         .arg(&key)
         .query_async(&mut conn)

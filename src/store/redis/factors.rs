@@ -5,6 +5,8 @@
 //! day count under the same `{tag}`, so an attempt is one script in one slot.
 
 use redis::Value;
+
+use crate::domain::factor::UNVERIFIED_FACTOR_TTL;
 use serde::{Deserialize, Serialize};
 
 use super::RedisStore;
@@ -136,7 +138,16 @@ impl FactorStore for RedisStore {
             .arg(identity_hash)
             .arg("fails")
             .arg(0);
-        self.query::<()>(&cmd).await
+        self.query::<()>(&cmd).await?;
+        if f.status != FactorStatus::Unverified {
+            return Ok(());
+        }
+        // Gone unless verified in time (the first right code persists it).
+        let mut expire = redis::cmd("PEXPIRE");
+        expire
+            .arg(self.factor_key(&f.id))
+            .arg(u64::try_from(UNVERIFIED_FACTOR_TTL.as_millis()).unwrap_or(u64::MAX));
+        self.query::<()>(&expire).await
     }
 
     async fn factor(

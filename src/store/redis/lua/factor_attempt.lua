@@ -37,6 +37,8 @@ if ARGV[3] ~= '' then
   local step = tonumber(ARGV[3])
   if not f[3] or step > tonumber(f[3]) then
     redis.call('HSET', rk, 'last_step', ARGV[3], 'fails', 0, 'status', 'verified')
+    -- A verified factor stays until deleted (an unverified one expires).
+    redis.call('PERSIST', rk)
     return {'approved'}
   end
 end
