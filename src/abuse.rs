@@ -332,16 +332,18 @@ impl SendGuard {
                 retry_after_ms: u64::try_from(s.pumping_cooloff.as_millis()).unwrap_or(u64::MAX),
             }));
         }
+        // The global budget is the server's (its one Plivo account's), counted
+        // across every application; the country budget is the application's.
         let checks = [
             (
-                "country",
+                self.scope("country"),
                 prefix.as_str(),
                 s.per_country,
                 "country_budget_exhausted",
                 "The hourly budget for this country is spent; try again later.",
             ),
             (
-                GLOBAL_SCOPE,
+                GLOBAL_SCOPE.into(),
                 "all",
                 s.global,
                 "global_budget_exhausted",
@@ -378,13 +380,6 @@ impl SendGuard {
             }
         }
         for (scope, subject, limit, code, message) in checks {
-            // The global budget is the server's (its one Plivo account's),
-            // counted across every application; the others are the application's.
-            let scope = if scope == GLOBAL_SCOPE {
-                scope.into()
-            } else {
-                self.scope(scope)
-            };
             if let Err(r) = limited(
                 code,
                 message,

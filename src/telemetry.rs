@@ -203,31 +203,34 @@ pub const PLIVO_ERROR_STATUSES: [&str; 6] = [
 /// The statuses each channel's deliveries report, as the deliveries metric
 /// labels them (without an error code), which start at zero: what the
 /// dashboard's "deliveries by status" and the fallback rate read.
-const DELIVERY_STATUSES: [(crate::domain::Channel, &[&str]); 2] = [
-    (
-        crate::domain::Channel::Sms,
-        &[
-            "queued",
-            "sent",
-            "delivered",
-            "undelivered",
-            "failed",
-            "rejected",
-        ],
-    ),
-    (
-        crate::domain::Channel::Voice,
-        &[
-            "initiated",
-            "ringing",
-            "in-progress",
-            "completed",
-            "busy",
-            "no-answer",
-            "failed",
-        ],
-    ),
-];
+const DELIVERY_STATUSES: [(crate::domain::Channel, &[crate::domain::DeliveryStatus]); 2] = {
+    use crate::domain::{Channel, DeliveryStatus as S};
+    [
+        (
+            Channel::Sms,
+            &[
+                S::Queued,
+                S::Sent,
+                S::Delivered,
+                S::Undelivered,
+                S::Failed,
+                S::Rejected,
+            ],
+        ),
+        (
+            Channel::Voice,
+            &[
+                S::Initiated,
+                S::Ringing,
+                S::InProgress,
+                S::Completed,
+                S::Busy,
+                S::NoAnswer,
+                S::Failed,
+            ],
+        ),
+    ]
+};
 
 /// Puts every counter at zero for its known label values, so a query or an
 /// alert sees 0 before the first event rather than no data. `applications`
@@ -259,11 +262,11 @@ pub fn start_at_zero<'a>(applications: impl IntoIterator<Item = &'a str>) {
         }
         metrics::counter!(FALLBACKS, "application" => app.clone()).increment(0);
         for (channel, statuses) in DELIVERY_STATUSES {
-            for &status in statuses {
+            for status in statuses {
                 metrics::counter!(
                     DELIVERIES,
                     "channel" => channel.as_str(),
-                    "status" => status,
+                    "status" => status.label(),
                     "error_code" => "",
                     "application" => app.clone()
                 )

@@ -126,7 +126,8 @@ pub struct Features {
 }
 
 /// A resource that answers the method `allow` names with `route`, and 405
-/// in the error shape, with that `Allow` header, to any other.
+/// in the error shape, with that `Allow` header, to any other. Where `allow`
+/// names more than one, the caller adds their routes (as [`probe`] does).
 pub(crate) fn one_method(
     path: &str,
     allow: &'static str,
@@ -176,14 +177,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
             web::scope("/v1/factors")
                 .service(one_method("", "POST", web::post().to(factors::create)))
                 .service(
-                    web::resource("/{id}")
-                        .route(web::get().to(factors::get))
-                        .route(web::delete().to(factors::delete))
-                        .default_service(web::to(|| async {
-                            Err::<actix_web::HttpResponse, _>(error::method_not_allowed(
-                                "GET, DELETE",
-                            ))
-                        })),
+                    one_method("/{id}", "GET, DELETE", web::get().to(factors::get))
+                        .route(web::delete().to(factors::delete)),
                 )
                 .service(one_method(
                     "/{id}/verify",
