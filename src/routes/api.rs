@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::ApiClient;
-use super::error::{ApiError, ErrorBody, retry_secs};
+use super::error::{ApiError, ErrorBody, EveryRouteErrors, JsonBodyErrors, retry_secs};
 use crate::abuse::Requester;
 use crate::apps::App;
 use crate::delivery::AppHash;
@@ -144,18 +144,12 @@ pub(crate) fn unknown_verification() -> ApiError {
     responses(
         (status = 201, description = "A new verification; its code was sent (a delivery with status `unknown` when Plivo's answer left it unclear)", body = VerificationView),
         (status = 200, description = "The number's open verification; its same code was re-sent", body = VerificationView),
-        (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 403, description = "Country or number type not allowed", body = ErrorBody),
-        (status = 405, description = "Another method than the one this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The method this path answers"))),
-        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 429, description = "A limit was hit", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 502, description = "Plivo refused the request or could not be reached (its text redacted); a new verification is then failed", body = ErrorBody),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
+        JsonBodyErrors,
     )
 )]
 pub async fn start(
@@ -245,17 +239,11 @@ pub(crate) async fn start_verification(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "approved, or pending with fewer attempts_remaining", body = VerificationView),
-        (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No pending verification of the key's application (another application's answers alike)", body = ErrorBody),
-        (status = 405, description = "Another method than the one this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The method this path answers"))),
-        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 429, description = "Attempts exhausted", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
+        JsonBodyErrors,
     )
 )]
 pub async fn check(
@@ -329,12 +317,8 @@ pub(crate) async fn check_verification(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The verification", body = VerificationView),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such verification in the key's application (another application's answers alike)", body = ErrorBody),
-        (status = 405, description = "Another method than the one this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The method this path answers"))),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
     )
 )]
 pub async fn get(
@@ -360,13 +344,9 @@ pub async fn get(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Canceled", body = VerificationView),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such verification in the key's application (another application's answers alike)", body = ErrorBody),
         (status = 409, description = "Already ended", body = ErrorBody),
-        (status = 405, description = "Another method than the one this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The method this path answers"))),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
     )
 )]
 pub async fn cancel(

@@ -82,6 +82,40 @@ pub struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
+/// The error answers every app API route can give, for the OpenAPI
+/// document (never built: each variant only names a status and its body).
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum EveryRouteErrors {
+    #[response(status = 401, description = "Missing or wrong API key")]
+    Unauthorized(ErrorBody<'static>),
+    #[response(
+        status = 405,
+        description = "Another method than the ones this path answers",
+        headers(("Allow" = String, description = "The methods this path answers"))
+    )]
+    MethodNotAllowed(ErrorBody<'static>),
+    #[response(
+        status = 503,
+        description = "The store is unavailable",
+        headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))
+    )]
+    StoreUnavailable(ErrorBody<'static>),
+}
+
+/// The error answers of every route that reads a JSON body, for the OpenAPI
+/// document.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum JsonBodyErrors {
+    #[response(status = 400, description = "Bad input")]
+    BadInput(ErrorBody<'static>),
+    #[response(status = 413, description = "Body over 16 KiB")]
+    TooLarge(ErrorBody<'static>),
+    #[response(status = 415, description = "Not application/json")]
+    NotJson(ErrorBody<'static>),
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail<'a> {
     /// A stable snake_case code, such as `invalid_phone_number`.

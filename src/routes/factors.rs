@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::ApiClient;
-use super::error::{ApiError, ErrorBody, retry_secs};
+use super::error::{ApiError, ErrorBody, EveryRouteErrors, JsonBodyErrors, retry_secs};
 use crate::domain::totp::{MAX_DIGITS, MIN_DIGITS};
 use crate::domain::{Factor, FactorId, FactorStage, FriendlyName, Identity};
 use crate::service::{CodeAnswer, FactorError};
@@ -67,14 +67,8 @@ fn parse_code(raw: &str) -> Result<&str, ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "A new unverified factor, with its secret, otpauth URI and QR code (shown this once)", body = EnrolledFactorView),
-        (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The methods this path answers (POST)"))),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
+        JsonBodyErrors,
     )
 )]
 pub async fn create(
@@ -111,18 +105,12 @@ pub async fn create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The factor: `verified`, or still `unverified` with fewer `attempts_remaining`", body = FactorVerifyView),
-        (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such factor", body = ErrorBody),
         (status = 409, description = "Already verified", body = ErrorBody),
-        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
-        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The methods this path answers (POST)"))),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
+        JsonBodyErrors,
     )
 )]
 pub async fn verify(
@@ -155,18 +143,12 @@ pub async fn verify(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`approved`, or `pending` with fewer `attempts_remaining`", body = FactorCheckView),
-        (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such factor", body = ErrorBody),
         (status = 409, description = "The factor is not verified yet", body = ErrorBody),
-        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 429, description = "Too many wrong codes; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
-        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The methods this path answers (POST)"))),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
+        JsonBodyErrors,
     )
 )]
 pub async fn check(
@@ -260,12 +242,8 @@ fn at_ceiling(retry_after_ms: u64) -> ApiError {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The factor", body = FactorView),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such factor", body = ErrorBody),
-        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The methods this path answers (GET, DELETE)"))),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
     )
 )]
 pub async fn get(
@@ -291,12 +269,8 @@ pub async fn get(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted; the factor as it was", body = FactorView),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such factor", body = ErrorBody),
-        (status = 405, description = "Another method than the ones this path answers", body = ErrorBody,
-            headers(("Allow" = String, description = "The methods this path answers (GET, DELETE)"))),
-        (status = 503, description = "The store is unavailable", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        EveryRouteErrors,
     )
 )]
 pub async fn delete(

@@ -217,8 +217,21 @@ async fn errors_the_server_gives_are_documented_and_405s_name_the_allowed_method
                 }
             }
             assert!(responses["503"].is_object(), "{method} {path}");
+            // Every error answer is the one error shape.
+            for (status, response) in responses.as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{status} of {method} {path}"
+                    );
+                }
+            }
+            for status in ["401", "405"] {
+                assert!(responses[status].is_object(), "{status} of {method} {path}");
+            }
             if op["requestBody"].is_object() {
-                for status in ["413", "415"] {
+                for status in ["400", "413", "415"] {
                     assert!(responses[status].is_object(), "{status} of {method} {path}");
                 }
                 // Every request with a body can be refused with a 429 but an
