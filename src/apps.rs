@@ -115,6 +115,9 @@ pub struct Settings {
     pub webotp_domain: Option<String>,
     /// How many digits its new authenticator factors' codes have (`TOTP_DIGITS`).
     pub totp_digits: TotpDigits,
+    /// How many live authenticator factors one identity may have
+    /// (`MAX_FACTORS_PER_IDENTITY`).
+    pub max_factors_per_identity: u32,
 }
 
 /// One application, ready to serve.
@@ -131,6 +134,7 @@ pub struct App {
     pub webhook: Option<Arc<Webhook>>,
     pub webotp_domain: Option<String>,
     pub totp_digits: TotpDigits,
+    pub max_factors_per_identity: u32,
 }
 
 /// The metric label of an application this server does not serve (a record

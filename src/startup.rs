@@ -482,6 +482,7 @@ fn applications(
             webhook,
             webotp_domain: app.webotp_domain.clone(),
             totp_digits: app.totp_digits,
+            max_factors_per_identity: app.max_factors_per_identity,
         };
         apps.push((ready, keys));
     }

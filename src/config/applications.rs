@@ -50,6 +50,7 @@ pub const APPLICATION_KEYS: &[&str] = &[
     "LOCKOUT_MINUTES",
     "MAX_FAILED_CHECKS_PER_DAY",
     "TOTP_DIGITS",
+    "MAX_FACTORS_PER_IDENTITY",
 ];
 
 const MIN_API_KEY_LEN: usize = 16;
@@ -229,6 +230,7 @@ fn application(id: ApplicationId, v: &Vars<'_>, ctx: &Context, p: &mut Problems)
                 .and_then(TotpDigits::new)
                 .ok_or_else(|| "must be 6, 7 or 8".to_owned())
         }),
+        max_factors_per_identity: v.int(p, "MAX_FACTORS_PER_IDENTITY", 5, 1..=100),
     }
 }
 

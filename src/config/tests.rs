@@ -80,6 +80,9 @@ fn bad_values_are_refused_with_their_variable_named() {
         ("TOTP_DIGITS", "5"),
         ("TOTP_DIGITS", "9"),
         ("TOTP_DIGITS", "six"),
+        ("MAX_FACTORS_PER_IDENTITY", "0"),
+        ("MAX_FACTORS_PER_IDENTITY", "101"),
+        ("MAX_FACTORS_PER_IDENTITY", "many"),
     ] {
         let e = Settings::from_vars(&vars(&[(k, v)])).unwrap_err();
         assert_eq!(e.first().var, k, "{k}={v}");

@@ -67,6 +67,7 @@ fn parse_code(raw: &str) -> Result<&str, ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "A new unverified factor, with its secret, otpauth URI and QR code (shown this once)", body = EnrolledFactorView),
+        (status = 409, description = "The identity already has MAX_FACTORS_PER_IDENTITY factors (verified, or enrolled within the hour)", body = ErrorBody),
         EveryRouteErrors,
         JsonBodyErrors,
     )
@@ -92,7 +93,8 @@ pub async fn create(
         .use_cases
         .factors
         .enrol(app, identity, friendly_name)
-        .await?;
+        .await
+        .map_err(factor_error)?;
     Ok(HttpResponse::Created().json(EnrolledFactorView::new(&factor, &secret, &app.brand)))
 }
 
@@ -194,13 +196,7 @@ async fn take_code(
         .factors
         .code(&client.app, &id, stage, code)
         .await
-        .map_err(|e| match e {
-            FactorError::Store(e) => ApiError::Store(e),
-            FactorError::NotFound => unknown_factor(),
-            FactorError::InvalidCode(e) => {
-                ApiError::bad_request("invalid_code", format!("`code`: {e}."))
-            }
-        })?;
+        .map_err(factor_error)?;
     match answer {
         CodeAnswer::Approved(f) => Ok(respond(&f, None)),
         CodeAnswer::Wrong {
@@ -210,6 +206,22 @@ async fn take_code(
         CodeAnswer::WrongStage(_) => Err(wrong_stage()),
         CodeAnswer::Locked { retry_after_ms } => Err(locked(retry_after_ms)),
         CodeAnswer::DailyCeiling { retry_after_ms } => Err(at_ceiling(retry_after_ms)),
+    }
+}
+
+fn factor_error(e: FactorError) -> ApiError {
+    match e {
+        FactorError::Store(e) => ApiError::Store(e),
+        FactorError::NotFound => unknown_factor(),
+        FactorError::InvalidCode(e) => {
+            ApiError::bad_request("invalid_code", format!("`code`: {e}."))
+        }
+        FactorError::IdentityFull { max } => ApiError::Conflict {
+            code: "too_many_factors",
+            message: format!(
+                "This identity has {max} authenticator factors, as many as it may; delete one before enrolling another."
+            ),
+        },
     }
 }
 

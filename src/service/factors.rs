@@ -15,8 +15,8 @@ use crate::domain::{
 };
 use crate::events::{EventKind, Outbox};
 use crate::store::{
-    AttemptOutcome, FactorAttempt, FactorLimits, FactorStore, Owner, Store, StoreError,
-    StoredFactor,
+    AttemptOutcome, FactorAttempt, FactorCreated, FactorLimits, FactorStore, Owner, Store,
+    StoreError, StoredFactor,
 };
 
 /// An identity's wrong codes are counted in UTC days.
@@ -34,6 +34,10 @@ pub enum FactorError {
     /// The typed code is not one this factor could have made; nothing counted.
     #[error("the code is malformed: {0}")]
     InvalidCode(CodeError),
+    /// The identity has as many factors as it may (`MAX_FACTORS_PER_IDENTITY`);
+    /// nothing was enrolled.
+    #[error("the identity has {max} factors, as many as it may")]
+    IdentityFull { max: u32 },
 }
 
 /// What a typed code did.
@@ -80,7 +84,7 @@ impl Factors {
         app: &App,
         identity: Identity,
         friendly_name: Option<FriendlyName>,
-    ) -> Result<(Factor, TotpSecret), StoreError> {
+    ) -> Result<(Factor, TotpSecret), FactorError> {
         let key = self.keyring.identity_key(&app.id, identity.as_str());
         let id = FactorId::generate(&key.tag);
         tracing::Span::current().record("factor.id", tracing::field::display(&id));
@@ -99,7 +103,14 @@ impl Factors {
             factor: factor.clone(),
             last_step: None,
         };
-        self.store.create_factor(stored, &key.hash).await?;
+        let max = app.max_factors_per_identity;
+        match self.store.create_factor(stored, &key.hash, max).await? {
+            FactorCreated::Created => {}
+            FactorCreated::IdentityFull => {
+                count_factor(app, "refused");
+                return Err(FactorError::IdentityFull { max });
+            }
+        }
         count_factor(app, "enrolled");
         tracing::info!("factor enrolled");
         Ok((factor, secret))
@@ -123,7 +134,7 @@ impl Factors {
         // An abandoned enrolment is removed all the same, but it was not there.
         let deleted = self
             .store
-            .delete_factor(id, Owner::App(&app.id))
+            .delete_factor(id, Owner::App(&app.id), now)
             .await?
             .filter(|f| !f.abandoned(now));
         if let Some(factor) = &deleted {

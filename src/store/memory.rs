@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     AttemptOutcome, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore,
-    FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt, FactorLimits, FactorStore,
+    FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt, FactorCreated, FactorLimits, FactorStore,
     FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
     LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
     RETENTION_MS, ResolvedCall, SENDS_COUNTER, SendBudget, StartOutcome, StoreError, StoredFactor,
@@ -605,11 +605,20 @@ impl FactorStore for MemoryStore {
         &self,
         factor: StoredFactor,
         identity_hash: &str,
-    ) -> Result<(), StoreError> {
+        max_per_identity: u32,
+    ) -> Result<FactorCreated, StoreError> {
         let mut inner = self.lock();
         // Enrolments nobody finished in time go (Redis expires them likewise).
         let now = factor.factor.created_at;
         inner.factors.retain(|_, r| !r.stored.factor.abandoned(now));
+        let live = inner
+            .factors
+            .values()
+            .filter(|r| r.identity_hash == identity_hash)
+            .count();
+        if live >= usize::try_from(max_per_identity).unwrap_or(usize::MAX) {
+            return Ok(FactorCreated::IdentityFull);
+        }
         inner.factors.insert(
             factor.factor.id.clone(),
             FactorRecord {
@@ -619,7 +628,7 @@ impl FactorStore for MemoryStore {
                 locked_until: Timestamp::from_millis(0),
             },
         );
-        Ok(())
+        Ok(FactorCreated::Created)
     }
 
     async fn factor(
@@ -695,6 +704,7 @@ impl FactorStore for MemoryStore {
         &self,
         id: &FactorId,
         owner: Owner<'_>,
+        _now: Timestamp,
     ) -> Result<Option<Factor>, StoreError> {
         let mut inner = self.lock();
         if !inner

@@ -466,14 +466,26 @@ pub enum AttemptOutcome {
     NotFound,
 }
 
+/// What keeping a new factor did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorCreated {
+    Created,
+    /// Its identity already has as many live factors (verified, or
+    /// unverified and not yet abandoned) as it may; nothing was kept.
+    IdentityFull,
+}
+
 /// Authenticator-app factors, each in its application.
 pub trait FactorStore: Send + Sync {
-    /// Keeps a new factor; `identity_hash` names its identity's counters.
+    /// Keeps a new factor, atomically, unless its identity already has
+    /// `max_per_identity` live factors; `identity_hash` names its
+    /// identity's counters and index.
     fn create_factor(
         &self,
         factor: StoredFactor,
         identity_hash: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        max_per_identity: u32,
+    ) -> impl Future<Output = Result<FactorCreated, StoreError>> + Send;
 
     /// The factor, when `owner` may see it.
     fn factor(
@@ -496,11 +508,13 @@ pub trait FactorStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<AttemptOutcome, StoreError>> + Send;
 
-    /// Removes the factor; what it was, or `None` when there was none.
+    /// Removes the factor (and its place in its identity's count at `now`);
+    /// what it was, or `None` when there was none.
     fn delete_factor(
         &self,
         id: &FactorId,
         owner: Owner<'_>,
+        now: Timestamp,
     ) -> impl Future<Output = Result<Option<Factor>, StoreError>> + Send;
 }
 
@@ -593,10 +607,10 @@ forward! {
         fn ping(&self) -> Result<(), StoreError>;
     }
     FactorStore {
-        fn create_factor(&self, factor: StoredFactor, identity_hash: &str) -> Result<(), StoreError>;
+        fn create_factor(&self, factor: StoredFactor, identity_hash: &str, max_per_identity: u32) -> Result<FactorCreated, StoreError>;
         fn factor(&self, id: &FactorId, owner: Owner<'_>) -> Result<Option<StoredFactor>, StoreError>;
         fn attempt_factor(&self, id: &FactorId, owner: Owner<'_>, stage: FactorStage, attempt: FactorAttempt, limits: FactorLimits, now: Timestamp) -> Result<AttemptOutcome, StoreError>;
-        fn delete_factor(&self, id: &FactorId, owner: Owner<'_>) -> Result<Option<Factor>, StoreError>;
+        fn delete_factor(&self, id: &FactorId, owner: Owner<'_>, now: Timestamp) -> Result<Option<Factor>, StoreError>;
     }
 }
 

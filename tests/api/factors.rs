@@ -319,6 +319,36 @@ async fn an_identitys_wrong_codes_stop_at_the_daily_ceiling_across_its_factors()
 }
 
 #[tokio::test]
+async fn an_identity_enrols_at_most_max_factors_per_identity_until_it_deletes_one() {
+    let app = spawn_app(&[("MAX_FACTORS_PER_IDENTITY", "2")]).await;
+    let (first, _) = verified(&app, API_KEY, "many-phones").await;
+    enrol(&app, API_KEY, "many-phones").await;
+    let enrol_again = || {
+        send(
+            API_KEY,
+            app.http
+                .post(app.url("/v1/factors"))
+                .json(&json!({"identity": "many-phones"})),
+        )
+    };
+    let r = enrol_again().await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "too_many_factors");
+    assert!(r.body.get("secret").is_none() && r.body.get("uri").is_none());
+    // Another identity has places of its own.
+    enrol(&app, API_KEY, "one-phone").await;
+    // A deleted factor frees its place; an unfinished enrolment frees its own
+    // after the hour.
+    assert_eq!(delete(&app, API_KEY, &first).await.status, 200);
+    enrol(&app, API_KEY, "many-phones").await;
+    assert_eq!(enrol_again().await.status, 409);
+    app.advance(Duration::from_secs(3_600));
+    enrol(&app, API_KEY, "many-phones").await;
+    enrol(&app, API_KEY, "many-phones").await;
+    assert_eq!(enrol_again().await.status, 409);
+}
+
+#[tokio::test]
 async fn another_applications_key_finds_no_factor_of_this_one_and_changes_nothing() {
     let redis = crate::common::redis_url();
     let prefix = crate::common::unique_prefix();

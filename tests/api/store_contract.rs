@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plivo_2fa::domain::CallRef;
+use plivo_2fa::domain::factor::UNVERIFIED_FACTOR_TTL;
 use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use plivo_2fa::domain::{
     ApplicationId, Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
@@ -15,9 +16,9 @@ use plivo_2fa::domain::{
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
-    AttemptOutcome, CallStore, CheckTarget, DeliveryUpdate, FactorAttempt, FactorLimits,
-    FactorStore, FailureWindows, Failures, Finish, MemoryStore, NewVerification, Nonce, Owner,
-    RedisStore, SendBudget, StartOutcome, StoredFactor, VerificationStore,
+    AttemptOutcome, CallStore, CheckTarget, DeliveryUpdate, FactorAttempt, FactorCreated,
+    FactorLimits, FactorStore, FailureWindows, Failures, Finish, MemoryStore, NewVerification,
+    Nonce, Owner, RedisStore, SendBudget, StartOutcome, StoredFactor, VerificationStore,
 };
 use secrecy::SecretSlice;
 
@@ -212,6 +213,7 @@ contract!(
     fifty_concurrent_codes_of_one_step_approve_exactly_once,
     a_factor_locks_after_max_attempts_wrong_in_a_row_and_its_identity_stops_at_the_ceiling,
     a_factor_only_takes_codes_at_the_stage_its_status_allows,
+    an_identity_has_at_most_its_factors_until_one_is_deleted_or_abandoned,
     an_answer_takes_its_nonce_and_resolves_the_call_in_one_step,
     an_answer_for_an_unknown_call_still_takes_its_nonce,
     fifty_concurrent_answers_with_one_nonce_resolve_the_call_once,
@@ -1007,6 +1009,22 @@ async fn new_factor<S: FactorStore>(
     identity: &str,
     status: FactorStatus,
 ) -> Factor {
+    let (factor, created) = enrol(store, keyring, app, identity, status, T0, 100).await;
+    assert_eq!(created, FactorCreated::Created);
+    factor
+}
+
+/// A new factor of `app` for `identity` made `at`, offered to `store` with
+/// `max` live factors an identity may have; what the store did with it.
+async fn enrol<S: FactorStore>(
+    store: &S,
+    keyring: &Keyring,
+    app: &ApplicationId,
+    identity: &str,
+    status: FactorStatus,
+    at: Timestamp,
+    max: u32,
+) -> (Factor, FactorCreated) {
     let key = keyring.identity_key(app, identity);
     let factor = Factor {
         id: FactorId::generate(&key.tag),
@@ -1015,7 +1033,7 @@ async fn new_factor<S: FactorStore>(
         friendly_name: Some(FriendlyName::parse("Alice's phone").unwrap()),
         status,
         digits: TotpDigits::default(),
-        created_at: T0,
+        created_at: at,
     };
     let secret = TotpSecret::generate();
     let stored = StoredFactor {
@@ -1023,8 +1041,69 @@ async fn new_factor<S: FactorStore>(
         factor: factor.clone(),
         last_step: None,
     };
-    store.create_factor(stored, &key.hash).await.unwrap();
-    factor
+    let created = store.create_factor(stored, &key.hash, max).await.unwrap();
+    (factor, created)
+}
+
+async fn an_identity_has_at_most_its_factors_until_one_is_deleted_or_abandoned<S: FactorStore>(
+    store: &S,
+) {
+    let keyring = store_keyring();
+    let (shop, bank) = (app_id("shop"), app_id("bank"));
+    let offer = |app: &ApplicationId, identity: &'static str, status, at| {
+        let (keyring, app) = (&keyring, app.clone());
+        async move { enrol(store, keyring, &app, identity, status, at, 2).await }
+    };
+    let (a, created) = offer(&shop, "full", FactorStatus::Unverified, T0).await;
+    assert_eq!(created, FactorCreated::Created);
+    let (b, created) = offer(&shop, "full", FactorStatus::Verified, T0).await;
+    assert_eq!(created, FactorCreated::Created);
+    let (refused, created) = offer(&shop, "full", FactorStatus::Unverified, T0).await;
+    assert_eq!(created, FactorCreated::IdentityFull);
+    assert!(
+        store
+            .factor(&refused.id, Owner::Any)
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused enrolment keeps nothing"
+    );
+    // Another identity, and the same identity in another application, have
+    // places of their own.
+    for (app, identity) in [(&shop, "other"), (&bank, "full")] {
+        let (_, created) = offer(app, identity, FactorStatus::Unverified, T0).await;
+        assert_eq!(created, FactorCreated::Created, "{app} {identity}");
+    }
+    // A deletion frees its place.
+    assert!(
+        store
+            .delete_factor(&b.id, Owner::App(&shop), T0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (_, created) = offer(&shop, "full", FactorStatus::Unverified, T0).await;
+    assert_eq!(created, FactorCreated::Created);
+    assert_eq!(
+        offer(&shop, "full", FactorStatus::Unverified, T0).await.1,
+        FactorCreated::IdentityFull
+    );
+    // Verifying `a` keeps its place for good; the last one, never verified,
+    // is abandoned after the hour and frees its own.
+    assert_eq!(
+        attempt(store, &a, FactorStage::Verify, FactorAttempt::Step(1), T0).await,
+        AttemptOutcome::Approved
+    );
+    let later = T0.plus(UNVERIFIED_FACTOR_TTL);
+    let (_, created) = offer(&shop, "full", FactorStatus::Unverified, later).await;
+    assert_eq!(created, FactorCreated::Created, "c was abandoned");
+    assert_eq!(
+        offer(&shop, "full", FactorStatus::Unverified, later)
+            .await
+            .1,
+        FactorCreated::IdentityFull,
+        "a, verified, still counts"
+    );
 }
 
 fn app_id(id: &str) -> ApplicationId {
@@ -1083,18 +1162,21 @@ async fn a_factor_reads_back_only_for_its_application_and_is_deleted_once<S: Fac
     );
     assert!(
         store
-            .delete_factor(&f.id, Owner::App(&bank))
+            .delete_factor(&f.id, Owner::App(&bank), T0)
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        store.delete_factor(&f.id, Owner::App(&shop)).await.unwrap(),
+        store
+            .delete_factor(&f.id, Owner::App(&shop), T0)
+            .await
+            .unwrap(),
         Some(f.clone())
     );
     assert!(
         store
-            .delete_factor(&f.id, Owner::App(&shop))
+            .delete_factor(&f.id, Owner::App(&shop), T0)
             .await
             .unwrap()
             .is_none()
@@ -1352,6 +1434,28 @@ async fn a_factor_in_redis_expires_only_while_unverified_and_shows_neither_its_s
         .await
         .unwrap();
     assert_eq!(verified_ttl, -1, "a verified factor lasts until deleted");
+    // Each identity's index of its live factors lasts as its entries do.
+    let index_ttl = |factor: &Factor, identity: &str| {
+        let key = format!(
+            "{prefix}:{{{}}}:fi:{}",
+            factor.id.tag(),
+            ring().identity_key(&app_id("shop"), identity).hash
+        );
+        let mut conn = conn.clone();
+        async move {
+            ::redis::cmd("PTTL")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    let ttl = index_ttl(&f, "identity-in-clear?").await;
+    assert!(
+        ttl > 0 && ttl <= 3_600_000,
+        "an index of one enrolment lasts the hour: {ttl}"
+    );
+    assert_eq!(index_ttl(&verified, "identity-verified").await, -1);
     let dump: Vec<String> = ::redis::cmd("HVALS")
         .arg(&key)
         .query_async(&mut conn)

@@ -2,7 +2,10 @@
 //! `p2fa:{tag}:f:<id>`, with no expiry (a factor lasts until deleted). Its
 //! TOTP secret and its profile (identity, friendly name) are sealed with the
 //! keyring, each bound to the factor's id; its identity's wrong codes of the
-//! day count under the same `{tag}`, so an attempt is one script in one slot.
+//! day count under the same `{tag}`, so an attempt is one script in one slot,
+//! and so does its index of live factors (`p2fa:{tag}:fi:<identity hash>`, a
+//! sorted set of factor ids by when each enrolment is abandoned, `inf` once
+//! verified), which bounds how many factors one identity may have.
 
 use redis::Value;
 
@@ -15,7 +18,8 @@ use crate::domain::{
     TotpDigits,
 };
 use crate::store::{
-    AttemptOutcome, FactorAttempt, FactorLimits, FactorStore, Owner, StoreError, StoredFactor,
+    AttemptOutcome, FactorAttempt, FactorCreated, FactorLimits, FactorStore, Owner, StoreError,
+    StoredFactor,
 };
 
 /// The fields `factor` reads and factor_delete.lua returns, in this order.
@@ -51,6 +55,12 @@ fn corrupt(what: &str) -> StoreError {
 impl RedisStore {
     fn factor_key(&self, id: &FactorId) -> String {
         format!("{}:{{{}}}:f:{}", self.keys.prefix(), id.tag(), id.as_str())
+    }
+
+    /// What an identity's index of its factors is named after: the
+    /// identity's hash follows (the factor's tag is its identity's).
+    fn factor_index_prefix(&self, id: &FactorId) -> String {
+        format!("{}:{{{}}}:fi:", self.keys.prefix(), id.tag())
     }
 
     /// A factor from its FACTOR_FIELDS; `None` when the record is missing
@@ -113,15 +123,29 @@ impl FactorStore for RedisStore {
         &self,
         stored: StoredFactor,
         identity_hash: &str,
-    ) -> Result<(), StoreError> {
+        max_per_identity: u32,
+    ) -> Result<FactorCreated, StoreError> {
         let f = &stored.factor;
         let profile = serde_json::to_string(&Profile {
             identity: f.identity.clone(),
             friendly_name: f.friendly_name.clone(),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(self.factor_key(&f.id))
+        let lifetime = match f.status {
+            FactorStatus::Unverified => UNVERIFIED_FACTOR_TTL.as_millis().to_string(),
+            FactorStatus::Verified => String::new(),
+        };
+        let mut invocation = self.scripts.factor_create.prepare_invoke();
+        invocation
+            .key(self.factor_key(&f.id))
+            .key(format!(
+                "{}{identity_hash}",
+                self.factor_index_prefix(&f.id)
+            ))
+            .arg(f.id.as_str())
+            .arg(f.created_at.as_millis())
+            .arg(max_per_identity)
+            .arg(lifetime)
             .arg("app")
             .arg(f.application.as_str())
             .arg("status")
@@ -138,16 +162,11 @@ impl FactorStore for RedisStore {
             .arg(identity_hash)
             .arg("fails")
             .arg(0);
-        self.query::<()>(&cmd).await?;
-        if f.status != FactorStatus::Unverified {
-            return Ok(());
+        match self.run(invocation).await? {
+            Value::Int(1) => Ok(FactorCreated::Created),
+            Value::Int(0) => Ok(FactorCreated::IdentityFull),
+            other => Err(StoreError::Corrupt(format!("factor create said {other:?}"))),
         }
-        // Gone unless verified in time (the first right code persists it).
-        let mut expire = redis::cmd("PEXPIRE");
-        expire
-            .arg(self.factor_key(&f.id))
-            .arg(u64::try_from(UNVERIFIED_FACTOR_TTL.as_millis()).unwrap_or(u64::MAX));
-        self.query::<()>(&expire).await
     }
 
     async fn factor(
@@ -190,7 +209,9 @@ impl FactorStore for RedisStore {
             .arg(limits.lock_ms.max(1))
             .arg(self.keys.counter_prefix(id.tag()))
             .arg(limits.day_ms.max(1))
-            .arg(limits.max_per_day);
+            .arg(limits.max_per_day)
+            .arg(self.factor_index_prefix(id))
+            .arg(id.as_str());
         let reply = super::Reply::new(self.run(invocation).await?, &self.keyring)?;
         let number = |i: usize| -> Result<u64, StoreError> {
             reply.text(i)?.parse().map_err(|_| corrupt("reply"))
@@ -222,9 +243,15 @@ impl FactorStore for RedisStore {
         &self,
         id: &FactorId,
         owner: Owner<'_>,
+        now: Timestamp,
     ) -> Result<Option<Factor>, StoreError> {
         let mut invocation = self.scripts.factor_delete.prepare_invoke();
-        invocation.key(self.factor_key(id)).arg(owner_arg(owner));
+        invocation
+            .key(self.factor_key(id))
+            .arg(owner_arg(owner))
+            .arg(now.as_millis())
+            .arg(self.factor_index_prefix(id))
+            .arg(id.as_str());
         match self.run(invocation).await? {
             Value::Array(fields) if fields.is_empty() => Ok(None),
             Value::Array(fields) => Ok(self.parse_factor(id, &fields)?.map(|s| s.factor)),

@@ -4,8 +4,8 @@
 use redis::Script;
 
 macro_rules! lua {
-    ($file:literal) => {
-        concat!(include_str!("lua/prelude.lua"), include_str!($file))
+    ($($file:literal),+) => {
+        concat!(include_str!("lua/prelude.lua"), $(include_str!($file)),+)
     };
 }
 
@@ -19,6 +19,7 @@ pub(super) struct Scripts {
     pub(super) hit: Script,
     pub(super) claim_jobs: Script,
     pub(super) claim_fallback: Script,
+    pub(super) factor_create: Script,
     pub(super) factor_attempt: Script,
     pub(super) factor_delete: Script,
     pub(super) queue_depth: Script,
@@ -36,8 +37,9 @@ impl Scripts {
             hit: Script::new(include_str!("lua/hit.lua")),
             claim_jobs: Script::new(include_str!("lua/claim_jobs.lua")),
             claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
-            factor_attempt: Script::new(lua!("lua/factor_attempt.lua")),
-            factor_delete: Script::new(lua!("lua/factor_delete.lua")),
+            factor_create: Script::new(lua!("lua/factor_index.lua", "lua/factor_create.lua")),
+            factor_attempt: Script::new(lua!("lua/factor_index.lua", "lua/factor_attempt.lua")),
+            factor_delete: Script::new(lua!("lua/factor_index.lua", "lua/factor_delete.lua")),
             queue_depth: Script::new(include_str!("lua/queue_depth.lua")),
         }
     }

@@ -7,7 +7,8 @@
 -- ARGV     1 the application asking ('' for any), 2 stage (verify | check),
 --          3 the step the code belongs to ('' for a wrong code), 4 now (ms),
 --          5 max attempts in a row, 6 lock (ms), 7 counter prefix
---          ("…:{tag}:rl:"), 8 day window (ms), 9 wrong codes allowed a day
+--          ("…:{tag}:rl:"), 8 day window (ms), 9 wrong codes allowed a day,
+--          10 the identity index's prefix ("…:{tag}:fi:"), 11 the factor's id
 -- Returns  {'approved'} | {'wrong', remaining} | {'locked', retry_ms} |
 --          {'ceiling', retry_ms} | {'wrong_stage', status} | {'not_found'}
 local rk = KEYS[1]
@@ -39,6 +40,11 @@ if ARGV[3] ~= '' then
     redis.call('HSET', rk, 'last_step', ARGV[3], 'fails', 0, 'status', 'verified')
     -- A verified factor stays until deleted (an unverified one expires).
     redis.call('PERSIST', rk)
+    if f[1] == 'unverified' then
+      local index = ARGV[10] .. f[6]
+      redis.call('ZADD', index, 'inf', ARGV[11])
+      keep_index(index, now)
+    end
     return {'approved'}
   end
 end
