@@ -482,6 +482,7 @@ fn applications(
             webhook,
             webotp_domain: app.webotp_domain.clone(),
             totp_digits: app.totp_digits,
+            whatsapp: app.whatsapp.clone(),
         };
         apps.push((ready, keys));
     }

@@ -80,7 +80,9 @@ impl<'a> DeliveryView<'a> {
             status: d.status.as_str(),
             error_code: d.error_code.as_deref(),
             error_reason: match d.channel {
-                Channel::Sms => d.error_code.as_deref().and_then(sms_error_reason),
+                Channel::Sms | Channel::WhatsApp => {
+                    d.error_code.as_deref().and_then(sms_error_reason)
+                }
                 Channel::Voice => None,
             },
             created_at: d.created_at.map(|t| Timestamp::from_millis(t).to_rfc3339()),

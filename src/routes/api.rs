@@ -71,17 +71,9 @@ fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_phone_number", format!("`to`: {e}.")))
 }
 
-/// WhatsApp's channel name: known, and not yet enabled on any server (its
-/// Message request is built and pinned in `plivo::whatsapp`; sending it is
-/// not wired yet).
-const WHATSAPP: &str = "whatsapp";
-
 fn parse_channel(raw: Option<&str>) -> Result<Channel, ApiError> {
     match raw {
         None => Ok(Channel::Sms),
-        Some(WHATSAPP) => Err(channel_not_enabled(
-            "`channel` \"whatsapp\" is not enabled on this server; use \"sms\" or \"voice\".",
-        )),
         Some(c) => c.parse().map_err(|()| {
             ApiError::bad_request(
                 "invalid_channel",
@@ -188,6 +180,11 @@ pub(crate) async fn start_verification(
         .as_deref()
         .map(|raw| parse_app_hash(state, raw))
         .transpose()?;
+    if channel == Channel::WhatsApp && app.whatsapp.is_none() {
+        return Err(channel_not_enabled(
+            "`channel` \"whatsapp\" is not enabled for this application (it needs PLIVO_WHATSAPP_FROM and WHATSAPP_TEMPLATE).",
+        ));
+    }
     if !app.channels.allows(channel) {
         return Err(channel_not_enabled(format!(
             "`channel` \"{}\" is not enabled for this application.",
