@@ -24,6 +24,8 @@ use super::time::Timestamp;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 const ID_HEX_LEN: usize = 32;
 
+/// How a code goes out: a text message, a voice call, or a WhatsApp
+/// authentication template message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {

@@ -26,7 +26,9 @@ pub struct StartRequest {
     /// The number, in E.164 (no spaces, dashes or national prefix).
     #[schema(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550100")]
     to: String,
-    /// `sms` when absent.
+    /// `sms` when absent. `whatsapp` sends an authentication template (for
+    /// an application with `PLIVO_WHATSAPP_FROM` and `WHATSAPP_TEMPLATE`;
+    /// else 400 `channel_not_enabled`), falling back to SMS, then voice.
     #[serde(default)]
     #[schema(value_type = Option<Channel>)]
     channel: Option<String>,
@@ -136,7 +138,7 @@ pub(crate) fn unknown_verification() -> ApiError {
     responses(
         (status = 201, description = "A new verification; its code was sent (a delivery with status `unknown` when Plivo's answer left it unclear)", body = VerificationView),
         (status = 200, description = "The number's open verification; its same code was re-sent", body = VerificationView),
-        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 400, description = "Bad input, or a channel not enabled (`channel_not_enabled`: left out of the application's CHANNELS, voice with no caller ID, WhatsApp without its sender and template)", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 403, description = "Country or number type not allowed", body = ErrorBody),
         (status = 405, description = "Another method than the one this path answers", body = ErrorBody,

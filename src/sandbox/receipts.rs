@@ -17,7 +17,9 @@ const STEP: Duration = Duration::from_millis(40);
 fn script(kind: &str, to: &str) -> &'static [(&'static str, &'static str)] {
     if kind == "whatsapp" {
         return match to {
-            numbers::NOT_ON_WHATSAPP => {
+            // The SMS failure numbers have no WhatsApp either, so the whole
+            // chain (WhatsApp → SMS → voice) can be tried with them.
+            numbers::NOT_ON_WHATSAPP | numbers::SMS_UNDELIVERED | numbers::SMS_FAILED => {
                 &[("queued", ""), ("failed", numbers::NOT_ON_WHATSAPP_ERROR)]
             }
             numbers::SMS_NO_RECEIPT => &[],

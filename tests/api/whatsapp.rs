@@ -401,12 +401,14 @@ async fn a_whatsapp_message_that_is_read_ends_the_wait_and_nothing_follows() {
     let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(
-            "plivo2fa_verifications_started_total{application=\"default\",channel=\"whatsapp\"} 1"
+            "plivo2fa_verifications_started_total{channel=\"whatsapp\",application=\"default\"} 1"
         ),
         "{metrics}"
     );
     assert!(
-        metrics.contains("channel=\"whatsapp\"") && metrics.contains("status=\"read\""),
+        metrics.contains(
+            "plivo2fa_deliveries_total{channel=\"whatsapp\",status=\"read\",error_code=\"\",application=\"default\"} 1"
+        ),
         "{metrics}"
     );
 }
