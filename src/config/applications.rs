@@ -265,47 +265,61 @@ fn application(id: ApplicationId, v: &Vars<'_>, ctx: &Context, p: &mut Problems)
 /// Longest WhatsApp template name (Meta's limit).
 const MAX_TEMPLATE_NAME_LEN: usize = 512;
 
-/// `PLIVO_WHATSAPP_FROM` and `WHATSAPP_TEMPLATE`, both or neither.
-fn whatsapp(v: &Vars<'_>, p: &mut Problems) -> Option<WhatsAppSender> {
-    match (v.get("PLIVO_WHATSAPP_FROM"), v.get("WHATSAPP_TEMPLATE")) {
-        (None, None) => None,
+/// Whether both of two settings that go together are set: neither is
+/// `false` quietly, one alone names the other as required (with `what` it is).
+fn both_or_neither(
+    v: &Vars<'_>,
+    p: &mut Problems,
+    (a, what_a): (&str, &str),
+    (b, what_b): (&str, &str),
+) -> bool {
+    match (v.get(a), v.get(b)) {
+        (Some(_), Some(_)) => true,
+        (None, None) => false,
         (None, Some(_)) => {
-            p.push(v.error(
-                "PLIVO_WHATSAPP_FROM",
-                "is required when WHATSAPP_TEMPLATE is set (the WhatsApp Business number, E.164)",
-            ));
-            None
+            p.push(v.error(a, format!("is required when {b} is set ({what_a})")));
+            false
         }
         (Some(_), None) => {
-            p.push(v.error(
-                "WHATSAPP_TEMPLATE",
-                "is required when PLIVO_WHATSAPP_FROM is set (the name of an approved authentication template)",
-            ));
-            None
-        }
-        (Some(_), Some(_)) => {
-            let from = v.parse(p, "PLIVO_WHATSAPP_FROM", None, |raw| {
-                PhoneNumber::parse(raw)
-                    .map(|n| Some(n.as_e164().to_owned()))
-                    .map_err(|e| format!("must be the WhatsApp Business number in E.164: {e}"))
-            })?;
-            let template = v.parse(p, "WHATSAPP_TEMPLATE", None, |raw| {
-                let fits = !raw.is_empty()
-                    && raw.len() <= MAX_TEMPLATE_NAME_LEN
-                    && raw
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-                if fits {
-                    Ok(Some(raw.to_owned()))
-                } else {
-                    Err(format!(
-                        "must be a template name: lowercase letters, digits and _, at most {MAX_TEMPLATE_NAME_LEN}"
-                    ))
-                }
-            })?;
-            Some(WhatsAppSender { from, template })
+            p.push(v.error(b, format!("is required when {a} is set ({what_b})")));
+            false
         }
     }
+}
+
+/// `PLIVO_WHATSAPP_FROM` and `WHATSAPP_TEMPLATE`, both or neither.
+fn whatsapp(v: &Vars<'_>, p: &mut Problems) -> Option<WhatsAppSender> {
+    if !both_or_neither(
+        v,
+        p,
+        ("PLIVO_WHATSAPP_FROM", "the WhatsApp Business number, E.164"),
+        (
+            "WHATSAPP_TEMPLATE",
+            "the name of an approved authentication template",
+        ),
+    ) {
+        return None;
+    }
+    let from = v.parse(p, "PLIVO_WHATSAPP_FROM", None, |raw| {
+        PhoneNumber::parse(raw)
+            .map(|n| Some(n.as_e164().to_owned()))
+            .map_err(|e| format!("must be the WhatsApp Business number in E.164: {e}"))
+    })?;
+    let template = v.parse(p, "WHATSAPP_TEMPLATE", None, |raw| {
+        let fits = !raw.is_empty()
+            && raw.len() <= MAX_TEMPLATE_NAME_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if fits {
+            Ok(Some(raw.to_owned()))
+        } else {
+            Err(format!(
+                "must be a template name: lowercase letters, digits and _, at most {MAX_TEMPLATE_NAME_LEN}"
+            ))
+        }
+    })?;
+    Some(WhatsAppSender { from, template })
 }
 
 /// The application's own keys (a table inherits none from the top level).
@@ -408,38 +422,30 @@ fn abuse_settings(v: &Vars<'_>, p: &mut Problems, max_attempts: u32) -> abuse::S
 
 /// `WEBHOOK_URL` and `WEBHOOK_SECRET`, both or neither.
 fn webhook(v: &Vars<'_>, p: &mut Problems) -> Option<WebhookSettings> {
-    match (v.get("WEBHOOK_URL"), v.get("WEBHOOK_SECRET")) {
-        (None, None) => None,
-        (None, Some(_)) => {
-            p.push(v.error("WEBHOOK_URL", "is required when WEBHOOK_SECRET is set"));
-            None
-        }
-        (Some(_), None) => {
-            p.push(v.error(
-                "WEBHOOK_SECRET",
-                "is required when WEBHOOK_URL is set (whsec_ and base64, at least 24 bytes)",
-            ));
-            None
-        }
-        (Some(_), Some(_)) => {
-            let url = v.base_url(p, "WEBHOOK_URL")?;
-            let key = v.parse(p, "WEBHOOK_SECRET", None, |secret| {
-                use base64::Engine;
-                let raw = secret.strip_prefix("whsec_").unwrap_or(secret);
-                let key = base64::engine::general_purpose::STANDARD
-                    .decode(raw)
-                    .map_err(|_| "must be base64, optionally prefixed whsec_".to_owned())?;
-                if key.len() < MIN_WEBHOOK_KEY_BYTES {
-                    return Err(format!(
-                        "must decode to at least {MIN_WEBHOOK_KEY_BYTES} bytes"
-                    ));
-                }
-                Ok(Some(key))
-            })?;
-            Some(WebhookSettings {
-                url,
-                key: key.into(),
-            })
-        }
+    if !both_or_neither(
+        v,
+        p,
+        ("WEBHOOK_URL", "where the events go"),
+        ("WEBHOOK_SECRET", "whsec_ and base64, at least 24 bytes"),
+    ) {
+        return None;
     }
+    let url = v.base_url(p, "WEBHOOK_URL")?;
+    let key = v.parse(p, "WEBHOOK_SECRET", None, |secret| {
+        use base64::Engine;
+        let raw = secret.strip_prefix("whsec_").unwrap_or(secret);
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| "must be base64, optionally prefixed whsec_".to_owned())?;
+        if key.len() < MIN_WEBHOOK_KEY_BYTES {
+            return Err(format!(
+                "must decode to at least {MIN_WEBHOOK_KEY_BYTES} bytes"
+            ));
+        }
+        Ok(Some(key))
+    })?;
+    Some(WebhookSettings {
+        url,
+        key: key.into(),
+    })
 }

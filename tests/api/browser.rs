@@ -274,14 +274,19 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    /// Enters a US number in national form and sends a code by SMS.
-    async fn send_code_to(&self, number: &str) {
+    /// Picks the US and types a US number in national form.
+    async fn enter_us_number(&self, number: &str) {
         self.find("#country")
             .await
             .select_by_value("US")
             .await
             .unwrap();
         self.type_into("#phone", national(number)).await;
+    }
+
+    /// Enters a US number in national form and sends a code by SMS.
+    async fn send_code_to(&self, number: &str) {
+        self.enter_us_number(number).await;
         self.click("#send-button").await;
         self.wait_for_state("code").await;
     }
@@ -1003,13 +1008,7 @@ async fn the_page_offers_whatsapp_only_when_it_is_on_and_a_whatsapp_code_verifie
     let browser = Browser::open(&app, DESKTOP).await;
     let number = random_number();
     browser.open_page().await;
-    browser
-        .find("#country")
-        .await
-        .select_by_value("US")
-        .await
-        .unwrap();
-    browser.type_into("#phone", national(&number)).await;
+    browser.enter_us_number(&number).await;
     browser.screenshot("whatsapp-1-offered").await;
     browser.click("#send-whatsapp").await;
     browser.wait_for_state("code").await;

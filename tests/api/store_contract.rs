@@ -1411,6 +1411,23 @@ async fn a_factor_in_redis_expires_only_while_unverified_and_shows_neither_its_s
     assert!(dropped.factor(&f.id, Owner::Any).await.unwrap().is_none());
 }
 
+fn whatsapp_delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
+    Delivery {
+        channel: Channel::WhatsApp,
+        ..delivery(id, status, at)
+    }
+}
+
+/// A WhatsApp verification whose message `w-1` is recorded with `status`.
+async fn whatsapp_sent<S: VerificationStore>(f: &Fixture, store: &S, status: &str) -> Verification {
+    let (v, _) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
+    store
+        .record_delivery(&v.id, whatsapp_delivery("w-1", status, at(1)), at(1))
+        .await
+        .unwrap();
+    v
+}
+
 /// The default fallback order, `sms,voice`.
 fn chain() -> FallbackChannels {
     FallbackChannels::default()
@@ -1489,10 +1506,7 @@ async fn the_fallback_stops_once_a_message_is_read_or_the_sends_are_used_up<
     store: &S,
 ) {
     let f = Fixture::new();
-    let (v, _) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
-    let mut read = delivery("w-1", "read", at(1));
-    read.channel = Channel::WhatsApp;
-    store.record_delivery(&v.id, read, at(1)).await.unwrap();
+    let v = whatsapp_sent(&f, store, "read").await;
     assert_eq!(
         claim(&f, store, &v, FallbackTrigger::NoReceipt, 5, at(45))
             .await
@@ -1554,10 +1568,7 @@ async fn a_receipt_without_its_type_keeps_the_channel_of_the_message_it_names<
     store: &S,
 ) {
     let f = Fixture::new();
-    let (v, _) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
-    let mut sent = delivery("w-1", "queued", at(1));
-    sent.channel = Channel::WhatsApp;
-    store.record_delivery(&v.id, sent, at(1)).await.unwrap();
+    let v = whatsapp_sent(&f, store, "queued").await;
     // A receipt read without `Type` comes in as an SMS report.
     match store
         .record_delivery(&v.id, delivery("w-1", "delivered", at(2)), at(2))
