@@ -326,3 +326,39 @@ async fn make_call(
         "request_uuid": request_uuid,
     }))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_template_goes_with_whatsapp_only_and_needs_its_name_and_language() {
+        let template = json!({"name": "otp_copy_code", "language": "en_US", "components": []});
+        assert_eq!(
+            type_refusal(&body(json!({"template": template})), SMS_TYPE),
+            Some("Template paramater is only applicable when message_type is whatsapp")
+        );
+        assert_eq!(
+            type_refusal(&body(json!({"template": template})), WHATSAPP_TYPE),
+            None
+        );
+        assert!(type_refusal(&body(json!({"template": {"name": "x"}})), WHATSAPP_TYPE).is_some());
+        assert!(type_refusal(&body(json!({})), "fax").is_some());
+    }
+
+    #[test]
+    fn the_code_of_a_template_is_its_body_parameter() {
+        let template = json!({"name": "otp", "language": "en", "components": [
+            {"type": "body", "parameters": [{"type": "text", "text": "481516"}]},
+            {"type": "button", "sub_type": "url", "index": "0",
+             "parameters": [{"type": "text", "text": "481516"}]}
+        ]});
+        assert_eq!(template_code(&template).as_deref(), Some("481516"));
+        assert_eq!(template_code(&json!({"components": []})), None);
+    }
+}
