@@ -333,7 +333,10 @@ mod tests {
     use super::*;
 
     fn body(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+        match v {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
     }
 
     #[test]
