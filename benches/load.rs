@@ -258,7 +258,7 @@ async fn preload(p: Preload) -> Result<(), String> {
                     sends: 1,
                     last_sent_at: now,
                     deliveries: Vec::new(),
-                    fallback_used: false,
+                    fallbacks: Vec::new(),
                 },
             };
             // The preload is not a client: no send budget binds it.

@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::abuse::{self, SendGuard};
-use crate::delivery::SmsWording;
+use crate::delivery::{SmsWording, WhatsAppSender};
 use crate::domain::code::CodeLength;
 use crate::domain::verification::{DEFAULT_MAX_ATTEMPTS, SendPolicy};
-use crate::domain::{ApplicationId, Channel, Locale, TotpDigits};
+use crate::domain::{ApplicationId, Channel, FallbackChannels, Locale, TotpDigits};
 use crate::events::{Webhook, WebhookSettings};
 
 /// What an application's codes are like and how often they may be sent.
@@ -26,9 +26,12 @@ pub struct Policy {
     pub lifetime: Duration,
     pub max_attempts: u32,
     pub send: SendPolicy,
-    /// SMS→voice fallback on a failure receipt, or after this long without a
-    /// delivered one; `None`: off.
+    /// The automatic fallback on a failure receipt, or after this long
+    /// without a delivered (or read) one; `None`: off.
     pub fallback_after: Option<Duration>,
+    /// The order it goes in (`FALLBACK_CHANNELS`), without the channels this
+    /// application or server cannot send on.
+    pub fallback_channels: FallbackChannels,
     /// Whether the missing receipt alone makes the call. Off in PHLO mode
     /// unless `PHLO_RECEIPTS` says the PHLO sends receipts: otherwise no
     /// receipt ever comes and everyone would be called.
@@ -46,6 +49,7 @@ impl Default for Policy {
                 max_sends: 5,
             },
             fallback_after: Some(Duration::from_secs(45)),
+            fallback_channels: FallbackChannels::default(),
             fallback_without_receipt: true,
         }
     }
@@ -56,13 +60,16 @@ impl Default for Policy {
 pub struct Channels {
     sms: bool,
     voice: bool,
+    whatsapp: bool,
 }
 
 impl Default for Channels {
+    /// Every channel (WhatsApp only once its sender and template are set).
     fn default() -> Self {
         Self {
             sms: true,
             voice: true,
+            whatsapp: true,
         }
     }
 }
@@ -73,18 +80,24 @@ impl Channels {
         let mut channels = Self {
             sms: false,
             voice: false,
+            whatsapp: false,
         };
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name.parse::<Channel>() {
                 Ok(Channel::Sms) => channels.sms = true,
                 Ok(Channel::Voice) => channels.voice = true,
-                Err(()) => return Err(format!("{name:?} is not a channel (sms or voice)")),
+                Ok(Channel::WhatsApp) => channels.whatsapp = true,
+                Err(()) => {
+                    return Err(format!(
+                        "{name:?} is not a channel (sms, voice or whatsapp)"
+                    ));
+                }
             }
         }
-        if channels.sms || channels.voice {
+        if channels.sms || channels.voice || channels.whatsapp {
             Ok(channels)
         } else {
-            Err("must name at least one channel: sms, voice".to_owned())
+            Err("must name at least one channel: sms, voice, whatsapp".to_owned())
         }
     }
 
@@ -92,6 +105,15 @@ impl Channels {
         match channel {
             Channel::Sms => self.sms,
             Channel::Voice => self.voice,
+            Channel::WhatsApp => self.whatsapp,
+        }
+    }
+
+    /// These channels, WhatsApp left out (no sender or template for it).
+    pub fn without_whatsapp(self) -> Self {
+        Self {
+            whatsapp: false,
+            ..self
         }
     }
 }
@@ -118,6 +140,8 @@ pub struct Settings {
     /// How many live authenticator factors one identity may have
     /// (`MAX_FACTORS_PER_IDENTITY`).
     pub max_factors_per_identity: u32,
+    /// Its WhatsApp sender and template; `None`: no WhatsApp.
+    pub whatsapp: Option<WhatsAppSender>,
 }
 
 /// One application, ready to serve.
@@ -135,6 +159,7 @@ pub struct App {
     pub webotp_domain: Option<String>,
     pub totp_digits: TotpDigits,
     pub max_factors_per_identity: u32,
+    pub whatsapp: Option<WhatsAppSender>,
 }
 
 /// The metric label of an application this server does not serve (a record
@@ -289,11 +314,19 @@ mod tests {
     }
 
     #[test]
-    fn channels_are_a_list_of_sms_and_voice() {
+    fn channels_are_a_list_of_sms_voice_and_whatsapp() {
         let both = Channels::parse("sms, voice").unwrap_or_default();
         assert!(both.allows(Channel::Sms) && both.allows(Channel::Voice));
+        assert!(!both.allows(Channel::WhatsApp));
         let sms = Channels::parse("sms").unwrap_or_default();
         assert!(sms.allows(Channel::Sms) && !sms.allows(Channel::Voice));
+        let whatsapp = Channels::parse("whatsapp").unwrap_or_default();
+        assert!(whatsapp.allows(Channel::WhatsApp) && !whatsapp.allows(Channel::Sms));
+        assert!(
+            !Channels::default()
+                .without_whatsapp()
+                .allows(Channel::WhatsApp)
+        );
         assert!(Channels::parse("").is_err());
         assert!(Channels::parse("sms,fax").is_err());
     }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::apps::Apps;
-use crate::domain::{Clock, Timestamp, VerificationId};
+use crate::domain::{Clock, FallbackTrigger, Timestamp, VerificationId};
 use crate::events::{JOB_PREFIX as EVENT_JOB, Outbox, Sent};
-use crate::service::{EXPIRE_JOB, Expiry, FALLBACK_JOB, Fallback};
+use crate::service::{EXPIRE_JOB, Expiry, FALLBACK_JOB, Fallback, FallbackRun};
 use crate::store::{JobStore, Store, StoreError};
 
 /// How long a claimed job is reserved for its claimer.
@@ -88,7 +88,11 @@ impl Jobs {
             .strip_prefix(FALLBACK_JOB)
             .and_then(VerificationId::parse)
         {
-            self.fallback.run(&id).await?;
+            if let FallbackRun::Sent(Some(due)) =
+                self.fallback.run(&id, FallbackTrigger::NoReceipt).await?
+            {
+                return Ok(Some(due));
+            }
         } else if let Some(id) = job.strip_prefix(EXPIRE_JOB).and_then(VerificationId::parse) {
             self.expiry.run(&id).await?;
         } else if let Some(id) = job.strip_prefix(EVENT_JOB) {

@@ -483,6 +483,7 @@ fn applications(
             webotp_domain: app.webotp_domain.clone(),
             totp_digits: app.totp_digits,
             max_factors_per_identity: app.max_factors_per_identity,
+            whatsapp: app.whatsapp.clone(),
         };
         apps.push((ready, keys));
     }

@@ -203,7 +203,7 @@ pub const PLIVO_ERROR_STATUSES: [&str; 6] = [
 /// The statuses each channel's deliveries report, as the deliveries metric
 /// labels them (without an error code), which start at zero: what the
 /// dashboard's "deliveries by status" and the fallback rate read.
-const DELIVERY_STATUSES: [(crate::domain::Channel, &[crate::domain::DeliveryStatus]); 2] = {
+const DELIVERY_STATUSES: [(crate::domain::Channel, &[crate::domain::DeliveryStatus]); 3] = {
     use crate::domain::{Channel, DeliveryStatus as S};
     [
         (
@@ -226,6 +226,17 @@ const DELIVERY_STATUSES: [(crate::domain::Channel, &[crate::domain::DeliveryStat
                 S::Completed,
                 S::Busy,
                 S::NoAnswer,
+                S::Failed,
+            ],
+        ),
+        (
+            Channel::WhatsApp,
+            &[
+                S::Queued,
+                S::Sent,
+                S::Delivered,
+                S::Read,
+                S::Undelivered,
                 S::Failed,
             ],
         ),
@@ -260,7 +271,10 @@ pub fn start_at_zero<'a>(applications: impl IntoIterator<Item = &'a str>) {
             metrics::counter!(BLOCKS, "reason" => reason, "application" => app.clone())
                 .increment(0);
         }
-        metrics::counter!(FALLBACKS, "application" => app.clone()).increment(0);
+        for channel in [Channel::Sms, Channel::Voice] {
+            metrics::counter!(FALLBACKS, "channel" => channel.as_str(), "application" => app.clone())
+                .increment(0);
+        }
         for (channel, statuses) in DELIVERY_STATUSES {
             for status in statuses {
                 metrics::counter!(

@@ -39,9 +39,11 @@ pub struct DeliveryView<'a> {
     channel: Channel,
     /// Plivo's id; null while Plivo has not named one (an unknown outcome).
     provider_id: Option<&'a str>,
+    /// As Plivo reported it: `queued`, `sent`, `delivered`, `undelivered`,
+    /// `failed`, `read` (WhatsApp), a call's statuses, or `unknown`.
     status: &'a str,
     error_code: Option<&'a str>,
-    /// Plivo's meaning of `error_code`, for SMS.
+    /// Plivo's meaning of `error_code`, for SMS and WhatsApp messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     error_reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,7 +82,9 @@ impl<'a> DeliveryView<'a> {
             status: d.status.as_str(),
             error_code: d.error_code.as_deref(),
             error_reason: match d.channel {
-                Channel::Sms => d.error_code.as_deref().and_then(sms_error_reason),
+                Channel::Sms | Channel::WhatsApp => {
+                    d.error_code.as_deref().and_then(sms_error_reason)
+                }
                 Channel::Voice => None,
             },
             created_at: d.created_at.map(|t| Timestamp::from_millis(t).to_rfc3339()),

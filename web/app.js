@@ -39,6 +39,7 @@
     locale: $('locale'),
     phoneForm: $('phone-form'),
     sendButton: $('send-button'),
+    sendWhatsapp: $('send-whatsapp'),
     codeForm: $('code-form'),
     code: $('code'),
     codeLead: $('code-lead'),
@@ -325,6 +326,15 @@
     failed: 'Text message failed',
     rejected: 'Text message refused'
   };
+  var WHATSAPP_WORDS = {
+    queued: 'WhatsApp message queued',
+    sent: 'WhatsApp message sent',
+    delivered: 'WhatsApp message delivered',
+    read: 'WhatsApp message read',
+    undelivered: 'WhatsApp message not delivered',
+    failed: 'WhatsApp message failed',
+    rejected: 'WhatsApp message refused'
+  };
   var CALL_WORDS = {
     queued: 'We’re calling you now',
     initiated: 'We’re calling you now',
@@ -348,10 +358,12 @@
     var el = ui.delivery;
     el.className = 'delivery';
     if (!d) { el.textContent = ''; return; }
-    var sms = d.channel === 'sms';
+    // A text message or a WhatsApp message (whose fallback is a text).
+    var sms = d.channel !== 'voice';
+    var words = d.channel === 'whatsapp' ? WHATSAPP_WORDS : SMS_WORDS;
     var ended = !sms && CALL_ENDED[d.status];
     var text = sms
-      ? SMS_WORDS[d.status] || 'Text message: ' + d.status
+      ? words[d.status] || (d.channel === 'whatsapp' ? 'WhatsApp message: ' : 'Text message: ') + d.status
       : CALL_WORDS[d.status] || (ended ? 'Call ended' : 'We’re calling you now');
     // A call the page did not ask for: the fallback after an SMS.
     var fallback = !sms && state.channel === 'sms';
@@ -363,7 +375,7 @@
       text = reason + ' · ' + text;
     }
     el.textContent = text;
-    var done = d.status === 'delivered' || (d.status === 'completed' && !(d.call && d.call.answered === false));
+    var done = d.status === 'delivered' || d.status === 'read' || (d.status === 'completed' && !(d.call && d.call.answered === false));
     if (done) el.classList.add('is-done');
     else if (sms ? ['undelivered', 'failed', 'rejected'].indexOf(d.status) >= 0 : ended) el.classList.add('is-failed');
     ui.codeLead.firstChild.textContent = sms ? 'We sent a code to ' : ended ? 'We called ' : 'We’re calling ';
@@ -496,7 +508,8 @@
     clearMessage();
     ui.verifiedNumber.textContent = formatNumber(v.to);
     ui.verifiedId.textContent = v.id;
-    ui.verifiedChannel.textContent = v.channel === 'voice' ? 'Voice call' : 'Text message';
+    ui.verifiedChannel.textContent = v.channel === 'voice' ? 'Voice call'
+      : v.channel === 'whatsapp' ? 'WhatsApp' : 'Text message';
     setStep('verified', $('verified-title'));
     if (SANDBOX) refreshSandbox();
   }
@@ -737,7 +750,7 @@
   function deliveredItem(kind, status, text, latest) {
     var item = document.createElement('article');
     item.className = 'delivered' + (latest ? ' delivered-latest' : '');
-    item.setAttribute('data-kind', kind === 'Text message' ? 'sms' : 'call');
+    item.setAttribute('data-kind', kind === 'Text message' ? 'sms' : kind === 'WhatsApp message' ? 'whatsapp' : 'call');
     var head = document.createElement('div');
     head.className = 'delivered-head';
     var k = document.createElement('span');
@@ -750,7 +763,7 @@
     head.appendChild(s);
     var body = document.createElement('p');
     body.className = 'delivered-body';
-    if (kind === 'Text message') withCodeMarked(body, text);
+    if (kind !== 'Phone call') withCodeMarked(body, text);
     else body.textContent = text || '(nothing was said)';
     item.appendChild(head);
     item.appendChild(body);
@@ -762,7 +775,9 @@
     while (feed.firstChild) feed.removeChild(feed.firstChild);
     var items = [];
     (data.calls || []).forEach(function (c, i) { items.push({ kind: 'Phone call', status: c.status, text: c.transcript, order: i }); });
-    (data.messages || []).forEach(function (m, i) { items.push({ kind: 'Text message', status: m.status, text: m.text, order: i }); });
+    (data.messages || []).forEach(function (m, i) {
+      items.push({ kind: m.type === 'whatsapp' ? 'WhatsApp message' : 'Text message', status: m.status, text: m.text, order: i });
+    });
     if (!items.length) {
       feed.appendChild(ui.sandboxEmpty);
       peekSandbox(null);
@@ -783,7 +798,7 @@
   function peekSandbox(item) {
     if (!ui.sandboxPeek) return;
     var code = '';
-    if (item && item.kind === 'Text message') {
+    if (item && item.kind !== 'Phone call') {
       var m = new RegExp('(^|\\D)(\\d{' + CODE_LENGTH + '})(?!\\d)').exec(item.text || '');
       code = m ? m[2] : '';
     } else if (item) {
@@ -793,7 +808,8 @@
       });
     }
     ui.sandboxPeek.hidden = !code;
-    ui.sandboxPeekKind.textContent = item && item.kind === 'Phone call' ? 'call' : 'text message';
+    ui.sandboxPeekKind.textContent = !item ? 'text message'
+      : item.kind === 'Phone call' ? 'call' : item.kind.toLowerCase();
     ui.sandboxPeekCode.textContent = code;
   }
 
@@ -906,6 +922,8 @@
     ui.code.setAttribute('placeholder', new Array(CODE_LENGTH + 1).join('·'));
     ui.country.addEventListener('change', countryChanged);
     ui.phoneForm.addEventListener('submit', function (e) { e.preventDefault(); start('sms', ui.sendButton, e164(), true); });
+    // Offered only when the server sends codes over WhatsApp.
+    if (ui.sendWhatsapp) ui.sendWhatsapp.addEventListener('click', function () { start('whatsapp', ui.sendWhatsapp, e164(), true); });
     ui.codeForm.addEventListener('submit', function (e) { e.preventDefault(); check(); });
     // No maxlength on the field: it would cut a pasted "859 258" to "859 25"
     // before the digits are picked out of it.

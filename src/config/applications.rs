@@ -12,8 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::abuse;
 use crate::apps::{self, Channels, Policy};
+use crate::delivery::WhatsAppSender;
 use crate::domain::verification::SendPolicy;
-use crate::domain::{ApplicationId, CodeLength, Locale, PhoneNumber, TotpDigits};
+use crate::domain::{ApplicationId, CodeLength, FallbackChannels, Locale, PhoneNumber, TotpDigits};
 use crate::events::WebhookSettings;
 
 use super::vars::{ConfigError, Problems, Vars, err, split_list};
@@ -34,6 +35,9 @@ pub const APPLICATION_KEYS: &[&str] = &[
     "WEBOTP_DOMAIN",
     "FALLBACK",
     "FALLBACK_AFTER_SECS",
+    "FALLBACK_CHANNELS",
+    "PLIVO_WHATSAPP_FROM",
+    "WHATSAPP_TEMPLATE",
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
     "RATE_LIMIT_NUMBER",
@@ -191,7 +195,34 @@ fn application(id: ApplicationId, v: &Vars<'_>, ctx: &Context, p: &mut Problems)
             Ok(raw.to_owned())
         }
     });
+    let whatsapp = whatsapp(v, p);
     let channels = v.parse(p, "CHANNELS", Channels::default(), Channels::parse);
+    if whatsapp.is_none()
+        && v.get("CHANNELS").is_some()
+        && channels.allows(crate::domain::Channel::WhatsApp)
+    {
+        p.push(v.error(
+            "CHANNELS",
+            "names whatsapp, which needs PLIVO_WHATSAPP_FROM and WHATSAPP_TEMPLATE",
+        ));
+    }
+    let channels = if whatsapp.is_some() {
+        channels
+    } else {
+        channels.without_whatsapp()
+    };
+    let fallback_channels = v.parse(
+        p,
+        "FALLBACK_CHANNELS",
+        FallbackChannels::default(),
+        FallbackChannels::parse,
+    );
+    // No number to call from (a Powerpack sends the SMS), or a channel this
+    // application does not send on: not a step of its fallback.
+    let fallback_channels = fallback_channels.only(|c| match c {
+        crate::domain::Channel::Voice => ctx.can_call && channels.allows(c),
+        _ => channels.allows(c),
+    });
     let fallback = v
         .bool(p, "FALLBACK", true)
         .then(|| Duration::from_secs(v.int(p, "FALLBACK_AFTER_SECS", 45, 1..=3_600)));
@@ -203,10 +234,8 @@ fn application(id: ApplicationId, v: &Vars<'_>, ctx: &Context, p: &mut Problems)
             cooldown_ms: 1_000 * v.int(p, "RESEND_COOLDOWN_SECS", 30, 0..=3_600),
             max_sends: v.int(p, "MAX_SENDS", 5, 1..=20),
         },
-        // No number to call from (a Powerpack sends the SMS), or no voice
-        // for this application: no fallback call.
-        fallback_after: fallback
-            .filter(|_| ctx.can_call && channels.allows(crate::domain::Channel::Voice)),
+        fallback_after: fallback.filter(|_| fallback_channels.is_some()),
+        fallback_channels: fallback_channels.unwrap_or_default(),
         fallback_without_receipt: ctx.fallback_without_receipt,
     };
     let (wording, webotp_domain) =
@@ -231,7 +260,68 @@ fn application(id: ApplicationId, v: &Vars<'_>, ctx: &Context, p: &mut Problems)
                 .ok_or_else(|| "must be 6, 7 or 8".to_owned())
         }),
         max_factors_per_identity: v.int(p, "MAX_FACTORS_PER_IDENTITY", 5, 1..=100),
+        whatsapp,
     }
+}
+
+/// Longest WhatsApp template name (Meta's limit).
+const MAX_TEMPLATE_NAME_LEN: usize = 512;
+
+/// Whether both of two settings that go together are set: neither is
+/// `false` quietly, one alone names the other as required (with `what` it is).
+fn both_or_neither(
+    v: &Vars<'_>,
+    p: &mut Problems,
+    (a, what_a): (&str, &str),
+    (b, what_b): (&str, &str),
+) -> bool {
+    match (v.get(a), v.get(b)) {
+        (Some(_), Some(_)) => true,
+        (None, None) => false,
+        (None, Some(_)) => {
+            p.push(v.error(a, format!("is required when {b} is set ({what_a})")));
+            false
+        }
+        (Some(_), None) => {
+            p.push(v.error(b, format!("is required when {a} is set ({what_b})")));
+            false
+        }
+    }
+}
+
+/// `PLIVO_WHATSAPP_FROM` and `WHATSAPP_TEMPLATE`, both or neither.
+fn whatsapp(v: &Vars<'_>, p: &mut Problems) -> Option<WhatsAppSender> {
+    if !both_or_neither(
+        v,
+        p,
+        ("PLIVO_WHATSAPP_FROM", "the WhatsApp Business number, E.164"),
+        (
+            "WHATSAPP_TEMPLATE",
+            "the name of an approved authentication template",
+        ),
+    ) {
+        return None;
+    }
+    let from = v.parse(p, "PLIVO_WHATSAPP_FROM", None, |raw| {
+        PhoneNumber::parse(raw)
+            .map(|n| Some(n.as_e164().to_owned()))
+            .map_err(|e| format!("must be the WhatsApp Business number in E.164: {e}"))
+    })?;
+    let template = v.parse(p, "WHATSAPP_TEMPLATE", None, |raw| {
+        let fits = !raw.is_empty()
+            && raw.len() <= MAX_TEMPLATE_NAME_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if fits {
+            Ok(Some(raw.to_owned()))
+        } else {
+            Err(format!(
+                "must be a template name: lowercase letters, digits and _, at most {MAX_TEMPLATE_NAME_LEN}"
+            ))
+        }
+    })?;
+    Some(WhatsAppSender { from, template })
 }
 
 /// The application's own keys (a table inherits none from the top level).
@@ -334,38 +424,30 @@ fn abuse_settings(v: &Vars<'_>, p: &mut Problems, max_attempts: u32) -> abuse::S
 
 /// `WEBHOOK_URL` and `WEBHOOK_SECRET`, both or neither.
 fn webhook(v: &Vars<'_>, p: &mut Problems) -> Option<WebhookSettings> {
-    match (v.get("WEBHOOK_URL"), v.get("WEBHOOK_SECRET")) {
-        (None, None) => None,
-        (None, Some(_)) => {
-            p.push(v.error("WEBHOOK_URL", "is required when WEBHOOK_SECRET is set"));
-            None
-        }
-        (Some(_), None) => {
-            p.push(v.error(
-                "WEBHOOK_SECRET",
-                "is required when WEBHOOK_URL is set (whsec_ and base64, at least 24 bytes)",
-            ));
-            None
-        }
-        (Some(_), Some(_)) => {
-            let url = v.base_url(p, "WEBHOOK_URL")?;
-            let key = v.parse(p, "WEBHOOK_SECRET", None, |secret| {
-                use base64::Engine;
-                let raw = secret.strip_prefix("whsec_").unwrap_or(secret);
-                let key = base64::engine::general_purpose::STANDARD
-                    .decode(raw)
-                    .map_err(|_| "must be base64, optionally prefixed whsec_".to_owned())?;
-                if key.len() < MIN_WEBHOOK_KEY_BYTES {
-                    return Err(format!(
-                        "must decode to at least {MIN_WEBHOOK_KEY_BYTES} bytes"
-                    ));
-                }
-                Ok(Some(key))
-            })?;
-            Some(WebhookSettings {
-                url,
-                key: key.into(),
-            })
-        }
+    if !both_or_neither(
+        v,
+        p,
+        ("WEBHOOK_URL", "where the events go"),
+        ("WEBHOOK_SECRET", "whsec_ and base64, at least 24 bytes"),
+    ) {
+        return None;
     }
+    let url = v.base_url(p, "WEBHOOK_URL")?;
+    let key = v.parse(p, "WEBHOOK_SECRET", None, |secret| {
+        use base64::Engine;
+        let raw = secret.strip_prefix("whsec_").unwrap_or(secret);
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| "must be base64, optionally prefixed whsec_".to_owned())?;
+        if key.len() < MIN_WEBHOOK_KEY_BYTES {
+            return Err(format!(
+                "must decode to at least {MIN_WEBHOOK_KEY_BYTES} bytes"
+            ));
+        }
+        Ok(Some(key))
+    })?;
+    Some(WebhookSettings {
+        url,
+        key: key.into(),
+    })
 }

@@ -286,3 +286,100 @@ fn credentials_are_checked_with_a_warning_unless_told_otherwise() {
         "a good filter passes"
     );
 }
+
+#[test]
+fn fallback_channels_errors_name_the_variable_in_one_line() {
+    for (bad, says) in [
+        ("sms,fax", "not a channel"),
+        ("sms,sms", "twice"),
+        ("sms,whatsapp", "whatsapp cannot be a fallback"),
+        ("voice,sms", "voice must come last"),
+        (",", "at least one"),
+    ] {
+        let e = first_error(&vars(&[("FALLBACK_CHANNELS", bad)]));
+        assert_eq!(e.var, "FALLBACK_CHANNELS", "{bad:?}");
+        assert!(e.reason.contains(says), "{bad:?}: {}", e.reason);
+        assert!(!e.to_string().contains('\n'));
+    }
+    let s = Settings::from_vars(&vars(&[("FALLBACK_CHANNELS", "voice")])).unwrap();
+    assert_eq!(default(&s).policy.fallback_channels.to_list(), "voice");
+    let s = Settings::from_vars(&BTreeMap::new()).unwrap();
+    assert_eq!(default(&s).policy.fallback_channels.to_list(), "sms,voice");
+}
+
+#[test]
+fn whatsapp_needs_both_its_sender_and_its_template_and_checks_each() {
+    let e = first_error(&vars(&[("WHATSAPP_TEMPLATE", "otp_copy_code")]));
+    assert_eq!(e.var, "PLIVO_WHATSAPP_FROM");
+    let e = first_error(&vars(&[("PLIVO_WHATSAPP_FROM", "+14155550197")]));
+    assert_eq!(e.var, "WHATSAPP_TEMPLATE");
+    let e = first_error(&vars(&[
+        ("PLIVO_WHATSAPP_FROM", "4155550197"),
+        ("WHATSAPP_TEMPLATE", "otp_copy_code"),
+    ]));
+    assert_eq!(e.var, "PLIVO_WHATSAPP_FROM");
+    let e = first_error(&vars(&[
+        ("PLIVO_WHATSAPP_FROM", "+14155550197"),
+        ("WHATSAPP_TEMPLATE", "OTP Copy Code"),
+    ]));
+    assert_eq!(e.var, "WHATSAPP_TEMPLATE");
+    let e = first_error(&vars(&[("CHANNELS", "sms,whatsapp")]));
+    assert_eq!(e.var, "CHANNELS");
+    assert!(e.reason.contains("PLIVO_WHATSAPP_FROM"), "{}", e.reason);
+
+    let none = Settings::from_vars(&BTreeMap::new()).unwrap();
+    assert!(default(&none).whatsapp.is_none());
+    assert!(
+        !default(&none)
+            .channels
+            .allows(crate::domain::Channel::WhatsApp)
+    );
+    let on = Settings::from_vars(&vars(&[
+        ("PLIVO_WHATSAPP_FROM", "+14155550197"),
+        ("WHATSAPP_TEMPLATE", "otp_copy_code"),
+    ]))
+    .unwrap();
+    let sender = default(&on).whatsapp.clone().unwrap();
+    assert_eq!(
+        (sender.from.as_str(), sender.template.as_str()),
+        ("+14155550197", "otp_copy_code")
+    );
+    assert!(
+        default(&on)
+            .channels
+            .allows(crate::domain::Channel::WhatsApp)
+    );
+    let off = Settings::from_vars(&vars(&[
+        ("PLIVO_WHATSAPP_FROM", "+14155550197"),
+        ("WHATSAPP_TEMPLATE", "otp_copy_code"),
+        ("CHANNELS", "sms,voice"),
+    ]))
+    .unwrap();
+    assert!(
+        !default(&off)
+            .channels
+            .allows(crate::domain::Channel::WhatsApp)
+    );
+}
+
+#[test]
+fn an_application_table_sets_its_own_whatsapp_sender_and_fallback_order() {
+    let tables = [Table {
+        id: crate::domain::ApplicationId::parse("shop").unwrap(),
+        values: vars(&[
+            ("API_KEYS", "shop-key-0123456789"),
+            ("PLIVO_WHATSAPP_FROM", "+14155550196"),
+            ("WHATSAPP_TEMPLATE", "shop_otp"),
+            ("FALLBACK_CHANNELS", "sms"),
+        ]),
+    }];
+    let s = Settings::from_sources(&BTreeMap::new(), &tables).unwrap();
+    let shop = s
+        .applications
+        .iter()
+        .find(|a| a.id.as_str() == "shop")
+        .unwrap();
+    assert_eq!(shop.whatsapp.as_ref().unwrap().template, "shop_otp");
+    assert_eq!(shop.policy.fallback_channels.to_list(), "sms");
+    assert!(default(&s).whatsapp.is_none());
+}

@@ -9,6 +9,7 @@ use crate::plivo::client::{
     Accepted, CallRequest, DltFields, LOG_NOTHING, MAX_MESSAGE_EXPIRY_SECS,
     MIN_MESSAGE_EXPIRY_SECS, MessageRequest, PhloRunRequest, REDACTED,
 };
+use crate::plivo::whatsapp::{self, WhatsAppMessageRequest};
 use crate::plivo::{PlivoClient, PlivoError, paths};
 
 pub use sms::{AppHash, SmsWording};
@@ -22,6 +23,9 @@ pub enum Dispatch<'a> {
     Sms(Option<&'a AppHash>),
     /// A call whose answer URL carries this reference (Call API only).
     Voice(Option<&'a CallRef>),
+    /// A WhatsApp authentication template from this sender (the Message
+    /// API, in PHLO mode too: the 2FA PHLO sends SMS and calls only).
+    WhatsApp(&'a WhatsAppSender),
 }
 
 impl Dispatch<'_> {
@@ -29,8 +33,17 @@ impl Dispatch<'_> {
         match self {
             Dispatch::Sms(_) => Channel::Sms,
             Dispatch::Voice(_) => Channel::Voice,
+            Dispatch::WhatsApp(_) => Channel::WhatsApp,
         }
     }
+}
+
+/// An application's WhatsApp sender (`PLIVO_WHATSAPP_FROM`, E.164) and
+/// approved authentication template (`WHATSAPP_TEMPLATE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsAppSender {
+    pub from: String,
+    pub template: String,
 }
 
 /// Call settings, from configuration.
@@ -179,13 +192,24 @@ impl Deliverer {
                 .ok_or_else(|| PlivoError::NotSent("no PLIVO_FROM_NUMBER to call from".into()))
         };
         match (&self.settings.route, dispatch) {
+            (_, Dispatch::WhatsApp(sender)) => {
+                let request = WhatsAppMessageRequest::authentication(
+                    &sender.from,
+                    &to,
+                    &self.public_url(&paths::message_status(&verification.id)),
+                    &sender.template,
+                    whatsapp::template_language(&verification.locale),
+                    code.expose(),
+                );
+                self.client.send_whatsapp(&request).await
+            }
             (Route::Phlo(phlo_id), _) => {
                 let request = PhloRunRequest {
                     from: voice_from()?,
                     to,
                     mode: match dispatch.channel() {
-                        Channel::Sms => "sms",
                         Channel::Voice => "call",
+                        Channel::Sms | Channel::WhatsApp => "sms",
                     }
                     .to_owned(),
                     otp: code.expose().to_owned(),

@@ -137,7 +137,13 @@ impl DeliveryStatus {
         }
     }
 
-    /// A message that will not arrive: what falls back to a call.
+    /// A message that arrived: delivered, or (WhatsApp) read. What stops
+    /// the fallback.
+    pub fn arrived(&self) -> bool {
+        matches!(self, DeliveryStatus::Delivered | DeliveryStatus::Read)
+    }
+
+    /// A message that will not arrive: what moves the fallback on.
     pub fn is_failure(&self) -> bool {
         matches!(
             self,

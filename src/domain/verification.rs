@@ -12,7 +12,10 @@ use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 
 use super::application::ApplicationId;
-use super::delivery::{Delivery, DeliveryStatus};
+use super::delivery::Delivery;
+#[cfg(test)]
+use super::delivery::DeliveryStatus;
+pub use super::fallback::{FallbackChannels, FallbackTrigger};
 use super::keyring::TAG_HEX_LEN;
 use super::locale::Locale;
 use super::phone::PhoneNumber;
@@ -21,22 +24,34 @@ use super::time::Timestamp;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 const ID_HEX_LEN: usize = 32;
 
+/// How a code goes out: a text message, a voice call, or a WhatsApp
+/// authentication template message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Sms,
     Voice,
+    /// A WhatsApp authentication template message.
+    #[serde(rename = "whatsapp")]
+    WhatsApp,
 }
 
 impl Channel {
     /// Every channel, for metrics that start at zero for each.
-    pub const ALL: [Channel; 2] = [Channel::Sms, Channel::Voice];
+    pub const ALL: [Channel; 3] = [Channel::Sms, Channel::Voice, Channel::WhatsApp];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Sms => "sms",
             Channel::Voice => "voice",
+            Channel::WhatsApp => "whatsapp",
         }
+    }
+
+    /// Whether the channel sends a message (whose receipts say whether it
+    /// arrived), rather than placing a call.
+    pub fn is_message(self) -> bool {
+        self != Channel::Voice
     }
 }
 
@@ -46,6 +61,7 @@ impl FromStr for Channel {
         match s {
             "sms" => Ok(Channel::Sms),
             "voice" => Ok(Channel::Voice),
+            "whatsapp" => Ok(Channel::WhatsApp),
             _ => Err(()),
         }
     }
@@ -148,13 +164,14 @@ impl fmt::Debug for CallRef {
     }
 }
 
-/// Why an automatic voice fallback was not placed.
+/// Why an automatic fallback was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackSkip {
     NotPending,
-    /// A fallback (or a voice delivery) already happened.
-    AlreadyCalled,
-    /// The SMS arrived.
+    /// The chain has no next step, or that step was taken already (by an
+    /// earlier fallback, or by a send on its channel).
+    AlreadyUsed,
+    /// A message arrived (`delivered` or `read`).
     Delivered,
     SendLimit,
 }
@@ -176,8 +193,8 @@ pub struct Verification {
     pub sends: u32,
     pub last_sent_at: Timestamp,
     pub deliveries: Vec<Delivery>,
-    /// Whether the automatic SMS→voice fallback has been used.
-    pub fallback_used: bool,
+    /// The channels the automatic fallback has sent on, in order.
+    pub fallbacks: Vec<Channel>,
 }
 
 /// What a check did.
@@ -302,28 +319,40 @@ impl Verification {
         Ok(())
     }
 
-    /// Claims the one automatic voice fallback, counting it as a send.
-    pub fn claim_fallback(&mut self, max_sends: u32, now: Timestamp) -> Result<(), FallbackSkip> {
+    /// Claims the next step of the automatic fallback along `channels`
+    /// (see [`FallbackChannels::next`]), counting it as a send: the channel
+    /// to send the same code on. Each step is taken once, none after a
+    /// message arrived, none past `max_sends`.
+    pub fn claim_fallback(
+        &mut self,
+        channels: FallbackChannels,
+        trigger: FallbackTrigger,
+        max_sends: u32,
+        now: Timestamp,
+    ) -> Result<Channel, FallbackSkip> {
         if !self.settle(now) {
             return Err(FallbackSkip::NotPending);
         }
-        if self.fallback_used || self.deliveries.iter().any(|d| d.channel == Channel::Voice) {
-            return Err(FallbackSkip::AlreadyCalled);
+        let next = channels
+            .next(self.channel, trigger, &self.fallbacks)
+            .ok_or(FallbackSkip::AlreadyUsed)?;
+        if self.fallbacks.contains(&next) || self.deliveries.iter().any(|d| d.channel == next) {
+            return Err(FallbackSkip::AlreadyUsed);
         }
         if self
             .deliveries
             .iter()
-            .any(|d| d.channel == Channel::Sms && d.status == DeliveryStatus::Delivered)
+            .any(|d| d.channel.is_message() && d.status.arrived())
         {
             return Err(FallbackSkip::Delivered);
         }
         if self.sends >= max_sends {
             return Err(FallbackSkip::SendLimit);
         }
-        self.fallback_used = true;
+        self.fallbacks.push(next);
         self.sends += 1;
         self.last_sent_at = now;
-        Ok(())
+        Ok(next)
     }
 
     /// Whole minutes left at `now`, rounded up and at least 1: what the SMS
@@ -361,7 +390,7 @@ mod tests {
             sends: 1,
             last_sent_at: T0,
             deliveries: vec![],
-            fallback_used: false,
+            fallbacks: vec![],
         }
     }
 
@@ -451,22 +480,82 @@ mod tests {
         }
     }
 
+    const TIMER: FallbackTrigger = FallbackTrigger::NoReceipt;
+
     #[test]
     fn the_fallback_is_claimed_once_and_not_after_delivery_or_at_the_send_limit() {
+        let chain = FallbackChannels::default();
         let mut v = pending();
-        assert_eq!(v.claim_fallback(5, T0), Ok(()));
+        assert_eq!(v.claim_fallback(chain, TIMER, 5, T0), Ok(Channel::Voice));
         assert_eq!(v.sends, 2);
-        assert_eq!(v.claim_fallback(5, T0), Err(FallbackSkip::AlreadyCalled));
+        assert_eq!(
+            v.claim_fallback(chain, TIMER, 5, T0),
+            Err(FallbackSkip::AlreadyUsed)
+        );
         let mut w = pending();
         w.deliveries.push(sms("delivered", None));
-        assert_eq!(w.claim_fallback(5, T0), Err(FallbackSkip::Delivered));
+        assert_eq!(
+            w.claim_fallback(chain, TIMER, 5, T0),
+            Err(FallbackSkip::Delivered)
+        );
         let mut x = pending();
         x.sends = 5;
-        assert_eq!(x.claim_fallback(5, T0), Err(FallbackSkip::SendLimit));
+        assert_eq!(
+            x.claim_fallback(chain, TIMER, 5, T0),
+            Err(FallbackSkip::SendLimit)
+        );
         let mut y = pending();
         assert_eq!(
-            y.claim_fallback(5, y.expires_at),
+            y.claim_fallback(chain, TIMER, 5, y.expires_at),
             Err(FallbackSkip::NotPending)
+        );
+    }
+
+    #[test]
+    fn a_whatsapp_verification_falls_back_to_sms_then_to_voice_each_once() {
+        let chain = FallbackChannels::default();
+        let failed = FallbackTrigger::Failed;
+        let mut v = pending();
+        v.channel = Channel::WhatsApp;
+        assert_eq!(
+            v.claim_fallback(chain, failed(Channel::WhatsApp), 5, T0),
+            Ok(Channel::Sms)
+        );
+        // A late second failure report of the WhatsApp message moves nothing.
+        assert_eq!(
+            v.claim_fallback(chain, failed(Channel::WhatsApp), 5, T0),
+            Err(FallbackSkip::AlreadyUsed)
+        );
+        assert_eq!(
+            v.claim_fallback(chain, failed(Channel::Sms), 5, T0),
+            Ok(Channel::Voice)
+        );
+        assert_eq!(v.fallbacks, vec![Channel::Sms, Channel::Voice]);
+        assert_eq!(v.sends, 3);
+        assert_eq!(
+            v.claim_fallback(chain, TIMER, 5, T0),
+            Err(FallbackSkip::AlreadyUsed)
+        );
+    }
+
+    #[test]
+    fn a_read_whatsapp_message_or_the_send_limit_ends_the_chain() {
+        let chain = FallbackChannels::default();
+        let mut v = pending();
+        v.channel = Channel::WhatsApp;
+        let mut read = sms("read", None);
+        read.channel = Channel::WhatsApp;
+        v.deliveries.push(read);
+        assert_eq!(
+            v.claim_fallback(chain, TIMER, 5, T0),
+            Err(FallbackSkip::Delivered)
+        );
+        let mut w = pending();
+        w.channel = Channel::WhatsApp;
+        assert_eq!(w.claim_fallback(chain, TIMER, 2, T0), Ok(Channel::Sms));
+        assert_eq!(
+            w.claim_fallback(chain, TIMER, 2, T0),
+            Err(FallbackSkip::SendLimit)
         );
     }
 

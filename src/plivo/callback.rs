@@ -31,6 +31,9 @@ pub const NORMAL_HANGUP_CAUSES: [&str; 2] = ["4000", "4010"];
 /// What a call's status is taken to be when Plivo's hangup does not say.
 pub const DEFAULT_HANGUP_STATUS: &str = "completed";
 
+/// The `Type` of a WhatsApp message's status callback.
+pub const WHATSAPP_TYPE: &str = "whatsapp";
+
 /// The one GetDigits answer that replays the code.
 pub const REPLAY_DIGITS: &str = "1";
 
@@ -74,7 +77,11 @@ pub fn number(raw: &str) -> Option<PhoneNumber> {
 pub struct MessageStatus {
     #[serde(rename = "MessageUUID")]
     pub message_uuid: Option<String>,
-    /// queued, sent, failed, delivered, undelivered, read (WhatsApp), …
+    /// sms, mms or whatsapp (Plivo's status callbacks carry the `Type`
+    /// of the message; one without it is taken for an SMS).
+    #[serde(rename = "Type")]
+    pub kind: Option<String>,
+    /// queued, sent, failed, delivered, undelivered, read (WhatsApp only), …
     pub status: Option<String>,
     /// Set for failed and undelivered messages ([`NO_ERROR_CODES`] otherwise).
     pub error_code: Option<String>,
@@ -85,12 +92,17 @@ pub struct MessageStatus {
 }
 
 impl MessageStatus {
-    /// The receipt as an SMS delivery report; `None` without the message's
-    /// id or status, which a report cannot do without.
+    /// The receipt as a delivery report, of a WhatsApp message when its
+    /// `Type` says so and else of an SMS; `None` without the message's id or
+    /// status, which a report cannot do without.
     pub fn delivery(&self, now: Timestamp) -> Option<Delivery> {
         let (uuid, status) = (self.message_uuid.as_deref()?, self.status.as_deref()?);
+        let channel = match self.kind.as_deref() {
+            Some(kind) if kind.eq_ignore_ascii_case(WHATSAPP_TYPE) => Channel::WhatsApp,
+            _ => Channel::Sms,
+        };
         Some(Delivery {
-            channel: Channel::Sms,
+            channel,
             provider_id: uuid.to_owned(),
             status: DeliveryStatus::parse(&status.to_ascii_lowercase()),
             error_code: error_code(self.error_code.as_deref()),
@@ -295,6 +307,30 @@ mod tests {
         assert_eq!(d.sequence, Some(3));
         assert_eq!(d.channel, Channel::Sms);
         assert_eq!(form.recipient().unwrap().as_e164(), "+14155550100");
+    }
+
+    #[test]
+    fn a_whatsapp_status_reads_as_a_whatsapp_delivery_with_its_read_status() {
+        // Plivo's documented WhatsApp callback: the SMS fields, Type
+        // whatsapp, `read` among the statuses, and the Conversation fields.
+        let form: MessageStatus = from_pairs(&pairs(&[
+            ("MessageUUID", "0936ec98-7c4c-11e4-9bd8-22000afa12b9"),
+            ("To", "34600111222"),
+            ("From", "14155550197"),
+            ("Type", "whatsapp"),
+            ("Status", "read"),
+            ("ErrorCode", "000"),
+            ("Sequence", "4"),
+            ("ConversationID", "c0ffee"),
+            ("ConversationOrigin", "authentication"),
+            ("ConversationExpirationTimestamp", "1700086400"),
+        ]))
+        .unwrap();
+        let d = form.delivery(NOW).unwrap();
+        assert_eq!(d.channel, Channel::WhatsApp);
+        assert_eq!(d.status, DeliveryStatus::Read);
+        assert_eq!(d.sequence, Some(4));
+        assert_eq!(d.error_code, None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Python SDK's (`plivo/resources/messages.py` `create(type_="whatsapp",
 //! template=…)` and `plivo/utils/template.py`: Template {name, language,
 //! components}, Component {type, sub_type, index, parameters}, Parameter
-//! {type, text}). Not wired into sending yet: see the closing note.
+//! {type, text}). The deliverer sends it for `"channel": "whatsapp"`.
 
 use serde::{Deserialize, Serialize};
 

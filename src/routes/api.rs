@@ -26,7 +26,9 @@ pub struct StartRequest {
     /// The number, in E.164 (no spaces, dashes or national prefix).
     #[schema(pattern = r"^\+[1-9][0-9]{6,14}$", example = "+14155550100")]
     to: String,
-    /// `sms` when absent.
+    /// `sms` when absent. `whatsapp` sends an authentication template (for
+    /// an application with `PLIVO_WHATSAPP_FROM` and `WHATSAPP_TEMPLATE`;
+    /// else 400 `channel_not_enabled`), falling back to SMS, then voice.
     #[serde(default)]
     #[schema(value_type = Option<Channel>)]
     channel: Option<String>,
@@ -71,17 +73,9 @@ fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_phone_number", format!("`to`: {e}.")))
 }
 
-/// WhatsApp's channel name: known, and not yet enabled on any server (its
-/// Message request is built and pinned in `plivo::whatsapp`; sending it is
-/// not wired yet).
-const WHATSAPP: &str = "whatsapp";
-
 fn parse_channel(raw: Option<&str>) -> Result<Channel, ApiError> {
     match raw {
         None => Ok(Channel::Sms),
-        Some(WHATSAPP) => Err(channel_not_enabled(
-            "`channel` \"whatsapp\" is not enabled on this server; use \"sms\" or \"voice\".",
-        )),
         Some(c) => c.parse().map_err(|()| {
             ApiError::bad_request(
                 "invalid_channel",
@@ -150,6 +144,8 @@ pub(crate) fn unknown_verification() -> ApiError {
         (status = 502, description = "Plivo refused the request or could not be reached (its text redacted); a new verification is then failed", body = ErrorBody),
         EveryRouteErrors,
         JsonBodyErrors,
+        // After JsonBodyErrors, whose plain 400 this one replaces.
+        (status = 400, description = "Bad input, or a channel not enabled (`channel_not_enabled`: left out of the application's CHANNELS, voice with no caller ID, WhatsApp without its sender and template)", body = ErrorBody),
     )
 )]
 pub async fn start(
@@ -182,6 +178,11 @@ pub(crate) async fn start_verification(
         .as_deref()
         .map(|raw| parse_app_hash(state, raw))
         .transpose()?;
+    if channel == Channel::WhatsApp && app.whatsapp.is_none() {
+        return Err(channel_not_enabled(
+            "`channel` \"whatsapp\" is not enabled for this application (it needs PLIVO_WHATSAPP_FROM and WHATSAPP_TEMPLATE).",
+        ));
+    }
     if !app.channels.allows(channel) {
         return Err(channel_not_enabled(format!(
             "`channel` \"{}\" is not enabled for this application.",

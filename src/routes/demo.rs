@@ -1,4 +1,5 @@
-//! The demo page at `/`: a person enters a number, gets a code by SMS or call,
+//! The demo page at `/`: a person enters a number, gets a code by SMS, call or
+//! (when the server sends on it) WhatsApp,
 //! types it and sees it verified. The page holds no API key: it calls
 //! same-origin endpoints under `/demo/api/` that run the app API's own parsing
 //! and verifier calls, guarded by a per-session CSRF token (a double-submit
@@ -188,22 +189,35 @@ pub struct PageVars<'a> {
     /// The voice (and SMS) languages the server has templates for.
     pub locales: &'a [&'a str],
     pub webotp_domain: Option<&'a str>,
+    /// Whether the page offers WhatsApp (the demo's application sends on it).
+    pub whatsapp: bool,
 }
 
 const SANDBOX_START: &str = "<!-- sandbox -->";
 const SANDBOX_END: &str = "<!-- /sandbox -->";
+const WHATSAPP_START: &str = "<!-- whatsapp -->";
+const WHATSAPP_END: &str = "<!-- /whatsapp -->";
+
+/// Drops every part of `html` between the markers `start` and `end`.
+fn drop_sections(html: &mut String, start: &str, end: &str) {
+    while let (Some(from), Some(to)) = (html.find(start), html.find(end)) {
+        if to < from {
+            break;
+        }
+        html.replace_range(from..to + end.len(), "");
+    }
+}
 
 /// Fills the page template. Every value is HTML-escaped; outside the sandbox
-/// the part between the sandbox markers is dropped.
+/// the part between the sandbox markers is dropped, and without WhatsApp the
+/// part between the WhatsApp markers.
 pub fn render_page(template: &str, vars: &PageVars<'_>) -> String {
     let mut html = template.to_owned();
     if vars.sandbox.is_none() {
-        while let (Some(start), Some(end)) = (html.find(SANDBOX_START), html.find(SANDBOX_END)) {
-            if end < start {
-                break;
-            }
-            html.replace_range(start..end + SANDBOX_END.len(), "");
-        }
+        drop_sections(&mut html, SANDBOX_START, SANDBOX_END);
+    }
+    if !vars.whatsapp {
+        drop_sections(&mut html, WHATSAPP_START, WHATSAPP_END);
     }
     let test_numbers: String = vars
         .sandbox
@@ -297,6 +311,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
             countries: state.demo.countries(&app.guard),
             locales: &locales,
             webotp_domain: state.demo.webotp_domain.as_deref(),
+            whatsapp: app.channels.allows(Channel::WhatsApp) && app.whatsapp.is_some(),
         },
     );
     let secure = if state.public_base.starts_with("https://") {
@@ -528,6 +543,9 @@ pub async fn status(
 struct SandboxMessageView {
     text: String,
     status: String,
+    /// `sms` or `whatsapp`.
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -566,6 +584,7 @@ pub async fn sandbox(
         .map(|m| SandboxMessageView {
             text: m.text,
             status: m.status,
+            kind: m.kind,
         })
         .collect();
     let calls = sandbox
@@ -608,7 +627,23 @@ mod tests {
             countries: &COUNTRIES,
             locales: &["en-US", "de-DE"],
             webotp_domain: Some("otp.example.com"),
+            whatsapp: false,
         }
+    }
+
+    #[test]
+    fn the_whatsapp_button_is_kept_only_when_whatsapp_is_on() {
+        let template = "<form><!-- whatsapp --><button id=\"send-whatsapp\"></button><!-- /whatsapp --></form>";
+        let off = render_page(template, &vars(None));
+        assert_eq!(off, "<form></form>");
+        let on = render_page(
+            template,
+            &PageVars {
+                whatsapp: true,
+                ..vars(None)
+            },
+        );
+        assert!(on.contains("id=\"send-whatsapp\""), "{on}");
     }
 
     #[test]

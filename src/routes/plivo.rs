@@ -271,7 +271,7 @@ pub async fn message_status(
         tracing::info!("message status for an unknown verification or without MessageUUID/Status");
         return ok();
     };
-    match state.use_cases.receipts.sms_status(&id, delivery).await {
+    match state.use_cases.receipts.message_status(&id, delivery).await {
         Ok(true) => ok(),
         Ok(false) => {
             tracing::info!(verification.id = %id, "message status for a verification no longer known");

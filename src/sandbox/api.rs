@@ -88,12 +88,24 @@ async fn send_message(
         return unauthorized();
     }
     let body = body.into_inner();
-    if let Some(missing) = require(&body, &["dst", "text"]) {
+    let kind = text_field(&body, "type").unwrap_or(SMS_TYPE).to_owned();
+    let whatsapp = kind == WHATSAPP_TYPE;
+    // A WhatsApp template message has no text: the template is its content.
+    let needed: &[&str] = if whatsapp && body.contains_key("template") {
+        &["dst", "src"]
+    } else {
+        &["dst", "text"]
+    };
+    if let Some(missing) = require(&body, needed) {
         return missing;
     }
     if let Some(refusal) = message_fields_refusal(&body) {
         return plivo_error(actix_web::http::StatusCode::BAD_REQUEST, refusal);
     }
+    if let Some(refusal) = type_refusal(&body, &kind) {
+        return plivo_error(actix_web::http::StatusCode::BAD_REQUEST, refusal);
+    }
+    let template = body.get("template").cloned();
     let powerpack_uuid = text_field(&body, "powerpack_uuid").map(str::to_owned);
     let (src, dst, text) = (
         match &powerpack_uuid {
@@ -102,7 +114,14 @@ async fn send_message(
             None => text_field(&body, "src").unwrap_or_default(),
         },
         text_field(&body, "dst").unwrap_or_default(),
-        text_field(&body, "text").unwrap_or_default(),
+        match template.as_ref().and_then(template_code) {
+            // What WhatsApp shows for an authentication template: its fixed
+            // wording around the code.
+            Some(code) => format!(
+                "{code} is your verification code. For your security, do not share this code."
+            ),
+            None => text_field(&body, "text").unwrap_or_default().to_owned(),
+        },
     );
     if dst == numbers::API_ERROR_500 {
         return plivo_error(
@@ -115,7 +134,9 @@ async fn send_message(
     state.record_message(SandboxMessage {
         to: dst.to_owned(),
         from: src.to_owned(),
-        text: text.to_owned(),
+        text,
+        kind: kind.clone(),
+        template,
         message_uuid: message_uuid.clone(),
         status: "queued".to_owned(),
         powerpack_uuid,
@@ -132,6 +153,7 @@ async fn send_message(
             message_uuid.clone(),
             src.to_owned(),
             dst.to_owned(),
+            kind,
         ));
     }
     HttpResponse::Accepted().json(json!({
@@ -139,6 +161,52 @@ async fn send_message(
         "message": "message(s) queued",
         "message_uuid": [message_uuid],
     }))
+}
+
+/// Plivo's message types this simulator sends: `sms` (the default) and `whatsapp`.
+const SMS_TYPE: &str = "sms";
+const WHATSAPP_TYPE: &str = "whatsapp";
+
+/// What Plivo refuses in a message's `type` and `template` (plivo-python's
+/// texts: `plivo/resources/messages.py`).
+fn type_refusal(body: &Map<String, Value>, kind: &str) -> Option<&'static str> {
+    match kind {
+        SMS_TYPE | "mms" if body.contains_key("template") => {
+            Some("Template paramater is only applicable when message_type is whatsapp")
+        }
+        SMS_TYPE | "mms" => None,
+        WHATSAPP_TYPE => match body.get("template") {
+            None => None,
+            Some(t)
+                if t.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty())
+                    && t.get("language")
+                        .and_then(Value::as_str)
+                        .is_some_and(|l| !l.is_empty()) =>
+            {
+                None
+            }
+            Some(_) => Some("template must have a name and a language"),
+        },
+        _ => Some("type must be sms, mms or whatsapp"),
+    }
+}
+
+/// The text parameter of a template's body component: the code of an
+/// authentication template.
+fn template_code(template: &Value) -> Option<String> {
+    template
+        .get("components")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("body"))?
+        .get("parameters")?
+        .as_array()?
+        .first()?
+        .get("text")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// The shortest and longest `message_expiry` Plivo accepts, in seconds.
@@ -257,4 +325,43 @@ async fn make_call(
         "message": "call fired",
         "request_uuid": request_uuid,
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_template_goes_with_whatsapp_only_and_needs_its_name_and_language() {
+        let template = json!({"name": "otp_copy_code", "language": "en_US", "components": []});
+        assert_eq!(
+            type_refusal(&body(json!({"template": template})), SMS_TYPE),
+            Some("Template paramater is only applicable when message_type is whatsapp")
+        );
+        assert_eq!(
+            type_refusal(&body(json!({"template": template})), WHATSAPP_TYPE),
+            None
+        );
+        assert!(type_refusal(&body(json!({"template": {"name": "x"}})), WHATSAPP_TYPE).is_some());
+        assert!(type_refusal(&body(json!({})), "fax").is_some());
+    }
+
+    #[test]
+    fn the_code_of_a_template_is_its_body_parameter() {
+        let template = json!({"name": "otp", "language": "en", "components": [
+            {"type": "body", "parameters": [{"type": "text", "text": "481516"}]},
+            {"type": "button", "sub_type": "url", "index": "0",
+             "parameters": [{"type": "text", "text": "481516"}]}
+        ]});
+        assert_eq!(template_code(&template).as_deref(), Some("481516"));
+        assert_eq!(template_code(&json!({"components": []})), None);
+    }
 }

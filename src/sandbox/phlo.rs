@@ -200,12 +200,20 @@ fn send_message(
         to: to.clone(),
         from: from.clone(),
         text,
+        kind: "sms".to_owned(),
         message_uuid: uuid.clone(),
         status: "queued".to_owned(),
         ..SandboxMessage::default()
     });
     if let Some(url) = callback {
-        tokio::spawn(super::receipts::send(state.clone(), url, uuid, from, to));
+        tokio::spawn(super::receipts::send(
+            state.clone(),
+            url,
+            uuid,
+            from,
+            to,
+            "sms".to_owned(),
+        ));
     }
 }
 

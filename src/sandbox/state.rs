@@ -16,7 +16,14 @@ use serde::Serialize;
 pub struct SandboxMessage {
     pub to: String,
     pub from: String,
+    /// For a WhatsApp template, the text WhatsApp shows with the code.
     pub text: String,
+    /// Plivo's message `type`: `sms` or `whatsapp`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A WhatsApp message's template, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<serde_json::Value>,
     pub message_uuid: String,
     pub status: String,
     /// Set when a Powerpack chose the sender (`from` is then the pool's number).

@@ -1,5 +1,5 @@
 //! Sending a verification's code once: a call reference for a call, the
-//! send through the deliverer, the SMS's fallback job, and the delivery
+//! send through the deliverer, the message's fallback job, and the delivery
 //! recorded on the verification. Shared by the start and the fallback.
 
 use crate::apps::App;
@@ -9,6 +9,30 @@ use crate::plivo::PlivoError;
 use crate::store::{CallStore, DeliveryUpdate, Store, VerificationStore};
 
 use super::{FALLBACK_JOB, count_delivery, schedule};
+
+/// When the fallback job should look at `v` after a send on `channel`:
+/// `FALLBACK_AFTER_SECS` later, when the send is a message whose receipts
+/// tell whether it arrived (an SMS's only with the Message API, or with
+/// `PHLO_RECEIPTS`; WhatsApp's always, as it goes by the Message API) and
+/// the chain has a step after it. `None`: no timer.
+pub(super) fn fallback_timer(
+    app: &App,
+    v: &Verification,
+    channel: Channel,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let after = app.policy.fallback_after?;
+    let receipts_come = match channel {
+        Channel::Sms => app.policy.fallback_without_receipt,
+        Channel::WhatsApp => true,
+        Channel::Voice => false,
+    };
+    app.policy
+        .fallback_channels
+        .after(v.channel, channel)
+        .filter(|_| receipts_come)
+        .map(|_| now.plus(after))
+}
 
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -35,6 +59,9 @@ impl Dispatcher {
         let call_ref;
         let dispatch = match channel {
             Channel::Sms => Dispatch::Sms(app_hash),
+            Channel::WhatsApp => Dispatch::WhatsApp(app.whatsapp.as_ref().ok_or_else(|| {
+                PlivoError::NotSent("no WhatsApp sender for this application".into())
+            })?),
             Channel::Voice if self.deliverer.calls_need_reference() => {
                 call_ref = CallRef::generate(v.id.tag());
                 self.store
@@ -53,17 +80,8 @@ impl Dispatcher {
             .send(v, code, dispatch, &app.wording, now)
             .await?;
         count_delivery(&delivery, app.id.to_string());
-        if let (Channel::Sms, Some(after), true) = (
-            channel,
-            app.policy.fallback_after,
-            app.policy.fallback_without_receipt,
-        ) {
-            schedule(
-                &self.store,
-                format!("{FALLBACK_JOB}{}", v.id),
-                now.plus(after),
-            )
-            .await;
+        if let Some(due) = fallback_timer(app, v, channel, now) {
+            schedule(&self.store, format!("{FALLBACK_JOB}{}", v.id), due).await;
         }
         match self
             .store

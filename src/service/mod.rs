@@ -18,7 +18,7 @@ mod voice;
 pub use check::{CheckBy, CheckCode};
 pub use dispatch::Dispatcher;
 pub use factors::{CodeAnswer, FactorError, Factors};
-pub use fallback::{Expiry, Fallback};
+pub use fallback::{Expiry, Fallback, FallbackRun};
 pub use read::ReadVerification;
 pub use receipts::Receipts;
 pub use start::{StartError, StartRequest, StartVerification, Started};

@@ -1,19 +1,20 @@
 //! What Plivo reports after a send: message receipts, the 2FA PHLO's
 //! receipts (which name the number, not the verification) and calls'
 //! outcomes. Each is recorded on its verification, never moving a delivery
-//! backwards, and a failed SMS falls back to a call.
+//! backwards, and a failed message moves the fallback on (WhatsApp → SMS →
+//! voice).
 
 use std::sync::Arc;
 
 use crate::apps::{Apps, UNKNOWN_APP_LABEL};
 use crate::domain::{
-    CallRef, Channel, Clock, Delivery, DeliveryStatus, Keyring, PhoneNumber, Timestamp,
+    CallRef, Channel, Clock, Delivery, FallbackTrigger, Keyring, PhoneNumber, Timestamp,
     VerificationId,
 };
 use crate::events::{EventKind, Outbox};
 use crate::store::{CallStore, DeliveryUpdate, Store, StoreError, VerificationStore};
 
-use super::{FALLBACK_JOB, Fallback, announce, complete, count_delivery};
+use super::{FALLBACK_JOB, Fallback, FallbackRun, announce, complete, count_delivery};
 
 #[derive(Debug, Clone)]
 pub struct Receipts {
@@ -49,29 +50,47 @@ impl Receipts {
         self.clock.now()
     }
 
-    /// Records an SMS status callback. `false` when the verification is unknown.
+    /// Records a message status callback (SMS or WhatsApp). A failure moves
+    /// the fallback to the step after that message's channel; a message
+    /// that arrived ends the fallback's wait. `false` when the verification
+    /// is unknown.
     #[tracing::instrument(skip_all, fields(verification.id = %id))]
-    pub async fn sms_status(
+    pub async fn message_status(
         &self,
         id: &VerificationId,
         delivery: Delivery,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let failed = delivery.status.is_failure();
-        let delivered = delivery.status == DeliveryStatus::Delivered;
+        let arrived = delivery.status.arrived();
+        let uuid = delivery.provider_id.clone();
+        let reported = delivery.channel;
         let v = match self.apply(id, delivery, now).await? {
             DeliveryUpdate::NotFound => return Ok(false),
             DeliveryUpdate::Stale(_) => return Ok(true),
             DeliveryUpdate::Applied(v) => v,
         };
+        // The channel of the message as it was sent (a receipt may lack its Type).
+        let channel = v
+            .deliveries
+            .iter()
+            .find(|d| d.provider_id == uuid)
+            .map_or(reported, |d| d.channel);
         let falls_back = self
             .apps
             .get(&v.application)
             .is_some_and(|app| app.policy.fallback_after.is_some());
         if failed && falls_back {
-            self.fallback.run(id).await?;
-            complete(&self.store, format!("{FALLBACK_JOB}{id}")).await;
-        } else if delivered {
+            // A step with a timer of its own moved the job; else nothing waits.
+            if self
+                .fallback
+                .run(id, FallbackTrigger::Failed(channel))
+                .await?
+                == FallbackRun::Sent(None)
+            {
+                complete(&self.store, format!("{FALLBACK_JOB}{id}")).await;
+            }
+        } else if arrived {
             complete(&self.store, format!("{FALLBACK_JOB}{id}")).await;
         }
         Ok(true)
@@ -101,11 +120,11 @@ impl Receipts {
             return Ok(false);
         };
         match delivery.channel {
-            Channel::Sms => self.sms_status(&v.id, delivery).await,
             Channel::Voice => {
                 self.apply(&v.id, delivery, now).await?;
                 Ok(true)
             }
+            Channel::Sms | Channel::WhatsApp => self.message_status(&v.id, delivery).await,
         }
     }
 

@@ -120,7 +120,7 @@ impl StartVerification {
                 sends: 1,
                 last_sent_at: now,
                 deliveries: Vec::new(),
-                fallback_used: false,
+                fallbacks: Vec::new(),
             },
         };
         let budget = app.guard.send_budget();

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::domain::verification::{CheckResult, SendPolicy};
 use crate::domain::{
-    CallRef, Delivery, Factor, FactorId, FactorStage, FactorStatus, NumberKey, PhoneNumber, Status,
-    Timestamp, Verification, VerificationId,
+    CallRef, Delivery, Factor, FactorId, FactorStage, FactorStatus, FallbackChannels,
+    FallbackTrigger, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
 };
 
 /// How often expired records are swept out.
@@ -405,8 +405,11 @@ impl VerificationStore for MemoryStore {
             Some(existing) if !delivery.supersedes(existing) => false,
             Some(existing) => {
                 let created_at = existing.created_at.or(delivery.created_at);
+                // A receipt without its `Type` is of the message it names.
+                let channel = existing.channel;
                 *existing = delivery;
                 existing.created_at = created_at;
+                existing.channel = channel;
                 true
             }
             None => {
@@ -441,6 +444,8 @@ impl VerificationStore for MemoryStore {
     async fn claim_fallback(
         &self,
         id: &VerificationId,
+        channels: FallbackChannels,
+        trigger: FallbackTrigger,
         max_sends: u32,
         now: Timestamp,
     ) -> Result<FallbackClaim, StoreError> {
@@ -448,12 +453,15 @@ impl VerificationStore for MemoryStore {
         let Some(record) = inner.live(id, now) else {
             return Ok(FallbackClaim::NotFound);
         };
-        let result = record.verification.claim_fallback(max_sends, now);
+        let result = record
+            .verification
+            .claim_fallback(channels, trigger, max_sends, now);
         close(record, now);
         Ok(match result {
-            Ok(()) => FallbackClaim::Claimed {
+            Ok(channel) => FallbackClaim::Claimed {
                 verification: Box::new(record.verification.clone()),
                 sealed: record.sealed.clone().unwrap_or_default(),
+                channel,
             },
             Err(skip) => FallbackClaim::Skipped(skip),
         })

@@ -14,7 +14,8 @@ use std::future::Future;
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
     ApplicationId, CallRef, Channel, Delivery, Factor, FactorId, FactorStage, FactorStatus,
-    NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
+    FallbackChannels, FallbackTrigger, NumberKey, PhoneNumber, Status, Timestamp, Verification,
+    VerificationId,
 };
 
 pub mod memory;
@@ -152,10 +153,11 @@ impl Finish {
 /// The result of claiming a verification's automatic fallback.
 #[derive(Debug, Clone)]
 pub enum FallbackClaim {
-    /// Claimed: place the call with this sealed code.
+    /// Claimed: send this sealed code on `channel`.
     Claimed {
         verification: Box<Verification>,
         sealed: String,
+        channel: Channel,
     },
     Skipped(FallbackSkip),
     NotFound,
@@ -255,10 +257,13 @@ pub trait VerificationStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<Verification>, StoreError>> + Send;
 
-    /// Claims the one automatic voice fallback of a verification.
+    /// Claims the next step of a verification's automatic fallback along
+    /// `channels` (see [`Verification::claim_fallback`]), atomically.
     fn claim_fallback(
         &self,
         id: &VerificationId,
+        channels: FallbackChannels,
+        trigger: FallbackTrigger,
         max_sends: u32,
         now: Timestamp,
     ) -> impl Future<Output = Result<FallbackClaim, StoreError>> + Send;
@@ -575,7 +580,7 @@ forward! {
         fn finish(&self, id: &VerificationId, owner: Owner<'_>, how: Finish, now: Timestamp) -> Result<FinishOutcome, StoreError>;
         fn record_delivery(&self, id: &VerificationId, delivery: Delivery, now: Timestamp) -> Result<DeliveryUpdate, StoreError>;
         fn latest(&self, number: &PhoneNumber, key: &NumberKey, now: Timestamp) -> Result<Option<Verification>, StoreError>;
-        fn claim_fallback(&self, id: &VerificationId, max_sends: u32, now: Timestamp) -> Result<FallbackClaim, StoreError>;
+        fn claim_fallback(&self, id: &VerificationId, channels: FallbackChannels, trigger: FallbackTrigger, max_sends: u32, now: Timestamp) -> Result<FallbackClaim, StoreError>;
     }
     CallStore {
         fn register_call(&self, call: &CallRef, id: &VerificationId, until: Timestamp, now: Timestamp) -> Result<(), StoreError>;

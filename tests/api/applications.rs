@@ -399,7 +399,7 @@ async fn metrics_label_only_the_configured_applications() {
     assert!(
         home.use_cases
             .receipts
-            .sms_status(&id, receipt)
+            .message_status(&id, receipt)
             .await
             .unwrap()
     );

@@ -274,14 +274,19 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    /// Enters a US number in national form and sends a code by SMS.
-    async fn send_code_to(&self, number: &str) {
+    /// Picks the US and types a US number in national form.
+    async fn enter_us_number(&self, number: &str) {
         self.find("#country")
             .await
             .select_by_value("US")
             .await
             .unwrap();
         self.type_into("#phone", national(number)).await;
+    }
+
+    /// Enters a US number in national form and sends a code by SMS.
+    async fn send_code_to(&self, number: &str) {
+        self.enter_us_number(number).await;
         self.click("#send-button").await;
         self.wait_for_state("code").await;
     }
@@ -976,5 +981,54 @@ async fn without_webotp_the_page_never_asks_the_browser_for_a_code() {
     assert_eq!(browser.js("return window.__otp.requests.length;").await, 0);
     browser.type_into("#code", &code).await;
     browser.wait_for_state("verified").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_page_offers_whatsapp_only_when_it_is_on_and_a_whatsapp_code_verifies() {
+    let off = spawn_app(&[]).await;
+    let browser = Browser::open(&off, DESKTOP).await;
+    browser.open_page().await;
+    let buttons = browser
+        .client()
+        .find_all(Locator::Css("#send-whatsapp"))
+        .await
+        .unwrap();
+    assert!(
+        buttons.is_empty(),
+        "no WhatsApp without its sender and template"
+    );
+    browser.close().await;
+
+    let app = spawn_app(&[
+        ("PLIVO_WHATSAPP_FROM", "+14155550197"),
+        ("WHATSAPP_TEMPLATE", "otp_copy_code"),
+    ])
+    .await;
+    let browser = Browser::open(&app, DESKTOP).await;
+    let number = random_number();
+    browser.open_page().await;
+    browser.enter_us_number(&number).await;
+    browser.screenshot("whatsapp-1-offered").await;
+    browser.click("#send-whatsapp").await;
+    browser.wait_for_state("code").await;
+    browser.wait_for_text("#delivery", "WhatsApp message").await;
+    let code = browser
+        .text("#sandbox-feed article[data-kind=\"whatsapp\"].delivered-latest mark.code")
+        .await;
+    assert_eq!(code.len(), 6);
+    let sent = app.sandbox_messages().await;
+    let message = sent.iter().find(|m| m["to"] == number.as_str()).unwrap();
+    assert_eq!(message["type"], "whatsapp");
+    assert_eq!(
+        message["template"]["components"][0]["parameters"][0]["text"],
+        code.as_str()
+    );
+    browser.screenshot("whatsapp-2-code-sent").await;
+    browser.type_into("#code", &code).await;
+    browser.wait_for_state("verified").await;
+    assert_eq!(browser.text("#verified-channel").await, "WhatsApp");
+    let id = browser.text("#verified-id").await;
+    assert_eq!(verification(&app, &id).await["status"], "approved");
     browser.close().await;
 }

@@ -70,6 +70,26 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
             serde_json::json!({}),
         )
         .await;
+
+    // And WhatsApp: a template message that fails, then its SMS fallback.
+    let whatsapp = crate::common::spawn_app(&[
+        ("PLIVO_WHATSAPP_FROM", "+14155550197"),
+        ("WHATSAPP_TEMPLATE", "otp_copy_code"),
+        ("SCHEDULER_POLL_MS", "20"),
+    ])
+    .await;
+    let no_whatsapp = plivo_2fa::sandbox::numbers::NOT_ON_WHATSAPP;
+    let id = whatsapp.start(no_whatsapp, "whatsapp").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = whatsapp
+        .wait_for(&id, |v| {
+            v["deliveries"].as_array().is_some_and(|d| d.len() == 2)
+        })
+        .await;
+    assert_eq!(v["deliveries"][1]["channel"], "sms", "{v}");
+    let whatsapp_code = whatsapp.last_sms_code(no_whatsapp).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let text = logs.text();
@@ -85,6 +105,8 @@ async fn no_code_token_key_or_full_number_ever_reaches_the_logs() {
     let secrets = [
         ("the live code", live_code.as_str()),
         ("the sandbox code", code.as_str()),
+        ("the WhatsApp code", whatsapp_code.as_str()),
+        ("the WhatsApp sandbox API key", whatsapp.api_key.as_str()),
         ("the API key", API_KEY),
         ("the sandbox API key", sandbox.api_key.as_str()),
         ("the Plivo auth token", AUTH_TOKEN),

@@ -32,3 +32,4 @@ mod slow_clients;
 mod start_up;
 mod store_contract;
 mod voice;
+mod whatsapp;

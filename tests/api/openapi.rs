@@ -127,7 +127,7 @@ async fn the_document_is_as_strict_as_the_server_about_numbers_codes_channels_an
     );
     assert_eq!(
         schemas["Channel"]["enum"],
-        serde_json::json!(["sms", "voice"])
+        serde_json::json!(["sms", "voice", "whatsapp"])
     );
     let check = &schemas["CheckRequest"]["allOf"];
     let fields = &check[0]["properties"];

@@ -115,7 +115,7 @@ fn started(max_attempts: u32, attempts: u32) -> Verification {
         sends: 1,
         last_sent_at: T0,
         deliveries: vec![],
-        fallback_used: false,
+        fallbacks: Vec::new(),
     }
 }
 

@@ -4,21 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use plivo_2fa::domain::CallRef;
 use plivo_2fa::domain::factor::UNVERIFIED_FACTOR_TTL;
+use plivo_2fa::domain::verification::FallbackSkip;
 use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use plivo_2fa::domain::{
     ApplicationId, Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
     Timestamp, Verification, VerificationId,
 };
+use plivo_2fa::domain::{CallRef, FallbackChannels, FallbackTrigger};
 use plivo_2fa::domain::{
     Factor, FactorId, FactorStage, FactorStatus, FriendlyName, Identity, TotpDigits, TotpSecret,
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
     AttemptOutcome, CallStore, CheckTarget, DeliveryUpdate, FactorAttempt, FactorCreated,
-    FactorLimits, FactorStore, FailureWindows, Failures, Finish, MemoryStore, NewVerification,
-    Nonce, Owner, RedisStore, SendBudget, StartOutcome, StoredFactor, VerificationStore,
+    FactorLimits, FactorStore, FailureWindows, Failures, FallbackClaim, Finish, MemoryStore,
+    NewVerification, Nonce, Owner, RedisStore, SendBudget, StartOutcome, StoredFactor,
+    VerificationStore,
 };
 use secrecy::SecretSlice;
 
@@ -80,7 +82,7 @@ impl Fixture {
                 sends: 1,
                 last_sent_at: now,
                 deliveries: vec![],
-                fallback_used: false,
+                fallbacks: Vec::new(),
             },
         }
     }
@@ -93,6 +95,27 @@ impl Fixture {
     ) -> (Verification, OtpCode) {
         let code = OtpCode::generate(CodeLength::default());
         let new = self.new_verification(number, &code, now);
+        match store
+            .start(new, &self.keyring.number_key(number), POLICY, BUDGET, now)
+            .await
+            .unwrap()
+        {
+            StartOutcome::Created(v) => (v, code),
+            other => panic!("expected a new verification, got {other:?}"),
+        }
+    }
+
+    /// A verification opened on `channel`, and its code.
+    async fn open_on<S: VerificationStore>(
+        &self,
+        store: &S,
+        number: &PhoneNumber,
+        channel: Channel,
+        now: Timestamp,
+    ) -> (Verification, OtpCode) {
+        let code = OtpCode::generate(CodeLength::default());
+        let mut new = self.new_verification(number, &code, now);
+        new.verification.channel = channel;
         match store
             .start(new, &self.keyring.number_key(number), POLICY, BUDGET, now)
             .await
@@ -217,6 +240,11 @@ contract!(
     an_answer_takes_its_nonce_and_resolves_the_call_in_one_step,
     an_answer_for_an_unknown_call_still_takes_its_nonce,
     fifty_concurrent_answers_with_one_nonce_resolve_the_call_once,
+    a_whatsapp_verification_falls_back_to_sms_then_to_voice_each_once_with_the_same_code,
+    the_fallback_stops_once_a_message_is_read_or_the_sends_are_used_up,
+    an_sms_verification_falls_back_to_voice_alone_and_never_to_sms,
+    a_receipt_without_its_type_keeps_the_channel_of_the_message_it_names,
+    fifty_concurrent_fallback_claims_take_the_step_once,
 );
 
 const NONCE_TTL_MS: u64 = 600_000;
@@ -1486,4 +1514,233 @@ async fn a_factor_in_redis_expires_only_while_unverified_and_shows_neither_its_s
     let dropped =
         redis_store_with(&prefix, Keyring::new(&[SecretSlice::from(vec![8u8; 32])])).await;
     assert!(dropped.factor(&f.id, Owner::Any).await.unwrap().is_none());
+}
+
+fn whatsapp_delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
+    Delivery {
+        channel: Channel::WhatsApp,
+        ..delivery(id, status, at)
+    }
+}
+
+/// A WhatsApp verification whose message `w-1` is recorded with `status`.
+async fn whatsapp_sent<S: VerificationStore>(f: &Fixture, store: &S, status: &str) -> Verification {
+    let (v, _) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
+    store
+        .record_delivery(&v.id, whatsapp_delivery("w-1", status, at(1)), at(1))
+        .await
+        .unwrap();
+    v
+}
+
+/// The default fallback order, `sms,voice`.
+fn chain() -> FallbackChannels {
+    FallbackChannels::default()
+}
+
+/// What a claim gave: the channel and the verification after it, with the
+/// sealed code opened; or why it was skipped.
+async fn claim<S: VerificationStore>(
+    f: &Fixture,
+    store: &S,
+    v: &Verification,
+    trigger: FallbackTrigger,
+    max_sends: u32,
+    now: Timestamp,
+) -> Result<(Channel, Verification, String), FallbackSkip> {
+    match store
+        .claim_fallback(&v.id, chain(), trigger, max_sends, now)
+        .await
+        .unwrap()
+    {
+        FallbackClaim::Claimed {
+            verification,
+            sealed,
+            channel,
+        } => {
+            let code = f.keyring.open(&sealed, v.id.as_str()).unwrap();
+            Ok((channel, *verification, code.expose().to_owned()))
+        }
+        FallbackClaim::Skipped(skip) => Err(skip),
+        FallbackClaim::NotFound => panic!("the verification is there"),
+    }
+}
+
+async fn a_whatsapp_verification_falls_back_to_sms_then_to_voice_each_once_with_the_same_code<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let (v, code) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
+    let failed = FallbackTrigger::Failed;
+    let (channel, after, sealed) = claim(&f, store, &v, failed(Channel::WhatsApp), 5, at(2))
+        .await
+        .unwrap();
+    assert_eq!((channel, sealed.as_str()), (Channel::Sms, code.expose()));
+    assert_eq!(
+        (after.fallbacks.clone(), after.sends),
+        (vec![Channel::Sms], 2)
+    );
+    assert_eq!(after.last_sent_at, at(2));
+    assert_eq!(
+        claim(&f, store, &v, failed(Channel::WhatsApp), 5, at(3))
+            .await
+            .unwrap_err(),
+        FallbackSkip::AlreadyUsed,
+        "a second failure report of the WhatsApp message sends nothing more"
+    );
+    let (channel, after, sealed) = claim(&f, store, &v, FallbackTrigger::NoReceipt, 5, at(50))
+        .await
+        .unwrap();
+    assert_eq!((channel, sealed.as_str()), (Channel::Voice, code.expose()));
+    assert_eq!(after.sends, 3);
+    let read = store.get(&v.id, Owner::Any, at(51)).await.unwrap().unwrap();
+    assert_eq!(read.fallbacks, vec![Channel::Sms, Channel::Voice]);
+    for trigger in [FallbackTrigger::NoReceipt, failed(Channel::Sms)] {
+        assert_eq!(
+            claim(&f, store, &v, trigger, 5, at(60)).await.unwrap_err(),
+            FallbackSkip::AlreadyUsed
+        );
+    }
+}
+
+async fn the_fallback_stops_once_a_message_is_read_or_the_sends_are_used_up<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let v = whatsapp_sent(&f, store, "read").await;
+    assert_eq!(
+        claim(&f, store, &v, FallbackTrigger::NoReceipt, 5, at(45))
+            .await
+            .unwrap_err(),
+        FallbackSkip::Delivered
+    );
+
+    let (w, _) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
+    let (channel, ..) = claim(&f, store, &w, FallbackTrigger::NoReceipt, 2, at(45))
+        .await
+        .unwrap();
+    assert_eq!(channel, Channel::Sms);
+    assert_eq!(
+        claim(&f, store, &w, FallbackTrigger::NoReceipt, 2, at(90))
+            .await
+            .unwrap_err(),
+        FallbackSkip::SendLimit,
+        "MAX_SENDS bounds the chain"
+    );
+    let after = store.get(&w.id, Owner::Any, at(91)).await.unwrap().unwrap();
+    assert_eq!((after.sends, after.fallbacks), (2, vec![Channel::Sms]));
+}
+
+async fn an_sms_verification_falls_back_to_voice_alone_and_never_to_sms<S: VerificationStore>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let (v, _) = f.open(store, &number(), T0).await;
+    let (channel, ..) = claim(
+        &f,
+        store,
+        &v,
+        FallbackTrigger::Failed(Channel::Sms),
+        5,
+        at(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(channel, Channel::Voice);
+    assert_eq!(
+        claim(&f, store, &v, FallbackTrigger::NoReceipt, 5, at(50))
+            .await
+            .unwrap_err(),
+        FallbackSkip::AlreadyUsed
+    );
+    let (w, _) = f.open_on(store, &number(), Channel::Voice, T0).await;
+    assert_eq!(
+        claim(&f, store, &w, FallbackTrigger::NoReceipt, 5, at(50))
+            .await
+            .unwrap_err(),
+        FallbackSkip::AlreadyUsed,
+        "a call falls back to nothing"
+    );
+}
+
+async fn a_receipt_without_its_type_keeps_the_channel_of_the_message_it_names<
+    S: VerificationStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let v = whatsapp_sent(&f, store, "queued").await;
+    // A receipt read without `Type` comes in as an SMS report.
+    match store
+        .record_delivery(&v.id, delivery("w-1", "delivered", at(2)), at(2))
+        .await
+        .unwrap()
+    {
+        DeliveryUpdate::Applied(after) => {
+            assert_eq!(after.deliveries.len(), 1);
+            assert_eq!(after.deliveries[0].channel, Channel::WhatsApp);
+            assert_eq!(after.deliveries[0].status, "delivered");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn fifty_concurrent_fallback_claims_take_the_step_once<S: VerificationStore>(store: &S) {
+    let f = Fixture::new();
+    let (v, _) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
+    let claims = (0..50).map(|_| {
+        store.claim_fallback(
+            &v.id,
+            chain(),
+            FallbackTrigger::Failed(Channel::WhatsApp),
+            5,
+            at(2),
+        )
+    });
+    let claimed = futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .filter(|c| matches!(c, Ok(FallbackClaim::Claimed { .. })))
+        .count();
+    assert_eq!(claimed, 1);
+    let after = store.get(&v.id, Owner::Any, at(3)).await.unwrap().unwrap();
+    assert_eq!((after.sends, after.fallbacks), (2, vec![Channel::Sms]));
+}
+
+#[tokio::test]
+async fn a_record_whose_voice_fallback_an_older_version_claimed_falls_back_no_more() {
+    let prefix = crate::common::unique_prefix();
+    let store = redis_store_with(&prefix, store_keyring()).await;
+    let f = Fixture::with(store_keyring());
+    let (v, _) = f.open(&store, &number(), T0).await;
+    // The version before wrote `fallback` 1 once it had placed the call.
+    let mut conn = ::redis::Client::open(crate::common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = f.keyring.number_key(&v.to);
+    let record = format!("{prefix}:{{{}}}:v:{}", key.tag, v.id.as_str());
+    let _: () = ::redis::cmd("HSET")
+        .arg(&record)
+        .arg("fallback")
+        .arg("1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let read = store.get(&v.id, Owner::Any, at(1)).await.unwrap().unwrap();
+    assert_eq!(read.fallbacks, vec![Channel::Voice]);
+    for trigger in [
+        FallbackTrigger::NoReceipt,
+        FallbackTrigger::Failed(Channel::Sms),
+    ] {
+        assert_eq!(
+            claim(&f, &store, &v, trigger, 5, at(50)).await.unwrap_err(),
+            FallbackSkip::AlreadyUsed
+        );
+    }
 }

@@ -22,8 +22,8 @@ use super::{
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
-    CallRef, Delivery, Keyring, NumberKey, PhoneNumber, Status, Timestamp, Verification,
-    VerificationId,
+    CallRef, Delivery, FallbackChannels, FallbackTrigger, Keyring, NumberKey, PhoneNumber, Status,
+    Timestamp, Verification, VerificationId,
 };
 use keys::Keys;
 pub use persistence::Persistence;
@@ -559,6 +559,8 @@ impl VerificationStore for RedisStore {
     async fn claim_fallback(
         &self,
         id: &VerificationId,
+        channels: FallbackChannels,
+        trigger: FallbackTrigger,
         max_sends: u32,
         now: Timestamp,
     ) -> Result<FallbackClaim, StoreError> {
@@ -567,15 +569,21 @@ impl VerificationStore for RedisStore {
             .key(self.keys.record_key(id))
             .arg(now.as_millis())
             .arg(max_sends)
-            .arg(RETENTION);
+            .arg(RETENTION)
+            .arg(channels.to_list())
+            .arg(match trigger {
+                FallbackTrigger::Failed(channel) => channel.as_str(),
+                FallbackTrigger::NoReceipt => "",
+            });
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         Ok(match reply.text(0)?.as_str() {
             "claimed" => FallbackClaim::Claimed {
                 sealed: reply.text(1)?,
                 verification: Box::new(reply.verification(2, id)?),
+                channel: crate::store::parse_channel(&reply.text(3)?)?,
             },
             "skip" => FallbackClaim::Skipped(match reply.text(1)?.as_str() {
-                "already_called" => FallbackSkip::AlreadyCalled,
+                "already_used" => FallbackSkip::AlreadyUsed,
                 "delivered" => FallbackSkip::Delivered,
                 "send_limit" => FallbackSkip::SendLimit,
                 _ => FallbackSkip::NotPending,

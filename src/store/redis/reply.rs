@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::super::{StoreError, parse_channel};
 use crate::domain::{
-    ApplicationId, Delivery, Keyring, Locale, PhoneNumber, Status, Timestamp, Verification,
-    VerificationId,
+    ApplicationId, Channel, Delivery, Keyring, Locale, PhoneNumber, Status, Timestamp,
+    Verification, VerificationId,
 };
 
 #[derive(Serialize)]
@@ -130,7 +130,7 @@ pub(super) fn parse_view(
         sends: number(f, 8, "sends")?,
         last_sent_at: Timestamp::from_millis(number(f, 9, "last_sent_at")?),
         deliveries,
-        fallback_used: matches!(f.get(11), Some(Value::BulkString(b)) if b.as_slice() == b"1"),
+        fallbacks: fallbacks(f.get(11)),
         // Written by a version without applications, or by the default: the default's.
         application: match f.get(12) {
             Some(Value::BulkString(b)) => std::str::from_utf8(b)
@@ -140,6 +140,22 @@ pub(super) fn parse_view(
             _ => ApplicationId::default(),
         },
     })
+}
+
+/// The `fallback` field: the channels the fallback sent on ("sms,voice");
+/// `0` or none is none yet, and `1`, from versions with only the SMS→voice
+/// fallback, is the call. A word this version does not know is left out.
+fn fallbacks(field: Option<&Value>) -> Vec<Channel> {
+    let Some(Value::BulkString(b)) = field else {
+        return Vec::new();
+    };
+    match b.as_slice() {
+        b"1" => vec![Channel::Voice],
+        raw => String::from_utf8_lossy(raw)
+            .split(',')
+            .filter_map(|c| c.parse().ok())
+            .collect(),
+    }
 }
 
 pub(super) fn parse_id(s: &str) -> Result<VerificationId, StoreError> {

@@ -46,6 +46,8 @@ for i, d in ipairs(list) do
     if d.created_at ~= nil then
       incoming.created_at = d.created_at
     end
+    -- A receipt without its Type is of the message it names.
+    incoming.channel = d.channel
     list[i] = incoming
   end
 end
