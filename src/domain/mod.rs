@@ -71,7 +71,7 @@ pub use delivery::{CallOutcome, Delivery, DeliveryStatus, LOCAL_ID_PREFIX, UNKNO
 pub use factor::{Factor, FactorId, FactorStage, FactorStatus, FriendlyName, Identity};
 pub use keyring::{Keyring, NumberKey};
 pub use locale::Locale;
-pub use phone::PhoneNumber;
+pub use phone::{PhoneNumber, PhoneNumberError};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use totp::{TotpDigits, TotpSecret};
 pub use verification::{CallRef, Channel, Status, Verification, VerificationId};

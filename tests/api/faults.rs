@@ -259,6 +259,28 @@ async fn redis_killed_is_a_503_not_a_panic() {
     );
 }
 
+/// A check by number tells an invalid number before it asks the store, as
+/// it always did: with Redis gone, an invalid number is still a 400 and a
+/// valid one a 503.
+#[tokio::test]
+async fn with_redis_gone_a_check_by_an_invalid_number_is_still_a_400() {
+    let mut redis = RedisProcess::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let app = crate::common::spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", &url),
+        ("API_KEYS", API_KEY),
+        ("REDIS_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    redis.kill();
+    let invalid = app.check("+19995550100", "123456").await;
+    assert_eq!(invalid.status, 400, "{:?}", invalid.body);
+    assert_eq!(invalid.body["error"]["code"], "invalid_phone_number");
+    let valid = app.check(&random_number(), "123456").await;
+    assert_eq!(valid.status, 503, "{:?}", valid.body);
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_at_start_up_is_a_clear_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
