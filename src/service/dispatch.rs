@@ -53,23 +53,26 @@ impl Dispatcher {
             .send(v, code, dispatch, &app.wording, now)
             .await?;
         count_delivery(&delivery, app.id.to_string());
-        if let (Channel::Sms, Some(after), true) = (
-            channel,
-            app.policy.fallback_after,
-            app.policy.fallback_without_receipt,
-        ) {
-            schedule(
-                &self.store,
-                format!("{FALLBACK_JOB}{}", v.id),
-                now.plus(after),
-            )
-            .await;
-        }
-        match self
-            .store
-            .record_delivery(&v.id, delivery.clone(), now)
-            .await
-        {
+        let fallback = async {
+            if let (Channel::Sms, Some(after), true) = (
+                channel,
+                app.policy.fallback_after,
+                app.policy.fallback_without_receipt,
+            ) {
+                schedule(
+                    &self.store,
+                    format!("{FALLBACK_JOB}{}", v.id),
+                    now.plus(after),
+                )
+                .await;
+            }
+        };
+        // Independent writes: in one round trip.
+        let ((), recorded) = tokio::join!(
+            fallback,
+            self.store.record_delivery(&v.id, delivery.clone(), now)
+        );
+        match recorded {
             Ok(DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v)) => Ok(v),
             Ok(DeliveryUpdate::NotFound) => Ok(v.clone()),
             Err(e) => {

@@ -16,8 +16,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{
     CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
-    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
+    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, Hit,
+    JobStore, LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
     RETENTION_MS, ResolvedCall, SendBudget, StartOutcome, StoreError, VerificationStore,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
@@ -135,12 +135,10 @@ impl RedisStore {
                 (timeout * 3).as_millis()
             ))
         };
-        let conn = open(target, timeout)
-            .await
-            .map_err(|e| match e {
-                Opening::TimedOut => timed_out(),
-                Opening::Failed(e) => unavailable(e),
-            })?;
+        let conn = open(target, timeout).await.map_err(|e| match e {
+            Opening::TimedOut => timed_out(),
+            Opening::Failed(e) => unavailable(e),
+        })?;
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let store = Self {
             conn,
@@ -290,11 +288,13 @@ async fn open(target: &RedisTarget, timeout: Duration) -> Result<Connection, Ope
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout)
                 .set_number_of_retries(0);
-            let manager =
-                tokio::time::timeout(timeout * 3, ConnectionManager::new_with_config(client, config))
-                    .await
-                    .map_err(|_| Opening::TimedOut)?
-                    .map_err(Opening::Failed)?;
+            let manager = tokio::time::timeout(
+                timeout * 3,
+                ConnectionManager::new_with_config(client, config),
+            )
+            .await
+            .map_err(|_| Opening::TimedOut)?
+            .map_err(Opening::Failed)?;
             Ok(Connection::Single(manager))
         }
         RedisTarget::Cluster(seeds) => {
@@ -721,6 +721,30 @@ impl CounterStore for RedisStore {
         match self.run(invocation).await? {
             Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
             other => Err(StoreError::Corrupt(format!("hit said {other:?}"))),
+        }
+    }
+
+    async fn hit_in_order(&self, hits: &[Hit<'_>], now: Timestamp) -> Result<Vec<u64>, StoreError> {
+        // Each counter has a slot of its own: in a cluster they live apart.
+        if matches!(self.conn, Connection::Cluster(_)) {
+            return super::hit_in_turn(self, hits, now).await;
+        }
+        let mut invocation = self.scripts.hit_in_order.prepare_invoke();
+        for hit in hits {
+            invocation
+                .key(self.keys.counter(hit.name, hit.window_ms, now))
+                .arg(hit.window_ms.saturating_mul(2).max(1))
+                .arg(hit.max);
+        }
+        match self.run(invocation).await? {
+            Value::Array(counts) if counts.len() <= hits.len() => counts
+                .iter()
+                .map(|c| match c {
+                    Value::Int(n) => Ok(u64::try_from(*n).unwrap_or(0)),
+                    other => Err(StoreError::Corrupt(format!("hit_in_order said {other:?}"))),
+                })
+                .collect(),
+            other => Err(StoreError::Corrupt(format!("hit_in_order said {other:?}"))),
         }
     }
 }
