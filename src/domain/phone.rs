@@ -182,24 +182,40 @@ fn kind_of_parsed(parsed: &phonenumber::PhoneNumber) -> LineKind {
 #[derive(Debug, Default)]
 struct TrunkPrefixes {
     literals: Vec<&'static str>,
-    /// The plans' patterns, anchored at the start.
-    patterns: Vec<regex::Regex>,
-    /// A pattern that did not compile here: always assume a prefix.
-    unknown: bool,
+    /// The plans' patterns for parsing a national prefix.
+    sources: Vec<&'static str>,
+    /// Those patterns, anchored at the start, compiled when the calling
+    /// code is first asked about (`None`: one did not compile here, so a
+    /// prefix is always assumed).
+    patterns: OnceLock<Option<Vec<regex::Regex>>>,
 }
 
 impl TrunkPrefixes {
     fn could_strip(&self, national: &str) -> bool {
-        self.unknown
-            || self.literals.iter().any(|p| national.starts_with(p))
-            || self.patterns.iter().any(|re| re.is_match(national))
+        if self.literals.iter().any(|p| national.starts_with(p)) {
+            return true;
+        }
+        let patterns = self.patterns.get_or_init(|| {
+            self.sources
+                .iter()
+                .map(|source| {
+                    // With the options the crate compiles its own with.
+                    regex::RegexBuilder::new(&format!("^(?:{source})"))
+                        .ignore_whitespace(true)
+                        .build()
+                        .ok()
+                })
+                .collect()
+        });
+        patterns
+            .as_ref()
+            .is_none_or(|patterns| patterns.iter().any(|re| re.is_match(national)))
     }
 }
 
-/// Every calling code's [`TrunkPrefixes`], built once from the metadata
-/// (with the crate's regular expressions' options) into expressions of
-/// its own: the crate's own go through a cache of 100 shared by every
-/// plan, behind one lock.
+/// Every calling code's [`TrunkPrefixes`], read once from the metadata.
+/// Their patterns become expressions of this module's own: the crate's go
+/// through one cache of 100 for every plan's, behind one lock.
 fn trunk_prefixes() -> &'static std::collections::HashMap<u16, TrunkPrefixes> {
     static TABLE: OnceLock<std::collections::HashMap<u16, TrunkPrefixes>> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -211,17 +227,10 @@ fn trunk_prefixes() -> &'static std::collections::HashMap<u16, TrunkPrefixes> {
             {
                 entry.literals.push(prefix);
             }
-            if let Some(parsing) = meta.national_prefix_for_parsing() {
-                let anchored = format!("^(?:{})", parsing.as_str());
-                if entry.patterns.iter().all(|re| re.as_str() != anchored) {
-                    match regex::RegexBuilder::new(&anchored)
-                        .ignore_whitespace(true)
-                        .build()
-                    {
-                        Ok(re) => entry.patterns.push(re),
-                        Err(_) => entry.unknown = true,
-                    }
-                }
+            if let Some(parsing) = meta.national_prefix_for_parsing()
+                && !entry.sources.contains(&parsing.as_str())
+            {
+                entry.sources.push(parsing.as_str());
             }
         }
         table
