@@ -184,10 +184,10 @@ struct TrunkPrefixes {
     literals: Vec<&'static str>,
     /// The plans' patterns for parsing a national prefix.
     sources: Vec<&'static str>,
-    /// Those patterns, anchored at the start, compiled when the calling
-    /// code is first asked about (`None`: one did not compile here, so a
-    /// prefix is always assumed).
-    patterns: OnceLock<Option<Vec<regex::Regex>>>,
+    /// Those patterns as one expression, anchored at the start, compiled
+    /// when the calling code is first asked about (`None`: it did not
+    /// compile here, so a prefix is always assumed).
+    pattern: OnceLock<Option<regex::Regex>>,
 }
 
 impl TrunkPrefixes {
@@ -195,21 +195,23 @@ impl TrunkPrefixes {
         if self.literals.iter().any(|p| national.starts_with(p)) {
             return true;
         }
-        let patterns = self.patterns.get_or_init(|| {
-            self.sources
-                .iter()
-                .map(|source| {
-                    // With the options the crate compiles its own with.
-                    regex::RegexBuilder::new(&format!("^(?:{source})"))
-                        .ignore_whitespace(true)
-                        .build()
-                        .ok()
-                })
-                .collect()
+        if self.sources.is_empty() {
+            return false;
+        }
+        let pattern = self.pattern.get_or_init(|| {
+            let any: Vec<String> = self.sources.iter().map(|s| format!("(?:{s})")).collect();
+            // With the options the crate compiles its own with, but ASCII
+            // only: a national number here is ASCII digits, which `\d`
+            // matches either way, and the expression stays small (one that
+            // could match other text fails to compile, and then a prefix is
+            // always assumed).
+            regex::RegexBuilder::new(&format!("^(?:{})", any.join("|")))
+                .ignore_whitespace(true)
+                .unicode(false)
+                .build()
+                .ok()
         });
-        patterns
-            .as_ref()
-            .is_none_or(|patterns| patterns.iter().any(|re| re.is_match(national)))
+        pattern.as_ref().is_none_or(|re| re.is_match(national))
     }
 }
 
