@@ -50,10 +50,11 @@ impl CheckCode {
     /// A number as this server stores numbers ([`PhoneNumber::as_stored`])
     /// is looked up as written, before any parse: every stored number was
     /// validated when its verification started, and such a number parses
-    /// to itself, so what it finds is what the parse's number would find. Only a number that finds nothing (or meets a store error) is
-    /// parsed, so an invalid one is told apart from one with nothing
-    /// pending, exactly as when every number was parsed first; and one whose
-    /// parse writes it otherwise is looked up again as the parse wrote it.
+    /// to itself, so what it finds is what the parse's number would find.
+    /// Only a number that finds nothing (or meets a store error) is parsed,
+    /// so an invalid one is told apart from one with nothing pending,
+    /// exactly as when every number was parsed first; and one whose parse
+    /// writes it otherwise is looked up again as the parse wrote it.
     #[tracing::instrument(skip_all, fields(application = %app.id, verification.id = tracing::field::Empty))]
     pub async fn run(
         &self,
