@@ -35,7 +35,8 @@
 # Environment: DURATION (10), CONNECTIONS (32), THREADS (2, wrk's),
 # PRELOAD_FACTOR (1.1: verifications preloaded per /healthz request the
 # scenario could make; a check scenario that runs dry shows non-2xx answers),
-# FAKE_PLIVO_PORT (a free port: where the fake Plivo listens).
+# FAKE_PLIVO_PORT (a free port: where the fake Plivo listens), SERVER_BIN (a
+# server binary to measure instead of building this tree's).
 #
 # Plivo's 2fa-python-demo side by side (BENCHMARKS.md says how to start it):
 # with DEMO_URL (the demo's base URL), DEMO_REDIS_PORT (its Redis on
@@ -77,9 +78,16 @@ if [ -n "$PROFILE" ]; then
   mkdir -p "$PROFILE_DIR"
 fi
 
-say "building the server and the helper (release)"
-cargo build --release --quiet --bin plivo-2fa
-server_bin=$CARGO_TARGET_DIR/release/plivo-2fa
+if [ -n "${SERVER_BIN:-}" ]; then
+  # Another build of the server (an earlier commit's, kept aside), to compare
+  # two builds in runs back to back on the same machine.
+  server_bin=$(realpath "$SERVER_BIN")
+  say "using the server $server_bin; building the helper (release)"
+else
+  say "building the server and the helper (release)"
+  cargo build --release --quiet --bin plivo-2fa
+  server_bin=$CARGO_TARGET_DIR/release/plivo-2fa
+fi
 load_bin=$(cargo bench --bench load --no-run 2>&1 |
   sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
 case $load_bin in /*) ;; *) load_bin=$root/$load_bin ;; esac
@@ -385,7 +393,7 @@ of_evalsha() { echo "$(ratio "${rps[$1]}" "${rps[evalsha]}") of EVALSHA"; }
 check_rows=(check_right check_wrong check_right_num check_wrong_num check_none)
 
 echo
-echo "plivo-2fa load, $(date -u +%Y-%m-%d) at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'): $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
+echo "plivo-2fa load, $(date -u +%Y-%m-%d) at $(if [ -n "${SERVER_BIN:-}" ]; then echo "$SERVER_BIN"; else git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'; fi): $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
 echo
 echo "load average: $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (2 cores; the run itself keeps them busy)"
 echo

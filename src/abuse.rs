@@ -304,7 +304,17 @@ impl SendGuard {
         }
         let s = &self.settings;
         let windows = self.failure_windows();
-        let failures = self.store.failures(key, windows, now).await?;
+        let prefix = prefix_of(number);
+        // Both only read, so they go together; they are judged in order.
+        let block = async {
+            if self.is_safe(number) {
+                Ok(false)
+            } else {
+                self.store.flag_raised(&self.block_flag(&prefix)).await
+            }
+        };
+        let (failures, blocked) = tokio::join!(self.store.failures(key, windows, now), block);
+        let failures = failures?;
         let locked_until = |window_ms: u64| window_of("", window_ms, now).1;
         // When both hold, the later end is when a start may succeed again.
         let lock = [
@@ -322,8 +332,7 @@ impl SendGuard {
                 retry_after_ms: now.millis_until(until).max(1),
             }));
         }
-        let prefix = prefix_of(number);
-        if !self.is_safe(number) && self.store.flag_raised(&self.block_flag(&prefix)).await? {
+        if blocked? {
             return Ok(Err(Refusal::Limited {
                 code: "destination_blocked",
                 message: format!(
@@ -368,23 +377,21 @@ impl SendGuard {
                 "Too many requests with this API key; try again later.",
             ),
         ];
-        for (subject, scope, limit, code, message) in by_requester {
-            if let Some(subject) = subject
-                && let Err(r) = limited(
-                    code,
-                    message,
-                    self.limiter.hit(&self.scope(scope), subject, limit).await?,
-                )
-            {
-                return Ok(Err(r));
-            }
-        }
-        for (scope, subject, limit, code, message) in checks {
-            if let Err(r) = limited(
-                code,
-                message,
-                self.limiter.hit(&scope, subject, limit).await?,
-            ) {
+        // Counted in this order, and a refused one stops the counting.
+        let counted: Vec<_> = by_requester
+            .into_iter()
+            .filter_map(|(subject, scope, limit, code, message)| {
+                Some((self.scope(scope), subject?, limit, code, message))
+            })
+            .chain(checks)
+            .collect();
+        let hits: Vec<(&str, &str, Limit)> = counted
+            .iter()
+            .map(|(scope, subject, limit, _, _)| (scope.as_ref(), *subject, *limit))
+            .collect();
+        let decisions = self.limiter.hit_in_order(&hits).await?;
+        for ((_, _, _, code, message), decision) in counted.iter().zip(decisions) {
+            if let Err(r) = limited(code, message, decision) {
                 return Ok(Err(r));
             }
         }
@@ -398,13 +405,13 @@ impl SendGuard {
             return Ok(());
         }
         let prefix = prefix_of(number);
-        self.limiter
-            .add(&self.scope("started"), &prefix, self.bucket(), 1)
-            .await?;
         let (started_scope, approved_scope) = (self.scope("started"), self.scope("approved"));
+        // This start counted, and both estimates, in one go.
         let (started, approved) = tokio::join!(
-            self.estimate(&started_scope, &prefix),
-            self.estimate(&approved_scope, &prefix)
+            self.limiter
+                .add_and_weigh(&started_scope, &prefix, self.bucket(), 1),
+            self.limiter
+                .add_and_weigh(&approved_scope, &prefix, self.bucket(), 0)
         );
         let (started, approved) = (started?, approved?);
         let s = &self.settings;
@@ -449,15 +456,5 @@ impl SendGuard {
     /// ending now: a sliding window without a sorted set per prefix.
     fn bucket(&self) -> Duration {
         self.settings.pumping_window
-    }
-
-    async fn estimate(&self, what: &str, prefix: &str) -> Result<f64, StoreError> {
-        let window = self.bucket();
-        let (current, previous, elapsed) = self
-            .limiter
-            .current_and_previous(what, prefix, window)
-            .await?;
-        let weight = 1.0 - elapsed;
-        Ok(current as f64 + previous as f64 * weight)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{Clock, Timestamp};
-use crate::store::{CounterStore, Store, StoreError, window_of};
+use crate::store::{CounterStore, Hit, Store, StoreError, window_of};
 
 /// At most `max` hits per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,26 +76,59 @@ impl Limiter {
         Ok(Self::decide(count, limit, &name, now))
     }
 
-    /// This window's count, the previous window's, and how far into this
-    /// window `now` is (0 to 1).
-    pub async fn current_and_previous(
+    /// Counts one hit for each `(scope, subject, limit)` in turn, stopping
+    /// at the first that passes its limit, as calling [`Limiter::hit`] for
+    /// each until one refuses would, in one round trip where the store can:
+    /// the decisions made, in order (the last one refused, if any was).
+    pub async fn hit_in_order(
+        &self,
+        hits: &[(&str, &str, Limit)],
+    ) -> Result<Vec<Decision>, StoreError> {
+        let now = self.clock.now();
+        let names: Vec<String> = hits
+            .iter()
+            .map(|(scope, subject, _)| Self::name(scope, subject))
+            .collect();
+        let counters: Vec<Hit<'_>> = names
+            .iter()
+            .zip(hits)
+            .map(|(name, (_, _, limit))| Hit {
+                name,
+                window_ms: limit.window_ms(),
+                max: limit.max,
+            })
+            .collect();
+        let counts = self.store.hit_in_order(&counters, now).await?;
+        Ok(counts
+            .into_iter()
+            .zip(names.iter().zip(hits))
+            .map(|(count, (name, (_, _, limit)))| Self::decide(count, *limit, name, now))
+            .collect())
+    }
+
+    /// Adds `n` hits (0 to only read) to this window's count and weighs the
+    /// sliding window ending now: this window's count after adding, and the
+    /// previous window's weighted by how much of it the sliding window still
+    /// covers (a sliding window without a sorted set).
+    pub async fn add_and_weigh(
         &self,
         scope: &str,
         subject: &str,
         window: Duration,
-    ) -> Result<(u64, u64, f64), StoreError> {
+        n: u64,
+    ) -> Result<f64, StoreError> {
         let now = self.clock.now();
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
         let name = Self::name(scope, subject);
         let before =
             Timestamp::from_millis(now.as_millis() - i64::try_from(window_ms).unwrap_or(i64::MAX));
         let (current, previous) = tokio::join!(
-            self.store.count(&name, window_ms, now),
+            self.store.add(&name, window_ms, n, now),
             self.store.count(&name, window_ms, before),
         );
         let (_, end) = window_of(&name, window_ms, now);
         let left = now.millis_until(end) as f64 / window_ms as f64;
-        Ok((current?, previous?, 1.0 - left))
+        Ok(current? as f64 + previous? as f64 * left)
     }
 
     /// Adds `n` hits without deciding (events a later `peek` judges).
@@ -137,5 +170,39 @@ mod tests {
         assert!(limiter.hit("t", "b", limit).await.unwrap().is_allowed());
         clock.advance(Duration::from_secs(10));
         assert!(limiter.hit("t", "a", limit).await.unwrap().is_allowed());
+    }
+
+    #[tokio::test]
+    async fn hits_in_order_decide_as_hitting_each_in_turn_until_one_refuses() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
+        let limiter = Limiter::new(Store::Memory(MemoryStore::new()), clock.clone());
+        let (tight, loose) = (
+            Limit::new(1, Duration::from_secs(10)),
+            Limit::new(5, Duration::from_secs(10)),
+        );
+        let order = [
+            ("ip", "a", loose),
+            ("key", "a", tight),
+            ("global", "all", loose),
+        ];
+        let allowed = |count| Decision::Allowed { count };
+        assert_eq!(
+            limiter.hit_in_order(&order).await.unwrap(),
+            [allowed(1), allowed(1), allowed(1)]
+        );
+        assert_eq!(
+            limiter.hit_in_order(&order).await.unwrap(),
+            [
+                allowed(2),
+                Decision::Limited {
+                    retry_after_ms: 10_000
+                }
+            ]
+        );
+        // The refused request stopped before the global counter.
+        assert_eq!(
+            limiter.hit("global", "all", loose).await.unwrap(),
+            allowed(2)
+        );
     }
 }

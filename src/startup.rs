@@ -582,6 +582,9 @@ where
         .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         .disable_signals()
         .listen("plivo-2fa", listener, move || {
+            // Runs on each worker's thread: its Redis commands go on a
+            // connection of its own, driven on its own runtime.
+            crate::store::redis::use_own_connections();
             let gate = Arc::clone(&gate);
             let http = actix_http::HttpService::build()
                 .keep_alive(KEEP_ALIVE)

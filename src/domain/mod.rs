@@ -73,7 +73,7 @@ pub use factor::{Factor, FactorId, FactorStage, FactorStatus, FriendlyName, Iden
 pub use fallback::{FallbackChannels, FallbackTrigger};
 pub use keyring::{Keyring, NumberKey};
 pub use locale::Locale;
-pub use phone::PhoneNumber;
+pub use phone::{PhoneNumber, PhoneNumberError};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use totp::{TotpDigits, TotpSecret};
 pub use verification::{CallRef, Channel, Status, Verification, VerificationId};

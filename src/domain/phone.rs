@@ -176,6 +176,78 @@ fn kind_of_parsed(parsed: &phonenumber::PhoneNumber) -> LineKind {
     })
 }
 
+/// What a parse may read as a trunk prefix at the start of a national number
+/// under one calling code's plans: libphonenumber strips the national prefix
+/// only where it (or the plan's pattern for parsing it) is there.
+#[derive(Debug, Default)]
+struct TrunkPrefixes {
+    literals: Vec<&'static str>,
+    /// The plans' patterns for parsing a national prefix.
+    sources: Vec<&'static str>,
+    /// Those patterns as one expression, anchored at the start, compiled
+    /// when the calling code is first asked about (`None`: it did not
+    /// compile here, so a prefix is always assumed).
+    pattern: OnceLock<Option<regex::Regex>>,
+}
+
+impl TrunkPrefixes {
+    fn could_strip(&self, national: &str) -> bool {
+        if self.literals.iter().any(|p| national.starts_with(p)) {
+            return true;
+        }
+        if self.sources.is_empty() {
+            return false;
+        }
+        let pattern = self.pattern.get_or_init(|| {
+            let any: Vec<String> = self.sources.iter().map(|s| format!("(?:{s})")).collect();
+            // With the options the crate compiles its own with, but ASCII
+            // only: a national number here is ASCII digits, which `\d`
+            // matches either way, and the expression stays small (one that
+            // could match other text fails to compile, and then a prefix is
+            // always assumed).
+            regex::RegexBuilder::new(&format!("^(?:{})", any.join("|")))
+                .ignore_whitespace(true)
+                .unicode(false)
+                .build()
+                .ok()
+        });
+        pattern.as_ref().is_none_or(|re| re.is_match(national))
+    }
+}
+
+/// Every calling code's [`TrunkPrefixes`], read once from the metadata.
+/// Their patterns become expressions of this module's own: the crate's go
+/// through one cache of 100 for every plan's, behind one lock.
+fn trunk_prefixes() -> &'static std::collections::HashMap<u16, TrunkPrefixes> {
+    static TABLE: OnceLock<std::collections::HashMap<u16, TrunkPrefixes>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = std::collections::HashMap::<u16, TrunkPrefixes>::new();
+        for meta in DATABASE.iter() {
+            let entry = table.entry(meta.country_code()).or_default();
+            if let Some(prefix) = meta.national_prefix().filter(|p| !p.is_empty())
+                && !entry.literals.contains(&prefix)
+            {
+                entry.literals.push(prefix);
+            }
+            if let Some(parsing) = meta.national_prefix_for_parsing()
+                && !entry.sources.contains(&parsing.as_str())
+            {
+                entry.sources.push(parsing.as_str());
+            }
+        }
+        table
+    })
+}
+
+/// `+` and 7 to 15 digits, the first not 0: E.164's form, the only one accepted.
+fn in_e164_form(input: &str) -> bool {
+    input.strip_prefix('+').is_some_and(|digits| {
+        (MIN_DIGITS..=MAX_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
 fn region_of(e164: &str) -> Option<String> {
     let parsed = phonenumber::parse(None, e164).ok()?;
     if parsed.national().zeros() == 0 {
@@ -193,12 +265,7 @@ impl PhoneNumber {
     /// national prefixes) so that two spellings of one number cannot open two
     /// verifications.
     pub fn parse(input: &str) -> Result<Self, PhoneNumberError> {
-        let digits = input.strip_prefix('+').ok_or(PhoneNumberError::NotE164)?;
-        if digits.len() < MIN_DIGITS
-            || digits.len() > MAX_DIGITS
-            || !digits.bytes().all(|b| b.is_ascii_digit())
-            || digits.starts_with('0')
-        {
+        if !in_e164_form(input) {
             return Err(PhoneNumberError::NotE164);
         }
         let parsed = phonenumber::parse(None, input).map_err(|_| PhoneNumberError::Invalid)?;
@@ -226,6 +293,29 @@ impl PhoneNumber {
         Ok(Self {
             e164: parsed.format().mode(Mode::E164).to_string(),
             meta: Some(meta),
+        })
+    }
+
+    /// `input` as written, when it is in the form this server stores numbers
+    /// in and its parse could not write it otherwise: E.164's form, a calling
+    /// code libphonenumber knows, and nothing at the start of the national
+    /// number that a parse could read as a trunk prefix (and strip), under
+    /// any plan of that calling code. *Not validated*: only for finding a
+    /// number stored before. Every stored number was validated by
+    /// [`PhoneNumber::parse`], and such a number parses to itself, so what
+    /// it finds is what its parse would have found; one that finds nothing
+    /// must still be parsed to tell an invalid number from a valid one with
+    /// nothing stored.
+    pub fn as_stored(input: &str) -> Option<Self> {
+        if !in_e164_form(input) {
+            return None;
+        }
+        let code = calling_code(input)?;
+        let national = &input[1 + code.to_string().len()..];
+        let prefixes = trunk_prefixes().get(&code)?;
+        (!prefixes.could_strip(national)).then(|| Self {
+            e164: input.to_owned(),
+            meta: None,
         })
     }
 
@@ -339,6 +429,7 @@ impl PhoneNumber {
 /// ready without waiting for it and its first request rarely does.
 pub fn warm_up() {
     std::hint::black_box(PhoneNumber::parse("+14155550100").is_ok());
+    std::hint::black_box(trunk_prefixes().len());
 }
 
 /// The calling code an E.164 number starts with, found as libphonenumber finds
@@ -396,6 +487,100 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_number_is_taken_as_stored_only_in_e164_form_without_a_trunk_prefix() {
+        for stored in [
+            "+14155550100",
+            "+447400123456",
+            "+390212345678",
+            "+19999999999",
+        ] {
+            assert_eq!(
+                PhoneNumber::as_stored(stored).map(|n| n.e164),
+                Some(stored.to_owned()),
+                "{stored}"
+            );
+        }
+        for other in [
+            "",
+            "14155550100",
+            "+1 415 555 0100",
+            "+123",
+            "+04155550100",
+            "+1234567890123456",
+            // Trunk prefixes a parse strips: the UK's 0, NANP's 1.
+            "+4407400123456",
+            "+114155550100",
+        ] {
+            assert!(PhoneNumber::as_stored(other).is_none(), "{other:?}");
+        }
+    }
+
+    /// What lets a check by number look a number up as written: whatever a
+    /// start's parse stored, when taken as stored, parses again to itself. Every plan's example
+    /// numbers of every kind, with their last digit changed, a digit more or
+    /// less, and a trunk prefix written after the calling code (which the
+    /// parse strips, so the stored form differs from the input).
+    #[test]
+    fn a_parsed_numbers_e164_form_parses_to_itself() {
+        let mut checked = 0;
+        let mut rewritten = 0;
+        for meta in DATABASE.iter() {
+            let cc = meta.country_code();
+            let d = meta.descriptors();
+            let examples = [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(phonenumber::metadata::Descriptor::example);
+            for example in examples {
+                let mut nationals = vec![example.to_owned(), format!("{example}0")];
+                let (head, _) = example.split_at(example.len() - 1);
+                nationals.push(head.to_owned());
+                nationals.extend((0..10).map(|d| format!("{head}{d}")));
+                let prefixed: Vec<String> = [meta.national_prefix(), Some("0")]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|p| nationals.iter().map(move |n| format!("{p}{n}")))
+                    .collect();
+                for national in nationals.iter().chain(&prefixed) {
+                    let input = format!("+{cc}{national}");
+                    let Ok(n) = PhoneNumber::parse(&input) else {
+                        continue;
+                    };
+                    if PhoneNumber::as_stored(n.as_e164()).is_none() {
+                        // Parsed before it is looked up, as every number was.
+                        continue;
+                    }
+                    let again = PhoneNumber::parse(n.as_e164());
+                    assert_eq!(
+                        again.as_ref().map(PhoneNumber::as_e164),
+                        Ok(n.as_e164()),
+                        "{input} parsed as {}, which parses as {again:?}",
+                        n.as_e164()
+                    );
+                    checked += 1;
+                    if n.as_e164() != input {
+                        rewritten += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 5_000, "only {checked} numbers parsed");
+        assert!(rewritten > 0, "no input was rewritten by its parse");
     }
 
     #[test]

@@ -13,8 +13,10 @@ use crate::abuse::Requester;
 use crate::apps::App;
 use crate::delivery::AppHash;
 use crate::domain::verification::CheckResult;
-use crate::domain::{Channel, Locale, OtpCode, PhoneNumber, Status, Verification, VerificationId};
-use crate::service::{CheckBy, StartError, StartRequest as Start, Started};
+use crate::domain::{
+    Channel, Locale, OtpCode, PhoneNumber, PhoneNumberError, Status, Verification, VerificationId,
+};
+use crate::service::{CheckBy, CheckError, StartError, StartRequest as Start, Started};
 use crate::view::VerificationView;
 
 /// Longest accepted `locale` value.
@@ -69,8 +71,11 @@ fn respond(status: StatusCode, v: &Verification) -> HttpResponse {
 }
 
 fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw)
-        .map_err(|e| ApiError::bad_request("invalid_phone_number", format!("`to`: {e}.")))
+    PhoneNumber::parse(raw).map_err(|e| invalid_phone_number(&e))
+}
+
+fn invalid_phone_number(e: &PhoneNumberError) -> ApiError {
+    ApiError::bad_request("invalid_phone_number", format!("`to`: {e}."))
 }
 
 fn parse_channel(raw: Option<&str>) -> Result<Channel, ApiError> {
@@ -264,8 +269,9 @@ pub(crate) async fn check_verification(
     app: &App,
     body: CheckRequest,
 ) -> Result<Verification, ApiError> {
-    let target = match (body.to.as_deref(), body.id.as_deref()) {
-        (Some(to), None) => CheckBy::Number(parse_phone(to)?),
+    // The service parses the number only when it must (see `CheckCode::run`).
+    let target = match (body.to, body.id.as_deref()) {
+        (Some(to), None) => CheckBy::Number(to),
         (None, Some(id)) => CheckBy::Id(parse_id(id)?),
         _ => {
             return Err(ApiError::bad_request(
@@ -275,10 +281,26 @@ pub(crate) async fn check_verification(
         }
     };
     let policy = &app.policy;
-    let code = OtpCode::parse(&body.code, policy.code_length)
-        .map_err(|e| ApiError::bad_request("invalid_code", format!("`code`: {e}.")))?;
+    let code = match OtpCode::parse(&body.code, policy.code_length) {
+        Ok(code) => code,
+        Err(e) => {
+            // An invalid number is the first thing wrong, as it always was.
+            if let CheckBy::Number(to) = &target {
+                parse_phone(to)?;
+            }
+            return Err(ApiError::bad_request(
+                "invalid_code",
+                format!("`code`: {e}."),
+            ));
+        }
+    };
 
-    let Some((result, v)) = state.use_cases.check.run(app, target, &code).await? else {
+    let checked = state.use_cases.check.run(app, target, &code).await;
+    let Some((result, v)) = checked.map_err(|e| match e {
+        CheckError::Store(e) => ApiError::from(e),
+        CheckError::Number(e) => invalid_phone_number(&e),
+    })?
+    else {
         return Err(ApiError::not_found(
             "verification_not_found",
             "There is no pending verification for this number or id.",

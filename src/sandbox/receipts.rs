@@ -49,26 +49,29 @@ pub async fn send(
 ) {
     for (sequence, (status, error)) in script(&kind, &to).iter().enumerate() {
         tokio::time::sleep(STEP).await;
-        let params: Vec<(String, String)> = [
-            ("MessageUUID", uuid.as_str()),
-            ("Status", status),
-            ("ErrorCode", error),
-            ("From", from.trim_start_matches('+')),
-            ("To", to.trim_start_matches('+')),
-            ("Type", kind.as_str()),
-            ("Units", "1"),
-            ("TotalRate", "0.0050"),
-            ("TotalAmount", "0.0050"),
-            ("MessageTime", &now_text()),
-            ("ParentMessageUUID", uuid.as_str()),
-            ("PartInfo", "1 of 1"),
-            ("Sequence", &(sequence + 1).to_string()),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
         state.update_message(&uuid, status);
-        if let Err(e) = state.post_signed(&url, &params).await {
+        // Built once its turn comes: receipts waiting their turn stay small.
+        let params = || -> Vec<(String, String)> {
+            [
+                ("MessageUUID", uuid.as_str()),
+                ("Status", status),
+                ("ErrorCode", error),
+                ("From", from.trim_start_matches('+')),
+                ("To", to.trim_start_matches('+')),
+                ("Type", kind.as_str()),
+                ("Units", "1"),
+                ("TotalRate", "0.0050"),
+                ("TotalAmount", "0.0050"),
+                ("MessageTime", &now_text()),
+                ("ParentMessageUUID", uuid.as_str()),
+                ("PartInfo", "1 of 1"),
+                ("Sequence", &(sequence + 1).to_string()),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+        };
+        if let Err(e) = state.post_signed_when_due(&url, params).await {
             tracing::warn!(error = %e, "sandbox: status callback failed");
         }
     }

@@ -83,12 +83,20 @@ pub struct SandboxState {
     calls: Mutex<VecDeque<SandboxCall>>,
     /// For the simulator's own callbacks to the server.
     http: reqwest::Client,
+    /// At most [`MAX_CALLBACKS_IN_FLIGHT`] callbacks on their way at once.
+    in_flight: tokio::sync::Semaphore,
     /// The server's PUBLIC_BASE_URL without a trailing slash (PHLO callbacks).
     pub(super) public_base: String,
 }
 
 /// Records kept per list, so a long-running sandbox does not grow without bound.
 const MAX_RECORDS: usize = 1_000;
+
+/// Callbacks the simulator has on their way to the server at once; the rest
+/// wait their turn. Under a burst of sends, every callback at once would be
+/// a connection each (and its buffers, on both sides), past the server's
+/// per-address limit; in turn, they reuse a few.
+const MAX_CALLBACKS_IN_FLIGHT: usize = 32;
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -126,6 +134,7 @@ impl SandboxState {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
+            in_flight: tokio::sync::Semaphore::new(MAX_CALLBACKS_IN_FLIGHT),
         })
     }
 
@@ -157,6 +166,33 @@ impl SandboxState {
 
     /// POSTs a form to the server, V3-signed with the sandbox's auth token like Plivo does.
     pub(super) async fn post_signed(
+        &self,
+        url: &str,
+        params: &[(String, String)],
+    ) -> Result<String, String> {
+        let _turn = self.turn().await?;
+        self.post_signed_now(url, params).await
+    }
+
+    /// [`SandboxState::post_signed`] with the form built once its turn has
+    /// come, so a callback waiting its turn holds nothing but what builds it.
+    pub(super) async fn post_signed_when_due(
+        &self,
+        url: &str,
+        params: impl FnOnce() -> Vec<(String, String)>,
+    ) -> Result<String, String> {
+        let _turn = self.turn().await?;
+        // Boxed: the request's state is allocated only once it is sent.
+        Box::pin(self.post_signed_now(url, &params())).await
+    }
+
+    /// One of the [`MAX_CALLBACKS_IN_FLIGHT`] turns.
+    async fn turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
+        // Never closed, so a permit always comes.
+        self.in_flight.acquire().await.map_err(|e| e.to_string())
+    }
+
+    async fn post_signed_now(
         &self,
         url: &str,
         params: &[(String, String)],

@@ -80,14 +80,17 @@ impl Dispatcher {
             .send(v, code, dispatch, &app.wording, now)
             .await?;
         count_delivery(&delivery, app.id.to_string());
-        if let Some(due) = fallback_timer(app, v, channel, now) {
-            schedule(&self.store, format!("{FALLBACK_JOB}{}", v.id), due).await;
-        }
-        match self
-            .store
-            .record_delivery(&v.id, delivery.clone(), now)
-            .await
-        {
+        let fallback = async {
+            if let Some(due) = fallback_timer(app, v, channel, now) {
+                schedule(&self.store, format!("{FALLBACK_JOB}{}", v.id), due).await;
+            }
+        };
+        // Independent writes: in one round trip.
+        let ((), recorded) = tokio::join!(
+            fallback,
+            self.store.record_delivery(&v.id, delivery.clone(), now)
+        );
+        match recorded {
             Ok(DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v)) => Ok(v),
             Ok(DeliveryUpdate::NotFound) => Ok(v.clone()),
             Err(e) => {

@@ -15,7 +15,7 @@ mod receipts;
 mod start;
 mod voice;
 
-pub use check::{CheckBy, CheckCode};
+pub use check::{CheckBy, CheckCode, CheckError};
 pub use dispatch::Dispatcher;
 pub use factors::{CodeAnswer, FactorError, Factors};
 pub use fallback::{Expiry, Fallback, FallbackRun};

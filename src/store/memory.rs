@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{
     AttemptOutcome, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore,
     FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt, FactorCreated, FactorLimits, FactorStore,
-    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
+    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, Hit,
+    JobStore, LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
     RETENTION_MS, ResolvedCall, SENDS_COUNTER, SendBudget, StartOutcome, StoreError, StoredFactor,
     VerificationStore, window_of,
 };
@@ -528,6 +528,20 @@ impl CounterStore for MemoryStore {
         let mut inner = self.lock();
         inner.sweep(now);
         Ok(add(&mut inner.counters, name, window_ms, n, now).0)
+    }
+
+    async fn hit_in_order(&self, hits: &[Hit<'_>], now: Timestamp) -> Result<Vec<u64>, StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(now);
+        let mut counts = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let (count, _) = add(&mut inner.counters, hit.name, hit.window_ms, 1, now);
+            counts.push(count);
+            if count > hit.max {
+                break;
+            }
+        }
+        Ok(counts)
     }
 }
 

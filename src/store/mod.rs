@@ -346,6 +346,45 @@ pub trait CounterStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         self.add(name, window_ms, 0, now)
     }
+
+    /// Adds one hit to each counter in turn, as [`CounterStore::add`] would,
+    /// and stops after the first whose count passes its `max` (that hit is
+    /// counted, as every refused hit is): the counts of the counters hit, in
+    /// order. One atomic step where the store can (memory, a single Redis
+    /// node); in turn where the counters live apart (a Redis Cluster).
+    fn hit_in_order(
+        &self,
+        hits: &[Hit<'_>],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send {
+        hit_in_turn(self, hits, now)
+    }
+}
+
+/// One of the counters [`CounterStore::hit_in_order`] hits.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'a> {
+    pub name: &'a str,
+    pub window_ms: u64,
+    /// The most hits the window allows.
+    pub max: u64,
+}
+
+/// [`CounterStore::hit_in_order`], one counter after the other.
+async fn hit_in_turn<S: CounterStore + ?Sized>(
+    store: &S,
+    hits: &[Hit<'_>],
+    now: Timestamp,
+) -> Result<Vec<u64>, StoreError> {
+    let mut counts = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let count = store.add(hit.name, hit.window_ms, 1, now).await?;
+        counts.push(count);
+        if count > hit.max {
+            break;
+        }
+    }
+    Ok(counts)
 }
 
 /// The schedule of jobs every instance polls (fallbacks, expiries, events).
@@ -592,6 +631,7 @@ forward! {
     }
     CounterStore {
         fn add(&self, name: &str, window_ms: u64, n: u64, now: Timestamp) -> Result<u64, StoreError>;
+        fn hit_in_order(&self, hits: &[Hit<'_>], now: Timestamp) -> Result<Vec<u64>, StoreError>;
     }
     JobStore {
         fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError>;

@@ -380,7 +380,11 @@ async fn a_million_guesses_against_one_number_get_at_most_the_allowed_attempts()
         .unwrap();
         match use_cases
             .check
-            .run(&default, CheckBy::Number(number.clone()), &code)
+            .run(
+                &default,
+                CheckBy::Number(number.as_e164().to_owned()),
+                &code,
+            )
             .await
             .unwrap()
         {

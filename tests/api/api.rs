@@ -104,6 +104,78 @@ async fn every_answer_carries_twilios_valid_boolean_true_exactly_when_approved()
     assert_eq!(canceled.body["valid"], false);
 }
 
+/// A check by number looks a number in the form the server stores numbers
+/// up as written, and parses any other: a start given a UK mobile with its
+/// trunk prefix after the calling code (+44 0 7400…) stored it without (+44
+/// 7400…), and a check by either spelling reaches it and answers alike.
+#[tokio::test]
+async fn a_check_by_number_reaches_the_verification_by_either_spelling_its_start_accepted() {
+    let app = spawn_app(&[("ALLOWED_COUNTRIES", "*")]).await;
+    let to = format!("+447400{}", &random_number()[6..]);
+    let trunk = format!("+440{}", &to[3..]);
+    let started = app.start(&trunk, "sms").await;
+    assert_eq!(started.body["to"], to.as_str(), "{:?}", started.body);
+    let code = app.last_sms_code(&to).await;
+    let by_trunk = app.check(&trunk, &wrong(&code)).await;
+    let by_stored = app.check(&to, &wrong(&code)).await;
+    assert_eq!((by_trunk.status, by_stored.status), (200, 200));
+    let mut expected = by_trunk.body.clone();
+    expected["attempts_remaining"] =
+        json!(by_trunk.body["attempts_remaining"].as_u64().unwrap() - 1);
+    assert_eq!(by_stored.body, expected);
+    let approved = app.check(&trunk, &code).await;
+    assert_eq!(approved.body["status"], "approved", "{:?}", approved.body);
+    assert_eq!(approved.body["to"], to.as_str());
+}
+
+/// The answers a check by number gave when every number was parsed first:
+/// an invalid number, in E.164's form or not, is a 400 before anything
+/// else (an invalid code too), and a valid one with nothing pending a 404.
+#[tokio::test]
+async fn a_check_by_number_tells_an_invalid_number_from_one_with_nothing_pending() {
+    let app = spawn_app(&[]).await;
+    let error = |r: &crate::common::Reply| {
+        (
+            r.status,
+            r.body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    let invalid = (
+        400,
+        "invalid_phone_number".to_owned(),
+        "`to`: this is not a valid phone number in any numbering plan.".to_owned(),
+    );
+    let not_e164 = (
+        400,
+        "invalid_phone_number".to_owned(),
+        "`to`: phone numbers must be in E.164 format, such as +14155550100.".to_owned(),
+    );
+    assert_eq!(error(&app.check("+19995550100", "123456").await), invalid);
+    assert_eq!(error(&app.check("+19995550100", "12").await), invalid);
+    assert_eq!(
+        error(&app.check("+1 415 555 0100", "123456").await),
+        not_e164
+    );
+    assert_eq!(error(&app.check("+1 415 555 0100", "12").await), not_e164);
+    let nothing = random_number();
+    assert_eq!(
+        error(&app.check(&nothing, "123456").await),
+        (
+            404,
+            "verification_not_found".to_owned(),
+            "There is no pending verification for this number or id.".to_owned()
+        )
+    );
+    assert_eq!(error(&app.check(&nothing, "12").await).1, "invalid_code");
+}
+
 #[tokio::test]
 async fn a_check_by_id_works_like_a_check_by_number() {
     let app = spawn_app(&[]).await;

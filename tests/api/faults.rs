@@ -236,8 +236,8 @@ async fn redis_hanging_or_gone_is_a_quick_503_and_the_server_recovers() {
     assert_eq!(app.check(&to, &code).await.body["status"], "approved");
 }
 
-#[tokio::test]
-async fn redis_killed_is_a_503_not_a_panic() {
+/// A sandbox server whose Redis has been killed (kept, so it stays dead).
+async fn app_with_redis_killed() -> (TestApp, RedisProcess) {
     let mut redis = RedisProcess::start();
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let app = crate::common::spawn_with(&[
@@ -248,6 +248,12 @@ async fn redis_killed_is_a_503_not_a_panic() {
     ])
     .await;
     redis.kill();
+    (app, redis)
+}
+
+#[tokio::test]
+async fn redis_killed_is_a_503_not_a_panic() {
+    let (app, _redis) = app_with_redis_killed().await;
     for _ in 0..3 {
         let r = app.start(&random_number(), "sms").await;
         assert_eq!(r.status, 503, "{:?}", r.body);
@@ -257,6 +263,19 @@ async fn redis_killed_is_a_503_not_a_panic() {
         app.sandbox_messages().await.is_empty(),
         "nothing was sent without a record"
     );
+}
+
+/// A check by number tells an invalid number before it asks the store, as
+/// it always did: with Redis gone, an invalid number is still a 400 and a
+/// valid one a 503.
+#[tokio::test]
+async fn with_redis_gone_a_check_by_an_invalid_number_is_still_a_400() {
+    let (app, _redis) = app_with_redis_killed().await;
+    let invalid = app.check("+19995550100", "123456").await;
+    assert_eq!(invalid.status, 400, "{:?}", invalid.body);
+    assert_eq!(invalid.body["error"]["code"], "invalid_phone_number");
+    let valid = app.check(&random_number(), "123456").await;
+    assert_eq!(valid.status, 503, "{:?}", valid.body);
 }
 
 #[tokio::test]

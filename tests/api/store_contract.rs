@@ -17,9 +17,9 @@ use plivo_2fa::domain::{
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
-    AttemptOutcome, CallStore, CheckTarget, DeliveryUpdate, FactorAttempt, FactorCreated,
-    FactorLimits, FactorStore, FailureWindows, Failures, FallbackClaim, Finish, MemoryStore,
-    NewVerification, Nonce, Owner, RedisStore, SendBudget, StartOutcome, StoredFactor,
+    AttemptOutcome, CallStore, CheckTarget, CounterStore, DeliveryUpdate, FactorAttempt,
+    FactorCreated, FactorLimits, FactorStore, FailureWindows, Failures, FallbackClaim, Finish, Hit,
+    MemoryStore, NewVerification, Nonce, Owner, RedisStore, SendBudget, StartOutcome, StoredFactor,
     VerificationStore,
 };
 use secrecy::SecretSlice;
@@ -245,6 +245,8 @@ contract!(
     an_sms_verification_falls_back_to_voice_alone_and_never_to_sms,
     a_receipt_without_its_type_keeps_the_channel_of_the_message_it_names,
     fifty_concurrent_fallback_claims_take_the_step_once,
+    hits_in_order_count_each_counter_and_stop_after_the_first_over_its_limit,
+    hits_in_order_count_as_adding_one_to_each_would,
 );
 
 const NONCE_TTL_MS: u64 = 600_000;
@@ -1743,4 +1745,45 @@ async fn a_record_whose_voice_fallback_an_older_version_claimed_falls_back_no_mo
             FallbackSkip::AlreadyUsed
         );
     }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+fn hits<'a>(limits: &[(&'a str, u64)]) -> Vec<Hit<'a>> {
+    limits
+        .iter()
+        .map(|&(name, max)| Hit {
+            name,
+            window_ms: HOUR_MS,
+            max,
+        })
+        .collect()
+}
+
+async fn hits_in_order_count_each_counter_and_stop_after_the_first_over_its_limit<
+    S: CounterStore,
+>(
+    store: &S,
+) {
+    let order = hits(&[("ip:a", 2), ("key:a", 1), ("global:a", 5)]);
+    assert_eq!(store.hit_in_order(&order, at(0)).await.unwrap(), [1, 1, 1]);
+    // The second passes the key's limit: counted, and the global is not.
+    assert_eq!(store.hit_in_order(&order, at(1)).await.unwrap(), [2, 2]);
+    // The third passes the address's: nothing after it is counted.
+    assert_eq!(store.hit_in_order(&order, at(2)).await.unwrap(), [3]);
+    assert_eq!(store.count("ip:a", HOUR_MS, at(3)).await.unwrap(), 3);
+    assert_eq!(store.count("key:a", HOUR_MS, at(3)).await.unwrap(), 2);
+    assert_eq!(store.count("global:a", HOUR_MS, at(3)).await.unwrap(), 1);
+    // The next window starts every counter afresh.
+    let next = T0.plus(Duration::from_millis(HOUR_MS));
+    assert_eq!(store.hit_in_order(&order, next).await.unwrap(), [1, 1, 1]);
+    assert!(store.hit_in_order(&[], at(4)).await.unwrap().is_empty());
+}
+
+async fn hits_in_order_count_as_adding_one_to_each_would<S: CounterStore>(store: &S) {
+    store.add("country:b", HOUR_MS, 7, at(0)).await.unwrap();
+    let order = hits(&[("api:b", 100), ("country:b", 100)]);
+    assert_eq!(store.hit_in_order(&order, at(1)).await.unwrap(), [1, 8]);
+    assert_eq!(store.add("api:b", HOUR_MS, 1, at(2)).await.unwrap(), 2);
+    assert_eq!(store.add("country:b", HOUR_MS, 0, at(2)).await.unwrap(), 8);
 }

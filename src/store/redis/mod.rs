@@ -16,8 +16,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{
     CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
-    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, JobStore,
-    LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
+    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, Hit,
+    JobStore, LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
     RETENTION_MS, ResolvedCall, SendBudget, StartOutcome, StoreError, VerificationStore,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
@@ -26,6 +26,7 @@ use crate::domain::{
     Timestamp, Verification, VerificationId,
 };
 use keys::Keys;
+pub use local::use_own_connections;
 pub use persistence::Persistence;
 use persistence::{collect_text, persistent_by_info};
 use reply::{MAX_PLAIN_NUMBER, Reply, StoredDelivery, VIEW_FIELDS, parse_id, parse_view};
@@ -34,6 +35,7 @@ pub use target::RedisTarget;
 
 mod factors;
 pub mod keys;
+mod local;
 mod persistence;
 mod reply;
 mod scripts;
@@ -44,7 +46,7 @@ pub const DEFAULT_KEY_PREFIX: &str = "p2fa";
 /// One connection for the whole process: a single node's connection manager
 /// (multiplexed, reconnects by itself) or a cluster connection.
 #[derive(Clone)]
-enum Connection {
+pub(super) enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -79,7 +81,13 @@ impl ConnectionLike for Connection {
 
 #[derive(Clone)]
 pub struct RedisStore {
+    /// The shared connection; threads that ask for one also open their own
+    /// (see [`local`]).
     conn: Connection,
+    /// Tells this store's connections of each thread apart from other stores'.
+    id: u64,
+    /// Where Redis is, to open those.
+    target: std::sync::Arc<RedisTarget>,
     scripts: std::sync::Arc<Scripts>,
     /// Seals and opens the number of each verification at rest.
     keyring: std::sync::Arc<Keyring>,
@@ -127,42 +135,15 @@ impl RedisStore {
                 (timeout * 3).as_millis()
             ))
         };
-        let conn = match target {
-            RedisTarget::Single(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(timeout)
-                    .set_response_timeout(timeout)
-                    .set_number_of_retries(0);
-                let manager = tokio::time::timeout(
-                    timeout * 3,
-                    ConnectionManager::new_with_config(client, config),
-                )
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(unavailable)?;
-                Connection::Single(manager)
-            }
-            RedisTarget::Cluster(seeds) => {
-                // The cluster client reconnects on demand already: each new
-                // request tries at once, and recovers within milliseconds of
-                // the cluster serving again (tests/api/faults.rs). A restarted
-                // master itself refuses writes for its first two seconds
-                // (Redis's CLUSTER_WRITABLE_DELAY); no client setting helps there.
-                let client = redis::cluster::ClusterClient::builder(seeds.clone())
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .build()
-                    .map_err(unavailable)?;
-                let conn = tokio::time::timeout(timeout * 3, client.get_async_connection())
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(unavailable)?;
-                Connection::Cluster(conn)
-            }
-        };
+        let conn = open(target, timeout).await.map_err(|e| match e {
+            Opening::TimedOut => timed_out(),
+            Opening::Failed(e) => unavailable(e),
+        })?;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let store = Self {
             conn,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            target: std::sync::Arc::new(target.clone()),
             scripts: std::sync::Arc::new(Scripts::load()),
             keyring,
             keys: Keys::new(prefix),
@@ -176,9 +157,19 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// The connection for this thread: its own when it has one open, else
+    /// the shared one.
+    fn conn(&self) -> Connection {
+        local::connection(self.id, || {
+            let (target, timeout) = (std::sync::Arc::clone(&self.target), self.timeout);
+            async move { open(&target, timeout).await.ok() }
+        })
+        .unwrap_or_else(|| self.conn.clone())
+    }
+
     /// Runs one command with the store's timeout.
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
             Err(_) => Err(StoreError::Timeout),
             Ok(Err(e)) => Err(failure(&self.location, self.timeout, &e)),
@@ -187,7 +178,7 @@ impl RedisStore {
     }
 
     async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         match tokio::time::timeout(self.timeout, invocation.invoke_async::<Value>(&mut conn)).await
         {
             Err(_) => Err(StoreError::Timeout),
@@ -240,7 +231,7 @@ impl RedisStore {
 
     /// Deletes every key under this store's prefix on a single node (tests only).
     pub async fn flush_prefix(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let pattern = format!("{}:*", self.keys.prefix());
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(&pattern)
@@ -278,6 +269,52 @@ async fn resolve(target: &RedisTarget, timeout: Duration) -> Result<(), StoreErr
         }
     }
     Ok(())
+}
+
+/// Why a connection could not be opened.
+enum Opening {
+    TimedOut,
+    Failed(redis::RedisError),
+}
+
+/// Opens a connection: a single node's connection manager (multiplexed,
+/// reconnecting by itself on demand) or a cluster connection, its driver
+/// spawned on the current runtime.
+async fn open(target: &RedisTarget, timeout: Duration) -> Result<Connection, Opening> {
+    match target {
+        RedisTarget::Single(url) => {
+            let client = redis::Client::open(url.as_str()).map_err(Opening::Failed)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout)
+                .set_number_of_retries(0);
+            let manager = tokio::time::timeout(
+                timeout * 3,
+                ConnectionManager::new_with_config(client, config),
+            )
+            .await
+            .map_err(|_| Opening::TimedOut)?
+            .map_err(Opening::Failed)?;
+            Ok(Connection::Single(manager))
+        }
+        RedisTarget::Cluster(seeds) => {
+            // The cluster client reconnects on demand already: each new
+            // request tries at once, and recovers within milliseconds of
+            // the cluster serving again (tests/api/faults.rs). A restarted
+            // master itself refuses writes for its first two seconds
+            // (Redis's CLUSTER_WRITABLE_DELAY); no client setting helps there.
+            let client = redis::cluster::ClusterClient::builder(seeds.clone())
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()
+                .map_err(Opening::Failed)?;
+            let conn = tokio::time::timeout(timeout * 3, client.get_async_connection())
+                .await
+                .map_err(|_| Opening::TimedOut)?
+                .map_err(Opening::Failed)?;
+            Ok(Connection::Cluster(conn))
+        }
+    }
 }
 
 /// Why a connection to Redis at `location` failed: refused, timed out, or
@@ -694,6 +731,30 @@ impl CounterStore for RedisStore {
             other => Err(StoreError::Corrupt(format!("hit said {other:?}"))),
         }
     }
+
+    async fn hit_in_order(&self, hits: &[Hit<'_>], now: Timestamp) -> Result<Vec<u64>, StoreError> {
+        // Each counter has a slot of its own: in a cluster they live apart.
+        if matches!(self.conn, Connection::Cluster(_)) {
+            return super::hit_in_turn(self, hits, now).await;
+        }
+        let mut invocation = self.scripts.hit_in_order.prepare_invoke();
+        for hit in hits {
+            invocation
+                .key(self.keys.counter(hit.name, hit.window_ms, now))
+                .arg(hit.window_ms.saturating_mul(2).max(1))
+                .arg(hit.max);
+        }
+        match self.run(invocation).await? {
+            Value::Array(counts) if counts.len() <= hits.len() => counts
+                .iter()
+                .map(|c| match c {
+                    Value::Int(n) => Ok(u64::try_from(*n).unwrap_or(0)),
+                    other => Err(StoreError::Corrupt(format!("hit_in_order said {other:?}"))),
+                })
+                .collect(),
+            other => Err(StoreError::Corrupt(format!("hit_in_order said {other:?}"))),
+        }
+    }
 }
 
 impl JobStore for RedisStore {
@@ -716,7 +777,7 @@ impl JobStore for RedisStore {
             .arg(now.as_millis())
             .arg(lease_end.as_millis())
             .arg(max);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         match tokio::time::timeout(
             self.timeout,
             invocation.invoke_async::<Vec<String>>(&mut conn),
