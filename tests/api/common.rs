@@ -366,6 +366,17 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no {digits}-digit code in {call}"))
     }
 
+    /// Moves the clock to a second before `wait` is over and finds no call
+    /// placed (`before` says whose wait), then past it and waits (bounded)
+    /// for verification `id`'s completed fallback call, which it returns.
+    pub async fn fallback_call_after(&self, id: &str, wait: Duration, before: &str) -> Value {
+        self.advance(wait - Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(self.sandbox_calls().await.is_empty(), "{before}");
+        self.advance(Duration::from_secs(1));
+        self.wait_for_completed_call(id).await
+    }
+
     /// Waits (bounded) until verification `id` has a completed voice delivery
     /// (a call, or the fallback call after an SMS), and returns it.
     pub async fn wait_for_completed_call(&self, id: &str) -> Value {
@@ -609,4 +620,16 @@ impl Drop for RedisProcess {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A verification's deliveries, as its JSON view lists them.
+pub fn deliveries(v: &Value) -> Vec<Value> {
+    v["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+/// Whether the verification has a delivery on `channel` with `status`.
+pub fn has(v: &Value, channel: &str, status: &str) -> bool {
+    deliveries(v)
+        .iter()
+        .any(|d| d["channel"] == channel && d["status"] == status)
 }

@@ -3,23 +3,13 @@
 
 use std::time::Duration;
 
-use crate::common::{API_KEY, OTP_SECRET, TestApp, random_number, spawn_app};
+use crate::common::{API_KEY, OTP_SECRET, TestApp, deliveries, has, random_number, spawn_app};
 use plivo_2fa::sandbox::numbers;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const FAST_JOBS: (&str, &str) = ("SCHEDULER_POLL_MS", "20");
-
-fn deliveries(v: &Value) -> Vec<Value> {
-    v["deliveries"].as_array().cloned().unwrap_or_default()
-}
-
-fn has(v: &Value, channel: &str, status: &str) -> bool {
-    deliveries(v)
-        .iter()
-        .any(|d| d["channel"] == channel && d["status"] == status)
-}
 
 #[tokio::test]
 async fn receipts_move_an_sms_to_delivered_and_no_call_follows() {
@@ -117,14 +107,9 @@ async fn an_sms_without_a_receipt_falls_back_after_the_timeout() {
         .as_str()
         .unwrap()
         .to_owned();
-    app.advance(Duration::from_secs(44));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        app.sandbox_calls().await.is_empty(),
-        "not before the timeout"
-    );
-    app.advance(Duration::from_secs(1));
-    let v = app.wait_for(&id, |v| has(v, "voice", "completed")).await;
+    let v = app
+        .fallback_call_after(&id, Duration::from_secs(45), "not before the timeout")
+        .await;
     assert_eq!(v["status"], "pending");
     assert_eq!(app.sandbox_calls().await.len(), 1);
 }

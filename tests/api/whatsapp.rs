@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::common::{API_KEY, TestApp, code_in, random_number, spawn_app};
+use crate::common::{API_KEY, TestApp, code_in, deliveries, has, random_number, spawn_app};
 use crate::faults::{AUTH_ID, AUTH_TOKEN, try_live_app};
 use plivo_2fa::sandbox::numbers;
 use serde_json::{Value, json};
@@ -51,16 +51,6 @@ async fn plivo_accepting_messages() -> MockServer {
         .mount(&plivo)
         .await;
     plivo
-}
-
-fn deliveries(v: &Value) -> Vec<Value> {
-    v["deliveries"].as_array().cloned().unwrap_or_default()
-}
-
-fn has(v: &Value, channel: &str, status: &str) -> bool {
-    deliveries(v)
-        .iter()
-        .any(|d| d["channel"] == channel && d["status"] == status)
 }
 
 async fn start_id(app: &TestApp, to: &str, channel: &str) -> String {
@@ -328,14 +318,9 @@ async fn a_whatsapp_message_without_a_receipt_falls_back_to_sms_after_fallback_a
         template_code(&sent[0])
     );
     // The SMS gets no receipt either: its own wait, then the call.
-    app.advance(Duration::from_secs(44));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        app.sandbox_calls().await.is_empty(),
-        "not before the SMS's timeout"
-    );
-    app.advance(Duration::from_secs(1));
-    let v = app.wait_for(&id, |v| has(v, "voice", "completed")).await;
+    let v = app
+        .fallback_call_after(&id, Duration::from_secs(45), "not before the SMS's timeout")
+        .await;
     assert_eq!(v["status"], "pending");
     assert_eq!(app.sandbox_calls().await.len(), 1);
     assert_eq!(messages_to(&app, to).await.len(), 2);
