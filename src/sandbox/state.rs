@@ -83,8 +83,9 @@ pub struct SandboxState {
     calls: Mutex<VecDeque<SandboxCall>>,
     /// For the simulator's own callbacks to the server.
     http: reqwest::Client,
-    /// At most [`MAX_CALLBACKS_IN_FLIGHT`] callbacks on their way at once.
-    in_flight: tokio::sync::Semaphore,
+    /// At most [`MAX_CALLBACKS_IN_FLIGHT`] callbacks on their way at once,
+    /// and [`MAX_CALLBACKS_WAITING`] waiting their turn.
+    turns: Turns,
     /// The server's PUBLIC_BASE_URL without a trailing slash (PHLO callbacks).
     pub(super) public_base: String,
 }
@@ -97,6 +98,54 @@ const MAX_RECORDS: usize = 1_000;
 /// a connection each (and its buffers, on both sides), past the server's
 /// per-address limit; in turn, they reuse a few.
 const MAX_CALLBACKS_IN_FLIGHT: usize = 32;
+
+/// Callbacks waiting their turn at most: past it a callback is dropped (and
+/// logged), as a receipt can be lost on the way from Plivo, so a burst of
+/// sends cannot make the simulator hold callbacks without bound.
+const MAX_CALLBACKS_WAITING: usize = 4_096;
+
+/// Turns to send a callback: `in_flight` at once, `max_waiting` in line.
+#[derive(Debug)]
+struct Turns {
+    in_flight: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+impl Turns {
+    fn new(in_flight: usize, max_waiting: usize) -> Self {
+        Self {
+            in_flight: tokio::sync::Semaphore::new(in_flight),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting,
+        }
+    }
+
+    /// A turn, once one is free; an error when the line is full.
+    async fn take(&self) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
+        use std::sync::atomic::Ordering;
+        if let Ok(permit) = self.in_flight.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!(
+                "{} callbacks are already waiting their turn; this one is dropped",
+                self.max_waiting
+            ));
+        }
+        // Out of the line however the wait ends (a permit, or the task dropped).
+        struct InLine<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InLine<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _in_line = InLine(&self.waiting);
+        // Never closed, so a permit always comes.
+        self.in_flight.acquire().await.map_err(|e| e.to_string())
+    }
+}
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -134,7 +183,7 @@ impl SandboxState {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
-            in_flight: tokio::sync::Semaphore::new(MAX_CALLBACKS_IN_FLIGHT),
+            turns: Turns::new(MAX_CALLBACKS_IN_FLIGHT, MAX_CALLBACKS_WAITING),
         })
     }
 
@@ -188,8 +237,7 @@ impl SandboxState {
 
     /// One of the [`MAX_CALLBACKS_IN_FLIGHT`] turns.
     async fn turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
-        // Never closed, so a permit always comes.
-        self.in_flight.acquire().await.map_err(|e| e.to_string())
+        self.turns.take().await
     }
 
     async fn post_signed_now(
@@ -261,4 +309,36 @@ pub(crate) fn now_text() -> String {
         now.minute(),
         now.second()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Turns;
+
+    #[tokio::test]
+    async fn callbacks_past_the_line_are_refused_and_the_line_moves_on() {
+        let turns = std::sync::Arc::new(Turns::new(1, 2));
+        let first = turns.take().await.unwrap();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let turns = turns.clone();
+                tokio::spawn(async move { turns.take().await.map(drop) })
+            })
+            .collect();
+        while turns.waiting.load(std::sync::atomic::Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        let refused = turns.take().await.unwrap_err();
+        assert!(
+            refused.contains("2 callbacks are already waiting"),
+            "{refused}"
+        );
+        drop(first);
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        // The line is empty again: a new callback gets its turn.
+        assert!(turns.take().await.is_ok());
+        assert_eq!(turns.waiting.load(std::sync::atomic::Ordering::Acquire), 0);
+    }
 }
