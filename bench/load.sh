@@ -170,7 +170,7 @@ tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
 # wrk_run NAME "SERVER_PIDS" URL SCRIPT [args…]: runs one scenario; records its
 # RESULT line and the CPU the server (all of SERVER_PIDS), Redis and the fake
 # Plivo spent per request.
-declare -A rps p50 p99 non2xx requests server_us redis_us fake_us
+declare -A rps p50 p99 non2xx requests server_us redis_us fake_us rss_after
 wrk_run() {
   local name=$1 server_pids=$2 url=$3 script=$4; shift 4
   cat "$root/bench/wrk/common.lua" "$root/bench/wrk/$script" >"$work/$name.lua"
@@ -202,6 +202,8 @@ wrk_run() {
       requests=*) requests[$name]=${field#requests=} ;;
     esac
   done
+  # The peak RSS so far of the server's first process: which scenario raised it.
+  rss_after[$name]=$(peak_rss_mib "${server_pids%% *}")
   server_us[$name]=$(( (server1 - server0) * tick_us / requests[$name] ))
   redis_us[$name]=$(( (redis1 - redis0) * tick_us / requests[$name] ))
   fake_us[$name]=$(( (fake1 - fake0) * tick_us / requests[$name] ))
@@ -229,6 +231,7 @@ first_check_ms() { # base URL
     -d '{"to": "+14155999999", "code": "123456"}' | awk '{ printf "%.1f", $1 * 1000 }'
 }
 first_ms=$(first_check_ms "$main_url")
+rss_after[ready]=$(peak_rss_mib "$main_pid")
 
 wrk_run healthz "$main_pid" "$main_url/healthz" static.lua
 
@@ -423,6 +426,7 @@ echo "fake Plivo CPU µs/req: start (live) ${fake_us[start_live]}$([ -n "$DEMO_U
 echo "start-up to ready (/readyz 200): sandbox ${main_ready_ms} ms, live ${voice_ready_ms} ms"
 echo "first check by number: right after ready ${first_ms} ms (sandbox), 0.5 s after ready ${later_first_ms} ms (live)"
 echo "peak RSS (VmHWM): sandbox server ${main_rss} MiB, live server ${voice_rss} MiB"
+echo "peak RSS after each scenario, MiB: sandbox server $(for n in ready healthz check_right check_wrong check_right_num check_wrong_num check_none start; do printf '%s %s, ' "$n" "${rss_after[$n]}"; done | sed 's/, $//'); live server $(for n in healthz_live answer start_live; do printf '%s %s, ' "$n" "${rss_after[$n]}"; done | sed 's/, $//')"
 echo
 worst_p99=check_right worst_cpu=check_right worst_redis=check_right
 for n in "${check_rows[@]}"; do
