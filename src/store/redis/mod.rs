@@ -455,7 +455,10 @@ impl VerificationStore for RedisStore {
             return Ok(None);
         }
         let id = parse_id(&reply.text(1)?)?;
-        let verification = reply.verification(2, &id)?;
+        let verification = match target {
+            CheckTarget::Number { number, .. } => reply.verification_of(2, &id, number)?,
+            CheckTarget::Id(_) => reply.verification(2, &id)?,
+        };
         let result = match outcome.as_str() {
             "approved" => CheckResult::Approved,
             "wrong" => CheckResult::Wrong,

@@ -45,8 +45,23 @@ impl<'k> Reply<'k> {
         i: usize,
         id: &VerificationId,
     ) -> Result<Verification, StoreError> {
+        parse_fields(self.1, id, &self.view(i)?, None)
+    }
+
+    /// The view at `i` of a record the script found by `number`'s pointer
+    /// and matched to its hash: its `to` is `number`, so it is not opened.
+    pub(super) fn verification_of(
+        &self,
+        i: usize,
+        id: &VerificationId,
+        number: &PhoneNumber,
+    ) -> Result<Verification, StoreError> {
+        parse_fields(self.1, id, &self.view(i)?, Some(number))
+    }
+
+    fn view(&self, i: usize) -> Result<Vec<Option<&[u8]>>, StoreError> {
         match self.0.get(i) {
-            Some(Value::Array(fields)) => parse_view(self.1, id, fields),
+            Some(Value::BulkString(packed)) => unpack_view(packed),
             other => Err(StoreError::Corrupt(format!(
                 "expected a view, got {other:?}"
             ))),
@@ -54,16 +69,59 @@ impl<'k> Reply<'k> {
     }
 }
 
-fn field(fields: &[Value], i: usize, name: &str) -> Result<String, StoreError> {
+/// A view's fields: their bytes, or `None` for a field the record lacks.
+type Fields<'a> = [Option<&'a [u8]>];
+
+/// Splits a view packed by prelude.lua's `packed`: every field of FIELDS in
+/// turn, each its length in decimal digits, `:` and its bytes, or `-` when
+/// the record lacks it.
+fn unpack_view(mut packed: &[u8]) -> Result<Vec<Option<&[u8]>>, StoreError> {
+    let corrupt = || StoreError::Corrupt("malformed view".into());
+    let mut fields = Vec::with_capacity(VIEW_FIELDS.len());
+    while let Some(&first) = packed.first() {
+        if fields.len() == VIEW_FIELDS.len() {
+            return Err(corrupt());
+        }
+        if first == b'-' {
+            fields.push(None);
+            packed = &packed[1..];
+            continue;
+        }
+        let digits = packed.iter().take_while(|b| b.is_ascii_digit()).count();
+        let len: usize = std::str::from_utf8(&packed[..digits])
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(corrupt)?;
+        let rest = packed[digits..].strip_prefix(b":").ok_or_else(corrupt)?;
+        if rest.len() < len {
+            return Err(corrupt());
+        }
+        let (field, rest) = rest.split_at(len);
+        fields.push(Some(field));
+        packed = rest;
+    }
+    if fields.len() == VIEW_FIELDS.len() {
+        Ok(fields)
+    } else {
+        Err(corrupt())
+    }
+}
+
+fn text<'a>(fields: &Fields<'a>, i: usize, name: &str) -> Result<&'a str, StoreError> {
     match fields.get(i) {
-        Some(Value::BulkString(b)) => String::from_utf8(b.clone())
-            .map_err(|_| StoreError::Corrupt(format!("{name} is not UTF-8"))),
+        Some(Some(b)) => {
+            std::str::from_utf8(b).map_err(|_| StoreError::Corrupt(format!("{name} is not UTF-8")))
+        }
         _ => Err(StoreError::Corrupt(format!("{name} is missing"))),
     }
 }
 
-fn number<T: std::str::FromStr>(fields: &[Value], i: usize, name: &str) -> Result<T, StoreError> {
-    field(fields, i, name)?
+fn number<T: std::str::FromStr>(
+    fields: &Fields<'_>,
+    i: usize,
+    name: &str,
+) -> Result<T, StoreError> {
+    text(fields, i, name)?
         .parse()
         .map_err(|_| StoreError::Corrupt(format!("{name} is not a number")))
 }
@@ -92,34 +150,55 @@ pub(super) const MAX_PLAIN_NUMBER: usize = 16;
 fn stored_number(
     keyring: &Keyring,
     id: &VerificationId,
-    to: String,
+    to: &str,
 ) -> Result<PhoneNumber, StoreError> {
     let plain = to.len() <= MAX_PLAIN_NUMBER
         && to
             .strip_prefix('+')
             .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
     if plain {
-        return Ok(PhoneNumber::from_trusted_e164(to));
+        return Ok(PhoneNumber::from_trusted_e164(to.to_owned()));
     }
     keyring
-        .open_number(&to, id.as_str())
+        .open_number(to, id.as_str())
         .map_err(|e| StoreError::Corrupt(format!("number of {id}: {e}")))
 }
 
-/// Reads the FIELDS view of prelude.lua, in its order.
+/// Reads the FIELDS view of prelude.lua as HMGET answers it, in its order.
 pub(super) fn parse_view(
     keyring: &Keyring,
     id: &VerificationId,
     f: &[Value],
 ) -> Result<Verification, StoreError> {
-    let status = field(f, 3, "status")?;
-    let deliveries: Vec<Delivery> = serde_json::from_str(&field(f, 10, "deliveries")?)
+    let fields: Vec<Option<&[u8]>> = f
+        .iter()
+        .map(|v| match v {
+            Value::BulkString(b) => Some(b.as_slice()),
+            _ => None,
+        })
+        .collect();
+    parse_fields(keyring, id, &fields, None)
+}
+
+/// Reads the FIELDS view of prelude.lua, in its order; its `to` is
+/// `known_number` when the caller knows it.
+fn parse_fields(
+    keyring: &Keyring,
+    id: &VerificationId,
+    f: &Fields<'_>,
+    known_number: Option<&PhoneNumber>,
+) -> Result<Verification, StoreError> {
+    let status = text(f, 3, "status")?;
+    let deliveries: Vec<Delivery> = serde_json::from_str(text(f, 10, "deliveries")?)
         .map_err(|e| StoreError::Corrupt(format!("deliveries: {e}")))?;
     Ok(Verification {
         id: id.clone(),
-        to: stored_number(keyring, id, field(f, 0, "to")?)?,
-        channel: parse_channel(&field(f, 1, "channel")?)?,
-        locale: Locale::parse(&field(f, 2, "locale")?).unwrap_or_default(),
+        to: match known_number {
+            Some(known) => known.clone(),
+            None => stored_number(keyring, id, text(f, 0, "to")?)?,
+        },
+        channel: parse_channel(text(f, 1, "channel")?)?,
+        locale: Locale::parse(text(f, 2, "locale")?).unwrap_or_default(),
         status: status
             .parse::<Status>()
             .map_err(|()| StoreError::Corrupt(format!("unknown status {status:?}")))?,
@@ -130,14 +209,14 @@ pub(super) fn parse_view(
         sends: number(f, 8, "sends")?,
         last_sent_at: Timestamp::from_millis(number(f, 9, "last_sent_at")?),
         deliveries,
-        fallbacks: fallbacks(f.get(11)),
+        fallbacks: fallbacks(f.get(11).copied().flatten()),
         // Written by a version without applications, or by the default: the default's.
-        application: match f.get(12) {
-            Some(Value::BulkString(b)) => std::str::from_utf8(b)
+        application: match f.get(12).copied().flatten() {
+            Some(b) => std::str::from_utf8(b)
                 .ok()
                 .and_then(ApplicationId::parse)
                 .ok_or_else(|| StoreError::Corrupt("app is not an application id".into()))?,
-            _ => ApplicationId::default(),
+            None => ApplicationId::default(),
         },
     })
 }
@@ -145,11 +224,11 @@ pub(super) fn parse_view(
 /// The `fallback` field: the channels the fallback sent on ("sms,voice");
 /// `0` or none is none yet, and `1`, from versions with only the SMS→voice
 /// fallback, is the call. A word this version does not know is left out.
-fn fallbacks(field: Option<&Value>) -> Vec<Channel> {
-    let Some(Value::BulkString(b)) = field else {
+fn fallbacks(field: Option<&[u8]>) -> Vec<Channel> {
+    let Some(b) = field else {
         return Vec::new();
     };
-    match b.as_slice() {
+    match b {
         b"1" => vec![Channel::Voice],
         raw => String::from_utf8_lossy(raw)
             .split(',')
@@ -160,4 +239,91 @@ fn fallbacks(field: Option<&Value>) -> Vec<Channel> {
 
 pub(super) fn parse_id(s: &str) -> Result<VerificationId, StoreError> {
     VerificationId::parse(s).ok_or_else(|| StoreError::Corrupt("malformed id".into()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A view packed as prelude.lua's `packed` packs one.
+    fn pack(fields: &[Option<&str>]) -> Vec<u8> {
+        fields
+            .iter()
+            .map(|f| f.map_or_else(|| "-".to_owned(), |s| format!("{}:{s}", s.len())))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    fn view(app: Option<&'static str>) -> Vec<Option<&'static str>> {
+        vec![
+            Some("+14155550100"),
+            Some("sms"),
+            Some("en-US"),
+            Some("pending"),
+            Some("1700000000000"),
+            Some("1700000600000"),
+            Some("2"),
+            Some("5"),
+            Some("1"),
+            Some("1700000000000"),
+            // Bytes that look like the packing's own ('-', ':', digits) are data.
+            Some(
+                r#"[{"channel":"sms","provider_id":"1:-2","status":"queued","error_code":null,"updated_at":1700000000001}]"#,
+            ),
+            None,
+            app,
+        ]
+    }
+
+    #[test]
+    fn a_packed_view_unpacks_to_its_fields_absent_ones_included() {
+        let fields = view(Some("shop"));
+        let packed = pack(&fields);
+        let unpacked = unpack_view(&packed).unwrap();
+        let want: Vec<Option<&[u8]>> = fields.iter().map(|f| f.map(str::as_bytes)).collect();
+        assert_eq!(unpacked, want);
+    }
+
+    #[test]
+    fn a_packed_view_reads_as_the_same_view_as_hmget_answers_it() {
+        let keyring = Keyring::new(&[secrecy::SecretSlice::from(vec![7u8; 32])]);
+        let id = VerificationId::parse("VE0123456789abcdef0123456789abcdef").unwrap();
+        let fields = view(None);
+        let as_hmget: Vec<Value> = fields
+            .iter()
+            .map(|f| f.map_or(Value::Nil, |s| Value::BulkString(s.as_bytes().to_vec())))
+            .collect();
+        let from_pack = parse_fields(&keyring, &id, &unpack_view(&pack(&fields)).unwrap(), None);
+        let from_hmget = parse_view(&keyring, &id, &as_hmget);
+        assert_eq!(format!("{from_pack:?}"), format!("{from_hmget:?}"));
+        let v = from_pack.unwrap();
+        assert_eq!(v.attempts, 2);
+        assert_eq!(v.deliveries.len(), 1);
+        assert_eq!(v.application, ApplicationId::default());
+    }
+
+    #[test]
+    fn a_malformed_packed_view_is_corrupt_and_never_a_panic() {
+        let good = pack(&view(None));
+        let mut cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            good[..good.len() - 1].to_vec(),
+            [good.as_slice(), b"-"].concat(),
+            [good.as_slice(), b"3:abc"].concat(),
+            b"99999999999999999999999:x".to_vec(),
+            b"12+14155550100".to_vec(),
+            b":".to_vec(),
+            b"5:ab".to_vec(),
+        ];
+        // Every cut of a good view is short of a field, or of a field's bytes.
+        cases.extend((0..good.len()).map(|n| good[..n].to_vec()));
+        for case in cases {
+            assert!(
+                matches!(unpack_view(&case), Err(StoreError::Corrupt(_))),
+                "{:?}",
+                String::from_utf8_lossy(&case)
+            );
+        }
+    }
 }

@@ -37,13 +37,13 @@ end
 local now = tonumber(ARGV[3])
 local retention = tonumber(ARGV[4])
 if status ~= 'pending' then
-  return {'not_pending', id, v}
+  return {'not_pending', id, packed(v)}
 end
 if now >= tonumber(expires_at) then
   redis.call('HSET', rk, 'status', 'expired')
   close(rk, pointer, retention)
   v[4] = 'expired'
-  return {'expired', id, v}
+  return {'expired', id, packed(v)}
 end
 -- Digests are keyed HMACs: comparing them leaks nothing about the code.
 local last = 11 + tonumber(ARGV[6])
@@ -52,7 +52,7 @@ for i = 12, last do
     redis.call('HSET', rk, 'status', 'approved')
     close(rk, pointer, retention)
     v[4] = 'approved'
-    return {'approved', id, v}
+    return {'approved', id, packed(v)}
   end
 end
 local hash = nh or (pointer and ARGV[5])
@@ -67,7 +67,7 @@ if tries >= max then
   redis.call('HSET', rk, 'attempts', tries, 'status', 'max_attempts_reached')
   close(rk, pointer, retention)
   v[4] = 'max_attempts_reached'
-  return {'exhausted', id, v}
+  return {'exhausted', id, packed(v)}
 end
 redis.call('HSET', rk, 'attempts', tries)
-return {'wrong', id, v}
+return {'wrong', id, packed(v)}

@@ -4,8 +4,21 @@
 local FIELDS = {'to', 'channel', 'locale', 'status', 'created_at', 'expires_at',
   'attempts', 'max_attempts', 'sends', 'last_sent_at', 'deliveries', 'fallback', 'app'}
 
+-- A view (the values of FIELDS, false for a field the record lacks) as one
+-- string: each field its length, ':' and its bytes, or '-' when absent. The
+-- server parses one string far faster than an array of them. Every "view" a
+-- script returns is this string.
+local function packed(v)
+  local out = {}
+  for i = 1, #FIELDS do
+    local s = v[i]
+    out[i] = s and (#s .. ':' .. s) or '-'
+  end
+  return table.concat(out)
+end
+
 local function view(rk)
-  return redis.call('HMGET', rk, unpack(FIELDS))
+  return packed(redis.call('HMGET', rk, unpack(FIELDS)))
 end
 
 -- A verification that reached a final status forgets its code material and
