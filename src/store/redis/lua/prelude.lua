@@ -5,16 +5,19 @@ local FIELDS = {'to', 'channel', 'locale', 'status', 'created_at', 'expires_at',
   'attempts', 'max_attempts', 'sends', 'last_sent_at', 'deliveries', 'fallback', 'app'}
 
 -- A view (the values of FIELDS, false for a field the record lacks) as one
--- string: each field its length, ':' and its bytes, or '-' when absent. The
--- server parses one string far faster than an array of them. Every "view" a
--- script returns is this string.
+-- string: the fields joined by NUL, '\1' for an absent one (the server
+-- writes neither byte in any field: its texts are ids, numbers, words and
+-- JSON, which escapes control characters). The server parses one string far
+-- faster than an array of them, and Redis, measured, spends less on one
+-- concat than on replying an array. Every "view" a script returns is this.
+-- It fills the absent fields of `v` in place.
 local function packed(v)
-  local out = {}
   for i = 1, #FIELDS do
-    local s = v[i]
-    out[i] = s and (#s .. ':' .. s) or '-'
+    if not v[i] then
+      v[i] = '\1'
+    end
   end
-  return table.concat(out)
+  return table.concat(v, '\0', 1, #FIELDS)
 end
 
 local function view(rk)
