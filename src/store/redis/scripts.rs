@@ -35,8 +35,14 @@ impl Scripts {
             delivery: Script::new(lua!("lua/delivery.lua")),
             resolve_call: Script::new(lua!("lua/resolve_call.lua")),
             answer_call: Script::new(lua!("lua/answer_call.lua")),
-            hit: Script::new(include_str!("lua/hit.lua")),
-            hit_in_order: Script::new(include_str!("lua/hit_in_order.lua")),
+            hit: Script::new(concat!(
+                include_str!("lua/window.lua"),
+                include_str!("lua/hit.lua")
+            )),
+            hit_in_order: Script::new(concat!(
+                include_str!("lua/window.lua"),
+                include_str!("lua/hit_in_order.lua")
+            )),
             claim_jobs: Script::new(include_str!("lua/claim_jobs.lua")),
             claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
             factor_create: Script::new(lua!("lua/factor_index.lua", "lua/factor_create.lua")),

@@ -2,8 +2,4 @@
 -- KEYS[1]  the window's counter (its name carries the window's index)
 -- ARGV     1 how long to keep the counter (ms), 2 hits to add
 -- Returns  the count in this window after adding
-local n = redis.call('INCRBY', KEYS[1], ARGV[2])
-if redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return n
+return bump(KEYS[1], ARGV[1], ARGV[2])

@@ -7,10 +7,7 @@
 -- Returns  the counts of the counters hit, in order
 local counts = {}
 for i, key in ipairs(KEYS) do
-  local n = redis.call('INCRBY', key, 1)
-  if redis.call('PTTL', key) < 0 then
-    redis.call('PEXPIRE', key, ARGV[2 * i - 1])
-  end
+  local n = bump(key, ARGV[2 * i - 1], 1)
   counts[i] = n
   if n > tonumber(ARGV[2 * i]) then
     break
