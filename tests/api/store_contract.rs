@@ -1787,3 +1787,32 @@ async fn hits_in_order_count_as_adding_one_to_each_would<S: CounterStore>(store:
     assert_eq!(store.add("api:b", HOUR_MS, 1, at(2)).await.unwrap(), 2);
     assert_eq!(store.add("country:b", HOUR_MS, 0, at(2)).await.unwrap(), 8);
 }
+
+/// Rate-limit counters in Redis, however they are counted (one at a time or
+/// several in order), expire within twice their window, so none outlives it.
+#[tokio::test]
+async fn rate_limit_counters_in_redis_expire_within_twice_their_window() {
+    let prefix = crate::common::unique_prefix();
+    let store = redis_store_with(&prefix, store_keyring()).await;
+    store.add("ttl:a", HOUR_MS, 3, at(0)).await.unwrap();
+    store.add("ttl:read", HOUR_MS, 0, at(0)).await.unwrap();
+    let order = hits(&[("ttl:b", 5), ("ttl:c", 5)]);
+    assert_eq!(store.hit_in_order(&order, at(0)).await.unwrap(), [1, 1]);
+    let client = ::redis::Client::open(crate::common::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{prefix}:rl:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    for key in keys {
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let most = i64::try_from(2 * HOUR_MS).unwrap();
+        assert!(ttl > 0 && ttl <= most, "{key}: {ttl}");
+    }
+}
