@@ -16,7 +16,7 @@ use crate::domain::phone::LineKind;
 use crate::domain::{ApplicationId, Channel, NumberKey, PhoneNumber, Timestamp};
 use crate::limits::{Decision, Limit, Limiter};
 use crate::store::{
-    FailureWindows, FlagStore, SendBudget, Store, StoreError, VerificationStore, window_of,
+    FailureWindows, Failures, FlagStore, Gate, SendBudget, Store, StoreError, window_of,
 };
 
 const ONE_DAY: Duration = Duration::from_secs(86_400);
@@ -305,42 +305,6 @@ impl SendGuard {
         let s = &self.settings;
         let windows = self.failure_windows();
         let prefix = prefix_of(number);
-        // Both only read, so they go together; they are judged in order.
-        let block = async {
-            if self.is_safe(number) {
-                Ok(false)
-            } else {
-                self.store.flag_raised(&self.block_flag(&prefix)).await
-            }
-        };
-        let (failures, blocked) = tokio::join!(self.store.failures(key, windows, now), block);
-        let failures = failures?;
-        let locked_until = |window_ms: u64| window_of("", window_ms, now).1;
-        // When both hold, the later end is when a start may succeed again.
-        let lock = [
-            (failures.lockout >= s.lockout_failed_checks).then(|| locked_until(windows.lockout_ms)),
-            (failures.day >= s.max_failed_checks_per_day).then(|| locked_until(windows.day_ms)),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        if let Some(until) = lock {
-            return Ok(Err(Refusal::Limited {
-                code: "number_locked",
-                message: "Too many wrong codes for this number; it is locked for a while."
-                    .to_owned(),
-                retry_after_ms: now.millis_until(until).max(1),
-            }));
-        }
-        if blocked? {
-            return Ok(Err(Refusal::Limited {
-                code: "destination_blocked",
-                message: format!(
-                    "Sends to {prefix} are paused: too few of them are being verified (suspected SMS pumping)."
-                ),
-                retry_after_ms: u64::try_from(s.pumping_cooloff.as_millis()).unwrap_or(u64::MAX),
-            }));
-        }
         // The global budget is the server's (its one Plivo account's), counted
         // across every application; the country budget is the application's.
         let checks = [
@@ -389,7 +353,49 @@ impl SendGuard {
             .iter()
             .map(|(scope, subject, limit, _, _)| (scope.as_ref(), *subject, *limit))
             .collect();
-        let decisions = self.limiter.hit_in_order(&hits).await?;
+        let flag = (!self.is_safe(number)).then(|| self.block_flag(&prefix));
+        let gate = Gate {
+            number: key,
+            windows,
+            lock_at: Failures {
+                lockout: s.lockout_failed_checks,
+                day: s.max_failed_checks_per_day,
+            },
+            flag: flag.as_deref(),
+            hits: &[],
+        };
+        // The number's lock, then the pause, then the counters, in one step
+        // where the store can.
+        let (admission, decisions) = self.limiter.admit(gate, &hits).await?;
+        if gate.locks(admission.failures) {
+            let locked_until = |window_ms: u64| window_of("", window_ms, now).1;
+            // When both hold, the later end is when a start may succeed again.
+            let until = [
+                (admission.failures.lockout >= s.lockout_failed_checks)
+                    .then(|| locked_until(windows.lockout_ms)),
+                (admission.failures.day >= s.max_failed_checks_per_day)
+                    .then(|| locked_until(windows.day_ms)),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now);
+            return Ok(Err(Refusal::Limited {
+                code: "number_locked",
+                message: "Too many wrong codes for this number; it is locked for a while."
+                    .to_owned(),
+                retry_after_ms: now.millis_until(until).max(1),
+            }));
+        }
+        if admission.blocked {
+            return Ok(Err(Refusal::Limited {
+                code: "destination_blocked",
+                message: format!(
+                    "Sends to {prefix} are paused: too few of them are being verified (suspected SMS pumping)."
+                ),
+                retry_after_ms: u64::try_from(s.pumping_cooloff.as_millis()).unwrap_or(u64::MAX),
+            }));
+        }
         for ((_, _, _, code, message), decision) in counted.iter().zip(decisions) {
             if let Err(r) = limited(code, message, decision) {
                 return Ok(Err(r));
@@ -407,13 +413,18 @@ impl SendGuard {
         let prefix = prefix_of(number);
         let (started_scope, approved_scope) = (self.scope("started"), self.scope("approved"));
         // This start counted, and both estimates, in one go.
-        let (started, approved) = tokio::join!(
-            self.limiter
-                .add_and_weigh(&started_scope, &prefix, self.bucket(), 1),
-            self.limiter
-                .add_and_weigh(&approved_scope, &prefix, self.bucket(), 0)
-        );
-        let (started, approved) = (started?, approved?);
+        let weighed = self
+            .limiter
+            .add_and_weigh(
+                self.bucket(),
+                &[(&started_scope, &prefix, 1), (&approved_scope, &prefix, 0)],
+            )
+            .await?;
+        let [started, approved] = weighed[..] else {
+            return Err(StoreError::Corrupt(format!(
+                "the pumping detector's counters read as {weighed:?}"
+            )));
+        };
         let s = &self.settings;
         if started >= s.pumping_min_volume as f64 && approved < s.pumping_min_conversion * started {
             let cooloff = u64::try_from(s.pumping_cooloff.as_millis()).unwrap_or(u64::MAX);

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AttemptOutcome, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore,
-    FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt, FactorCreated, FactorLimits, FactorStore,
-    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, Hit,
-    JobStore, LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
-    RETENTION_MS, ResolvedCall, SENDS_COUNTER, SendBudget, StartOutcome, StoreError, StoredFactor,
-    VerificationStore, window_of,
+    AdmissionStore, AttemptOutcome, CallStore, CheckOutcome, CheckTarget, CounterStore,
+    DeliveryUpdate, EventStore, FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt,
+    FactorCreated, FactorLimits, FactorStore, FailureWindows, Failures, FallbackClaim, Finish,
+    FinishOutcome, FlagStore, Health, Hit, JobStore, LOCKOUT_COUNTER, NewVerification, Nonce,
+    NonceStore, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS, ResolvedCall, SENDS_COUNTER,
+    SendBudget, StartOutcome, StoreError, StoredFactor, VerificationStore, window_of,
 };
 use crate::domain::verification::{CheckResult, SendPolicy};
 use crate::domain::{
@@ -122,7 +122,10 @@ fn add(
     now: Timestamp,
 ) -> (u64, Timestamp) {
     let (key, end) = window_of(name, window_ms, now);
-    let entry = counters.entry(key).or_insert((0, end));
+    // Kept a window past its end, as Redis keeps it, so the window after
+    // can still read it (the pumping detector weighs the previous window).
+    let forget_at = end.plus(std::time::Duration::from_millis(window_ms));
+    let entry = counters.entry(key).or_insert((0, forget_at));
     entry.0 = entry.0.saturating_add(by);
     (entry.0, end)
 }
@@ -610,6 +613,8 @@ impl EventStore for MemoryStore {
         Ok(())
     }
 }
+
+impl AdmissionStore for MemoryStore {}
 
 impl FlagStore for MemoryStore {
     async fn raise_flag(&self, name: &str, ttl_ms: u64) -> Result<(), StoreError> {

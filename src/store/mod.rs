@@ -359,6 +359,40 @@ pub trait CounterStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send {
         hit_in_turn(self, hits, now)
     }
+
+    /// Adds each `(name, n)`'s `n` to its counter for the window at `now`
+    /// and reads the window before it, unchanged: for each, this window's
+    /// count after adding and the previous window's count. One round trip
+    /// where the store can; in turn where the counters live apart.
+    fn add_and_read_previous(
+        &self,
+        counters: &[(&str, u64)],
+        window_ms: u64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<(u64, u64)>, StoreError>> + Send {
+        add_and_read_previous_in_turn(self, counters, window_ms, now)
+    }
+}
+
+/// [`CounterStore::add_and_read_previous`], one counter after the other.
+async fn add_and_read_previous_in_turn<S: CounterStore + ?Sized>(
+    store: &S,
+    counters: &[(&str, u64)],
+    window_ms: u64,
+    now: Timestamp,
+) -> Result<Vec<(u64, u64)>, StoreError> {
+    let before = Timestamp::from_millis(
+        now.as_millis() - i64::try_from(window_ms.max(1)).unwrap_or(i64::MAX),
+    );
+    let mut read = Vec::with_capacity(counters.len());
+    for (name, n) in counters {
+        let (current, previous) = tokio::join!(
+            store.add(name, window_ms, *n, now),
+            store.count(name, window_ms, before),
+        );
+        read.push((current?, previous?));
+    }
+    Ok(read)
 }
 
 /// One of the counters [`CounterStore::hit_in_order`] hits.
@@ -385,6 +419,93 @@ async fn hit_in_turn<S: CounterStore + ?Sized>(
         }
     }
     Ok(counts)
+}
+
+/// What a start must pass before the store's start may count a send: the
+/// number not locked by wrong codes, its destination not paused, and each
+/// rate-limit counter hit in order within its limit. Built by the abuse rules
+/// ([`crate::abuse::SendGuard`]), which turn an [`Admission`] into a refusal.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate<'a> {
+    pub number: &'a NumberKey,
+    /// The windows the number's wrong codes count in, and the counts in them
+    /// that lock it (either one reached locks it).
+    pub windows: FailureWindows,
+    pub lock_at: Failures,
+    /// A flag that, raised, refuses the start (the pumping detector's pause
+    /// of the number's prefix); `None` when no flag applies.
+    pub flag: Option<&'a str>,
+    /// Counted only when the number is neither locked nor paused.
+    pub hits: &'a [Hit<'a>],
+}
+
+impl Gate<'_> {
+    /// Whether these wrong codes lock the number.
+    pub fn locks(&self, failures: Failures) -> bool {
+        failures.lockout >= self.lock_at.lockout || failures.day >= self.lock_at.day
+    }
+}
+
+/// What [`AdmissionStore::admit`] found and counted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Admission {
+    pub failures: Failures,
+    /// Whether the gate's flag is raised (`false` when the number is locked:
+    /// then it is not read).
+    pub blocked: bool,
+    /// The counts of the hits made, in order, as
+    /// [`CounterStore::hit_in_order`] gives them; none when the number is
+    /// locked or paused.
+    pub counts: Vec<u64>,
+}
+
+/// A start's gate, read and counted in one atomic step where the store can
+/// (a single Redis node) and in turn where its keys live apart (a Redis
+/// Cluster) or in one process (memory).
+pub trait AdmissionStore: VerificationStore + FlagStore + CounterStore {
+    /// Reads the number's wrong codes, then the flag, and, when neither
+    /// refuses, hits the gate's counters in order.
+    fn admit(
+        &self,
+        gate: &Gate<'_>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send {
+        admit_in_turn(self, gate, now)
+    }
+}
+
+/// [`AdmissionStore::admit`], one store call after the other.
+async fn admit_in_turn<S: AdmissionStore + ?Sized>(
+    store: &S,
+    gate: &Gate<'_>,
+    now: Timestamp,
+) -> Result<Admission, StoreError> {
+    let flag = async {
+        match gate.flag {
+            Some(flag) => store.flag_raised(flag).await,
+            None => Ok(false),
+        }
+    };
+    // Both only read, so they go together.
+    let (failures, blocked) = tokio::join!(store.failures(gate.number, gate.windows, now), flag);
+    let failures = failures?;
+    if gate.locks(failures) {
+        return Ok(Admission {
+            failures,
+            ..Admission::default()
+        });
+    }
+    let blocked = blocked?;
+    let counts = if blocked {
+        Vec::new()
+    } else {
+        store.hit_in_order(gate.hits, now).await?
+    };
+    Ok(Admission {
+        failures,
+        blocked,
+        counts,
+    })
 }
 
 /// The schedule of jobs every instance polls (fallbacks, expiries, events).
@@ -632,6 +753,10 @@ forward! {
     CounterStore {
         fn add(&self, name: &str, window_ms: u64, n: u64, now: Timestamp) -> Result<u64, StoreError>;
         fn hit_in_order(&self, hits: &[Hit<'_>], now: Timestamp) -> Result<Vec<u64>, StoreError>;
+        fn add_and_read_previous(&self, counters: &[(&str, u64)], window_ms: u64, now: Timestamp) -> Result<Vec<(u64, u64)>, StoreError>;
+    }
+    AdmissionStore {
+        fn admit(&self, gate: &Gate<'_>, now: Timestamp) -> Result<Admission, StoreError>;
     }
     JobStore {
         fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError>;

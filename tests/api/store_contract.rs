@@ -8,8 +8,8 @@ use plivo_2fa::domain::factor::UNVERIFIED_FACTOR_TTL;
 use plivo_2fa::domain::verification::FallbackSkip;
 use plivo_2fa::domain::verification::{CheckResult, ResendRefusal, SendPolicy};
 use plivo_2fa::domain::{
-    ApplicationId, Channel, CodeLength, Delivery, Keyring, Locale, OtpCode, PhoneNumber, Status,
-    Timestamp, Verification, VerificationId,
+    ApplicationId, Channel, CodeLength, Delivery, Keyring, Locale, NumberKey, OtpCode, PhoneNumber,
+    Status, Timestamp, Verification, VerificationId,
 };
 use plivo_2fa::domain::{CallRef, FallbackChannels, FallbackTrigger};
 use plivo_2fa::domain::{
@@ -17,10 +17,10 @@ use plivo_2fa::domain::{
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
-    AttemptOutcome, CallStore, CheckTarget, CounterStore, DeliveryUpdate, FactorAttempt,
-    FactorCreated, FactorLimits, FactorStore, FailureWindows, Failures, FallbackClaim, Finish, Hit,
-    MemoryStore, NewVerification, Nonce, Owner, RedisStore, SendBudget, StartOutcome, StoredFactor,
-    VerificationStore,
+    Admission, AdmissionStore, AttemptOutcome, CallStore, CheckTarget, CounterStore,
+    DeliveryUpdate, FactorAttempt, FactorCreated, FactorLimits, FactorStore, FailureWindows,
+    Failures, FallbackClaim, Finish, Gate, Hit, MemoryStore, NewVerification, Nonce, Owner,
+    RedisStore, SendBudget, StartOutcome, StoredFactor, VerificationStore,
 };
 use secrecy::SecretSlice;
 
@@ -247,6 +247,9 @@ contract!(
     fifty_concurrent_fallback_claims_take_the_step_once,
     hits_in_order_count_each_counter_and_stop_after_the_first_over_its_limit,
     hits_in_order_count_as_adding_one_to_each_would,
+    a_gate_reads_the_numbers_wrong_codes_and_counts_its_hits_only_when_nothing_refuses,
+    a_paused_destination_refuses_before_any_hit_is_counted,
+    adding_and_reading_the_previous_window_counts_each_counter_once,
 );
 
 const NONCE_TTL_MS: u64 = 600_000;
@@ -1786,6 +1789,122 @@ async fn hits_in_order_count_as_adding_one_to_each_would<S: CounterStore>(store:
     assert_eq!(store.hit_in_order(&order, at(1)).await.unwrap(), [1, 8]);
     assert_eq!(store.add("api:b", HOUR_MS, 1, at(2)).await.unwrap(), 2);
     assert_eq!(store.add("country:b", HOUR_MS, 0, at(2)).await.unwrap(), 8);
+}
+
+/// A gate for `key` that locks at `lock_at` wrong codes in either window.
+fn gate<'a>(
+    key: &'a NumberKey,
+    lock_at: u64,
+    flag: Option<&'a str>,
+    hits: &'a [Hit<'a>],
+) -> Gate<'a> {
+    Gate {
+        number: key,
+        windows: WINDOWS,
+        lock_at: Failures {
+            lockout: lock_at,
+            day: lock_at,
+        },
+        flag,
+        hits,
+    }
+}
+
+async fn a_gate_reads_the_numbers_wrong_codes_and_counts_its_hits_only_when_nothing_refuses<
+    S: AdmissionStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let order = hits(&[("gate-ip:a", 1), ("gate-global:a", 5)]);
+    let (two, three) = (gate(&key, 2, None, &order), gate(&key, 3, None, &order));
+    let first = store.admit(&two, at(0)).await.unwrap();
+    assert_eq!(first.failures, Failures::default());
+    assert!(!first.blocked);
+    assert_eq!(first.counts, [1, 1]);
+    // The second passes the address's limit: counted, and nothing after it.
+    assert_eq!(store.admit(&two, at(1)).await.unwrap().counts, [2]);
+    // Two wrong codes lock the number: nothing is counted.
+    let (_, code) = f.open(store, &n, at(2)).await;
+    for _ in 0..2 {
+        f.check(store, &n, &wrong_code(&code), at(3)).await.unwrap();
+    }
+    let locked = store.admit(&two, at(4)).await.unwrap();
+    assert_eq!(locked.failures, Failures { lockout: 2, day: 2 });
+    assert!(locked.counts.is_empty());
+    assert!(two.locks(locked.failures));
+    // A higher bar lets the same number through, and the counters go on.
+    let open = store.admit(&three, at(5)).await.unwrap();
+    assert_eq!(open.failures, Failures { lockout: 2, day: 2 });
+    assert_eq!(open.counts, [3]);
+    assert_eq!(
+        store.count("gate-global:a", HOUR_MS, at(6)).await.unwrap(),
+        1
+    );
+    // Another number is not locked by this one's wrong codes.
+    let other = f.keyring.number_key(&number());
+    let theirs = store
+        .admit(&gate(&other, 2, None, &[]), at(6))
+        .await
+        .unwrap();
+    assert_eq!(theirs, Admission::default());
+}
+
+async fn a_paused_destination_refuses_before_any_hit_is_counted<S: AdmissionStore>(store: &S) {
+    let f = Fixture::new();
+    let key = f.keyring.number_key(&number());
+    let order = hits(&[("pause-ip:a", 10)]);
+    let pause = "pumping-block:+1";
+    let paused_gate = gate(&key, 5, Some(pause), &order);
+    assert_eq!(store.admit(&paused_gate, at(0)).await.unwrap().counts, [1]);
+    store.raise_flag(pause, 60_000).await.unwrap();
+    let paused = store.admit(&paused_gate, at(1)).await.unwrap();
+    assert!(paused.blocked);
+    assert!(paused.counts.is_empty());
+    assert_eq!(store.count("pause-ip:a", HOUR_MS, at(2)).await.unwrap(), 1);
+    // Without the flag in the gate (a safe number), the pause does not apply.
+    let safe = store
+        .admit(&gate(&key, 5, None, &order), at(2))
+        .await
+        .unwrap();
+    assert!(!safe.blocked);
+    assert_eq!(safe.counts, [2]);
+}
+
+async fn adding_and_reading_the_previous_window_counts_each_counter_once<S: CounterStore>(
+    store: &S,
+) {
+    let hour = Duration::from_millis(HOUR_MS);
+    store.add("weigh-a", HOUR_MS, 4, T0).await.unwrap();
+    store.add("weigh-b", HOUR_MS, 9, T0).await.unwrap();
+    let next = T0.plus(hour);
+    let read = store
+        .add_and_read_previous(&[("weigh-a", 1), ("weigh-b", 0)], HOUR_MS, next)
+        .await
+        .unwrap();
+    assert_eq!(read, [(1, 4), (0, 9)]);
+    // The previous windows were only read; this one's adds were counted once.
+    let again = store
+        .add_and_read_previous(&[("weigh-a", 2), ("weigh-b", 1)], HOUR_MS, next)
+        .await
+        .unwrap();
+    assert_eq!(again, [(3, 4), (1, 9)]);
+    assert_eq!(store.count("weigh-a", HOUR_MS, T0).await.unwrap(), 4);
+    // A counter never counted reads as none in both windows.
+    let fresh = store
+        .add_and_read_previous(&[("weigh-c", 0)], HOUR_MS, next.plus(hour))
+        .await
+        .unwrap();
+    assert_eq!(fresh, [(0, 0)]);
+    assert!(
+        store
+            .add_and_read_previous(&[], HOUR_MS, next)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Rate-limit counters in Redis, however they are counted (one at a time or

@@ -15,10 +15,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{
-    CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate, EventStore, FAILED_COUNTER,
-    FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome, FlagStore, Health, Hit,
-    JobStore, LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore, Owner, QUEUE_SCAN, QueueDepth,
-    RETENTION_MS, ResolvedCall, SendBudget, StartOutcome, StoreError, VerificationStore,
+    Admission, AdmissionStore, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate,
+    EventStore, FAILED_COUNTER, FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome,
+    FlagStore, Gate, Health, Hit, JobStore, LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore,
+    Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS, ResolvedCall, SendBudget, StartOutcome,
+    StoreError, VerificationStore,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
@@ -747,16 +748,106 @@ impl CounterStore for RedisStore {
                 .arg(hit.window_ms.saturating_mul(2).max(1))
                 .arg(hit.max);
         }
-        match self.run(invocation).await? {
-            Value::Array(counts) if counts.len() <= hits.len() => counts
-                .iter()
-                .map(|c| match c {
-                    Value::Int(n) => Ok(u64::try_from(*n).unwrap_or(0)),
-                    other => Err(StoreError::Corrupt(format!("hit_in_order said {other:?}"))),
-                })
-                .collect(),
-            other => Err(StoreError::Corrupt(format!("hit_in_order said {other:?}"))),
+        let counts = counts_of(self.run(invocation).await?, "hit_in_order")?;
+        if counts.len() > hits.len() {
+            return Err(StoreError::Corrupt(format!(
+                "hit_in_order said {} counts for {} counters",
+                counts.len(),
+                hits.len()
+            )));
         }
+        Ok(counts)
+    }
+
+    async fn add_and_read_previous(
+        &self,
+        counters: &[(&str, u64)],
+        window_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        if matches!(self.conn, Connection::Cluster(_)) {
+            return super::add_and_read_previous_in_turn(self, counters, window_ms, now).await;
+        }
+        let before = Timestamp::from_millis(
+            now.as_millis() - i64::try_from(window_ms.max(1)).unwrap_or(i64::MAX),
+        );
+        let mut invocation = self.scripts.add_and_read_previous.prepare_invoke();
+        invocation.arg(window_ms.saturating_mul(2).max(1));
+        for (name, n) in counters {
+            invocation
+                .key(self.keys.counter(name, window_ms, now))
+                .key(self.keys.counter(name, window_ms, before))
+                .arg(*n);
+        }
+        let counts = counts_of(self.run(invocation).await?, "add_and_read_previous")?;
+        if counts.len() != 2 * counters.len() {
+            return Err(StoreError::Corrupt(format!(
+                "add_and_read_previous said {} counts for {} counters",
+                counts.len(),
+                counters.len()
+            )));
+        }
+        Ok(counts.chunks(2).map(|c| (c[0], c[1])).collect())
+    }
+}
+
+impl AdmissionStore for RedisStore {
+    async fn admit(&self, gate: &Gate<'_>, now: Timestamp) -> Result<Admission, StoreError> {
+        // The counters have slots of their own: in a cluster they live apart.
+        if matches!(self.conn, Connection::Cluster(_)) {
+            return super::admit_in_turn(self, gate, now).await;
+        }
+        let windows = gate.windows;
+        let mut invocation = self.scripts.admit.prepare_invoke();
+        invocation
+            .key(self.keys.number_counter(
+                gate.number,
+                LOCKOUT_COUNTER,
+                windows.lockout_ms.max(1),
+                now,
+            ))
+            .key(
+                self.keys
+                    .number_counter(gate.number, FAILED_COUNTER, windows.day_ms.max(1), now),
+            )
+            .arg(gate.lock_at.lockout)
+            .arg(gate.lock_at.day)
+            .arg(u8::from(gate.flag.is_some()));
+        if let Some(flag) = gate.flag {
+            invocation.key(self.keys.blob_key(flag));
+        }
+        for hit in gate.hits {
+            invocation
+                .key(self.keys.counter(hit.name, hit.window_ms, now))
+                .arg(hit.window_ms.saturating_mul(2).max(1))
+                .arg(hit.max);
+        }
+        let counts = counts_of(self.run(invocation).await?, "admit")?;
+        match counts.as_slice() {
+            [lockout, day, blocked, hits @ ..] if hits.len() <= gate.hits.len() => Ok(Admission {
+                failures: Failures {
+                    lockout: *lockout,
+                    day: *day,
+                },
+                blocked: *blocked == 1,
+                counts: hits.to_vec(),
+            }),
+            other => Err(StoreError::Corrupt(format!("admit said {other:?}"))),
+        }
+    }
+}
+
+/// A script's reply that is a list of counts.
+fn counts_of(value: Value, script: &str) -> Result<Vec<u64>, StoreError> {
+    match value {
+        Value::Array(counts) => counts
+            .iter()
+            .map(|c| match c {
+                Value::Int(n) => Ok(u64::try_from(*n).unwrap_or(0)),
+                other => Err(StoreError::Corrupt(format!("{script} said {other:?}"))),
+            })
+            .collect(),
+        other => Err(StoreError::Corrupt(format!("{script} said {other:?}"))),
     }
 }
 

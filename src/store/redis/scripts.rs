@@ -1,11 +1,19 @@
 //! The Lua scripts, one per operation that must be atomic, each prefixed
-//! with `lua/prelude.lua` (the record's view, closing, counters).
+//! with `lua/prelude.lua` (the record's view, closing, counters), or, for
+//! the scripts over rate-limit windows alone, with `lua/window.lua`.
 
 use redis::Script;
 
 macro_rules! lua {
     ($($file:literal),+) => {
         concat!(include_str!("lua/prelude.lua"), $(include_str!($file)),+)
+    };
+}
+
+/// A script over rate-limit windows, prefixed with `lua/window.lua` instead.
+macro_rules! windows {
+    ($file:literal) => {
+        concat!(include_str!("lua/window.lua"), include_str!($file))
     };
 }
 
@@ -18,6 +26,8 @@ pub(super) struct Scripts {
     pub(super) answer_call: Script,
     pub(super) hit: Script,
     pub(super) hit_in_order: Script,
+    pub(super) add_and_read_previous: Script,
+    pub(super) admit: Script,
     pub(super) claim_jobs: Script,
     pub(super) claim_fallback: Script,
     pub(super) factor_create: Script,
@@ -35,14 +45,10 @@ impl Scripts {
             delivery: Script::new(lua!("lua/delivery.lua")),
             resolve_call: Script::new(lua!("lua/resolve_call.lua")),
             answer_call: Script::new(lua!("lua/answer_call.lua")),
-            hit: Script::new(concat!(
-                include_str!("lua/window.lua"),
-                include_str!("lua/hit.lua")
-            )),
-            hit_in_order: Script::new(concat!(
-                include_str!("lua/window.lua"),
-                include_str!("lua/hit_in_order.lua")
-            )),
+            hit: Script::new(windows!("lua/hit.lua")),
+            hit_in_order: Script::new(windows!("lua/hit_in_order.lua")),
+            add_and_read_previous: Script::new(windows!("lua/add_and_read_previous.lua")),
+            admit: Script::new(windows!("lua/admit.lua")),
             claim_jobs: Script::new(include_str!("lua/claim_jobs.lua")),
             claim_fallback: Script::new(lua!("lua/claim_fallback.lua")),
             factor_create: Script::new(lua!("lua/factor_index.lua", "lua/factor_create.lua")),
