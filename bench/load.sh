@@ -170,7 +170,7 @@ tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
 # wrk_run NAME "SERVER_PIDS" URL SCRIPT [args…]: runs one scenario; records its
 # RESULT line and the CPU the server (all of SERVER_PIDS), Redis and the fake
 # Plivo spent per request.
-declare -A rps p50 p99 non2xx requests server_us redis_us fake_us rss_after
+declare -A rps p50 p99 non2xx requests server_us redis_us fake_us rss_after redis_calls
 wrk_run() {
   local name=$1 server_pids=$2 url=$3 script=$4; shift 4
   cat "$root/bench/wrk/common.lua" "$root/bench/wrk/$script" >"$work/$name.lua"
@@ -179,6 +179,7 @@ wrk_run() {
   # shellcheck disable=SC2086
   server0=$(cpu_ticks $server_pids); redis0=$(cpu_ticks "$scenario_redis_pid")
   fake0=$(cpu_ticks "$fake_pid")
+  redis-cli -p "$scenario_redis_port" CONFIG RESETSTAT >/dev/null
   if [[ " $PROFILE " == *" $name "* ]]; then
     # shellcheck disable=SC2086
     perf record -q -e cpu-clock -F "$PROFILE_FREQ" --call-graph dwarf,16384 \
@@ -204,12 +205,21 @@ wrk_run() {
   done
   # The peak RSS so far of the server's first process: which scenario raised it.
   rss_after[$name]=$(peak_rss_mib "${server_pids%% *}")
+  # What Redis ran per request: each command's calls (a script's own
+  # commands are counted too, under their names) and its µs per call.
+  redis_calls[$name]=$(redis-cli -p "$scenario_redis_port" INFO commandstats |
+    tr -d '\r' | awk -F'[:,=]' -v n="${requests[$name]}" '
+      /^cmdstat_/ && $3 / n >= 0.05 {
+        sub(/^cmdstat_/, "", $1)
+        printf "%s%s %.2f (%.1f µs)", sep, $1, $3 / n, $7; sep = ", "
+      }')
   server_us[$name]=$(( (server1 - server0) * tick_us / requests[$name] ))
   redis_us[$name]=$(( (redis1 - redis0) * tick_us / requests[$name] ))
   fake_us[$name]=$(( (fake1 - fake0) * tick_us / requests[$name] ))
   sleep 1 # let work the scenario left behind (sandbox receipts) drain
 }
 scenario_redis_pid=$redis_pid
+scenario_redis_port=$redis_port
 
 # preload NAME COUNT FIRST AREA [options…]: pending verifications into Redis,
 # their ids (or numbers, or call references) in $work/NAME.txt.
@@ -373,6 +383,7 @@ if [ -n "$DEMO_URL" ]; then
   demo_preload demo_right "$num_budget" 2000000
   demo_preload demo_wrong 10000 6000000
   scenario_redis_pid=$demo_redis_pid
+  scenario_redis_port=$DEMO_REDIS_PORT
   wrk_run demo_check_right "$demo_pids" "$DEMO_URL" demo_check.lua "$work/demo_right.txt" 123456
   wrk_run demo_check_wrong "$demo_pids" "$DEMO_URL" demo_check.lua "$work/demo_wrong.txt" 654321
   wrk_run demo_send "$demo_pids" "$DEMO_URL" demo_send.lua 917
@@ -427,6 +438,10 @@ echo "start-up to ready (/readyz 200): sandbox ${main_ready_ms} ms, live ${voice
 echo "first check by number: right after ready ${first_ms} ms (sandbox), 0.5 s after ready ${later_first_ms} ms (live)"
 echo "peak RSS (VmHWM): sandbox server ${main_rss} MiB, live server ${voice_rss} MiB"
 echo "peak RSS after each scenario, MiB: sandbox server $(for n in ready healthz check_right check_wrong check_right_num check_wrong_num check_none start; do printf '%s %s, ' "$n" "${rss_after[$n]}"; done | sed 's/, $//'); live server $(for n in healthz_live answer start_live; do printf '%s %s, ' "$n" "${rss_after[$n]}"; done | sed 's/, $//')"
+echo "Redis commands per request (calls, and µs per call; a script's own commands counted under their names):"
+for n in check_right check_wrong check_right_num check_wrong_num check_none start answer start_live; do
+  if [ -n "${redis_calls[$n]:-}" ]; then echo "  $n: ${redis_calls[$n]}"; fi
+done
 echo
 worst_p99=check_right worst_cpu=check_right worst_redis=check_right
 for n in "${check_rows[@]}"; do
