@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::domain::phone::LineKind;
-use crate::domain::{ApplicationId, Channel, NumberKey, PhoneNumber, Timestamp};
-use crate::limits::{Decision, Limit, Limiter};
+use crate::domain::{ApplicationId, Channel, PhoneNumber, Timestamp};
+use crate::limits::{Decision, Limit, LimitedStart, Limiter};
 use crate::store::{
-    FailureWindows, Failures, FlagStore, Gate, SendBudget, Store, StoreError, window_of,
+    Admission, FailureWindows, Failures, FlagStore, Gate, Opening, SendBudget, StartOutcome, Store,
+    StoreError, window_of,
 };
 
 const ONE_DAY: Duration = Duration::from_secs(86_400);
@@ -288,17 +289,21 @@ impl SendGuard {
         }
     }
 
-    /// Everything that must hold before a start sends a code, but the
-    /// number's own send budget, which the store's start counts (so that a
-    /// start refused by the resend cooldown does not spend it).
-    pub async fn admit_start(
+    /// Starts through every rule that must hold before a code is sent to
+    /// the opening's number: its kind and place, its lock, its destination's pause and
+    /// the rate limits, then the store's start of `opening` (which counts
+    /// the number's own send budget, so that a start refused by the resend
+    /// cooldown does not spend it). A created verification feeds the
+    /// pumping detector, which may pause the number's prefix for the next
+    /// starts. One round trip where the store can.
+    pub async fn start(
         &self,
-        number: &PhoneNumber,
-        key: &NumberKey,
         channel: Channel,
         who: &Requester,
+        opening: Opening<'_>,
         now: Timestamp,
-    ) -> Result<Result<(), Refusal>, StoreError> {
+    ) -> Result<Result<StartOutcome, Refusal>, StoreError> {
+        let number = &opening.new.verification.to;
         if let Err(r) = self.check_number(number, channel) {
             return Ok(Err(r));
         }
@@ -353,9 +358,11 @@ impl SendGuard {
             .iter()
             .map(|(scope, subject, limit, _, _)| (scope.as_ref(), *subject, *limit))
             .collect();
-        let flag = (!self.is_safe(number)).then(|| self.block_flag(&prefix));
+        // Safe numbers are neither paused nor counted by the detector.
+        let safe = self.is_safe(number);
+        let flag = (!safe).then(|| self.block_flag(&prefix));
         let gate = Gate {
-            number: key,
+            number: opening.key,
             windows,
             lock_at: Failures {
                 lockout: s.lockout_failed_checks,
@@ -364,76 +371,114 @@ impl SendGuard {
             flag: flag.as_deref(),
             hits: &[],
         };
-        // The number's lock, then the pause, then the counters, in one step
-        // where the store can.
-        let (admission, decisions) = self.limiter.admit(gate, &hits).await?;
+        let (started_scope, approved_scope) = (self.scope("started"), self.scope("approved"));
+        let detector = [
+            (&*started_scope, &*prefix, 1),
+            (&*approved_scope, &*prefix, 0),
+        ];
+        let feed: &[(&str, &str, u64)] = if safe { &[] } else { &detector };
+        match self
+            .limiter
+            .start(gate, &hits, opening, (self.bucket(), feed), now)
+            .await?
+        {
+            LimitedStart::Refused {
+                admission,
+                decisions,
+            } => Ok(Err(self.refusal(
+                &gate, &admission, &decisions, &counted, &prefix, now,
+            )?)),
+            LimitedStart::Started { outcome, weights } => {
+                if matches!(outcome, StartOutcome::Created(_))
+                    && !safe
+                    && let Err(e) = self.weigh_detector(&prefix, weights).await
+                {
+                    tracing::warn!(error = %e, "pumping detector could not count a start");
+                }
+                Ok(Ok(outcome))
+            }
+        }
+    }
+
+    /// Why the gate refused, judged in its order: the number's lock, its
+    /// destination's pause, then the first counter past its limit.
+    fn refusal(
+        &self,
+        gate: &Gate<'_>,
+        admission: &Admission,
+        decisions: &[Decision],
+        counted: &[(
+            std::borrow::Cow<'static, str>,
+            &str,
+            Limit,
+            &'static str,
+            &'static str,
+        )],
+        prefix: &str,
+        now: Timestamp,
+    ) -> Result<Refusal, StoreError> {
+        let s = &self.settings;
+        let windows = gate.windows;
         if gate.locks(admission.failures) {
             let locked_until = |window_ms: u64| window_of("", window_ms, now).1;
             // When both hold, the later end is when a start may succeed again.
             let until = [
-                (admission.failures.lockout >= s.lockout_failed_checks)
+                (admission.failures.lockout >= gate.lock_at.lockout)
                     .then(|| locked_until(windows.lockout_ms)),
-                (admission.failures.day >= s.max_failed_checks_per_day)
-                    .then(|| locked_until(windows.day_ms)),
+                (admission.failures.day >= gate.lock_at.day).then(|| locked_until(windows.day_ms)),
             ]
             .into_iter()
             .flatten()
             .max()
             .unwrap_or(now);
-            return Ok(Err(Refusal::Limited {
+            return Ok(Refusal::Limited {
                 code: "number_locked",
                 message: "Too many wrong codes for this number; it is locked for a while."
                     .to_owned(),
                 retry_after_ms: now.millis_until(until).max(1),
-            }));
+            });
         }
         if admission.blocked {
-            return Ok(Err(Refusal::Limited {
+            return Ok(Refusal::Limited {
                 code: "destination_blocked",
                 message: format!(
                     "Sends to {prefix} are paused: too few of them are being verified (suspected SMS pumping)."
                 ),
                 retry_after_ms: u64::try_from(s.pumping_cooloff.as_millis()).unwrap_or(u64::MAX),
-            }));
+            });
         }
         for ((_, _, _, code, message), decision) in counted.iter().zip(decisions) {
-            if let Err(r) = limited(code, message, decision) {
-                return Ok(Err(r));
+            if let Err(r) = limited(code, message, *decision) {
+                return Ok(r);
             }
         }
-        Ok(Ok(()))
+        Err(StoreError::Corrupt(format!(
+            "the start's gate refused without a reason: {admission:?}"
+        )))
     }
 
-    /// Bookkeeping after a new verification was opened: feeds the pumping
-    /// detector, which may pause the number's prefix for the next starts.
-    pub async fn opened(&self, number: &PhoneNumber) -> Result<(), StoreError> {
-        if self.is_safe(number) {
-            return Ok(());
-        }
-        let prefix = prefix_of(number);
-        let (started_scope, approved_scope) = (self.scope("started"), self.scope("approved"));
-        // This start counted, and both estimates, in one go.
-        let weighed = self
-            .limiter
-            .add_and_weigh(
-                self.bucket(),
-                &[(&started_scope, &prefix, 1), (&approved_scope, &prefix, 0)],
-            )
-            .await?;
-        let [started, approved] = weighed[..] else {
+    /// The pumping detector, fed by a new verification: pauses the prefix
+    /// when too few of its recent starts were approved.
+    async fn weigh_detector(
+        &self,
+        prefix: &str,
+        weights: Result<Vec<f64>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let weights = weights?;
+        let [started, approved] = weights[..] else {
             return Err(StoreError::Corrupt(format!(
-                "the pumping detector's counters read as {weighed:?}"
+                "the pumping detector's counters read as {weights:?}"
             )));
         };
         let s = &self.settings;
         if started >= s.pumping_min_volume as f64 && approved < s.pumping_min_conversion * started {
             let cooloff = u64::try_from(s.pumping_cooloff.as_millis()).unwrap_or(u64::MAX);
             self.store
-                .raise_flag(&self.block_flag(&prefix), cooloff)
+                .raise_flag(&self.block_flag(prefix), cooloff)
                 .await?;
             metrics::counter!(
                 "plivo2fa_pumping_blocks_total",
-                "prefix" => prefix.clone(),
+                "prefix" => prefix.to_owned(),
                 "application" => self.app.to_string()
             )
             .increment(1);

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::domain::{Clock, Timestamp};
 use crate::store::{
-    Admission, AdmissionStore, CounterStore, Gate, Hit, Store, StoreError, window_of,
+    Admission, AdmissionStore, CounterStore, Feed, Gate, Gated, Hit, Opening, StartOutcome, Store,
+    StoreError, window_of,
 };
 
 /// At most `max` hits per `window`.
@@ -23,7 +24,7 @@ impl Limit {
     }
 
     fn window_ms(self) -> u64 {
-        u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX)
+        millis_of(self.window)
     }
 }
 
@@ -37,6 +38,41 @@ impl Decision {
     pub fn is_allowed(self) -> bool {
         matches!(self, Decision::Allowed { .. })
     }
+}
+
+/// What [`Limiter::start`] did.
+#[derive(Debug)]
+pub enum LimitedStart {
+    /// The gate refused and nothing started: what the store found, and the
+    /// decisions on the counters hit (the last one refused, when a counter
+    /// refused).
+    Refused {
+        admission: Admission,
+        decisions: Vec<Decision>,
+    },
+    /// Past the gate: the start's outcome and, for a created verification,
+    /// the feed's sliding weights, in order (none otherwise; `Err` when they
+    /// could not be read, which does not undo the start).
+    Started {
+        outcome: StartOutcome,
+        weights: Result<Vec<f64>, StoreError>,
+    },
+}
+
+fn millis_of(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Each counter's sliding-window estimate: this window's count, and the
+/// previous window's weighted by how much of it the sliding window ending
+/// `now` still covers.
+fn weigh(read: &[(u64, u64)], window_ms: u64, now: Timestamp) -> Vec<f64> {
+    // Every name's windows end together: the index is the time's alone.
+    let (_, end) = window_of("", window_ms, now);
+    let left = now.millis_until(end) as f64 / window_ms as f64;
+    read.iter()
+        .map(|(current, previous)| *current as f64 + *previous as f64 * left)
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -78,17 +114,20 @@ impl Limiter {
         Ok(Self::decide(count, limit, &name, now))
     }
 
-    /// Passes a start's `gate` (see [`Gate`]) with its counters `hits`, each
-    /// `(scope, subject, limit)` counted in turn until one refuses, as
-    /// calling [`Limiter::hit`] for each would, in one round trip where the
-    /// store can: what the store found, and the decisions made, in order
-    /// (the last one refused, if any was; none when the gate refused first).
-    pub async fn admit(
+    /// A start through its `gate` (see [`Gate`]), whose counters are
+    /// `hits`, each `(scope, subject, limit)` counted in turn until one
+    /// refuses, as calling [`Limiter::hit`] for each would; then, when the
+    /// gate lets it through, the store's start of `opening`, and for a
+    /// created verification the `feed` counters added and weighed as
+    /// [`Limiter::add_and_weigh`] does. One round trip where the store can.
+    pub async fn start(
         &self,
         gate: Gate<'_>,
         hits: &[(&str, &str, Limit)],
-    ) -> Result<(Admission, Vec<Decision>), StoreError> {
-        let now = self.clock.now();
+        opening: Opening<'_>,
+        feed: (Duration, &[(&str, &str, u64)]),
+        now: Timestamp,
+    ) -> Result<LimitedStart, StoreError> {
         let names: Vec<String> = hits
             .iter()
             .map(|(scope, subject, _)| Self::name(scope, subject))
@@ -102,57 +141,47 @@ impl Limiter {
                 max: limit.max,
             })
             .collect();
-        let admission = self
-            .store
-            .admit(
-                &Gate {
-                    hits: &counters,
-                    ..gate
-                },
-                now,
-            )
-            .await?;
-        let decisions = admission
-            .counts
-            .iter()
-            .zip(names.iter().zip(hits))
-            .map(|(count, (name, (_, _, limit)))| Self::decide(*count, *limit, name, now))
-            .collect();
-        Ok((admission, decisions))
-    }
-
-    /// Adds each `(scope, subject, n)`'s `n` hits (0 to only read) to this
-    /// window's count and weighs the sliding window ending now: this window's
-    /// count after adding, and the previous window's weighted by how much of
-    /// it the sliding window still covers (a sliding window without a sorted
-    /// set). One round trip where the store can.
-    pub async fn add_and_weigh(
-        &self,
-        window: Duration,
-        counters: &[(&str, &str, u64)],
-    ) -> Result<Vec<f64>, StoreError> {
-        let now = self.clock.now();
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-        let names: Vec<String> = counters
+        let (window, fed) = feed;
+        let window_ms = millis_of(window).max(1);
+        let fed_names: Vec<String> = fed
             .iter()
             .map(|(scope, subject, _)| Self::name(scope, subject))
             .collect();
-        let adds: Vec<(&str, u64)> = names
+        let fed_counters: Vec<(&str, u64)> = fed_names
             .iter()
-            .zip(counters)
+            .zip(fed)
             .map(|(name, (_, _, n))| (name.as_str(), *n))
             .collect();
-        let read = self
-            .store
-            .add_and_read_previous(&adds, window_ms, now)
-            .await?;
-        // Every name's windows end together: the index is the time's alone.
-        let (_, end) = window_of("", window_ms, now);
-        let left = now.millis_until(end) as f64 / window_ms as f64;
-        Ok(read
-            .into_iter()
-            .map(|(current, previous)| current as f64 + previous as f64 * left)
-            .collect())
+        let gate = Gate {
+            hits: &counters,
+            ..gate
+        };
+        let feed = Feed {
+            counters: &fed_counters,
+            window_ms,
+        };
+        Ok(
+            match self.store.gated_start(&gate, opening, feed, now).await? {
+                Gated::Refused(admission) => {
+                    let decisions = admission
+                        .counts
+                        .iter()
+                        .zip(names.iter().zip(hits))
+                        .map(|(count, (name, (_, _, limit)))| {
+                            Self::decide(*count, *limit, name, now)
+                        })
+                        .collect();
+                    LimitedStart::Refused {
+                        admission,
+                        decisions,
+                    }
+                }
+                Gated::Started { outcome, fed } => LimitedStart::Started {
+                    outcome,
+                    weights: fed.map(|read| weigh(&read, window_ms, now)),
+                },
+            },
+        )
     }
 
     /// Adds `n` hits without deciding (events a later `peek` judges).
@@ -164,7 +193,7 @@ impl Limiter {
         n: u64,
     ) -> Result<u64, StoreError> {
         let now = self.clock.now();
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let window_ms = millis_of(window);
         self.store
             .add(&Self::name(scope, subject), window_ms, n, now)
             .await
@@ -175,8 +204,15 @@ impl Limiter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::domain::{ManualClock, NumberKey};
-    use crate::store::{FailureWindows, Failures, FlagStore, MemoryStore};
+    use crate::domain::verification::SendPolicy;
+    use crate::domain::{
+        ApplicationId, Channel, Locale, ManualClock, NumberKey, PhoneNumber, Status, Verification,
+        VerificationId,
+    };
+    use crate::store::{
+        FailureWindows, Failures, FlagStore, MemoryStore, NewVerification, SendBudget,
+        VerificationStore,
+    };
 
     #[tokio::test]
     async fn a_limit_allows_max_hits_per_window_then_says_when_to_retry() {
@@ -220,6 +256,65 @@ mod tests {
         }
     }
 
+    /// A new verification for `key`, opened at `now`, with no cooldown.
+    fn opening(key: &NumberKey, now: Timestamp) -> Opening<'_> {
+        let id = VerificationId::generate(&key.tag);
+        Opening {
+            new: NewVerification {
+                digest: "digest".to_owned(),
+                sealed: "sealed".to_owned(),
+                verification: Verification {
+                    id,
+                    application: ApplicationId::default(),
+                    to: PhoneNumber::parse("+14155550100").unwrap(),
+                    channel: Channel::Sms,
+                    locale: Locale::default(),
+                    status: Status::Pending,
+                    created_at: now,
+                    expires_at: now.plus(Duration::from_secs(600)),
+                    attempts: 0,
+                    max_attempts: 5,
+                    sends: 1,
+                    last_sent_at: now,
+                    deliveries: Vec::new(),
+                    fallbacks: Vec::new(),
+                },
+            },
+            key,
+            policy: SendPolicy {
+                cooldown_ms: 0,
+                max_sends: 100,
+            },
+            budget: SendBudget {
+                max: 100,
+                window_ms: 600_000,
+            },
+        }
+    }
+
+    const NO_FEED: (Duration, &[(&str, &str, u64)]) = (Duration::from_secs(60), &[]);
+
+    /// The decisions of a start the gate refused; empty for one it let through.
+    async fn decisions(
+        limiter: &Limiter,
+        gate: Gate<'_>,
+        hits: &[(&str, &str, Limit)],
+        now: Timestamp,
+    ) -> Vec<Decision> {
+        let key = gate.number;
+        match limiter
+            .start(gate, hits, opening(key, now), NO_FEED, now)
+            .await
+            .unwrap()
+        {
+            LimitedStart::Refused { decisions, .. } => decisions,
+            LimitedStart::Started { outcome, .. } => {
+                assert!(!matches!(outcome, StartOutcome::NumberLimited { .. }));
+                Vec::new()
+            }
+        }
+    }
+
     #[tokio::test]
     async fn hits_in_order_decide_as_hitting_each_in_turn_until_one_refuses() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
@@ -235,15 +330,13 @@ mod tests {
         ];
         let number = number();
         let open = gate(&number, 3, None);
-        let allowed = |count| Decision::Allowed { count };
+        let now = clock.now();
+        // Let through: nothing to decide against.
+        assert!(decisions(&limiter, open, &order, now).await.is_empty());
         assert_eq!(
-            limiter.admit(open, &order).await.unwrap().1,
-            [allowed(1), allowed(1), allowed(1)]
-        );
-        assert_eq!(
-            limiter.admit(open, &order).await.unwrap().1,
+            decisions(&limiter, open, &order, now).await,
             [
-                allowed(2),
+                Decision::Allowed { count: 2 },
                 Decision::Limited {
                     retry_after_ms: 10_000
                 }
@@ -252,33 +345,112 @@ mod tests {
         // The refused request stopped before the global counter.
         assert_eq!(
             limiter.hit("global", "all", loose).await.unwrap(),
-            allowed(2)
+            Decision::Allowed { count: 2 }
         );
     }
 
     #[tokio::test]
-    async fn a_locked_or_paused_gate_counts_none_of_its_hits() {
+    async fn a_locked_or_paused_gate_counts_none_of_its_hits_and_starts_nothing() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
         let store = Store::Memory(MemoryStore::new());
         let limiter = Limiter::new(store.clone(), clock.clone());
         let limit = Limit::new(5, Duration::from_secs(10));
         let order = [("ip", "a", limit)];
         let number = number();
+        let now = clock.now();
         // No wrong codes yet: a gate that locks at none locks already.
-        let (admission, decisions) = limiter.admit(gate(&number, 0, None), &order).await.unwrap();
+        let LimitedStart::Refused {
+            admission,
+            decisions,
+        } = limiter
+            .start(
+                gate(&number, 0, None),
+                &order,
+                opening(&number, now),
+                NO_FEED,
+                now,
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("a locked number was started");
+        };
         assert_eq!(admission.failures, Failures::default());
         assert!(decisions.is_empty() && admission.counts.is_empty());
         store.raise_flag("paused", 60_000).await.unwrap();
-        let (admission, decisions) = limiter
-            .admit(gate(&number, 3, Some("paused")), &order)
+        let paused = limiter
+            .start(
+                gate(&number, 3, Some("paused")),
+                &order,
+                opening(&number, now),
+                NO_FEED,
+                now,
+            )
             .await
             .unwrap();
-        assert!(admission.blocked);
-        assert!(decisions.is_empty());
-        // Neither start counted against the address.
+        assert!(
+            matches!(&paused, LimitedStart::Refused { admission, decisions } if admission.blocked && decisions.is_empty()),
+            "{paused:?}"
+        );
+        // Neither start counted against the address, and neither opened one.
         assert_eq!(
             limiter.hit("ip", "a", limit).await.unwrap(),
             Decision::Allowed { count: 1 }
+        );
+        assert_eq!(
+            store
+                .latest(&PhoneNumber::parse("+14155550100").unwrap(), &number, now)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_created_verification_feeds_its_counters_and_weighs_the_previous_window() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000_000)));
+        let store = Store::Memory(MemoryStore::new());
+        let limiter = Limiter::new(store.clone(), clock.clone());
+        let window = Duration::from_secs(100);
+        // Four in the window before; now a quarter into the next one.
+        limiter.add("started", "+1", window, 4).await.unwrap();
+        clock.advance(Duration::from_secs(100 + 25));
+        let now = clock.now();
+        let number = number();
+        let feed: &[(&str, &str, u64)] = &[("started", "+1", 1), ("approved", "+1", 0)];
+        let started = limiter
+            .start(
+                gate(&number, 3, None),
+                &[],
+                opening(&number, now),
+                (window, feed),
+                now,
+            )
+            .await
+            .unwrap();
+        let LimitedStart::Started {
+            outcome: StartOutcome::Created(_),
+            weights,
+        } = started
+        else {
+            panic!("not created: {started:?}");
+        };
+        // 1 now, and three quarters of the previous window's 4.
+        assert_eq!(weights.unwrap(), [1.0 + 4.0 * 0.75, 0.0]);
+        // A re-send is not a new verification: it feeds nothing.
+        let again = limiter
+            .start(
+                gate(&number, 3, None),
+                &[],
+                opening(&number, now),
+                (window, feed),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(&again, LimitedStart::Started { outcome: StartOutcome::Resend { .. }, weights: Ok(w) } if w.is_empty()),
+            "{again:?}"
         );
     }
 }

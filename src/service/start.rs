@@ -15,7 +15,7 @@ use crate::events::{EventKind, Outbox};
 use crate::plivo::PlivoError;
 use crate::plivo::client::MIN_MESSAGE_EXPIRY_SECS;
 use crate::store::{
-    Finish, NewVerification, Owner, StartOutcome, Store, StoreError, VerificationStore,
+    Finish, NewVerification, Opening, Owner, StartOutcome, Store, StoreError, VerificationStore,
 };
 
 use super::{Dispatcher, EXPIRE_JOB, announce_for, schedule};
@@ -97,11 +97,7 @@ impl StartVerification {
         } = request;
         let now = self.clock.now();
         let key = self.keyring.app_number_key(&app.id, &to);
-        if let Err(refusal) = app.guard.admit_start(&to, &key, channel, who, now).await? {
-            return Err(refused(app, refusal));
-        }
         let id = VerificationId::generate(&key.tag);
-        tracing::Span::current().record("verification.id", tracing::field::display(&id));
         let code = OtpCode::generate(app.policy.code_length);
         let new = NewVerification {
             digest: self.keyring.primary_digest(&code),
@@ -123,13 +119,18 @@ impl StartVerification {
                 fallbacks: Vec::new(),
             },
         };
-        let budget = app.guard.send_budget();
+        let opening = Opening {
+            new,
+            key: &key,
+            policy: app.policy.send,
+            budget: app.guard.send_budget(),
+        };
+        let outcome = match app.guard.start(channel, who, opening, now).await? {
+            Ok(outcome) => outcome,
+            Err(refusal) => return Err(refused(app, refusal)),
+        };
         let app_hash = app_hash.as_ref();
-        match self
-            .store
-            .start(new, &key, app.policy.send, budget, now)
-            .await?
-        {
+        match outcome {
             StartOutcome::Created(v) => self.opened(app, v, &code, app_hash, now).await,
             StartOutcome::Resend {
                 verification,
@@ -158,7 +159,7 @@ impl StartVerification {
         }
     }
 
-    /// A new verification: counted, fed to the pumping detector, and sent.
+    /// A new verification (the pumping detector has counted it): counted and sent.
     async fn opened(
         &self,
         app: &App,
@@ -167,6 +168,7 @@ impl StartVerification {
         app_hash: Option<&AppHash>,
         now: Timestamp,
     ) -> Result<(Started, Verification), StartError> {
+        tracing::Span::current().record("verification.id", tracing::field::display(&v.id));
         tracing::info!(verification.id = %v.id, "verification opened");
         metrics::counter!(
             "plivo2fa_verifications_started_total",
@@ -175,9 +177,6 @@ impl StartVerification {
         )
         .increment(1);
         crate::telemetry::conversion(1, 0);
-        if let Err(e) = app.guard.opened(&v.to).await {
-            tracing::warn!(error = %e, "pumping detector could not count a start");
-        }
         match self
             .dispatcher
             .deliver(app, &v, code, v.channel, app_hash, now)
@@ -219,6 +218,8 @@ impl StartVerification {
             .keyring
             .open(sealed, verification.id.as_str())
             .map_err(|e| StoreError::Corrupt(format!("sealed code of {}: {e}", verification.id)))?;
+        tracing::Span::current()
+            .record("verification.id", tracing::field::display(&verification.id));
         tracing::info!(verification.id = %verification.id, "re-sending the open verification's code");
         let left_ms = now.millis_until(verification.expires_at);
         if channel == Channel::Sms && left_ms < MIN_MESSAGE_EXPIRY_SECS * 1000 {

@@ -444,6 +444,53 @@ impl Gate<'_> {
     pub fn locks(&self, failures: Failures) -> bool {
         failures.lockout >= self.lock_at.lockout || failures.day >= self.lock_at.day
     }
+
+    /// Whether what [`AdmissionStore::admit`] found refuses the start: the
+    /// number locked, its destination paused, or a counter past its limit.
+    pub fn refuses(&self, admission: &Admission) -> bool {
+        self.locks(admission.failures)
+            || admission.blocked
+            || admission
+                .counts
+                .iter()
+                .zip(self.hits)
+                .any(|(count, hit)| *count > hit.max)
+    }
+}
+
+/// A start as [`VerificationStore::start`] takes it.
+#[derive(Debug, Clone)]
+pub struct Opening<'a> {
+    pub new: NewVerification,
+    pub key: &'a NumberKey,
+    pub policy: SendPolicy,
+    pub budget: SendBudget,
+}
+
+/// The counters a created verification feeds (the pumping detector's):
+/// each `(name, n)` as [`CounterStore::add_and_read_previous`] adds and reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Feed<'a> {
+    pub counters: &'a [(&'a str, u64)],
+    pub window_ms: u64,
+}
+
+/// What [`AdmissionStore::gated_start`] did.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a return value, moved once: boxing would allocate on every start"
+)]
+pub enum Gated {
+    /// The gate refused (see [`Gate::refuses`]): nothing was started.
+    Refused(Admission),
+    /// Past the gate, the start's own outcome, and for a created
+    /// verification what its feed read (none otherwise); a feed that could
+    /// not be read does not undo the start.
+    Started {
+        outcome: StartOutcome,
+        fed: Result<Vec<(u64, u64)>, StoreError>,
+    },
 }
 
 /// What [`AdmissionStore::admit`] found and counted.
@@ -472,6 +519,49 @@ pub trait AdmissionStore: VerificationStore + FlagStore + CounterStore {
     ) -> impl Future<Output = Result<Admission, StoreError>> + Send {
         admit_in_turn(self, gate, now)
     }
+
+    /// Passes the gate, then, when nothing in it refuses, starts, and feeds
+    /// a created verification's counters: one atomic step where the store
+    /// can, in turn where it cannot.
+    fn gated_start(
+        &self,
+        gate: &Gate<'_>,
+        opening: Opening<'_>,
+        feed: Feed<'_>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Gated, StoreError>> + Send {
+        gated_start_in_turn(self, gate, opening, feed, now)
+    }
+}
+
+/// [`AdmissionStore::gated_start`], one store call after the other.
+async fn gated_start_in_turn<S: AdmissionStore + ?Sized>(
+    store: &S,
+    gate: &Gate<'_>,
+    opening: Opening<'_>,
+    feed: Feed<'_>,
+    now: Timestamp,
+) -> Result<Gated, StoreError> {
+    let admission = store.admit(gate, now).await?;
+    if gate.refuses(&admission) {
+        return Ok(Gated::Refused(admission));
+    }
+    let Opening {
+        new,
+        key,
+        policy,
+        budget,
+    } = opening;
+    let outcome = store.start(new, key, policy, budget, now).await?;
+    let fed = match outcome {
+        StartOutcome::Created(_) if !feed.counters.is_empty() => {
+            store
+                .add_and_read_previous(feed.counters, feed.window_ms, now)
+                .await
+        }
+        _ => Ok(Vec::new()),
+    };
+    Ok(Gated::Started { outcome, fed })
 }
 
 /// [`AdmissionStore::admit`], one store call after the other.
@@ -757,6 +847,7 @@ forward! {
     }
     AdmissionStore {
         fn admit(&self, gate: &Gate<'_>, now: Timestamp) -> Result<Admission, StoreError>;
+        fn gated_start(&self, gate: &Gate<'_>, opening: Opening<'_>, feed: Feed<'_>, now: Timestamp) -> Result<Gated, StoreError>;
     }
     JobStore {
         fn schedule(&self, job: &str, due: Timestamp) -> Result<(), StoreError>;

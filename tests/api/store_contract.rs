@@ -19,8 +19,8 @@ use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
     Admission, AdmissionStore, AttemptOutcome, CallStore, CheckTarget, CounterStore,
     DeliveryUpdate, FactorAttempt, FactorCreated, FactorLimits, FactorStore, FailureWindows,
-    Failures, FallbackClaim, Finish, Gate, Hit, MemoryStore, NewVerification, Nonce, Owner,
-    RedisStore, SendBudget, StartOutcome, StoredFactor, VerificationStore,
+    Failures, FallbackClaim, Feed, Finish, Gate, Gated, Hit, MemoryStore, NewVerification, Nonce,
+    Opening, Owner, RedisStore, SendBudget, StartOutcome, StoredFactor, VerificationStore,
 };
 use secrecy::SecretSlice;
 
@@ -250,6 +250,8 @@ contract!(
     a_gate_reads_the_numbers_wrong_codes_and_counts_its_hits_only_when_nothing_refuses,
     a_paused_destination_refuses_before_any_hit_is_counted,
     adding_and_reading_the_previous_window_counts_each_counter_once,
+    a_gated_start_refused_by_its_gate_opens_nothing_and_spends_none_of_the_budget,
+    a_gated_start_past_its_gate_opens_and_feeds_only_a_new_verification,
 );
 
 const NONCE_TTL_MS: u64 = 600_000;
@@ -1904,6 +1906,135 @@ async fn adding_and_reading_the_previous_window_counts_each_counter_once<S: Coun
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn a_gated_start_refused_by_its_gate_opens_nothing_and_spends_none_of_the_budget<
+    S: AdmissionStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let tight = SendBudget {
+        max: 1,
+        window_ms: HOUR_MS,
+    };
+    let opening = |now| Opening {
+        new: f.new_verification(&n, &OtpCode::generate(CodeLength::default()), now),
+        key: &key,
+        policy: POLICY,
+        budget: tight,
+    };
+    let feed = Feed {
+        counters: &[("gated-started", 1)],
+        window_ms: HOUR_MS,
+    };
+    let order = hits(&[("gated-ip:a", 0)]);
+    // The address's limit is none: the gate refuses, counting that hit only.
+    match store
+        .gated_start(&gate(&key, 5, None, &order), opening(at(0)), feed, at(0))
+        .await
+        .unwrap()
+    {
+        Gated::Refused(admission) => assert_eq!(admission.counts, [1]),
+        other => panic!("the gate let it through: {other:?}"),
+    }
+    // A locked number: refused before any hit.
+    match store
+        .gated_start(&gate(&key, 0, None, &order), opening(at(1)), feed, at(1))
+        .await
+        .unwrap()
+    {
+        Gated::Refused(admission) => assert!(admission.counts.is_empty()),
+        other => panic!("the gate let it through: {other:?}"),
+    }
+    assert!(store.latest(&n, &key, at(2)).await.unwrap().is_none());
+    assert_eq!(
+        store.count("gated-started", HOUR_MS, at(2)).await.unwrap(),
+        0
+    );
+    // The one send the budget allows is still there.
+    match store
+        .gated_start(&gate(&key, 5, None, &[]), opening(at(2)), feed, at(2))
+        .await
+        .unwrap()
+    {
+        Gated::Started {
+            outcome: StartOutcome::Created(_),
+            fed,
+        } => assert_eq!(fed.unwrap(), [(1, 0)]),
+        other => panic!("expected a new verification, got {other:?}"),
+    }
+}
+
+async fn a_gated_start_past_its_gate_opens_and_feeds_only_a_new_verification<S: AdmissionStore>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let opening = |now| Opening {
+        new: f.new_verification(&n, &OtpCode::generate(CodeLength::default()), now),
+        key: &key,
+        policy: POLICY,
+        budget: BUDGET,
+    };
+    // Three starts in the hour before, one approval.
+    store.add("fed-started", HOUR_MS, 3, T0).await.unwrap();
+    store.add("fed-approved", HOUR_MS, 1, T0).await.unwrap();
+    let now = T0.plus(Duration::from_millis(HOUR_MS));
+    let feed = Feed {
+        counters: &[("fed-started", 1), ("fed-approved", 0)],
+        window_ms: HOUR_MS,
+    };
+    let order = hits(&[("fed-ip:a", 10)]);
+    let created = store
+        .gated_start(&gate(&key, 5, None, &order), opening(now), feed, now)
+        .await
+        .unwrap();
+    let Gated::Started {
+        outcome: StartOutcome::Created(v),
+        fed,
+    } = created
+    else {
+        panic!("expected a new verification, got {created:?}");
+    };
+    assert_eq!(fed.unwrap(), [(1, 3), (0, 1)]);
+    assert_eq!(
+        store
+            .get(&v.id, Owner::Any, now)
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some(v.id.clone())
+    );
+    // Within the cooldown: the open one's refusal, counted by the gate and
+    // fed nothing.
+    let again = store
+        .gated_start(
+            &gate(&key, 5, None, &order),
+            opening(at(3601)),
+            feed,
+            at(3601),
+        )
+        .await
+        .unwrap();
+    match again {
+        Gated::Started {
+            outcome: StartOutcome::Refused { verification, .. },
+            fed,
+        } => {
+            assert_eq!(verification.id, v.id);
+            assert!(fed.unwrap().is_empty());
+        }
+        other => panic!("expected the cooldown, got {other:?}"),
+    }
+    assert_eq!(store.count("fed-ip:a", HOUR_MS, at(3602)).await.unwrap(), 2);
+    assert_eq!(
+        store.count("fed-started", HOUR_MS, at(3602)).await.unwrap(),
+        1
     );
 }
 

@@ -16,10 +16,10 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{
     Admission, AdmissionStore, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate,
-    EventStore, FAILED_COUNTER, FailureWindows, Failures, FallbackClaim, Finish, FinishOutcome,
-    FlagStore, Gate, Health, Hit, JobStore, LOCKOUT_COUNTER, NewVerification, Nonce, NonceStore,
-    Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS, ResolvedCall, SendBudget, StartOutcome,
-    StoreError, VerificationStore,
+    EventStore, FAILED_COUNTER, FailureWindows, Failures, FallbackClaim, Feed, Finish,
+    FinishOutcome, FlagStore, Gate, Gated, Health, Hit, JobStore, LOCKOUT_COUNTER, NewVerification,
+    Nonce, NonceStore, Opening, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS, ResolvedCall,
+    SendBudget, StartOutcome, StoreError, VerificationStore,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
@@ -137,8 +137,8 @@ impl RedisStore {
             ))
         };
         let conn = open(target, timeout).await.map_err(|e| match e {
-            Opening::TimedOut => timed_out(),
-            Opening::Failed(e) => unavailable(e),
+            OpenFailure::TimedOut => timed_out(),
+            OpenFailure::Failed(e) => unavailable(e),
         })?;
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let store = Self {
@@ -273,7 +273,7 @@ async fn resolve(target: &RedisTarget, timeout: Duration) -> Result<(), StoreErr
 }
 
 /// Why a connection could not be opened.
-enum Opening {
+enum OpenFailure {
     TimedOut,
     Failed(redis::RedisError),
 }
@@ -281,10 +281,10 @@ enum Opening {
 /// Opens a connection: a single node's connection manager (multiplexed,
 /// reconnecting by itself on demand) or a cluster connection, its driver
 /// spawned on the current runtime.
-async fn open(target: &RedisTarget, timeout: Duration) -> Result<Connection, Opening> {
+async fn open(target: &RedisTarget, timeout: Duration) -> Result<Connection, OpenFailure> {
     match target {
         RedisTarget::Single(url) => {
-            let client = redis::Client::open(url.as_str()).map_err(Opening::Failed)?;
+            let client = redis::Client::open(url.as_str()).map_err(OpenFailure::Failed)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout)
@@ -294,8 +294,8 @@ async fn open(target: &RedisTarget, timeout: Duration) -> Result<Connection, Ope
                 ConnectionManager::new_with_config(client, config),
             )
             .await
-            .map_err(|_| Opening::TimedOut)?
-            .map_err(Opening::Failed)?;
+            .map_err(|_| OpenFailure::TimedOut)?
+            .map_err(OpenFailure::Failed)?;
             Ok(Connection::Single(manager))
         }
         RedisTarget::Cluster(seeds) => {
@@ -308,11 +308,11 @@ async fn open(target: &RedisTarget, timeout: Duration) -> Result<Connection, Ope
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
                 .build()
-                .map_err(Opening::Failed)?;
+                .map_err(OpenFailure::Failed)?;
             let conn = tokio::time::timeout(timeout * 3, client.get_async_connection())
                 .await
-                .map_err(|_| Opening::TimedOut)?
-                .map_err(Opening::Failed)?;
+                .map_err(|_| OpenFailure::TimedOut)?
+                .map_err(OpenFailure::Failed)?;
             Ok(Connection::Cluster(conn))
         }
     }
@@ -345,17 +345,22 @@ fn owner_arg(owner: Owner<'_>) -> &str {
     }
 }
 
-impl VerificationStore for RedisStore {
-    async fn start(
+impl RedisStore {
+    /// start.lua's keys and arguments for `opening` (ungated: its 19th
+    /// argument says whether a gate follows).
+    fn start_args(
         &self,
-        new: NewVerification,
-        key: &NumberKey,
-        policy: SendPolicy,
-        budget: SendBudget,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        opening: &Opening<'_>,
         now: Timestamp,
-    ) -> Result<StartOutcome, StoreError> {
+    ) {
+        let Opening {
+            new,
+            key,
+            policy,
+            budget,
+        } = opening;
         let v = &new.verification;
-        let mut invocation = self.scripts.start.prepare_invoke();
         invocation
             .key(self.keys.pointer_key(key))
             .arg(self.keys.record_prefix(&key.tag))
@@ -380,31 +385,140 @@ impl VerificationStore for RedisStore {
             } else {
                 v.application.as_str()
             });
-        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
-        let outcome = reply.text(0)?;
-        if outcome == "number_limited" {
-            return Ok(StartOutcome::NumberLimited {
-                retry_after_ms: reply.text(2)?.parse().unwrap_or(1),
-            });
+    }
+
+    /// window.lua's `gate`'s keys and arguments, appended.
+    fn gate_args(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        gate: &Gate<'_>,
+        now: Timestamp,
+    ) {
+        let windows = gate.windows;
+        invocation
+            .key(self.keys.number_counter(
+                gate.number,
+                LOCKOUT_COUNTER,
+                windows.lockout_ms.max(1),
+                now,
+            ))
+            .key(
+                self.keys
+                    .number_counter(gate.number, FAILED_COUNTER, windows.day_ms.max(1), now),
+            )
+            .arg(gate.lock_at.lockout)
+            .arg(gate.lock_at.day)
+            .arg(u8::from(gate.flag.is_some()))
+            .arg(gate.hits.len());
+        if let Some(flag) = gate.flag {
+            invocation.key(self.keys.blob_key(flag));
         }
-        let id = parse_id(&reply.text(1)?)?;
-        let verification = reply.verification(3, &id)?;
-        Ok(match outcome.as_str() {
-            "created" => StartOutcome::Created(verification),
-            "resend" => StartOutcome::Resend {
-                verification,
-                sealed: reply.text(2)?,
+        for hit in gate.hits {
+            invocation
+                .key(self.keys.counter(hit.name, hit.window_ms, now))
+                .arg(hit.window_ms.saturating_mul(2).max(1))
+                .arg(hit.max);
+        }
+    }
+
+    /// window.lua's `add_and_read_previous`'s keys and arguments, appended
+    /// (after the counters' number when `counted`).
+    fn feed_args(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        feed: Feed<'_>,
+        counted: bool,
+        now: Timestamp,
+    ) {
+        let before = Timestamp::from_millis(
+            now.as_millis() - i64::try_from(feed.window_ms.max(1)).unwrap_or(i64::MAX),
+        );
+        if counted {
+            invocation.arg(feed.counters.len());
+        }
+        invocation.arg(feed.window_ms.saturating_mul(2).max(1));
+        for (name, n) in feed.counters {
+            invocation
+                .key(self.keys.counter(name, feed.window_ms, now))
+                .key(self.keys.counter(name, feed.window_ms, before))
+                .arg(*n);
+        }
+    }
+}
+
+/// start.lua's reply, read.
+fn start_outcome(reply: &Reply<'_>) -> Result<StartOutcome, StoreError> {
+    let outcome = reply.text(0)?;
+    if outcome == "number_limited" {
+        return Ok(StartOutcome::NumberLimited {
+            retry_after_ms: reply.text(2)?.parse().unwrap_or(1),
+        });
+    }
+    let id = parse_id(&reply.text(1)?)?;
+    let verification = reply.verification(3, &id)?;
+    Ok(match outcome.as_str() {
+        "created" => StartOutcome::Created(verification),
+        "resend" => StartOutcome::Resend {
+            verification,
+            sealed: reply.text(2)?,
+        },
+        "cooldown" => StartOutcome::Refused {
+            verification,
+            refusal: ResendRefusal::Cooldown(reply.text(2)?.parse().unwrap_or(0)),
+        },
+        "send_limit" => StartOutcome::Refused {
+            verification,
+            refusal: ResendRefusal::SendLimit,
+        },
+        other => return Err(StoreError::Corrupt(format!("start said {other:?}"))),
+    })
+}
+
+/// The gate's reply: `{lockout, day, blocked, counts…}`.
+fn admission_of(counts: &[u64], gate: &Gate<'_>, script: &str) -> Result<Admission, StoreError> {
+    match counts {
+        [lockout, day, blocked, hits @ ..] if hits.len() <= gate.hits.len() => Ok(Admission {
+            failures: Failures {
+                lockout: *lockout,
+                day: *day,
             },
-            "cooldown" => StartOutcome::Refused {
-                verification,
-                refusal: ResendRefusal::Cooldown(reply.text(2)?.parse().unwrap_or(0)),
-            },
-            "send_limit" => StartOutcome::Refused {
-                verification,
-                refusal: ResendRefusal::SendLimit,
-            },
-            other => return Err(StoreError::Corrupt(format!("start said {other:?}"))),
-        })
+            blocked: *blocked == 1,
+            counts: hits.to_vec(),
+        }),
+        other => Err(StoreError::Corrupt(format!("{script} said {other:?}"))),
+    }
+}
+
+/// `add_and_read_previous`'s reply for `n` counters, in pairs.
+fn pairs_of(counts: &[u64], n: usize, script: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+    if counts.len() != 2 * n {
+        return Err(StoreError::Corrupt(format!(
+            "{script} said {} counts for {n} counters",
+            counts.len()
+        )));
+    }
+    Ok(counts.chunks(2).map(|c| (c[0], c[1])).collect())
+}
+
+impl VerificationStore for RedisStore {
+    async fn start(
+        &self,
+        new: NewVerification,
+        key: &NumberKey,
+        policy: SendPolicy,
+        budget: SendBudget,
+        now: Timestamp,
+    ) -> Result<StartOutcome, StoreError> {
+        let opening = Opening {
+            new,
+            key,
+            policy,
+            budget,
+        };
+        let mut invocation = self.scripts.start.prepare_invoke();
+        self.start_args(&mut invocation, &opening, now);
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        start_outcome(&reply)
     }
 
     async fn check(
@@ -748,7 +862,7 @@ impl CounterStore for RedisStore {
                 .arg(hit.window_ms.saturating_mul(2).max(1))
                 .arg(hit.max);
         }
-        let counts = counts_of(self.run(invocation).await?, "hit_in_order")?;
+        let counts = counts_of(&self.run(invocation).await?, "hit_in_order")?;
         if counts.len() > hits.len() {
             return Err(StoreError::Corrupt(format!(
                 "hit_in_order said {} counts for {} counters",
@@ -768,26 +882,14 @@ impl CounterStore for RedisStore {
         if matches!(self.conn, Connection::Cluster(_)) {
             return super::add_and_read_previous_in_turn(self, counters, window_ms, now).await;
         }
-        let before = Timestamp::from_millis(
-            now.as_millis() - i64::try_from(window_ms.max(1)).unwrap_or(i64::MAX),
-        );
         let mut invocation = self.scripts.add_and_read_previous.prepare_invoke();
-        invocation.arg(window_ms.saturating_mul(2).max(1));
-        for (name, n) in counters {
-            invocation
-                .key(self.keys.counter(name, window_ms, now))
-                .key(self.keys.counter(name, window_ms, before))
-                .arg(*n);
-        }
-        let counts = counts_of(self.run(invocation).await?, "add_and_read_previous")?;
-        if counts.len() != 2 * counters.len() {
-            return Err(StoreError::Corrupt(format!(
-                "add_and_read_previous said {} counts for {} counters",
-                counts.len(),
-                counters.len()
-            )));
-        }
-        Ok(counts.chunks(2).map(|c| (c[0], c[1])).collect())
+        let feed = Feed {
+            counters,
+            window_ms,
+        };
+        self.feed_args(&mut invocation, feed, false, now);
+        let counts = counts_of(&self.run(invocation).await?, "add_and_read_previous")?;
+        pairs_of(&counts, counters.len(), "add_and_read_previous")
     }
 }
 
@@ -797,48 +899,48 @@ impl AdmissionStore for RedisStore {
         if matches!(self.conn, Connection::Cluster(_)) {
             return super::admit_in_turn(self, gate, now).await;
         }
-        let windows = gate.windows;
         let mut invocation = self.scripts.admit.prepare_invoke();
-        invocation
-            .key(self.keys.number_counter(
-                gate.number,
-                LOCKOUT_COUNTER,
-                windows.lockout_ms.max(1),
-                now,
-            ))
-            .key(
-                self.keys
-                    .number_counter(gate.number, FAILED_COUNTER, windows.day_ms.max(1), now),
-            )
-            .arg(gate.lock_at.lockout)
-            .arg(gate.lock_at.day)
-            .arg(u8::from(gate.flag.is_some()));
-        if let Some(flag) = gate.flag {
-            invocation.key(self.keys.blob_key(flag));
+        self.gate_args(&mut invocation, gate, now);
+        let counts = counts_of(&self.run(invocation).await?, "admit")?;
+        admission_of(&counts, gate, "admit")
+    }
+
+    async fn gated_start(
+        &self,
+        gate: &Gate<'_>,
+        opening: Opening<'_>,
+        feed: Feed<'_>,
+        now: Timestamp,
+    ) -> Result<Gated, StoreError> {
+        if matches!(self.conn, Connection::Cluster(_)) {
+            return super::gated_start_in_turn(self, gate, opening, feed, now).await;
         }
-        for hit in gate.hits {
-            invocation
-                .key(self.keys.counter(hit.name, hit.window_ms, now))
-                .arg(hit.window_ms.saturating_mul(2).max(1))
-                .arg(hit.max);
+        let mut invocation = self.scripts.start.prepare_invoke();
+        self.start_args(&mut invocation, &opening, now);
+        invocation.arg(1);
+        self.gate_args(&mut invocation, gate, now);
+        self.feed_args(&mut invocation, feed, true, now);
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        if reply.text(0)? == "gated" {
+            let counts = counts_of(reply.item(1)?, "start")?;
+            return admission_of(&counts, gate, "start").map(Gated::Refused);
         }
-        let counts = counts_of(self.run(invocation).await?, "admit")?;
-        match counts.as_slice() {
-            [lockout, day, blocked, hits @ ..] if hits.len() <= gate.hits.len() => Ok(Admission {
-                failures: Failures {
-                    lockout: *lockout,
-                    day: *day,
-                },
-                blocked: *blocked == 1,
-                counts: hits.to_vec(),
-            }),
-            other => Err(StoreError::Corrupt(format!("admit said {other:?}"))),
-        }
+        let outcome = start_outcome(&reply)?;
+        let fed = if matches!(outcome, StartOutcome::Created(_)) {
+            let counts = counts_of(reply.item(4)?, "start")?;
+            pairs_of(&counts, feed.counters.len(), "start")?
+        } else {
+            Vec::new()
+        };
+        Ok(Gated::Started {
+            outcome,
+            fed: Ok(fed),
+        })
     }
 }
 
 /// A script's reply that is a list of counts.
-fn counts_of(value: Value, script: &str) -> Result<Vec<u64>, StoreError> {
+fn counts_of(value: &Value, script: &str) -> Result<Vec<u64>, StoreError> {
     match value {
         Value::Array(counts) => counts
             .iter()

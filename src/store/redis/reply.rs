@@ -40,6 +40,13 @@ impl<'k> Reply<'k> {
         }
     }
 
+    /// The reply's item at `i`, as it came.
+    pub(super) fn item(&self, i: usize) -> Result<&Value, StoreError> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StoreError::Corrupt(format!("a reply without its item {i}")))
+    }
+
     pub(super) fn verification(
         &self,
         i: usize,

@@ -39,7 +39,7 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn load() -> Self {
         Self {
-            start: Script::new(lua!("lua/start.lua")),
+            start: Script::new(lua!("lua/window.lua", "lua/start.lua")),
             check: Script::new(lua!("lua/check.lua")),
             finish: Script::new(lua!("lua/finish.lua")),
             delivery: Script::new(lua!("lua/delivery.lua")),

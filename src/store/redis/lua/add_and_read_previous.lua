@@ -4,9 +4,4 @@
 -- KEYS     for each counter: 2i-1 its window at now, 2i the window before
 -- ARGV     1 how long to keep a counter (ms), then each counter's hits to add
 -- Returns  for each counter: its count after adding, the previous window's
-local reply = {}
-for i = 1, #KEYS / 2 do
-  reply[2 * i - 1] = bump(KEYS[2 * i - 1], ARGV[1], ARGV[i + 1])
-  reply[2 * i] = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-end
-return reply
+return add_and_read_previous(1, 1, #KEYS / 2)

@@ -4,4 +4,4 @@
 -- KEYS     the windows' counters, in order (each name carries its window's index)
 -- ARGV     for each counter: 2i-1 how long to keep it (ms), 2i its limit
 -- Returns  the counts of the counters hit, in order
-return hit_in_order(1, 1)
+return (hit_in_order(1, 1, #KEYS))

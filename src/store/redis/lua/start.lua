@@ -7,13 +7,31 @@
 --          10 sealed, 11 cooldown_ms, 12 max_sends, 13 retention_ms,
 --          14 the number's hash, 15 counter prefix ("…:{tag}:rl:"),
 --          16 sends allowed per window, 17 the window (ms), 18 the
---          application ('' for the default, which records none)
+--          application ('' for the default, which records none), 19 1 for
+--          a gated start (below)
 -- Returns  {outcome, id, extra, view}; outcome is created | resend (extra: the
 --          sealed code) | cooldown (extra: ms to wait) | send_limit |
---          number_limited ({outcome, '', ms to wait})
+--          number_limited ({outcome, '', ms to wait}) | gated ({outcome,
+--          the gate's reply})
+--
+-- A gated start (only on a single node: the gate's keys are in slots of
+-- their own) first passes its gate, window.lua's `gate` from KEYS[2] and
+-- ARGV[20]; a refusal starts nothing. The argument after the gate's is how
+-- many counters a created verification feeds: window.lua's
+-- `add_and_read_previous` from the key and argument after, whose reply is
+-- the created outcome's fifth item.
 local now = tonumber(ARGV[2])
 local retention = tonumber(ARGV[13])
 local hash = ARGV[14]
+
+local feed_k, feed_a
+if ARGV[19] == '1' then
+  local reply, refused, k, a = gate(2, 20)
+  if refused then
+    return {'gated', reply}
+  end
+  feed_k, feed_a = k, a
+end
 
 -- Counts this send; the wait in ms when the budget is spent, else nil.
 local function spend()
@@ -66,4 +84,8 @@ end
 local ttl = tonumber(ARGV[7]) - now + retention
 redis.call('PEXPIRE', rk, ttl)
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
-return {'created', ARGV[3], '', view(rk)}
+local fed = {}
+if feed_k then
+  fed = add_and_read_previous(feed_k, feed_a + 1, tonumber(ARGV[feed_a]))
+end
+return {'created', ARGV[3], '', view(rk), fed}
