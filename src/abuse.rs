@@ -290,12 +290,13 @@ impl SendGuard {
     }
 
     /// Starts through every rule that must hold before a code is sent to
-    /// the opening's number: its kind and place, its lock, its destination's pause and
-    /// the rate limits, then the store's start of `opening` (which counts
-    /// the number's own send budget, so that a start refused by the resend
-    /// cooldown does not spend it). A created verification feeds the
-    /// pumping detector, which may pause the number's prefix for the next
-    /// starts. One round trip where the store can.
+    /// the opening's number (its kind and place, its lock, its
+    /// destination's pause, the rate limits), then the store's start of
+    /// `opening`, which counts the number's own send budget (so a start
+    /// refused by the resend cooldown does not spend it). A created
+    /// verification feeds the pumping detector, which may pause the
+    /// number's prefix for the next starts. One round trip where the store
+    /// can.
     pub async fn start(
         &self,
         channel: Channel,

@@ -350,8 +350,8 @@ pub trait CounterStore: Send + Sync {
     /// Adds one hit to each counter in turn, as [`CounterStore::add`] would,
     /// and stops after the first whose count passes its `max` (that hit is
     /// counted, as every refused hit is): the counts of the counters hit, in
-    /// order. One atomic step where the store can (memory, a single Redis
-    /// node); in turn where the counters live apart (a Redis Cluster).
+    /// order. One atomic step in memory; in turn in Redis (a single node
+    /// counts a start's in its gated start instead).
     fn hit_in_order(
         &self,
         hits: &[Hit<'_>],
@@ -362,8 +362,7 @@ pub trait CounterStore: Send + Sync {
 
     /// Adds each `(name, n)`'s `n` to its counter for the window at `now`
     /// and reads the window before it, unchanged: for each, this window's
-    /// count after adding and the previous window's count. One round trip
-    /// where the store can; in turn where the counters live apart.
+    /// count after adding and the previous window's count.
     fn add_and_read_previous(
         &self,
         counters: &[(&str, u64)],
@@ -506,9 +505,9 @@ pub struct Admission {
     pub counts: Vec<u64>,
 }
 
-/// A start's gate, read and counted in one atomic step where the store can
-/// (a single Redis node) and in turn where its keys live apart (a Redis
-/// Cluster) or in one process (memory).
+/// A start's gate, and a start through it: one atomic step where the store
+/// can (a single Redis node's gated start), in turn where its keys live
+/// apart (a Redis Cluster) or in one process (memory).
 pub trait AdmissionStore: VerificationStore + FlagStore + CounterStore {
     /// Reads the number's wrong codes, then the flag, and, when neither
     /// refuses, hits the gate's counters in order.

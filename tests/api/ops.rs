@@ -456,7 +456,12 @@ async fn the_webhook_backlog_the_job_queue_and_store_latency_are_measured() {
     assert!(backlog >= 1.0, "refused events wait: {text}");
     // The verification's expiry job waits too.
     assert!(queued > backlog, "{queued} jobs, {backlog} events");
-    for operation in ["start", "record_delivery", "claim_jobs", "queue_depth"] {
+    for operation in [
+        "gated_start",
+        "record_delivery",
+        "claim_jobs",
+        "queue_depth",
+    ] {
         let series =
             format!("plivo2fa_store_operation_duration_seconds_count{{operation=\"{operation}\"}}");
         assert!(

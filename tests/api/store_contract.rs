@@ -2038,8 +2038,9 @@ async fn a_gated_start_past_its_gate_opens_and_feeds_only_a_new_verification<S: 
     );
 }
 
-/// Rate-limit counters in Redis, however they are counted (one at a time or
-/// several in order), expire within twice their window, so none outlives it.
+/// Rate-limit counters in Redis, however they are counted (one at a time,
+/// several in order, or by a gated start), expire within twice their
+/// window, so none outlives it.
 #[tokio::test]
 async fn rate_limit_counters_in_redis_expire_within_twice_their_window() {
     let prefix = crate::common::unique_prefix();
@@ -2048,14 +2049,49 @@ async fn rate_limit_counters_in_redis_expire_within_twice_their_window() {
     store.add("ttl:read", HOUR_MS, 0, at(0)).await.unwrap();
     let order = hits(&[("ttl:b", 5), ("ttl:c", 5)]);
     assert_eq!(store.hit_in_order(&order, at(0)).await.unwrap(), [1, 1]);
+    // A gated start's counters: its gate's hit and its feed's.
+    let f = Fixture::with(store_keyring());
+    let n = number();
+    let key = f.keyring.number_key(&n);
+    let opening = Opening {
+        new: f.new_verification(&n, &OtpCode::generate(CodeLength::default()), at(0)),
+        key: &key,
+        policy: POLICY,
+        budget: BUDGET,
+    };
+    let feed = Feed {
+        counters: &[("ttl:fed", 1)],
+        window_ms: HOUR_MS,
+    };
+    let gated = store
+        .gated_start(
+            &gate(&key, 5, None, &hits(&[("ttl:gate", 5)])),
+            opening,
+            feed,
+            at(0),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            gated,
+            Gated::Started {
+                outcome: StartOutcome::Created(_),
+                ..
+            }
+        ),
+        "{gated:?}"
+    );
     let client = ::redis::Client::open(crate::common::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg(format!("{prefix}:rl:*"))
+        .arg(format!("{prefix}:*rl:*"))
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys.len(), 4, "{keys:?}");
+    // Each of those counters (the feed's previous window is only read), and
+    // the number's send budget in the number's slot.
+    assert_eq!(keys.len(), 7, "{keys:?}");
     for key in keys {
         let ttl: i64 = ::redis::cmd("PTTL")
             .arg(&key)

@@ -17,7 +17,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::{
     Admission, AdmissionStore, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate,
     EventStore, FAILED_COUNTER, FailureWindows, Failures, FallbackClaim, Feed, Finish,
-    FinishOutcome, FlagStore, Gate, Gated, Health, Hit, JobStore, LOCKOUT_COUNTER, NewVerification,
+    FinishOutcome, FlagStore, Gate, Gated, Health, JobStore, LOCKOUT_COUNTER, NewVerification,
     Nonce, NonceStore, Opening, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS, ResolvedCall,
     SendBudget, StartOutcome, StoreError, VerificationStore,
 };
@@ -421,22 +421,20 @@ impl RedisStore {
         }
     }
 
-    /// window.lua's `add_and_read_previous`'s keys and arguments, appended
-    /// (after the counters' number when `counted`).
+    /// The feed's number of counters, then window.lua's
+    /// `add_and_read_previous`'s keys and arguments, appended.
     fn feed_args(
         &self,
         invocation: &mut redis::ScriptInvocation<'_>,
         feed: Feed<'_>,
-        counted: bool,
         now: Timestamp,
     ) {
         let before = Timestamp::from_millis(
             now.as_millis() - i64::try_from(feed.window_ms.max(1)).unwrap_or(i64::MAX),
         );
-        if counted {
-            invocation.arg(feed.counters.len());
-        }
-        invocation.arg(feed.window_ms.saturating_mul(2).max(1));
+        invocation
+            .arg(feed.counters.len())
+            .arg(feed.window_ms.saturating_mul(2).max(1));
         for (name, n) in feed.counters {
             invocation
                 .key(self.keys.counter(name, feed.window_ms, now))
@@ -475,7 +473,7 @@ fn start_outcome(reply: &Reply<'_>) -> Result<StartOutcome, StoreError> {
 }
 
 /// The gate's reply: `{lockout, day, blocked, counts…}`.
-fn admission_of(counts: &[u64], gate: &Gate<'_>, script: &str) -> Result<Admission, StoreError> {
+fn admission_of(counts: &[u64], gate: &Gate<'_>) -> Result<Admission, StoreError> {
     match counts {
         [lockout, day, blocked, hits @ ..] if hits.len() <= gate.hits.len() => Ok(Admission {
             failures: Failures {
@@ -485,15 +483,17 @@ fn admission_of(counts: &[u64], gate: &Gate<'_>, script: &str) -> Result<Admissi
             blocked: *blocked == 1,
             counts: hits.to_vec(),
         }),
-        other => Err(StoreError::Corrupt(format!("{script} said {other:?}"))),
+        other => Err(StoreError::Corrupt(format!(
+            "the start's gate said {other:?}"
+        ))),
     }
 }
 
 /// `add_and_read_previous`'s reply for `n` counters, in pairs.
-fn pairs_of(counts: &[u64], n: usize, script: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+fn pairs_of(counts: &[u64], n: usize) -> Result<Vec<(u64, u64)>, StoreError> {
     if counts.len() != 2 * n {
         return Err(StoreError::Corrupt(format!(
-            "{script} said {} counts for {n} counters",
+            "the start's feed said {} counts for {n} counters",
             counts.len()
         )));
     }
@@ -849,62 +849,13 @@ impl CounterStore for RedisStore {
             other => Err(StoreError::Corrupt(format!("hit said {other:?}"))),
         }
     }
-
-    async fn hit_in_order(&self, hits: &[Hit<'_>], now: Timestamp) -> Result<Vec<u64>, StoreError> {
-        // Each counter has a slot of its own: in a cluster they live apart.
-        if matches!(self.conn, Connection::Cluster(_)) {
-            return super::hit_in_turn(self, hits, now).await;
-        }
-        let mut invocation = self.scripts.hit_in_order.prepare_invoke();
-        for hit in hits {
-            invocation
-                .key(self.keys.counter(hit.name, hit.window_ms, now))
-                .arg(hit.window_ms.saturating_mul(2).max(1))
-                .arg(hit.max);
-        }
-        let counts = counts_of(&self.run(invocation).await?, "hit_in_order")?;
-        if counts.len() > hits.len() {
-            return Err(StoreError::Corrupt(format!(
-                "hit_in_order said {} counts for {} counters",
-                counts.len(),
-                hits.len()
-            )));
-        }
-        Ok(counts)
-    }
-
-    async fn add_and_read_previous(
-        &self,
-        counters: &[(&str, u64)],
-        window_ms: u64,
-        now: Timestamp,
-    ) -> Result<Vec<(u64, u64)>, StoreError> {
-        if matches!(self.conn, Connection::Cluster(_)) {
-            return super::add_and_read_previous_in_turn(self, counters, window_ms, now).await;
-        }
-        let mut invocation = self.scripts.add_and_read_previous.prepare_invoke();
-        let feed = Feed {
-            counters,
-            window_ms,
-        };
-        self.feed_args(&mut invocation, feed, false, now);
-        let counts = counts_of(&self.run(invocation).await?, "add_and_read_previous")?;
-        pairs_of(&counts, counters.len(), "add_and_read_previous")
-    }
 }
 
+/// A single node passes a start's gate, starts and feeds in one script
+/// (start.lua, gated). Everything else goes in turn: a Cluster keeps the
+/// counters in slots of their own, and hit_in_order, admit and
+/// add_and_read_previous alone serve no start on a single node.
 impl AdmissionStore for RedisStore {
-    async fn admit(&self, gate: &Gate<'_>, now: Timestamp) -> Result<Admission, StoreError> {
-        // The counters have slots of their own: in a cluster they live apart.
-        if matches!(self.conn, Connection::Cluster(_)) {
-            return super::admit_in_turn(self, gate, now).await;
-        }
-        let mut invocation = self.scripts.admit.prepare_invoke();
-        self.gate_args(&mut invocation, gate, now);
-        let counts = counts_of(&self.run(invocation).await?, "admit")?;
-        admission_of(&counts, gate, "admit")
-    }
-
     async fn gated_start(
         &self,
         gate: &Gate<'_>,
@@ -917,18 +868,19 @@ impl AdmissionStore for RedisStore {
         }
         let mut invocation = self.scripts.start.prepare_invoke();
         self.start_args(&mut invocation, &opening, now);
+        // The 19th argument: a gate follows.
         invocation.arg(1);
         self.gate_args(&mut invocation, gate, now);
-        self.feed_args(&mut invocation, feed, true, now);
+        self.feed_args(&mut invocation, feed, now);
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         if reply.text(0)? == "gated" {
             let counts = counts_of(reply.item(1)?, "start")?;
-            return admission_of(&counts, gate, "start").map(Gated::Refused);
+            return admission_of(&counts, gate).map(Gated::Refused);
         }
         let outcome = start_outcome(&reply)?;
         let fed = if matches!(outcome, StartOutcome::Created(_)) {
             let counts = counts_of(reply.item(4)?, "start")?;
-            pairs_of(&counts, feed.counters.len(), "start")?
+            pairs_of(&counts, feed.counters.len())?
         } else {
             Vec::new()
         };
