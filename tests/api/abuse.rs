@@ -334,6 +334,13 @@ async fn a_daily_ceiling_of_failed_checks_blocks_new_verifications() {
         ("LOCKOUT_AFTER_EXHAUSTED", "100"),
     ])
     .await;
+    // The ceiling counts in the UTC day: start at its beginning, so the
+    // 30 s below never cross into the next one (the clock starts at now).
+    let day_ms = 86_400_000;
+    let into_day = app.now().as_millis().rem_euclid(day_ms);
+    app.advance(Duration::from_millis(
+        u64::try_from(day_ms - into_day).unwrap(),
+    ));
     let to = random_number();
     exhaust(&app, &to).await;
     assert_eq!(app.start(&to, "sms").await.status, 201);
