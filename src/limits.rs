@@ -418,16 +418,16 @@ mod tests {
         let now = clock.now();
         let number = number();
         let feed: &[(&str, &str, u64)] = &[("started", "+1", 1), ("approved", "+1", 0)];
-        let started = limiter
-            .start(
+        let start = || {
+            limiter.start(
                 gate(&number, 3, None),
                 &[],
                 opening(&number, now),
                 (window, feed),
                 now,
             )
-            .await
-            .unwrap();
+        };
+        let started = start().await.unwrap();
         let LimitedStart::Started {
             outcome: StartOutcome::Created(_),
             weights,
@@ -438,16 +438,7 @@ mod tests {
         // 1 now, and three quarters of the previous window's 4.
         assert_eq!(weights.unwrap(), [1.0 + 4.0 * 0.75, 0.0]);
         // A re-send is not a new verification: it feeds nothing.
-        let again = limiter
-            .start(
-                gate(&number, 3, None),
-                &[],
-                opening(&number, now),
-                (window, feed),
-                now,
-            )
-            .await
-            .unwrap();
+        let again = start().await.unwrap();
         assert!(
             matches!(&again, LimitedStart::Started { outcome: StartOutcome::Resend { .. }, weights: Ok(w) } if w.is_empty()),
             "{again:?}"
