@@ -171,6 +171,11 @@ pub fn window_of(name: &str, window_ms: u64, now: Timestamp) -> (String, Timesta
     (format!("{name}:{index}"), Timestamp::from_millis(end))
 }
 
+/// A time in the window of `window_ms` before the one containing `now`.
+pub(crate) fn window_before(now: Timestamp, window_ms: u64) -> Timestamp {
+    Timestamp::from_millis(now.as_millis() - i64::try_from(window_ms.max(1)).unwrap_or(i64::MAX))
+}
+
 /// A check's result with the verification after it; `None`: no such verification.
 pub type CheckOutcome = Option<(CheckResult, Verification)>;
 
@@ -380,9 +385,7 @@ async fn add_and_read_previous_in_turn<S: CounterStore + ?Sized>(
     window_ms: u64,
     now: Timestamp,
 ) -> Result<Vec<(u64, u64)>, StoreError> {
-    let before = Timestamp::from_millis(
-        now.as_millis() - i64::try_from(window_ms.max(1)).unwrap_or(i64::MAX),
-    );
+    let before = window_before(now, window_ms);
     let mut read = Vec::with_capacity(counters.len());
     for (name, n) in counters {
         let (current, previous) = tokio::join!(

@@ -17,7 +17,7 @@
 //!   nonce, in its call's slot (taken by the same script that resolves the call)
 
 use crate::domain::{CallRef, NumberKey, Timestamp, VerificationId};
-use crate::store::window_of;
+use crate::store::{FAILED_COUNTER, FailureWindows, LOCKOUT_COUNTER, window_of};
 
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
@@ -85,6 +85,19 @@ impl Keys {
     ) -> String {
         let name = format!("{}{counter}:{}", self.counter_prefix(&key.tag), key.hash);
         window_of(&name, window_ms, now).0
+    }
+
+    /// A number's wrong codes in the lockout window and in the day at `now`.
+    pub(super) fn failure_counters(
+        &self,
+        key: &NumberKey,
+        windows: FailureWindows,
+        now: Timestamp,
+    ) -> [String; 2] {
+        [
+            self.number_counter(key, LOCKOUT_COUNTER, windows.lockout_ms.max(1), now),
+            self.number_counter(key, FAILED_COUNTER, windows.day_ms.max(1), now),
+        ]
     }
 
     pub(super) fn pointer_key(&self, key: &NumberKey) -> String {

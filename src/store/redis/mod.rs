@@ -16,10 +16,10 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{
     Admission, AdmissionStore, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate,
-    EventStore, FAILED_COUNTER, FailureWindows, Failures, FallbackClaim, Feed, Finish,
-    FinishOutcome, FlagStore, Gate, Gated, Health, JobStore, LOCKOUT_COUNTER, NewVerification,
-    Nonce, NonceStore, Opening, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS, ResolvedCall,
-    SendBudget, StartOutcome, StoreError, VerificationStore,
+    EventStore, FailureWindows, Failures, FallbackClaim, Feed, Finish, FinishOutcome, FlagStore,
+    Gate, Gated, Health, JobStore, NewVerification, Nonce, NonceStore, Opening, Owner, QUEUE_SCAN,
+    QueueDepth, RETENTION_MS, ResolvedCall, SendBudget, StartOutcome, StoreError,
+    VerificationStore, window_before,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
@@ -346,8 +346,8 @@ fn owner_arg(owner: Owner<'_>) -> &str {
 }
 
 impl RedisStore {
-    /// start.lua's keys and arguments for `opening` (ungated: its 19th
-    /// argument says whether a gate follows).
+    /// start.lua's keys and its 18 arguments for `opening`: an ungated
+    /// start (a gated one appends a 19th, then its gate's and feed's).
     fn start_args(
         &self,
         invocation: &mut redis::ScriptInvocation<'_>,
@@ -394,18 +394,10 @@ impl RedisStore {
         gate: &Gate<'_>,
         now: Timestamp,
     ) {
-        let windows = gate.windows;
+        let [lockout, day] = self.keys.failure_counters(gate.number, gate.windows, now);
         invocation
-            .key(self.keys.number_counter(
-                gate.number,
-                LOCKOUT_COUNTER,
-                windows.lockout_ms.max(1),
-                now,
-            ))
-            .key(
-                self.keys
-                    .number_counter(gate.number, FAILED_COUNTER, windows.day_ms.max(1), now),
-            )
+            .key(lockout)
+            .key(day)
             .arg(gate.lock_at.lockout)
             .arg(gate.lock_at.day)
             .arg(u8::from(gate.flag.is_some()))
@@ -416,7 +408,7 @@ impl RedisStore {
         for hit in gate.hits {
             invocation
                 .key(self.keys.counter(hit.name, hit.window_ms, now))
-                .arg(hit.window_ms.saturating_mul(2).max(1))
+                .arg(kept_for(hit.window_ms))
                 .arg(hit.max);
         }
     }
@@ -429,12 +421,10 @@ impl RedisStore {
         feed: Feed<'_>,
         now: Timestamp,
     ) {
-        let before = Timestamp::from_millis(
-            now.as_millis() - i64::try_from(feed.window_ms.max(1)).unwrap_or(i64::MAX),
-        );
+        let before = window_before(now, feed.window_ms);
         invocation
             .arg(feed.counters.len())
-            .arg(feed.window_ms.saturating_mul(2).max(1));
+            .arg(kept_for(feed.window_ms));
         for (name, n) in feed.counters {
             invocation
                 .key(self.keys.counter(name, feed.window_ms, now))
@@ -593,14 +583,7 @@ impl VerificationStore for RedisStore {
     ) -> Result<Failures, StoreError> {
         // Both counters carry the number's hash tag: one slot, one round trip.
         let mut cmd = redis::cmd("MGET");
-        cmd.arg(
-            self.keys
-                .number_counter(key, LOCKOUT_COUNTER, windows.lockout_ms.max(1), now),
-        )
-        .arg(
-            self.keys
-                .number_counter(key, FAILED_COUNTER, windows.day_ms.max(1), now),
-        );
+        cmd.arg(&self.keys.failure_counters(key, windows, now)[..]);
         let counts: Vec<Option<u64>> = self.query(&cmd).await?;
         let at = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
         Ok(Failures {
@@ -839,10 +822,9 @@ impl CounterStore for RedisStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let mut invocation = self.scripts.hit.prepare_invoke();
-        // Kept twice the window: the window index comes from the caller's clock.
         invocation
             .key(self.keys.counter(name, window_ms, now))
-            .arg(window_ms.saturating_mul(2).max(1))
+            .arg(kept_for(window_ms))
             .arg(n);
         match self.run(invocation).await? {
             Value::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
@@ -874,12 +856,12 @@ impl AdmissionStore for RedisStore {
         self.feed_args(&mut invocation, feed, now);
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         if reply.text(0)? == "gated" {
-            let counts = counts_of(reply.item(1)?, "start")?;
+            let counts = counts_of(reply.item(1)?)?;
             return admission_of(&counts, gate).map(Gated::Refused);
         }
         let outcome = start_outcome(&reply)?;
         let fed = if matches!(outcome, StartOutcome::Created(_)) {
-            let counts = counts_of(reply.item(4)?, "start")?;
+            let counts = counts_of(reply.item(4)?)?;
             pairs_of(&counts, feed.counters.len())?
         } else {
             Vec::new()
@@ -891,17 +873,23 @@ impl AdmissionStore for RedisStore {
     }
 }
 
-/// A script's reply that is a list of counts.
-fn counts_of(value: &Value, script: &str) -> Result<Vec<u64>, StoreError> {
+/// How long a rate-limit counter is kept: twice its window, since the
+/// window's index comes from the caller's clock.
+fn kept_for(window_ms: u64) -> u64 {
+    window_ms.saturating_mul(2).max(1)
+}
+
+/// A list of counts in start.lua's reply.
+fn counts_of(value: &Value) -> Result<Vec<u64>, StoreError> {
     match value {
         Value::Array(counts) => counts
             .iter()
             .map(|c| match c {
                 Value::Int(n) => Ok(u64::try_from(*n).unwrap_or(0)),
-                other => Err(StoreError::Corrupt(format!("{script} said {other:?}"))),
+                other => Err(StoreError::Corrupt(format!("start said {other:?}"))),
             })
             .collect(),
-        other => Err(StoreError::Corrupt(format!("{script} said {other:?}"))),
+        other => Err(StoreError::Corrupt(format!("start said {other:?}"))),
     }
 }
 
