@@ -135,6 +135,16 @@ fn limited(code: &'static str, message: &str, decision: Decision) -> Result<(), 
     }
 }
 
+/// A rate limit a start is counted against: its scope, its subject, the
+/// limit, and the refusal's code and message.
+type CountedRule<'a> = (
+    std::borrow::Cow<'static, str>,
+    &'a str,
+    Limit,
+    &'static str,
+    &'static str,
+);
+
 /// The counter of every start, whichever application made it (`RATE_LIMIT_GLOBAL`).
 const GLOBAL_SCOPE: &str = "global";
 
@@ -289,9 +299,10 @@ impl SendGuard {
         }
     }
 
-    /// Starts through every rule that must hold before a code is sent to
-    /// the opening's number (its kind and place, its lock, its
-    /// destination's pause, the rate limits), then the store's start of
+    /// Starts through every rule with counters that must hold before a code
+    /// is sent to the opening's number, whose kind and place
+    /// [`SendGuard::check_number`] has passed (its lock, its destination's
+    /// pause, the rate limits), then the store's start of
     /// `opening`, which counts the number's own send budget (so a start
     /// refused by the resend cooldown does not spend it). A created
     /// verification feeds the pumping detector, which may pause the
@@ -299,15 +310,11 @@ impl SendGuard {
     /// can.
     pub async fn start(
         &self,
-        channel: Channel,
         who: &Requester,
         opening: Opening<'_>,
         now: Timestamp,
     ) -> Result<Result<StartOutcome, Refusal>, StoreError> {
         let number = &opening.new.verification.to;
-        if let Err(r) = self.check_number(number, channel) {
-            return Ok(Err(r));
-        }
         let s = &self.settings;
         let windows = self.failure_windows();
         let prefix = prefix_of(number);
@@ -348,7 +355,7 @@ impl SendGuard {
             ),
         ];
         // Counted in this order, and a refused one stops the counting.
-        let counted: Vec<_> = by_requester
+        let counted: Vec<CountedRule<'_>> = by_requester
             .into_iter()
             .filter_map(|(subject, scope, limit, code, message)| {
                 Some((self.scope(scope), subject?, limit, code, message))
@@ -408,13 +415,7 @@ impl SendGuard {
         gate: &Gate<'_>,
         admission: &Admission,
         decisions: &[Decision],
-        counted: &[(
-            std::borrow::Cow<'static, str>,
-            &str,
-            Limit,
-            &'static str,
-            &'static str,
-        )],
+        counted: &[CountedRule<'_>],
         prefix: &str,
         now: Timestamp,
     ) -> Result<Refusal, StoreError> {

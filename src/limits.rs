@@ -115,11 +115,13 @@ impl Limiter {
     }
 
     /// A start through its `gate` (see [`Gate`]), whose counters are
-    /// `hits`, each `(scope, subject, limit)` counted in turn until one
-    /// refuses, as calling [`Limiter::hit`] for each would; then, when the
-    /// gate lets it through, the store's start of `opening`, and for a
-    /// created verification the `feed` counters added and weighed as
-    /// [`Limiter::add_and_weigh`] does. One round trip where the store can.
+    /// `hits` (they take the place of the gate's own): each `(scope,
+    /// subject, limit)` counted in turn until one refuses, as calling
+    /// [`Limiter::hit`] for each would. Then, when the gate lets it through,
+    /// the store's start of `opening`, and for a created verification the
+    /// `feed`'s counters, each `(scope, subject, n)` added in its window and
+    /// weighed with the window before (a sliding window without a sorted
+    /// set). One round trip where the store can.
     pub async fn start(
         &self,
         gate: Gate<'_>,

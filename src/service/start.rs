@@ -95,6 +95,10 @@ impl StartVerification {
             locale,
             app_hash,
         } = request;
+        // The rules without counters first: a refused start makes no code.
+        if let Err(refusal) = app.guard.check_number(&to, channel) {
+            return Err(refused(app, refusal));
+        }
         let now = self.clock.now();
         let key = self.keyring.app_number_key(&app.id, &to);
         let id = VerificationId::generate(&key.tag);
@@ -125,7 +129,7 @@ impl StartVerification {
             policy: app.policy.send,
             budget: app.guard.send_budget(),
         };
-        let outcome = match app.guard.start(channel, who, opening, now).await? {
+        let outcome = match app.guard.start(who, opening, now).await? {
             Ok(outcome) => outcome,
             Err(refusal) => return Err(refused(app, refusal)),
         };
