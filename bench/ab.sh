@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# A/B of the live start (issue 16): server binaries taken in turn, round after
+# A/B of one scenario (issue 16): server binaries taken in turn, round after
 # round, each against the same Redis and fake Plivo, so that the noise of this
 # shared machine falls on every binary alike. A full load.sh run takes ten
 # minutes and its rows can swing 15% from one run to the next; alternating
 # short runs shows a 5% change.
 #
 #   ./bench/ab.sh /tmp/bin-main /tmp/bin-branch      # each a release build
+#   SCENARIO=check_right ./bench/ab.sh /tmp/bin-main /tmp/bin-branch
 #
 # Each run starts the binary in live mode (as load.sh's live-mode server,
-# with the same raised limits), drives POST /v1/verifications with wrk at 32
-# connections (a new number each time, a new area code each run) and prints
-# its rate and the CPU the server, Redis and the fake Plivo spent per
-# request. Redis is flushed between runs.
+# with the same raised limits), drives one scenario with wrk at 32
+# connections and prints its rate, the CPU the server, Redis and the fake
+# Plivo spent per request, Redis's reads of its sockets per request (one per
+# request: nothing batched; fewer: several commands per read), the commands
+# Redis ran per request, and the server's peak RSS. Redis is flushed between
+# runs. The scenarios are load.sh's:
 #
-# Environment: ROUNDS (4), DURATION (8 seconds per run), CONNECTIONS (32).
+#   start        POST /v1/verifications (live), a new number each time, a new
+#                area code each run
+#   check_right  check by id with the right code, a fresh verification each
+#                time (preloaded before each run, through the crate's store)
+#   check_none   check by number for numbers with no verification (404)
+#   healthz      GET /healthz: the server's ceiling
+#
+# Environment: SCENARIO (start), ROUNDS (4), DURATION (8 seconds per run),
+# CONNECTIONS (32), PERF_DIR (when set, each run's server is sampled with
+# `perf record -g` into PERF_DIR/<round>-<binary>.data; its rates are then
+# not ones to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+SCENARIO=${SCENARIO:-start}
 ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -27,6 +41,7 @@ source "$root/scripts/lib.sh"
 [ $# -ge 1 ] || { echo "usage: $0 SERVER_BIN…" >&2; exit 2; }
 command -v wrk >/dev/null || apt_install wrk
 command -v redis-server >/dev/null || apt_install redis-server
+if [ -n "${PERF_DIR:-}" ]; then command -v perf >/dev/null || apt_install linux-perf; fi
 load_bin=$(cargo bench --bench load --no-run 2>&1 |
   sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
 case $load_bin in /*) ;; *) load_bin=$root/$load_bin ;; esac
@@ -46,17 +61,28 @@ sleep 0.5
 api_key=bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 token=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
 unlimited=1000000000/1m
-cat bench/wrk/common.lua bench/wrk/start.lua >"$work/start.lua"
+otp_secret=$(head -c 32 /dev/urandom | base64)
+case $SCENARIO in
+  start) script=start.lua ;;
+  check_right) script=check.lua ;;
+  check_none) script=check_none.lua ;;
+  healthz) script=static.lua ;;
+  *) echo "$me: unknown SCENARIO $SCENARIO (start, check_right, check_none, healthz)" >&2; exit 2 ;;
+esac
+cat bench/wrk/common.lua "bench/wrk/$script" >"$work/scenario.lua"
+# A right-code check approves a verification once: each run gets its own,
+# enough for a rate well past any check's (25,000 a second).
+check_count=$(( DURATION * 25000 ))
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
 areas=(212 310 415 646 718 917 202 305 312 617 702 713 404 503 206 303 512 614 615 801)
 run=0
-echo "live start, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$SCENARIO, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
   for bin in "$@"; do
     port=$(free_port)
     env REDIS_URL="redis://127.0.0.1:$redis_port" API_KEYS="$api_key" RUST_LOG=warn \
-      OTP_SECRET="$(head -c 32 /dev/urandom | base64)" MAX_ATTEMPTS=20 \
+      OTP_SECRET="$otp_secret" MAX_ATTEMPTS=20 \
       RATE_LIMIT_NUMBER=$unlimited RATE_LIMIT_IP=$unlimited RATE_LIMIT_API_KEY=$unlimited \
       RATE_LIMIT_COUNTRY=$unlimited RATE_LIMIT_GLOBAL=$unlimited PUMPING_MIN_VOLUME=1000000 \
       ALLOWED_COUNTRIES='*' MAX_CONNECTIONS_PER_IP=$((CONNECTIONS > 128 ? CONNECTIONS : 128)) \
@@ -67,15 +93,45 @@ for round in $(seq 1 "$ROUNDS"); do
     server_pid=$!
     "$load_bin" wait-ready --addr "127.0.0.1:$port" --since-ns "$(date +%s%N)" >/dev/null ||
       { cat "$work/server.log" >&2; exit 1; }
+    case $SCENARIO in
+      start) args=("$api_key" "${areas[$((run % ${#areas[@]}))]}") ;;
+      check_right)
+        "$load_bin" preload --redis "redis://127.0.0.1:$redis_port" --otp-secret "$otp_secret" \
+          --count "$check_count" --first-number 2000000 --area-code 415 --out "$work/right.txt" \
+          --prefix "ab$run" >/dev/null
+        args=("$work/right.txt" "$api_key" 123456 id) ;;
+      check_none) args=("$api_key") ;;
+      healthz) args=() ;;
+    esac
+    path=; [ "$SCENARIO" = healthz ] && path=/healthz
+    redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
+    perf_pid=
+    if [ -n "${PERF_DIR:-}" ]; then
+      mkdir -p "$PERF_DIR"
+      perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$server_pid" \
+        -o "$PERF_DIR/$round-$(basename "$bin").data" -- sleep "$DURATION" 2>/dev/null &
+      perf_pid=$!
+    fi
     s0=$(ticks "$server_pid"); r0=$(ticks "$redis_pid"); f0=$(ticks "$fake_pid")
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/start.lua" "http://127.0.0.1:$port" \
-      -- 2 "$api_key" "${areas[$((run % ${#areas[@]}))]}" | grep '^RESULT')
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/scenario.lua" \
+      "http://127.0.0.1:$port$path" -- 2 "${args[@]}" | grep '^RESULT')
     s1=$(ticks "$server_pid"); r1=$(ticks "$redis_pid"); f1=$(ticks "$fake_pid")
+    if [ -n "$perf_pid" ]; then wait "$perf_pid" || echo "$me: perf record failed" >&2; fi
+    calls=$(redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' |
+      awk -F'[:,=]' -v n="$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")" '
+        /^cmdstat_/ && $3 / n >= 0.05 {
+          sub(/^cmdstat_/, "", $1)
+          printf "%s%s %.2f (%.1f µs)", sep, $1, $3 / n, $7; sep = ", "
+        }')
+    reads=$(redis-cli -p "$redis_port" INFO stats | tr -d '\r' |
+      sed -n 's/^total_reads_processed:\([0-9]*\)$/\1/p')
     n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
-    printf 'round %s %-24s %s req/s, non-2xx %s; µs/req: server %s, Redis %s, fake Plivo %s\n' \
+    printf 'round %s %-24s %s req/s, non-2xx %s; µs/req: server %s, Redis %s, fake Plivo %s; Redis reads/req %s\n' \
       "$round" "$(basename "$bin")" "$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$out")" \
       "$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$out")" \
-      $(( (s1 - s0) * tick_us / n )) $(( (r1 - r0) * tick_us / n )) $(( (f1 - f0) * tick_us / n ))
+      $(( (s1 - s0) * tick_us / n )) $(( (r1 - r0) * tick_us / n )) $(( (f1 - f0) * tick_us / n )) \
+      "$(awk -v r="$reads" -v n="$n" 'BEGIN { printf "%.2f", r / n }')"
+    echo "        Redis commands per request: $calls; server peak RSS $(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status") MiB"
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
     redis-cli -p "$redis_port" FLUSHALL >/dev/null
     run=$((run + 1))
