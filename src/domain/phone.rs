@@ -148,21 +148,44 @@ fn kind_with_zeros(meta: &Metadata, national: &str) -> LineKind {
     LineKind::Unknown
 }
 
-/// The region whose plan `national` (with its leading zeros) belongs to, and
-/// that region's metadata.
-fn plan_with_zeros(country_code: u16, national: &str) -> Option<(&'static str, &'static Metadata)> {
+/// The region whose plan `national` (with its leading zeros) belongs to, that
+/// region's metadata and, when finding the plan took it (a calling code of
+/// several plans, one without leading digits), the number's line kind there.
+fn plan_with_zeros(
+    country_code: u16,
+    national: &str,
+) -> Option<(&'static str, &'static Metadata, Option<LineKind>)> {
     let regions = DATABASE.region(&country_code)?;
     if let [only] = regions.as_slice() {
-        return DATABASE.by_id(*only).map(|meta| (*only, meta));
+        return DATABASE.by_id(*only).map(|meta| (*only, meta, None));
     }
     regions.into_iter().find_map(|region| {
         let meta = DATABASE.by_id(region)?;
-        let belongs = match meta.leading_digits() {
-            Some(leading) => leading.find(national).is_some_and(|m| m.start() == 0),
-            None => kind_with_zeros(meta, national) != LineKind::Unknown,
-        };
-        belongs.then_some((region, meta))
+        match meta.leading_digits() {
+            Some(leading) => leading
+                .find(national)
+                .is_some_and(|m| m.start() == 0)
+                .then_some((region, meta, None)),
+            None => {
+                let kind = kind_with_zeros(meta, national);
+                (kind != LineKind::Unknown).then_some((region, meta, Some(kind)))
+            }
+        }
     })
+}
+
+/// The line kind of `national` (with its leading zeros) in the plan it
+/// belongs to under `country_code`, and that plan's region.
+fn kind_in_plan(country_code: u16, national: &str) -> (Option<&'static str>, LineKind) {
+    plan_with_zeros(country_code, national).map_or(
+        (None, LineKind::Unknown),
+        |(region, meta, kind)| {
+            (
+                Some(region),
+                kind.unwrap_or_else(|| kind_with_zeros(meta, national)),
+            )
+        },
+    )
 }
 
 /// The line kind of a parsed number.
@@ -171,9 +194,7 @@ fn kind_of_parsed(parsed: &phonenumber::PhoneNumber) -> LineKind {
         return kind_of(parsed.number_type(&DATABASE));
     }
     let national = parsed.national().to_string();
-    plan_with_zeros(parsed.code().value(), &national).map_or(LineKind::Unknown, |(_, meta)| {
-        kind_with_zeros(meta, &national)
-    })
+    kind_in_plan(parsed.code().value(), &national).1
 }
 
 /// What a parse may read as a trunk prefix at the start of a national number
@@ -248,16 +269,29 @@ fn in_e164_form(input: &str) -> bool {
     })
 }
 
+/// The calling code and national number of an E.164 `input` that its parse
+/// would write as it is: a calling code libphonenumber knows, and nothing at
+/// the start of the national number that a parse could read as a trunk
+/// prefix (and strip), under any plan of that calling code.
+fn as_written(input: &str) -> Option<(u16, &str)> {
+    let code = calling_code(input)?;
+    let national = input.get(1 + code.to_string().len()..)?;
+    let prefixes = trunk_prefixes().get(&code)?;
+    (!prefixes.could_strip(national)).then_some((code, national))
+}
+
 fn region_of(e164: &str) -> Option<String> {
     let parsed = phonenumber::parse(None, e164).ok()?;
     if parsed.national().zeros() == 0 {
         return parsed.country().id().map(|id| id.as_ref().to_owned());
     }
     let national = parsed.national().to_string();
-    plan_with_zeros(parsed.code().value(), &national)
-        .map(|(region, _)| region)
-        .filter(|region| *region != NON_GEOGRAPHIC_REGION)
-        .map(str::to_owned)
+    plan_with_zeros(parsed.code().value(), &national).and_then(|(region, _, _)| geographic(region))
+}
+
+/// A region's name, unless it is libphonenumber's non-geographic one.
+fn geographic(region: &str) -> Option<String> {
+    (region != NON_GEOGRAPHIC_REGION).then(|| region.to_owned())
 }
 
 impl PhoneNumber {
@@ -268,6 +302,37 @@ impl PhoneNumber {
         if !in_e164_form(input) {
             return Err(PhoneNumberError::NotE164);
         }
+        Self::parse_as_written(input).unwrap_or_else(|| Self::parse_in_full(input))
+    }
+
+    /// The parse of an E.164 `input` that no parse could rewrite (see
+    /// [`PhoneNumber::as_stored`]): its calling code, plan and line kind read
+    /// straight from the metadata, as the full parse reads them (and the
+    /// region with them, which the allow-list asks), without the crate's
+    /// parse (its extraction and national-prefix expressions). `None` for an
+    /// input the full parse might rewrite. The full parse stays the
+    /// reference: a test holds the two equal over every plan's example
+    /// numbers and their neighbours.
+    fn parse_as_written(input: &str) -> Option<Result<Self, PhoneNumberError>> {
+        let (country_code, national) = as_written(input)?;
+        let (region, kind) = kind_in_plan(country_code, national);
+        Some(if kind == LineKind::Unknown {
+            Err(PhoneNumberError::Invalid)
+        } else {
+            Ok(Self {
+                e164: input.to_owned(),
+                meta: Some(Meta {
+                    country_code,
+                    kind,
+                    region: OnceLock::from(region.and_then(geographic)),
+                }),
+            })
+        })
+    }
+
+    /// The crate's parse and number type, for an E.164 input a parse might
+    /// rewrite (and the reference the shortcut above is tested against).
+    fn parse_in_full(input: &str) -> Result<Self, PhoneNumberError> {
         let parsed = phonenumber::parse(None, input).map_err(|_| PhoneNumberError::Invalid)?;
         // Each number-type evaluation runs a dozen of the crate's cached regular
         // expressions, so it is done once: libphonenumber's is_valid is exactly
@@ -310,10 +375,7 @@ impl PhoneNumber {
         if !in_e164_form(input) {
             return None;
         }
-        let code = calling_code(input)?;
-        let national = &input[1 + code.to_string().len()..];
-        let prefixes = trunk_prefixes().get(&code)?;
-        (!prefixes.could_strip(national)).then(|| Self {
+        as_written(input).map(|_| Self {
             e164: input.to_owned(),
             meta: None,
         })
@@ -429,6 +491,8 @@ impl PhoneNumber {
 /// ready without waiting for it and its first request rarely does.
 pub fn warm_up() {
     std::hint::black_box(PhoneNumber::parse("+14155550100").is_ok());
+    // A number the shortcut leaves to the crate's parse (a trunk prefix).
+    std::hint::black_box(PhoneNumber::parse("+4407400123456").is_ok());
     std::hint::black_box(trunk_prefixes().len());
 }
 
@@ -518,15 +582,12 @@ mod tests {
         }
     }
 
-    /// What lets a check by number look a number up as written: whatever a
-    /// start's parse stored, when taken as stored, parses again to itself. Every plan's example
-    /// numbers of every kind, with their last digit changed, a digit more or
-    /// less, and a trunk prefix written after the calling code (which the
-    /// parse strips, so the stored form differs from the input).
-    #[test]
-    fn a_parsed_numbers_e164_form_parses_to_itself() {
-        let mut checked = 0;
-        let mut rewritten = 0;
+    /// Every plan's example numbers of every kind, with their last digit
+    /// changed, a digit more or less, and a trunk prefix written after the
+    /// calling code (which the parse strips, so the stored form differs from
+    /// the input).
+    fn example_numbers_and_their_neighbours() -> Vec<String> {
+        let mut inputs = Vec::new();
         for meta in DATABASE.iter() {
             let cc = meta.country_code();
             let d = meta.descriptors();
@@ -556,31 +617,85 @@ mod tests {
                     .flatten()
                     .flat_map(|p| nationals.iter().map(move |n| format!("{p}{n}")))
                     .collect();
-                for national in nationals.iter().chain(&prefixed) {
-                    let input = format!("+{cc}{national}");
-                    let Ok(n) = PhoneNumber::parse(&input) else {
-                        continue;
-                    };
-                    if PhoneNumber::as_stored(n.as_e164()).is_none() {
-                        // Parsed before it is looked up, as every number was.
-                        continue;
-                    }
-                    let again = PhoneNumber::parse(n.as_e164());
-                    assert_eq!(
-                        again.as_ref().map(PhoneNumber::as_e164),
-                        Ok(n.as_e164()),
-                        "{input} parsed as {}, which parses as {again:?}",
-                        n.as_e164()
-                    );
-                    checked += 1;
-                    if n.as_e164() != input {
-                        rewritten += 1;
-                    }
-                }
+                inputs.extend(
+                    nationals
+                        .iter()
+                        .chain(&prefixed)
+                        .map(|n| format!("+{cc}{n}")),
+                );
+            }
+        }
+        inputs
+    }
+
+    /// What lets a check by number look a number up as written: whatever a
+    /// start's parse stored, when taken as stored, parses again to itself.
+    #[test]
+    fn a_parsed_numbers_e164_form_parses_to_itself() {
+        let mut checked = 0;
+        let mut rewritten = 0;
+        for input in example_numbers_and_their_neighbours() {
+            let Ok(n) = PhoneNumber::parse(&input) else {
+                continue;
+            };
+            if PhoneNumber::as_stored(n.as_e164()).is_none() {
+                // Parsed before it is looked up, as every number was.
+                continue;
+            }
+            let again = PhoneNumber::parse(n.as_e164());
+            assert_eq!(
+                again.as_ref().map(PhoneNumber::as_e164),
+                Ok(n.as_e164()),
+                "{input} parsed as {}, which parses as {again:?}",
+                n.as_e164()
+            );
+            checked += 1;
+            if n.as_e164() != input {
+                rewritten += 1;
             }
         }
         assert!(checked > 5_000, "only {checked} numbers parsed");
         assert!(rewritten > 0, "no input was rewritten by its parse");
+    }
+
+    /// The parse of a number no parse could rewrite, read straight from the
+    /// metadata, is the crate's full parse: the same validity, E.164 form,
+    /// calling code, line kind and region, over every plan's example numbers
+    /// and their neighbours.
+    #[test]
+    fn a_number_parsed_as_written_is_what_the_full_parse_makes_of_it() {
+        let (mut valid, mut invalid, mut in_full_only) = (0, 0, 0);
+        for input in example_numbers_and_their_neighbours() {
+            if !in_e164_form(&input) {
+                continue;
+            }
+            let full = PhoneNumber::parse_in_full(&input);
+            let Some(written) = PhoneNumber::parse_as_written(&input) else {
+                in_full_only += 1;
+                continue;
+            };
+            match (&written, &full) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.as_e164(), b.as_e164(), "{input}");
+                    assert_eq!(a.country_code(), b.country_code(), "{input}");
+                    assert_eq!(a.line_kind(), b.line_kind(), "{input}");
+                    assert_eq!(a.region(), b.region(), "{input}");
+                    valid += 1;
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(a, b, "{input}");
+                    invalid += 1;
+                }
+                _ => panic!(
+                    "{input}: as written {:?}, in full {:?}",
+                    written.as_ref().map(PhoneNumber::as_e164),
+                    full.as_ref().map(PhoneNumber::as_e164)
+                ),
+            }
+        }
+        assert!(valid > 5_000, "only {valid} valid numbers compared");
+        assert!(invalid > 1_000, "only {invalid} invalid numbers compared");
+        assert!(in_full_only > 0, "every input was taken as written");
     }
 
     #[test]
