@@ -362,6 +362,19 @@ async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store:
     assert_eq!(got, v);
     assert_eq!(got.status, Status::Pending);
     assert_eq!(got.to, n);
+    // And for an application other than the default, whose records name it.
+    let code = OtpCode::generate(CodeLength::default());
+    let other = number();
+    let mut new = f.new_verification(&other, &code, T0);
+    new.verification.application = ApplicationId::parse("shop").unwrap();
+    let key = f.keyring.number_key(&other);
+    let StartOutcome::Created(v) = store.start(new, &key, POLICY, BUDGET, T0).await.unwrap()
+    else {
+        panic!("expected a new verification");
+    };
+    let got = store.get(&v.id, Owner::Any, T0).await.unwrap().unwrap();
+    assert_eq!(got, v);
+    assert_eq!(got.application.as_str(), "shop");
     assert!(
         store
             .get(&VerificationId::generate("0000"), Owner::Any, T0)

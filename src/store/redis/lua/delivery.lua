@@ -6,11 +6,13 @@
 --          4 sequence ('' when none), 5 status, 6 channel,
 --          7 the prefix of ids that are not Plivo's (LOCAL_ID_PREFIX)
 -- Returns  {result, view}; result is applied | stale | not_found
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- One read of the record's view (FIELDS), its deliveries among them, which
+-- the answer then returns as updated rather than reading it again.
+local v = redis.call('HMGET', KEYS[1], unpack(FIELDS))
+if not v[4] then
   return {'not_found'}
 end
-local raw = redis.call('HGET', KEYS[1], 'deliveries')
-local list = cjson.decode(raw or '[]')
+local list = cjson.decode(v[11] or '[]')
 local incoming = cjson.decode(ARGV[1])
 local rank = tonumber(ARGV[3])
 local sequence = tonumber(ARGV[4])
@@ -41,7 +43,7 @@ for i, d in ipairs(list) do
     local newer = rank > old_rank or (rank == old_rank and d.status ~= ARGV[5]
       and sequence ~= nil and old_sequence ~= nil and sequence > old_sequence)
     if not newer then
-      return {'stale', view(KEYS[1])}
+      return {'stale', packed(v)}
     end
     if d.created_at ~= nil then
       incoming.created_at = d.created_at
@@ -54,5 +56,6 @@ end
 if not found then
   list[#list + 1] = incoming
 end
-redis.call('HSET', KEYS[1], 'deliveries', cjson.encode(list))
-return {'applied', view(KEYS[1])}
+v[11] = cjson.encode(list)
+redis.call('HSET', KEYS[1], 'deliveries', v[11])
+return {'applied', packed(v)}

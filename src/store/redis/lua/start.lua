@@ -88,4 +88,10 @@ local fed = {}
 if feed_k then
   fed = add_and_read_previous(feed_k, feed_a + 1, tonumber(ARGV[feed_a]))
 end
-return {'created', ARGV[3], '', view(rk), fed}
+-- The record's view as just written (FIELDS' order), not read back.
+local app = false
+if ARGV[18] ~= '' then
+  app = ARGV[18]
+end
+return {'created', ARGV[3], '', packed({ARGV[4], ARGV[5], ARGV[6], 'pending', ARGV[2],
+  ARGV[7], '0', ARGV[8], '1', ARGV[2], '[]', '0', app}), fed}

@@ -2,9 +2,13 @@
 -- time).
 -- Adds n hits to a fixed rate-limit window's counter (0 reads it), keeping
 -- the counter `keep` ms from its first hit. Returns the count after adding.
+-- Only these scripts write these keys, always with their expiry in the same
+-- script, so a count of n is a key this call created (as prelude.lua's
+-- `count` reasons): no PTTL to ask. A read (n = 0) of a counter no hit has
+-- reached yet keeps that 0 for `keep` ms more.
 local function bump(key, keep, n)
   local c = redis.call('INCRBY', key, n)
-  if redis.call('PTTL', key) < 0 then
+  if c == tonumber(n) then
     redis.call('PEXPIRE', key, keep)
   end
   return c
