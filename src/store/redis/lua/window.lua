@@ -1,14 +1,17 @@
 -- Shared by the scripts that count rate-limit windows (prepended at compile
 -- time).
--- Adds n hits to a fixed rate-limit window's counter (0 reads it), keeping
--- the counter `keep` ms from its first hit. Returns the count after adding.
--- Only these scripts write these keys, always with their expiry in the same
--- script, so a count of n is a key this call created (as prelude.lua's
--- `count` reasons): no PTTL to ask. A read (n = 0) of a counter no hit has
--- reached yet keeps that 0 for `keep` ms more.
+-- Adds n hits to a fixed rate-limit window's counter (0 reads it, and
+-- creates nothing), keeping the counter `keep` ms from its first hit.
+-- Returns the count after adding. Only these scripts write these keys, always
+-- with their expiry in the same script, so a count of n is a key this call
+-- created (as prelude.lua's `count` reasons): no PTTL to ask.
 local function bump(key, keep, n)
+  n = tonumber(n)
+  if n == 0 then
+    return tonumber(redis.call('GET', key) or '0')
+  end
   local c = redis.call('INCRBY', key, n)
-  if c == tonumber(n) then
+  if c == n then
     redis.call('PEXPIRE', key, keep)
   end
   return c
@@ -55,8 +58,8 @@ end
 -- of the counters hit...}, whether the gate refused, and the indexes of the
 -- first key and argument after the gate's.
 local function gate(k, a)
-  local lockout = tonumber(redis.call('GET', KEYS[k]) or '0')
-  local day = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
+  local wrong = redis.call('MGET', KEYS[k], KEYS[k + 1])
+  local lockout, day = tonumber(wrong[1] or '0'), tonumber(wrong[2] or '0')
   local flagged = ARGV[a + 2] == '1'
   local count = tonumber(ARGV[a + 3])
   local first = k + 2
