@@ -24,13 +24,15 @@
 #   healthz      GET /healthz: the server's ceiling
 #
 # Environment: SCENARIO (start), ROUNDS (4), DURATION (8 seconds per run),
-# CONNECTIONS (32), PERF_DIR (when set, each run's server is sampled with
+# CONNECTIONS (32), ALLOWED_COUNTRIES (*, as load.sh: every region; a list
+# makes each start ask its number's region), PERF_DIR (when set, each run's server is sampled with
 # `perf record -g` into PERF_DIR/<round>-<binary>.data; its rates are then
 # not ones to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 SCENARIO=${SCENARIO:-start}
+ALLOWED_COUNTRIES=${ALLOWED_COUNTRIES:-*}
 ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -85,7 +87,7 @@ for round in $(seq 1 "$ROUNDS"); do
       OTP_SECRET="$otp_secret" MAX_ATTEMPTS=20 \
       RATE_LIMIT_NUMBER=$unlimited RATE_LIMIT_IP=$unlimited RATE_LIMIT_API_KEY=$unlimited \
       RATE_LIMIT_COUNTRY=$unlimited RATE_LIMIT_GLOBAL=$unlimited PUMPING_MIN_VOLUME=1000000 \
-      ALLOWED_COUNTRIES='*' MAX_CONNECTIONS_PER_IP=$((CONNECTIONS > 128 ? CONNECTIONS : 128)) \
+      ALLOWED_COUNTRIES="$ALLOWED_COUNTRIES" MAX_CONNECTIONS_PER_IP=$((CONNECTIONS > 128 ? CONNECTIONS : 128)) \
       LISTEN_ADDR="127.0.0.1:$port" REDIS_KEY_PREFIX="ab$run" PUBLIC_BASE_URL="http://127.0.0.1:$port" \
       PLIVO_AUTH_ID=MABENCHMARK0000000000 PLIVO_CHECK_CREDENTIALS=off PLIVO_AUTH_TOKEN="$token" \
       PLIVO_FROM_NUMBER=+14155550199 PLIVO_API_BASE_URL="http://127.0.0.1:$fake_port" \

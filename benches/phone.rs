@@ -25,6 +25,22 @@ fn phone(c: &mut Criterion) {
     group.bench_function("parse GB mobile +447400123456", |b| {
         b.iter(|| PhoneNumber::parse(black_box("+447400123456")))
     });
+    group.bench_function(
+        "parse and region US +14155550100 (the allow-list asks)",
+        |b| b.iter(|| PhoneNumber::parse(black_box("+14155550100")).map(|n| n.region())),
+    );
+    group.bench_function(
+        "parse GB with a trunk prefix +4407400123456 (the full parse)",
+        |b| b.iter(|| PhoneNumber::parse(black_box("+4407400123456"))),
+    );
+    // The crate alone, as PhoneNumber::parse did for every number before it
+    // read the numbers no parse could rewrite straight from the metadata.
+    group.bench_function("the crate's parse and number type, US +14155550100", |b| {
+        b.iter(|| {
+            phonenumber::parse(None, black_box("+14155550100"))
+                .map(|p| p.number_type(&phonenumber::metadata::DATABASE))
+        })
+    });
     group.bench_function("parse invalid +19995550100", |b| {
         b.iter(|| PhoneNumber::parse(black_box("+19995550100")))
     });

@@ -368,8 +368,7 @@ async fn a_started_verification_reads_back_the_same<S: VerificationStore>(store:
     let mut new = f.new_verification(&other, &code, T0);
     new.verification.application = ApplicationId::parse("shop").unwrap();
     let key = f.keyring.number_key(&other);
-    let StartOutcome::Created(v) = store.start(new, &key, POLICY, BUDGET, T0).await.unwrap()
-    else {
+    let StartOutcome::Created(v) = store.start(new, &key, POLICY, BUDGET, T0).await.unwrap() else {
         panic!("expected a new verification");
     };
     let got = store.get(&v.id, Owner::Any, T0).await.unwrap().unwrap();
