@@ -73,14 +73,22 @@ if wait then
   return {'number_limited', '', tostring(wait)}
 end
 local rk = ARGV[1] .. ARGV[3]
-redis.call('HSET', rk,
-  'to', ARGV[4], 'nh', hash, 'channel', ARGV[5], 'locale', ARGV[6], 'status', 'pending',
-  'created_at', ARGV[2], 'expires_at', ARGV[7], 'attempts', 0,
-  'max_attempts', ARGV[8], 'sends', 1, 'last_sent_at', ARGV[2],
-  'deliveries', '[]', 'fallback', 0, 'digest', ARGV[9], 'sealed', ARGV[10])
+-- The new record's view (FIELDS' order; the default application records
+-- none): written as it is, with the fields no view shows, and returned
+-- without reading it back.
+local v = {ARGV[4], ARGV[5], ARGV[6], 'pending', ARGV[2], ARGV[7], '0', ARGV[8], '1',
+  ARGV[2], '[]', '0', false}
 if ARGV[18] ~= '' then
-  redis.call('HSET', rk, 'app', ARGV[18])
+  v[13] = ARGV[18]
 end
+local record = {'digest', ARGV[9], 'sealed', ARGV[10], 'nh', hash}
+for i = 1, #FIELDS do
+  if v[i] then
+    record[#record + 1] = FIELDS[i]
+    record[#record + 1] = v[i]
+  end
+end
+redis.call('HSET', rk, unpack(record))
 local ttl = tonumber(ARGV[7]) - now + retention
 redis.call('PEXPIRE', rk, ttl)
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
@@ -88,10 +96,4 @@ local fed = {}
 if feed_k then
   fed = add_and_read_previous(feed_k, feed_a + 1, tonumber(ARGV[feed_a]))
 end
--- The record's view as just written (FIELDS' order), not read back.
-local app = false
-if ARGV[18] ~= '' then
-  app = ARGV[18]
-end
-return {'created', ARGV[3], '', packed({ARGV[4], ARGV[5], ARGV[6], 'pending', ARGV[2],
-  ARGV[7], '0', ARGV[8], '1', ARGV[2], '[]', '0', app}), fed}
+return {'created', ARGV[3], '', packed(v), fed}
