@@ -35,13 +35,12 @@ if not status or (pointer and nh and nh ~= ARGV[5]) or not owned(app, ARGV[11]) 
   return {'not_found'}
 end
 local now = tonumber(ARGV[3])
-local retention = tonumber(ARGV[4])
 if status ~= 'pending' then
   return {'not_pending', id, packed(v)}
 end
 if now >= tonumber(expires_at) then
   redis.call('HSET', rk, 'status', 'expired')
-  close(rk, pointer, retention)
+  close(rk, pointer, ARGV[4])
   v[4] = 'expired'
   return {'expired', id, packed(v)}
 end
@@ -50,24 +49,24 @@ local last = 11 + tonumber(ARGV[6])
 for i = 12, last do
   if ARGV[i] == digest then
     redis.call('HSET', rk, 'status', 'approved')
-    close(rk, pointer, retention)
+    close(rk, pointer, ARGV[4])
     v[4] = 'approved'
     return {'approved', id, packed(v)}
   end
 end
 local hash = nh or (pointer and ARGV[5])
 if hash then
-  count(ARGV[8], 'lockout', hash, tonumber(ARGV[9]), now, 1)
-  count(ARGV[8], 'failed', hash, tonumber(ARGV[10]), now, 1)
+  count(ARGV[8], 'lockout', hash, tonumber(ARGV[9]), now)
+  count(ARGV[8], 'failed', hash, tonumber(ARGV[10]), now)
 end
 local max = tonumber(max_attempts)
 local tries = math.min(tonumber(attempts) + 1, max)
-v[7] = tostring(tries)
+v[7] = string.format('%d', tries)
 if tries >= max then
-  redis.call('HSET', rk, 'attempts', tries, 'status', 'max_attempts_reached')
-  close(rk, pointer, retention)
+  redis.call('HSET', rk, 'attempts', v[7], 'status', 'max_attempts_reached')
+  close(rk, pointer, ARGV[4])
   v[4] = 'max_attempts_reached'
   return {'exhausted', id, packed(v)}
 end
-redis.call('HSET', rk, 'attempts', tries)
+redis.call('HSET', rk, 'attempts', v[7])
 return {'wrong', id, packed(v)}

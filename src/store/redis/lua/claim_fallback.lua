@@ -18,7 +18,7 @@ if f[1] ~= 'pending' then
 end
 if now >= tonumber(f[2]) then
   redis.call('HSET', KEYS[1], 'status', 'expired')
-  close(KEYS[1], false, tonumber(ARGV[3]))
+  close(KEYS[1], false, ARGV[3])
   return {'skip', 'not_pending'}
 end
 

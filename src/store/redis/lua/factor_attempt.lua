@@ -48,7 +48,7 @@ if ARGV[3] ~= '' then
     return {'approved'}
   end
 end
-count(ARGV[7], 'factor-failed', f[6], day, now, 1)
+count(ARGV[7], 'factor-failed', f[6], day, now)
 local fails = tonumber(f[4] or '0') + 1
 local max = tonumber(ARGV[5])
 if fails >= max then

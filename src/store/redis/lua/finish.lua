@@ -11,19 +11,18 @@ end
 if f[1] ~= 'pending' then
   return {'not_pending', view(KEYS[1])}
 end
-local retention = tonumber(ARGV[3])
 local due = tonumber(ARGV[2]) >= tonumber(f[2])
 if ARGV[1] == 'expired' and not due then
   return {'not_due', view(KEYS[1])}
 end
 if due then
   redis.call('HSET', KEYS[1], 'status', 'expired')
-  close(KEYS[1], false, retention)
+  close(KEYS[1], false, ARGV[3])
   if ARGV[1] == 'expired' then
     return {'done', view(KEYS[1])}
   end
   return {'not_pending', view(KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
-close(KEYS[1], false, retention)
+close(KEYS[1], false, ARGV[3])
 return {'done', view(KEYS[1])}

@@ -35,7 +35,7 @@ end
 
 -- Counts this send; the wait in ms when the budget is spent, else nil.
 local function spend()
-  local sent, ends = count(ARGV[15], 'number', hash, tonumber(ARGV[17]), now, 1)
+  local sent, ends = count(ARGV[15], 'number', hash, tonumber(ARGV[17]), now)
   if sent > tonumber(ARGV[16]) then
     return math.max(ends - now, 1)
   end
@@ -52,25 +52,25 @@ if current then
     if now < tonumber(f[2]) then
       local ready = tonumber(f[4]) + tonumber(ARGV[11])
       if now < ready then
-        return {'cooldown', current, tostring(ready - now), view(rk)}
+        return {'cooldown', current, string.format('%d', ready - now), view(rk)}
       end
       if tonumber(f[3]) >= tonumber(ARGV[12]) then
         return {'send_limit', current, '', view(rk)}
       end
       local wait = spend()
       if wait then
-        return {'number_limited', '', tostring(wait)}
+        return {'number_limited', '', string.format('%d', wait)}
       end
-      redis.call('HSET', rk, 'sends', tonumber(f[3]) + 1, 'last_sent_at', ARGV[2], 'channel', ARGV[5])
+      redis.call('HSET', rk, 'sends', string.format('%d', tonumber(f[3]) + 1), 'last_sent_at', ARGV[2], 'channel', ARGV[5])
       return {'resend', current, f[5], view(rk)}
     end
     redis.call('HSET', rk, 'status', 'expired')
-    close(rk, false, retention)
+    close(rk, false, ARGV[13])
   end
 end
 local wait = spend()
 if wait then
-  return {'number_limited', '', tostring(wait)}
+  return {'number_limited', '', string.format('%d', wait)}
 end
 local rk = ARGV[1] .. ARGV[3]
 -- The new record's view (FIELDS' order; the default application records
@@ -89,7 +89,7 @@ for i = 1, #FIELDS do
   end
 end
 redis.call('HSET', rk, unpack(record))
-local ttl = tonumber(ARGV[7]) - now + retention
+local ttl = string.format('%d', tonumber(ARGV[7]) - now + retention)
 redis.call('PEXPIRE', rk, ttl)
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
 local fed = {}

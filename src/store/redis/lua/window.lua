@@ -5,12 +5,14 @@
 -- Returns the count after adding. Only these scripts write these keys, always
 -- with their expiry in the same script, so a count of n is a key this call
 -- created (as prelude.lua's `count` reasons): no PTTL to ask.
-local function bump(key, keep, n)
-  n = tonumber(n)
+-- `keep` and `hits` go to Redis as the strings they came as (see close in
+-- prelude.lua: Redis 7.0 prints a Lua number for a command with "%.17g").
+local function bump(key, keep, hits)
+  local n = tonumber(hits)
   if n == 0 then
     return tonumber(redis.call('GET', key) or '0')
   end
-  local c = redis.call('INCRBY', key, n)
+  local c = redis.call('INCRBY', key, hits)
   if c == n then
     redis.call('PEXPIRE', key, keep)
   end
@@ -25,7 +27,7 @@ end
 local function hit_in_order(k, a, count)
   local counts = {}
   for i = 0, count - 1 do
-    local n = bump(KEYS[k + i], ARGV[a + 2 * i], 1)
+    local n = bump(KEYS[k + i], ARGV[a + 2 * i], '1')
     counts[i + 1] = n
     if n > tonumber(ARGV[a + 2 * i + 1]) then
       return counts, true
