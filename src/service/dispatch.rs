@@ -88,7 +88,8 @@ impl Dispatcher {
         // Independent writes: in one round trip.
         let ((), recorded) = tokio::join!(
             fallback,
-            self.store.record_delivery(&v.id, delivery.clone(), now)
+            self.store
+                .record_delivery(&v.id, Some(&v.to), delivery.clone(), now)
         );
         match recorded {
             Ok(DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v)) => Ok(v),

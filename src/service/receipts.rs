@@ -148,7 +148,7 @@ impl Receipts {
         now: Timestamp,
     ) -> Result<DeliveryUpdate, StoreError> {
         let counted = delivery.clone();
-        let update = self.store.record_delivery(id, delivery, now).await?;
+        let update = self.store.record_delivery(id, None, delivery, now).await?;
         let application = match &update {
             DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v) => {
                 self.apps.label(&v.application)

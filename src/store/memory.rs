@@ -392,6 +392,7 @@ impl VerificationStore for MemoryStore {
     async fn record_delivery(
         &self,
         id: &VerificationId,
+        _to: Option<&PhoneNumber>,
         delivery: Delivery,
         now: Timestamp,
     ) -> Result<DeliveryUpdate, StoreError> {

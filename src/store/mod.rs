@@ -246,10 +246,13 @@ pub trait VerificationStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<FinishOutcome, StoreError>> + Send;
 
-    /// Records or advances a delivery; never moves one backwards.
+    /// Records or advances a delivery; never moves one backwards. `to` is
+    /// the verification's number when the caller has it (a store that keeps
+    /// numbers sealed then has none to open).
     fn record_delivery(
         &self,
         id: &VerificationId,
+        to: Option<&PhoneNumber>,
         delivery: Delivery,
         now: Timestamp,
     ) -> impl Future<Output = Result<DeliveryUpdate, StoreError>> + Send;
@@ -830,7 +833,7 @@ forward! {
         fn failures(&self, key: &NumberKey, windows: FailureWindows, now: Timestamp) -> Result<Failures, StoreError>;
         fn get(&self, id: &VerificationId, owner: Owner<'_>, now: Timestamp) -> Result<Option<Verification>, StoreError>;
         fn finish(&self, id: &VerificationId, owner: Owner<'_>, how: Finish, now: Timestamp) -> Result<FinishOutcome, StoreError>;
-        fn record_delivery(&self, id: &VerificationId, delivery: Delivery, now: Timestamp) -> Result<DeliveryUpdate, StoreError>;
+        fn record_delivery(&self, id: &VerificationId, to: Option<&PhoneNumber>, delivery: Delivery, now: Timestamp) -> Result<DeliveryUpdate, StoreError>;
         fn latest(&self, number: &PhoneNumber, key: &NumberKey, now: Timestamp) -> Result<Option<Verification>, StoreError>;
         fn claim_fallback(&self, id: &VerificationId, channels: FallbackChannels, trigger: FallbackTrigger, max_sends: u32, now: Timestamp) -> Result<FallbackClaim, StoreError>;
     }

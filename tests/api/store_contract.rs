@@ -619,20 +619,27 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
     };
     let after = applied(
         store
-            .record_delivery(&v.id, delivery("m-1", "queued", at(1)), at(1))
+            .record_delivery(&v.id, None, delivery("m-1", "queued", at(1)), at(1))
             .await
             .unwrap(),
     );
     assert_eq!(after.deliveries.len(), 1);
+    assert_eq!(after.to, v.to, "the number, opened from the record");
     let after = applied(
         store
-            .record_delivery(&v.id, delivery("m-1", "delivered", at(3)), at(3))
+            .record_delivery(
+                &v.id,
+                Some(&v.to),
+                delivery("m-1", "delivered", at(3)),
+                at(3),
+            )
             .await
             .unwrap(),
     );
     assert_eq!(after.deliveries[0].status, "delivered");
+    assert_eq!(after.to, v.to, "the number the caller gave");
     let stale = store
-        .record_delivery(&v.id, delivery("m-1", "sent", at(4)), at(4))
+        .record_delivery(&v.id, Some(&v.to), delivery("m-1", "sent", at(4)), at(4))
         .await
         .unwrap();
     match stale {
@@ -641,7 +648,7 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
     }
     let after = applied(
         store
-            .record_delivery(&v.id, delivery("m-2", "undelivered", at(5)), at(5))
+            .record_delivery(&v.id, None, delivery("m-2", "undelivered", at(5)), at(5))
             .await
             .unwrap(),
     );
@@ -651,6 +658,7 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
         store
             .record_delivery(
                 &VerificationId::generate("abcd"),
+                None,
                 delivery("m-3", "sent", T0),
                 T0
             )
@@ -663,7 +671,7 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
 async fn a_receipt_names_a_delivery_recorded_without_plivos_id<S: VerificationStore>(store: &S) {
     let f = Fixture::new();
     let (v, _) = f.open(store, &number(), T0).await;
-    let record = |d: Delivery, t: Timestamp| store.record_delivery(&v.id, d, t);
+    let record = |d: Delivery, t: Timestamp| store.record_delivery(&v.id, None, d, t);
     // Two sends whose outcome is unknown stay two deliveries.
     let (first, second) = (Delivery::local_id(), Delivery::local_id());
     let mut unknown = delivery(&first, "unknown", at(1));
@@ -1546,7 +1554,7 @@ fn whatsapp_delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
 async fn whatsapp_sent<S: VerificationStore>(f: &Fixture, store: &S, status: &str) -> Verification {
     let (v, _) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
     store
-        .record_delivery(&v.id, whatsapp_delivery("w-1", status, at(1)), at(1))
+        .record_delivery(&v.id, None, whatsapp_delivery("w-1", status, at(1)), at(1))
         .await
         .unwrap();
     v
@@ -1695,7 +1703,7 @@ async fn a_receipt_without_its_type_keeps_the_channel_of_the_message_it_names<
     let v = whatsapp_sent(&f, store, "queued").await;
     // A receipt read without `Type` comes in as an SMS report.
     match store
-        .record_delivery(&v.id, delivery("w-1", "delivered", at(2)), at(2))
+        .record_delivery(&v.id, None, delivery("w-1", "delivered", at(2)), at(2))
         .await
         .unwrap()
     {

@@ -435,7 +435,9 @@ impl RedisStore {
 }
 
 /// start.lua's reply, read.
-fn start_outcome(reply: &Reply<'_>) -> Result<StartOutcome, StoreError> {
+/// A start's reply. Every view in it is of a record the script found by the
+/// number's pointer (and matched to its hash) or wrote for `to` itself.
+fn start_outcome(reply: &Reply<'_>, to: &PhoneNumber) -> Result<StartOutcome, StoreError> {
     let outcome = reply.text(0)?;
     if outcome == "number_limited" {
         return Ok(StartOutcome::NumberLimited {
@@ -443,7 +445,7 @@ fn start_outcome(reply: &Reply<'_>) -> Result<StartOutcome, StoreError> {
         });
     }
     let id = parse_id(&reply.text(1)?)?;
-    let verification = reply.verification(3, &id)?;
+    let verification = reply.verification(3, &id, Some(to))?;
     Ok(match outcome.as_str() {
         "created" => StartOutcome::Created(verification),
         "resend" => StartOutcome::Resend {
@@ -508,7 +510,7 @@ impl VerificationStore for RedisStore {
         let mut invocation = self.scripts.start.prepare_invoke();
         self.start_args(&mut invocation, &opening, now);
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
-        start_outcome(&reply)
+        start_outcome(&reply, &opening.new.verification.to)
     }
 
     async fn check(
@@ -561,8 +563,8 @@ impl VerificationStore for RedisStore {
         }
         let id = parse_id(&reply.text(1)?)?;
         let verification = match target {
-            CheckTarget::Number { number, .. } => reply.verification_of(2, &id, number)?,
-            CheckTarget::Id(_) => reply.verification(2, &id)?,
+            CheckTarget::Number { number, .. } => reply.verification(2, &id, Some(number))?,
+            CheckTarget::Id(_) => reply.verification(2, &id, None)?,
         };
         let result = match outcome.as_str() {
             "approved" => CheckResult::Approved,
@@ -636,7 +638,7 @@ impl VerificationStore for RedisStore {
         if outcome == "not_found" {
             return Ok(None);
         }
-        let verification = reply.verification(1, id)?;
+        let verification = reply.verification(1, id, None)?;
         let result = match outcome.as_str() {
             "done" => Ok(()),
             // Not due yet: still pending.
@@ -649,6 +651,7 @@ impl VerificationStore for RedisStore {
     async fn record_delivery(
         &self,
         id: &VerificationId,
+        to: Option<&PhoneNumber>,
         delivery: Delivery,
         _now: Timestamp,
     ) -> Result<DeliveryUpdate, StoreError> {
@@ -671,8 +674,8 @@ impl VerificationStore for RedisStore {
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         Ok(match reply.text(0)?.as_str() {
             "not_found" => DeliveryUpdate::NotFound,
-            "applied" => DeliveryUpdate::Applied(reply.verification(1, id)?),
-            _ => DeliveryUpdate::Stale(reply.verification(1, id)?),
+            "applied" => DeliveryUpdate::Applied(reply.verification(1, id, to)?),
+            _ => DeliveryUpdate::Stale(reply.verification(1, id, to)?),
         })
     }
 
@@ -717,7 +720,7 @@ impl VerificationStore for RedisStore {
         Ok(match reply.text(0)?.as_str() {
             "claimed" => FallbackClaim::Claimed {
                 sealed: reply.text(1)?,
-                verification: Box::new(reply.verification(2, id)?),
+                verification: Box::new(reply.verification(2, id, None)?),
                 channel: crate::store::parse_channel(&reply.text(3)?)?,
             },
             "skip" => FallbackClaim::Skipped(match reply.text(1)?.as_str() {
@@ -791,7 +794,7 @@ impl CallStore for RedisStore {
 fn resolved(reply: &Reply<'_>, at: usize) -> Result<(Verification, Option<String>), StoreError> {
     let id = parse_id(&reply.text(at)?)?;
     let sealed = reply.text(at + 1)?;
-    let verification = reply.verification(at + 2, &id)?;
+    let verification = reply.verification(at + 2, &id, None)?;
     Ok((verification, (!sealed.is_empty()).then_some(sealed)))
 }
 
@@ -859,7 +862,7 @@ impl AdmissionStore for RedisStore {
             let counts = counts_of(reply.item(1)?)?;
             return admission_of(&counts, gate).map(Gated::Refused);
         }
-        let outcome = start_outcome(&reply)?;
+        let outcome = start_outcome(&reply, &opening.new.verification.to)?;
         let fed = if matches!(outcome, StartOutcome::Created(_)) {
             let counts = counts_of(reply.item(4)?)?;
             pairs_of(&counts, feed.counters.len())?

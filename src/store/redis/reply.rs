@@ -47,23 +47,17 @@ impl<'k> Reply<'k> {
             .ok_or_else(|| StoreError::Corrupt(format!("a reply without its item {i}")))
     }
 
+    /// The view at `i`. `to` is its number when the caller knows it: a
+    /// record the script found by that number's pointer (and matched to its
+    /// hash), or the one it was asked about for that verification. The
+    /// sealed number is then not opened.
     pub(super) fn verification(
         &self,
         i: usize,
         id: &VerificationId,
+        to: Option<&PhoneNumber>,
     ) -> Result<Verification, StoreError> {
-        parse_fields(self.1, id, &self.view(i)?, None)
-    }
-
-    /// The view at `i` of a record the script found by `number`'s pointer
-    /// and matched to its hash: its `to` is `number`, so it is not opened.
-    pub(super) fn verification_of(
-        &self,
-        i: usize,
-        id: &VerificationId,
-        number: &PhoneNumber,
-    ) -> Result<Verification, StoreError> {
-        parse_fields(self.1, id, &self.view(i)?, Some(number))
+        parse_fields(self.1, id, &self.view(i)?, to)
     }
 
     fn view(&self, i: usize) -> Result<Vec<Option<&[u8]>>, StoreError> {
