@@ -165,10 +165,15 @@ pub enum FallbackClaim {
 
 /// The counter key for `name`'s window at `now`, and when that window ends.
 pub fn window_of(name: &str, window_ms: u64, now: Timestamp) -> (String, Timestamp) {
-    let window_ms = window_ms.max(1);
-    let index = u64::try_from(now.as_millis()).unwrap_or(0) / window_ms;
-    let end = i64::try_from((index + 1).saturating_mul(window_ms)).unwrap_or(i64::MAX);
+    let index = window_index(window_ms, now);
+    let end = i64::try_from((index + 1).saturating_mul(window_ms.max(1))).unwrap_or(i64::MAX);
     (format!("{name}:{index}"), Timestamp::from_millis(end))
+}
+
+/// The index of the window of `window_ms` holding `now`, which ends its
+/// counter's name.
+pub(crate) fn window_index(window_ms: u64, now: Timestamp) -> u64 {
+    u64::try_from(now.as_millis()).unwrap_or(0) / window_ms.max(1)
 }
 
 /// A time in the window of `window_ms` before the one containing `now`.

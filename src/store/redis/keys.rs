@@ -17,7 +17,7 @@
 //!   nonce, in its call's slot (taken by the same script that resolves the call)
 
 use crate::domain::{CallRef, NumberKey, Timestamp, VerificationId};
-use crate::store::{FAILED_COUNTER, FailureWindows, LOCKOUT_COUNTER, window_of};
+use crate::store::{FAILED_COUNTER, FailureWindows, LOCKOUT_COUNTER, window_index};
 
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
@@ -83,8 +83,13 @@ impl Keys {
         window_ms: u64,
         now: Timestamp,
     ) -> String {
-        let name = format!("{}{counter}:{}", self.counter_prefix(&key.tag), key.hash);
-        window_of(&name, window_ms, now).0
+        // `counter_prefix`, the counter and the hash, then `window_of`'s
+        // index, in one string (a start names several of these).
+        let index = window_index(window_ms, now);
+        format!(
+            "{}:{{{}}}:rl:{counter}:{}:{index}",
+            self.prefix, key.tag, key.hash
+        )
     }
 
     /// A number's wrong codes in the lockout window and in the day at `now`.
@@ -106,8 +111,9 @@ impl Keys {
 
     /// A rate-limit or detector counter's key for `name`'s window at `now`.
     pub(super) fn counter(&self, name: &str, window_ms: u64, now: Timestamp) -> String {
-        let (key, _) = window_of(name, window_ms, now);
-        format!("{}:rl:{{{key}}}", self.prefix)
+        // `window_of`'s key, inside the hash tag, in one string.
+        let index = window_index(window_ms, now);
+        format!("{}:rl:{{{name}:{index}}}", self.prefix)
     }
 }
 
@@ -115,4 +121,37 @@ impl Keys {
 fn nonce_digest(nonce: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(nonce.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::window_of;
+
+    #[test]
+    fn counter_keys_are_their_window_of_names_with_the_prefix_and_tag() {
+        let keys = Keys::new("p2fa");
+        let number = NumberKey {
+            hash: "ab12".into(),
+            tag: "x9".into(),
+        };
+        for (window_ms, now) in [
+            (60_000, 0),
+            (60_000, 59_999),
+            (60_000, 1_764_633_600_123),
+            (1, 7),
+        ] {
+            let now = Timestamp::from_millis(now);
+            // What prelude.lua's `count` names from `counter_prefix`.
+            let name = format!("{}number:{}", keys.counter_prefix(&number.tag), number.hash);
+            assert_eq!(
+                keys.number_counter(&number, "number", window_ms, now),
+                window_of(&name, window_ms, now).0
+            );
+            assert_eq!(
+                keys.counter("ip:10.0.0.1", window_ms, now),
+                format!("p2fa:rl:{{{}}}", window_of("ip:10.0.0.1", window_ms, now).0)
+            );
+        }
+    }
 }
