@@ -6,9 +6,9 @@ use crate::apps::App;
 use crate::delivery::{AppHash, Deliverer, Dispatch};
 use crate::domain::{CallRef, Channel, OtpCode, Timestamp, Verification};
 use crate::plivo::PlivoError;
-use crate::store::{CallStore, DeliveryUpdate, Store, VerificationStore};
+use crate::store::{CallStore, DeliveryUpdate, Recording, Store, VerificationStore};
 
-use super::{FALLBACK_JOB, count_delivery, schedule};
+use super::{FALLBACK_JOB, count_delivery};
 
 /// When the fallback job should look at `v` after a send on `channel`:
 /// `FALLBACK_AFTER_SECS` later, when the send is a message whose receipts
@@ -80,23 +80,30 @@ impl Dispatcher {
             .send(v, code, dispatch, &app.wording, now)
             .await?;
         count_delivery(&delivery, app.id.to_string());
-        let fallback = async {
-            if let Some(due) = fallback_timer(app, v, channel, now) {
-                schedule(&self.store, format!("{FALLBACK_JOB}{}", v.id), due).await;
-            }
-        };
-        // Independent writes: in one round trip.
-        let ((), recorded) = tokio::join!(
-            fallback,
-            self.store
-                .record_delivery(&v.id, Some(&v.to), delivery.clone(), now)
-        );
+        let fallback = fallback_timer(app, v, channel, now)
+            .map(|due| (format!("{FALLBACK_JOB}{}", v.id), due));
+        // The delivery and its fallback's job: one round trip.
+        let recorded = self
+            .store
+            .record_delivery(
+                Recording {
+                    id: &v.id,
+                    to: Some(&v.to),
+                    delivery: delivery.clone(),
+                    job: fallback.as_ref().map(|(job, due)| (job.as_str(), *due)),
+                },
+                now,
+            )
+            .await;
         match recorded {
             Ok(DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v)) => Ok(v),
             Ok(DeliveryUpdate::NotFound) => Ok(v.clone()),
             Err(e) => {
                 // The code did leave; losing the delivery record only costs detail.
                 tracing::warn!(verification.id = %v.id, error = %e, "could not record the delivery");
+                if fallback.is_some() {
+                    tracing::error!(verification.id = %v.id, "could not schedule a job: this send's fallback");
+                }
                 let mut v = v.clone();
                 v.deliveries.push(delivery);
                 Ok(v)

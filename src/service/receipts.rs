@@ -12,7 +12,7 @@ use crate::domain::{
     VerificationId,
 };
 use crate::events::{EventKind, Outbox};
-use crate::store::{CallStore, DeliveryUpdate, Store, StoreError, VerificationStore};
+use crate::store::{CallStore, DeliveryUpdate, Recording, Store, StoreError, VerificationStore};
 
 use super::{FALLBACK_JOB, Fallback, FallbackRun, announce, complete, count_delivery};
 
@@ -148,7 +148,10 @@ impl Receipts {
         now: Timestamp,
     ) -> Result<DeliveryUpdate, StoreError> {
         let counted = delivery.clone();
-        let update = self.store.record_delivery(id, None, delivery, now).await?;
+        let update = self
+            .store
+            .record_delivery(Recording::new(id, delivery), now)
+            .await?;
         let application = match &update {
             DeliveryUpdate::Applied(v) | DeliveryUpdate::Stale(v) => {
                 self.apps.label(&v.application)

@@ -10,13 +10,14 @@ use super::{
     DeliveryUpdate, EventStore, FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt,
     FactorCreated, FactorLimits, FactorStore, FailureWindows, Failures, FallbackClaim, Finish,
     FinishOutcome, FlagStore, Health, Hit, JobStore, LOCKOUT_COUNTER, NewVerification, Nonce,
-    NonceStore, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS, ResolvedCall, SENDS_COUNTER,
-    SendBudget, StartOutcome, StoreError, StoredFactor, VerificationStore, window_of,
+    NonceStore, Owner, QUEUE_SCAN, QueueDepth, RETENTION_MS, Recording, ResolvedCall,
+    SENDS_COUNTER, SendBudget, StartOutcome, StoreError, StoredFactor, VerificationStore,
+    window_of,
 };
 use crate::domain::verification::{CheckResult, SendPolicy};
 use crate::domain::{
-    CallRef, Delivery, Factor, FactorId, FactorStage, FactorStatus, FallbackChannels,
-    FallbackTrigger, NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
+    CallRef, Factor, FactorId, FactorStage, FactorStatus, FallbackChannels, FallbackTrigger,
+    NumberKey, PhoneNumber, Status, Timestamp, Verification, VerificationId,
 };
 
 /// How often expired records are swept out.
@@ -391,12 +392,16 @@ impl VerificationStore for MemoryStore {
 
     async fn record_delivery(
         &self,
-        id: &VerificationId,
-        _to: Option<&PhoneNumber>,
-        delivery: Delivery,
+        recording: Recording<'_>,
         now: Timestamp,
     ) -> Result<DeliveryUpdate, StoreError> {
+        let Recording {
+            id, delivery, job, ..
+        } = recording;
         let mut inner = self.lock();
+        if let Some((job, due)) = job {
+            inner.jobs.insert(job.to_owned(), due);
+        }
         let Some(record) = inner.live(id, now) else {
             return Ok(DeliveryUpdate::NotFound);
         };

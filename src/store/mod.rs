@@ -72,6 +72,30 @@ pub const FAILED_COUNTER: &str = "failed";
 /// The counter of an identity's wrong authenticator codes in the UTC day.
 pub const FACTOR_FAILED_COUNTER: &str = "factor-failed";
 
+/// A delivery to record (see [`VerificationStore::record_delivery`]).
+#[derive(Debug, Clone)]
+pub struct Recording<'a> {
+    pub id: &'a VerificationId,
+    /// The verification's number when the caller has it: a store that keeps
+    /// numbers sealed then has none to open.
+    pub to: Option<&'a PhoneNumber>,
+    pub delivery: Delivery,
+    /// A job to schedule with it (a send's fallback), and when it comes due.
+    pub job: Option<(&'a str, Timestamp)>,
+}
+
+impl<'a> Recording<'a> {
+    /// A report for `id`'s verification, with nothing else to schedule.
+    pub fn new(id: &'a VerificationId, delivery: Delivery) -> Self {
+        Self {
+            id,
+            to: None,
+            delivery,
+            job: None,
+        }
+    }
+}
+
 /// A verification about to be created, with its code in protected form only.
 #[derive(Debug, Clone)]
 pub struct NewVerification {
@@ -251,14 +275,13 @@ pub trait VerificationStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<FinishOutcome, StoreError>> + Send;
 
-    /// Records or advances a delivery; never moves one backwards. `to` is
-    /// the verification's number when the caller has it (a store that keeps
-    /// numbers sealed then has none to open).
+    /// Records or advances a delivery; never moves one backwards. Schedules
+    /// the recording's job, if it has one, whether or not the verification is
+    /// still there (the job finds out when it runs), and in the same round
+    /// trip where the store can.
     fn record_delivery(
         &self,
-        id: &VerificationId,
-        to: Option<&PhoneNumber>,
-        delivery: Delivery,
+        recording: Recording<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<DeliveryUpdate, StoreError>> + Send;
 
@@ -838,7 +861,7 @@ forward! {
         fn failures(&self, key: &NumberKey, windows: FailureWindows, now: Timestamp) -> Result<Failures, StoreError>;
         fn get(&self, id: &VerificationId, owner: Owner<'_>, now: Timestamp) -> Result<Option<Verification>, StoreError>;
         fn finish(&self, id: &VerificationId, owner: Owner<'_>, how: Finish, now: Timestamp) -> Result<FinishOutcome, StoreError>;
-        fn record_delivery(&self, id: &VerificationId, to: Option<&PhoneNumber>, delivery: Delivery, now: Timestamp) -> Result<DeliveryUpdate, StoreError>;
+        fn record_delivery(&self, recording: Recording<'_>, now: Timestamp) -> Result<DeliveryUpdate, StoreError>;
         fn latest(&self, number: &PhoneNumber, key: &NumberKey, now: Timestamp) -> Result<Option<Verification>, StoreError>;
         fn claim_fallback(&self, id: &VerificationId, channels: FallbackChannels, trigger: FallbackTrigger, max_sends: u32, now: Timestamp) -> Result<FallbackClaim, StoreError>;
     }

@@ -19,8 +19,9 @@ use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
     Admission, AdmissionStore, AttemptOutcome, CallStore, CheckTarget, CounterStore,
     DeliveryUpdate, FactorAttempt, FactorCreated, FactorLimits, FactorStore, FailureWindows,
-    Failures, FallbackClaim, Feed, Finish, Gate, Gated, Hit, MemoryStore, NewVerification, Nonce,
-    Opening, Owner, RedisStore, SendBudget, StartOutcome, StoredFactor, VerificationStore,
+    Failures, FallbackClaim, Feed, Finish, Gate, Gated, Hit, JobStore, MemoryStore,
+    NewVerification, Nonce, Opening, Owner, Recording, RedisStore, SendBudget, StartOutcome,
+    StoredFactor, VerificationStore,
 };
 use secrecy::SecretSlice;
 
@@ -226,6 +227,7 @@ contract!(
     a_new_verification_replaces_one_that_ended,
     cancel_and_fail_only_end_a_pending_verification,
     deliveries_are_recorded_and_never_move_backwards,
+    a_delivery_recorded_with_a_job_schedules_it_even_when_its_verification_is_gone,
     a_receipt_names_a_delivery_recorded_without_plivos_id,
     numbers_do_not_see_each_others_verifications,
     fifty_concurrent_right_checks_approve_exactly_once,
@@ -619,7 +621,10 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
     };
     let after = applied(
         store
-            .record_delivery(&v.id, None, delivery("m-1", "queued", at(1)), at(1))
+            .record_delivery(
+                Recording::new(&v.id, delivery("m-1", "queued", at(1))),
+                at(1),
+            )
             .await
             .unwrap(),
     );
@@ -628,9 +633,10 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
     let after = applied(
         store
             .record_delivery(
-                &v.id,
-                Some(&v.to),
-                delivery("m-1", "delivered", at(3)),
+                Recording {
+                    to: Some(&v.to),
+                    ..Recording::new(&v.id, delivery("m-1", "delivered", at(3)))
+                },
                 at(3),
             )
             .await
@@ -639,7 +645,13 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
     assert_eq!(after.deliveries[0].status, "delivered");
     assert_eq!(after.to, v.to, "the number the caller gave");
     let stale = store
-        .record_delivery(&v.id, Some(&v.to), delivery("m-1", "sent", at(4)), at(4))
+        .record_delivery(
+            Recording {
+                to: Some(&v.to),
+                ..Recording::new(&v.id, delivery("m-1", "sent", at(4)))
+            },
+            at(4),
+        )
         .await
         .unwrap();
     match stale {
@@ -648,7 +660,10 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
     }
     let after = applied(
         store
-            .record_delivery(&v.id, None, delivery("m-2", "undelivered", at(5)), at(5))
+            .record_delivery(
+                Recording::new(&v.id, delivery("m-2", "undelivered", at(5))),
+                at(5),
+            )
             .await
             .unwrap(),
     );
@@ -657,9 +672,10 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
     assert_eq!(
         store
             .record_delivery(
-                &VerificationId::generate("abcd"),
-                None,
-                delivery("m-3", "sent", T0),
+                Recording::new(
+                    &VerificationId::generate("abcd"),
+                    delivery("m-3", "sent", T0)
+                ),
                 T0
             )
             .await
@@ -668,10 +684,62 @@ async fn deliveries_are_recorded_and_never_move_backwards<S: VerificationStore>(
     );
 }
 
+async fn a_delivery_recorded_with_a_job_schedules_it_even_when_its_verification_is_gone<
+    S: VerificationStore + JobStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let (v, _) = f.open(store, &number(), T0).await;
+    let (job, gone_job) = ("fallback:a".to_owned(), "fallback:b".to_owned());
+    let recorded = store
+        .record_delivery(
+            Recording {
+                job: Some((&job, at(30))),
+                ..Recording::new(&v.id, delivery("m-1", "queued", at(1)))
+            },
+            at(1),
+        )
+        .await
+        .unwrap();
+    match recorded {
+        DeliveryUpdate::Applied(after) => assert_eq!(after.deliveries.len(), 1),
+        other => panic!("expected applied, got {other:?}"),
+    }
+    let gone = VerificationId::generate("abcd");
+    let recorded = store
+        .record_delivery(
+            Recording {
+                job: Some((&gone_job, at(40))),
+                ..Recording::new(&gone, delivery("m-2", "queued", at(1)))
+            },
+            at(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, DeliveryUpdate::NotFound);
+    // Each comes due at its own time, and not before.
+    assert!(
+        store
+            .claim_jobs(at(29), 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.claim_jobs(at(30), 60_000, 10).await.unwrap(),
+        vec![job]
+    );
+    assert_eq!(
+        store.claim_jobs(at(40), 60_000, 10).await.unwrap(),
+        vec![gone_job]
+    );
+}
+
 async fn a_receipt_names_a_delivery_recorded_without_plivos_id<S: VerificationStore>(store: &S) {
     let f = Fixture::new();
     let (v, _) = f.open(store, &number(), T0).await;
-    let record = |d: Delivery, t: Timestamp| store.record_delivery(&v.id, None, d, t);
+    let record = |d: Delivery, t: Timestamp| store.record_delivery(Recording::new(&v.id, d), t);
     // Two sends whose outcome is unknown stay two deliveries.
     let (first, second) = (Delivery::local_id(), Delivery::local_id());
     let mut unknown = delivery(&first, "unknown", at(1));
@@ -1554,7 +1622,10 @@ fn whatsapp_delivery(id: &str, status: &str, at: Timestamp) -> Delivery {
 async fn whatsapp_sent<S: VerificationStore>(f: &Fixture, store: &S, status: &str) -> Verification {
     let (v, _) = f.open_on(store, &number(), Channel::WhatsApp, T0).await;
     store
-        .record_delivery(&v.id, None, whatsapp_delivery("w-1", status, at(1)), at(1))
+        .record_delivery(
+            Recording::new(&v.id, whatsapp_delivery("w-1", status, at(1))),
+            at(1),
+        )
         .await
         .unwrap();
     v
@@ -1703,7 +1774,10 @@ async fn a_receipt_without_its_type_keeps_the_channel_of_the_message_it_names<
     let v = whatsapp_sent(&f, store, "queued").await;
     // A receipt read without `Type` comes in as an SMS report.
     match store
-        .record_delivery(&v.id, None, delivery("w-1", "delivered", at(2)), at(2))
+        .record_delivery(
+            Recording::new(&v.id, delivery("w-1", "delivered", at(2))),
+            at(2),
+        )
         .await
         .unwrap()
     {

@@ -18,13 +18,13 @@ use super::{
     Admission, AdmissionStore, CallStore, CheckOutcome, CheckTarget, CounterStore, DeliveryUpdate,
     EventStore, FailureWindows, Failures, FallbackClaim, Feed, Finish, FinishOutcome, FlagStore,
     Gate, Gated, Health, JobStore, NewVerification, Nonce, NonceStore, Opening, Owner, QUEUE_SCAN,
-    QueueDepth, RETENTION_MS, ResolvedCall, SendBudget, StartOutcome, StoreError,
+    QueueDepth, RETENTION_MS, Recording, ResolvedCall, SendBudget, StartOutcome, StoreError,
     VerificationStore, window_before,
 };
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
-    CallRef, Delivery, FallbackChannels, FallbackTrigger, Keyring, NumberKey, PhoneNumber, Status,
-    Timestamp, Verification, VerificationId,
+    CallRef, FallbackChannels, FallbackTrigger, Keyring, NumberKey, PhoneNumber, Status, Timestamp,
+    Verification, VerificationId,
 };
 use keys::Keys;
 pub use local::use_own_connections;
@@ -348,6 +348,45 @@ fn owner_arg(owner: Owner<'_>) -> &str {
 impl RedisStore {
     /// start.lua's keys and its 18 arguments for `opening`: an ungated
     /// start (a gated one appends a 19th, then its gate's and feed's).
+    /// delivery.lua over a recording, its job among its keys (a single
+    /// node: the schedule's key is in the same slot space).
+    async fn deliver(&self, recording: Recording<'_>) -> Result<DeliveryUpdate, StoreError> {
+        let Recording {
+            id,
+            to,
+            delivery,
+            job,
+        } = recording;
+        let rank = delivery.status.rank();
+        let json = serde_json::to_string(&StoredDelivery {
+            delivery: &delivery,
+            rank,
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut invocation = self.scripts.delivery.prepare_invoke();
+        invocation
+            .key(self.keys.record_key(id))
+            .arg(json)
+            .arg(&delivery.provider_id)
+            .arg(rank)
+            .arg(delivery.sequence.map(|s| s.to_string()).unwrap_or_default())
+            .arg(delivery.status.as_str())
+            .arg(delivery.channel.as_str())
+            .arg(crate::domain::LOCAL_ID_PREFIX);
+        if let Some((job, due)) = job {
+            invocation
+                .key(self.keys.jobs_key())
+                .arg(due.as_millis())
+                .arg(job);
+        }
+        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
+        Ok(match reply.text(0)?.as_str() {
+            "not_found" => DeliveryUpdate::NotFound,
+            "applied" => DeliveryUpdate::Applied(reply.verification(1, id, to)?),
+            _ => DeliveryUpdate::Stale(reply.verification(1, id, to)?),
+        })
+    }
+
     fn start_args(
         &self,
         invocation: &mut redis::ScriptInvocation<'_>,
@@ -434,9 +473,8 @@ impl RedisStore {
     }
 }
 
-/// start.lua's reply, read.
-/// A start's reply. Every view in it is of a record the script found by the
-/// number's pointer (and matched to its hash) or wrote for `to` itself.
+/// start.lua's reply, read. Every view in it is of a record the script found
+/// by the number's pointer (and matched to its hash) or wrote for `to` itself.
 fn start_outcome(reply: &Reply<'_>, to: &PhoneNumber) -> Result<StartOutcome, StoreError> {
     let outcome = reply.text(0)?;
     if outcome == "number_limited" {
@@ -650,33 +688,27 @@ impl VerificationStore for RedisStore {
 
     async fn record_delivery(
         &self,
-        id: &VerificationId,
-        to: Option<&PhoneNumber>,
-        delivery: Delivery,
+        recording: Recording<'_>,
         _now: Timestamp,
     ) -> Result<DeliveryUpdate, StoreError> {
-        let rank = delivery.status.rank();
-        let json = serde_json::to_string(&StoredDelivery {
-            delivery: &delivery,
-            rank,
-        })
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut invocation = self.scripts.delivery.prepare_invoke();
-        invocation
-            .key(self.keys.record_key(id))
-            .arg(json)
-            .arg(&delivery.provider_id)
-            .arg(rank)
-            .arg(delivery.sequence.map(|s| s.to_string()).unwrap_or_default())
-            .arg(delivery.status.as_str())
-            .arg(delivery.channel.as_str())
-            .arg(crate::domain::LOCAL_ID_PREFIX);
-        let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
-        Ok(match reply.text(0)?.as_str() {
-            "not_found" => DeliveryUpdate::NotFound,
-            "applied" => DeliveryUpdate::Applied(reply.verification(1, id, to)?),
-            _ => DeliveryUpdate::Stale(reply.verification(1, id, to)?),
-        })
+        match (&self.conn, recording.job) {
+            // A Cluster keeps the job schedule in a slot of its own: the job
+            // goes beside the script, in the same round trip of time.
+            (Connection::Cluster(_), Some((job, due))) => {
+                let (scheduled, recorded) = tokio::join!(
+                    self.schedule(job, due),
+                    self.deliver(Recording {
+                        job: None,
+                        ..recording
+                    })
+                );
+                if let Err(e) = scheduled {
+                    tracing::error!(error = %e, "could not schedule a job");
+                }
+                recorded
+            }
+            _ => self.deliver(recording).await,
+        }
     }
 
     async fn latest(

@@ -1,11 +1,17 @@
 -- Records a delivery or moves it forward; never backwards (see Delivery::supersedes).
 -- A report whose id matches nothing takes over the first delivery of its
 -- channel recorded without an id (see Delivery::adopts).
--- KEYS[1]  the record
+-- KEYS[1]  the record; KEYS[2] (a single node only) the job schedule
 -- ARGV     1 delivery JSON (with its "rank"), 2 provider id, 3 rank,
 --          4 sequence ('' when none), 5 status, 6 channel,
---          7 the prefix of ids that are not Plivo's (LOCAL_ID_PREFIX)
+--          7 the prefix of ids that are not Plivo's (LOCAL_ID_PREFIX);
+--          with KEYS[2]: 8 when the job comes due (ms), 9 the job
 -- Returns  {result, view}; result is applied | stale | not_found
+-- The job (a send's fallback) is scheduled whatever the record says, as
+-- JobStore::schedule would: it finds out when it runs.
+if KEYS[2] then
+  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[9])
+end
 -- One read of the record's view (FIELDS), its deliveries among them, which
 -- the answer then returns as updated rather than reading it again.
 local v = redis.call('HMGET', KEYS[1], unpack(FIELDS))
