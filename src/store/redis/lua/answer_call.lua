@@ -4,7 +4,7 @@
 -- KEYS[1]  the nonce key, KEYS[2] the call reference key
 -- ARGV     1 how long the nonce is remembered (ms), 2 record key prefix
 -- Returns  {'replayed'}, {'unknown'}, or {'found', id, sealed or '', view}
-if not redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return {'replayed'}
 end
 local found = resolve(KEYS[2], ARGV[2])

@@ -67,10 +67,11 @@ local function resolve(ck, prefix)
   if not id then
     return nil
   end
-  local rk = prefix .. id
-  local f = redis.call('HMGET', rk, 'sealed', 'status')
-  if not f[2] then
+  -- One read: the sealed code, then the view (FIELDS).
+  local f = redis.call('HMGET', prefix .. id, 'sealed', unpack(FIELDS))
+  local v = {unpack(f, 2, 1 + #FIELDS)}
+  if not v[4] then
     return nil
   end
-  return {id, f[1] or '', view(rk)}
+  return {id, f[1] or '', packed(v)}
 end
