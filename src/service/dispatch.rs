@@ -101,9 +101,6 @@ impl Dispatcher {
             Err(e) => {
                 // The code did leave; losing the delivery record only costs detail.
                 tracing::warn!(verification.id = %v.id, error = %e, "could not record the delivery");
-                if fallback.is_some() {
-                    tracing::error!(verification.id = %v.id, "could not schedule a job: this send's fallback");
-                }
                 let mut v = v.clone();
                 v.deliveries.push(delivery);
                 Ok(v)

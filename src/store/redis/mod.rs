@@ -707,7 +707,14 @@ impl VerificationStore for RedisStore {
                 }
                 recorded
             }
-            _ => self.deliver(recording).await,
+            (_, job) => {
+                let recorded = self.deliver(recording).await;
+                if let (Err(e), Some(_)) = (&recorded, job) {
+                    // The job was in the same script.
+                    tracing::error!(error = %e, "could not schedule a job");
+                }
+                recorded
+            }
         }
     }
 
