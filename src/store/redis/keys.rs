@@ -16,6 +16,8 @@
 //! - `p2fa:{tag}:nonce:<sha256 of the nonce>` → a signed answer request's
 //!   nonce, in its call's slot (taken by the same script that resolves the call)
 
+use std::fmt::Write as _;
+
 use crate::domain::{CallRef, NumberKey, Timestamp, VerificationId};
 use crate::store::{FAILED_COUNTER, FailureWindows, LOCKOUT_COUNTER, window_index};
 
@@ -83,13 +85,12 @@ impl Keys {
         window_ms: u64,
         now: Timestamp,
     ) -> String {
-        // `counter_prefix`, the counter and the hash, then `window_of`'s
-        // index, in one string (a start names several of these).
+        // `counter_prefix`, then the counter, the hash and `window_of`'s
+        // index appended to it (a start names several of these).
+        let mut name = self.counter_prefix(&key.tag);
         let index = window_index(window_ms, now);
-        format!(
-            "{}:{{{}}}:rl:{counter}:{}:{index}",
-            self.prefix, key.tag, key.hash
-        )
+        let _ = write!(name, "{counter}:{}:{index}", key.hash);
+        name
     }
 
     /// A number's wrong codes in the lockout window and in the day at `now`.

@@ -346,8 +346,6 @@ fn owner_arg(owner: Owner<'_>) -> &str {
 }
 
 impl RedisStore {
-    /// start.lua's keys and its 18 arguments for `opening`: an ungated
-    /// start (a gated one appends a 19th, then its gate's and feed's).
     /// delivery.lua over a recording, its job among its keys (a single
     /// node: the schedule's key is in the same slot space).
     async fn deliver(&self, recording: Recording<'_>) -> Result<DeliveryUpdate, StoreError> {
@@ -387,6 +385,8 @@ impl RedisStore {
         })
     }
 
+    /// start.lua's keys and its 18 arguments for `opening`: an ungated
+    /// start (a gated one appends a 19th, then its gate's and feed's).
     fn start_args(
         &self,
         invocation: &mut redis::ScriptInvocation<'_>,
