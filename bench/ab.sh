@@ -21,6 +21,8 @@
 #   check_right  check by id with the right code, a fresh verification each
 #                time (preloaded before each run, through the crate's store)
 #   check_none   check by number for numbers with no verification (404)
+#   answer       the signed voice answer URL (V3 signature, a fresh nonce
+#                each), over 1000 calls preloaded before each run
 #   healthz      GET /healthz: the server's ceiling
 #
 # Environment: SCENARIO (start), ROUNDS (4), DURATION (8 seconds per run),
@@ -68,13 +70,15 @@ case $SCENARIO in
   start) script=start.lua ;;
   check_right) script=check.lua ;;
   check_none) script=check_none.lua ;;
+  answer) script=answer.lua ;;
   healthz) script=static.lua ;;
-  *) echo "$me: unknown SCENARIO $SCENARIO (start, check_right, check_none, healthz)" >&2; exit 2 ;;
+  *) echo "$me: unknown SCENARIO $SCENARIO (start, check_right, check_none, answer, healthz)" >&2; exit 2 ;;
 esac
 cat bench/wrk/common.lua "bench/wrk/$script" >"$work/scenario.lua"
-# A right-code check approves a verification once: each run gets its own,
-# enough for a rate well past any check's (25,000 a second).
-check_count=$(( DURATION * 25000 ))
+# A right-code check approves a verification once, and an answer URL takes a
+# nonce once: each run gets its own, enough for a rate well past any check's
+# (50,000 a second; a quiet machine's reached 30,000).
+check_count=$(( DURATION * 50000 ))
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
 areas=(212 310 415 646 718 917 202 305 312 617 702 713 404 503 206 303 512 614 615 801)
@@ -103,6 +107,13 @@ for round in $(seq 1 "$ROUNDS"); do
           --prefix "ab$run" >/dev/null
         args=("$work/right.txt" "$api_key" 123456 id) ;;
       check_none) args=("$api_key") ;;
+      answer)
+        "$load_bin" preload --redis "redis://127.0.0.1:$redis_port" --otp-secret "$otp_secret" \
+          --count 1000 --first-number 4000000 --area-code 415 --voice --out "$work/calls.txt" \
+          --prefix "ab$run" >/dev/null
+        "$load_bin" sign --base "http://127.0.0.1:$port" --token "$token" --calls "$work/calls.txt" \
+          --count "$check_count" --out "$work/answers.txt" --body-out "$work/answer-body.txt"
+        args=("$work/answers.txt" "$work/answer-body.txt") ;;
       healthz) args=() ;;
     esac
     path=; [ "$SCENARIO" = healthz ] && path=/healthz
@@ -128,8 +139,9 @@ for round in $(seq 1 "$ROUNDS"); do
     reads=$(redis-cli -p "$redis_port" INFO stats | tr -d '\r' |
       sed -n 's/^total_reads_processed:\([0-9]*\)$/\1/p')
     n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
-    printf 'round %s %-24s %s req/s, non-2xx %s; µs/req: server %s, Redis %s, fake Plivo %s; Redis reads/req %s\n' \
+    printf 'round %s %-24s %s req/s, p99 %s ms, non-2xx %s; µs/req: server %s, Redis %s, fake Plivo %s; Redis reads/req %s\n' \
       "$round" "$(basename "$bin")" "$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$out")" \
+      "$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")" \
       "$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$out")" \
       $(( (s1 - s0) * tick_us / n )) $(( (r1 - r0) * tick_us / n )) $(( (f1 - f0) * tick_us / n )) \
       "$(awk -v r="$reads" -v n="$n" 'BEGIN { printf "%.2f", r / n }')"

@@ -90,6 +90,17 @@ impl Status {
         }
     }
 
+    /// The status a reader should see at `now` of a verification that
+    /// expires at `expires_at`: a pending one past its expiry is expired even
+    /// before anything wrote that down.
+    pub fn at(self, expires_at: Timestamp, now: Timestamp) -> Status {
+        if self == Status::Pending && now >= expires_at {
+            Status::Expired
+        } else {
+            self
+        }
+    }
+
     pub fn is_final(self) -> bool {
         self != Status::Pending
     }
@@ -231,11 +242,7 @@ impl Verification {
     /// The status a reader should see at `now`: a pending verification past its
     /// expiry is expired even before anything wrote that down.
     pub fn status_at(&self, now: Timestamp) -> Status {
-        if self.status == Status::Pending && now >= self.expires_at {
-            Status::Expired
-        } else {
-            self.status
-        }
+        self.status.at(self.expires_at, now)
     }
 
     pub fn attempts_remaining(&self) -> u32 {

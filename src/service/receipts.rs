@@ -132,7 +132,7 @@ impl Receipts {
     /// `false` when the reference is unknown.
     pub async fn call(&self, call: &CallRef, delivery: Delivery) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let Some((v, _)) = self.store.resolve_call(call, now).await? else {
+        let Some(v) = self.store.resolve_call(call, now).await? else {
             return Ok(false);
         };
         self.apply(&v.id, delivery, now).await?;

@@ -65,10 +65,10 @@ impl VoiceCall {
     }
 
     fn spoken(&self, resolved: ResolvedCall, now: Timestamp) -> Result<Spoken, StoreError> {
-        let Some((v, sealed)) = resolved else {
+        let Some(v) = resolved else {
             return Ok(Spoken::Gone(None));
         };
-        let (Status::Pending, Some(sealed)) = (v.status_at(now), sealed) else {
+        let (Status::Pending, Some(sealed)) = (v.status_at(now), v.sealed) else {
             return Ok(Spoken::Gone(Some((v.locale, v.application))));
         };
         let code = self
@@ -94,6 +94,6 @@ impl VoiceCall {
             .store
             .resolve_call(call, now)
             .await?
-            .map(|(v, _)| (v.locale, v.application)))
+            .map(|v| (v.locale, v.application)))
     }
 }

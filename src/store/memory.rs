@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AdmissionStore, AttemptOutcome, CallStore, CheckOutcome, CheckTarget, CounterStore,
+    AdmissionStore, AttemptOutcome, CallStore, CallView, CheckOutcome, CheckTarget, CounterStore,
     DeliveryUpdate, EventStore, FACTOR_FAILED_COUNTER, FAILED_COUNTER, FactorAttempt,
     FactorCreated, FactorLimits, FactorStore, FailureWindows, Failures, FallbackClaim, Finish,
     FinishOutcome, FlagStore, Health, Hit, JobStore, LOCKOUT_COUNTER, NewVerification, Nonce,
@@ -100,7 +100,7 @@ impl Inner {
             return None;
         }
         self.live(&id, now)
-            .map(|r| (r.verification.clone(), r.sealed.clone()))
+            .map(|r| CallView::of(&r.verification, r.sealed.clone()))
     }
 }
 
@@ -495,7 +495,7 @@ impl CallStore for MemoryStore {
         &self,
         call: &CallRef,
         now: Timestamp,
-    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+    ) -> Result<ResolvedCall, StoreError> {
         Ok(self.lock().resolve_call(call, now))
     }
 

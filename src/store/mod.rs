@@ -14,8 +14,8 @@ use std::future::Future;
 use crate::domain::verification::{CheckResult, FallbackSkip, ResendRefusal, SendPolicy};
 use crate::domain::{
     ApplicationId, CallRef, Channel, Delivery, Factor, FactorId, FactorStage, FactorStatus,
-    FallbackChannels, FallbackTrigger, NumberKey, PhoneNumber, Status, Timestamp, Verification,
-    VerificationId,
+    FallbackChannels, FallbackTrigger, Locale, NumberKey, PhoneNumber, Status, Timestamp,
+    Verification, VerificationId,
 };
 
 pub mod memory;
@@ -316,12 +316,13 @@ pub trait CallStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The verification behind a call reference and, while it has one, its sealed code.
+    /// What the verification behind a call reference is to the call (see
+    /// [`CallView`]), with its sealed code while it has one.
     fn resolve_call(
         &self,
         call: &CallRef,
         now: Timestamp,
-    ) -> impl Future<Output = Result<Option<(Verification, Option<String>)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ResolvedCall, StoreError>> + Send;
 
     /// Takes a signed answer request's nonce and resolves its call in one
     /// atomic step (one round trip): [`Nonce::Replayed`] when the nonce was
@@ -336,8 +337,41 @@ pub trait CallStore: Send + Sync {
     ) -> impl Future<Output = Result<Nonce<ResolvedCall>, StoreError>> + Send;
 }
 
-/// A call's verification and, while it has one, its sealed code.
-pub type ResolvedCall = Option<(Verification, Option<String>)>;
+/// A call's verification as the call sees it, when its reference is known.
+pub type ResolvedCall = Option<CallView>;
+
+/// What a voice call needs of its verification: what it reads out, in which
+/// locale, until when, and whose reports it carries. Not the rest of the
+/// verification: an answer opens no sealed number and parses no deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallView {
+    pub id: VerificationId,
+    pub application: ApplicationId,
+    pub locale: Locale,
+    pub status: Status,
+    pub expires_at: Timestamp,
+    /// The sealed code, while the verification has one.
+    pub sealed: Option<String>,
+}
+
+impl CallView {
+    /// `v` as its call sees it, with `sealed`.
+    pub fn of(v: &Verification, sealed: Option<String>) -> Self {
+        Self {
+            id: v.id.clone(),
+            application: v.application.clone(),
+            locale: v.locale.clone(),
+            status: v.status,
+            expires_at: v.expires_at,
+            sealed,
+        }
+    }
+
+    /// The status a reader should see at `now` (see [`Status::at`]).
+    pub fn status_at(&self, now: Timestamp) -> Status {
+        self.status.at(self.expires_at, now)
+    }
+}
 
 /// What became of a signed request whose nonce a store call took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -867,7 +901,7 @@ forward! {
     }
     CallStore {
         fn register_call(&self, call: &CallRef, id: &VerificationId, until: Timestamp, now: Timestamp) -> Result<(), StoreError>;
-        fn resolve_call(&self, call: &CallRef, now: Timestamp) -> Result<Option<(Verification, Option<String>)>, StoreError>;
+        fn resolve_call(&self, call: &CallRef, now: Timestamp) -> Result<ResolvedCall, StoreError>;
         fn answer_call(&self, call: &CallRef, nonce: &str, nonce_ttl_ms: u64, now: Timestamp) -> Result<Nonce<ResolvedCall>, StoreError>;
     }
     NonceStore {

@@ -17,7 +17,7 @@ use plivo_2fa::domain::{
 };
 use plivo_2fa::store::redis::RedisTarget;
 use plivo_2fa::store::{
-    Admission, AdmissionStore, AttemptOutcome, CallStore, CheckTarget, CounterStore,
+    Admission, AdmissionStore, AttemptOutcome, CallStore, CallView, CheckTarget, CounterStore,
     DeliveryUpdate, FactorAttempt, FactorCreated, FactorLimits, FactorStore, FailureWindows,
     Failures, FallbackClaim, Feed, Finish, Gate, Gated, Hit, JobStore, MemoryStore,
     NewVerification, Nonce, Opening, Owner, Recording, RedisStore, SendBudget, StartOutcome,
@@ -242,6 +242,7 @@ contract!(
     an_answer_takes_its_nonce_and_resolves_the_call_in_one_step,
     an_answer_for_an_unknown_call_still_takes_its_nonce,
     fifty_concurrent_answers_with_one_nonce_resolve_the_call_once,
+    a_call_resolves_to_its_verifications_application_locale_and_expiry,
     a_whatsapp_verification_falls_back_to_sms_then_to_voice_each_once_with_the_same_code,
     the_fallback_stops_once_a_message_is_read_or_the_sends_are_used_up,
     an_sms_verification_falls_back_to_voice_alone_and_never_to_sms,
@@ -280,14 +281,18 @@ async fn an_answer_takes_its_nonce_and_resolves_the_call_in_one_step<
     let f = Fixture::new();
     let (v, code, call) = called(&f, store).await;
     let nonce = crate::common::nonce();
-    let Nonce::First(Some((found, Some(sealed)))) = store
+    let Nonce::First(Some(found)) = store
         .answer_call(&call, &nonce, NONCE_TTL_MS, at(1))
         .await
         .unwrap()
     else {
-        panic!("the first answer resolves the call with its sealed code");
+        panic!("the first answer resolves the call");
     };
-    assert_eq!(found, v);
+    let sealed = found
+        .sealed
+        .clone()
+        .expect("a pending verification's call resolves with its sealed code");
+    assert_eq!(found, CallView::of(&v, Some(sealed.clone())));
     assert_eq!(
         f.keyring.open(&sealed, v.id.as_str()).unwrap().expose(),
         code.expose()
@@ -303,11 +308,59 @@ async fn an_answer_takes_its_nonce_and_resolves_the_call_in_one_step<
     let other = crate::common::nonce();
     assert!(matches!(
         store.answer_call(&call, &other, NONCE_TTL_MS, at(3)).await.unwrap(),
-        Nonce::First(Some((ref again, _))) if again.id == v.id
+        Nonce::First(Some(ref again)) if again.id == v.id
     ));
     // As resolve_call reads it.
     let resolved = store.resolve_call(&call, at(4)).await.unwrap();
-    assert_eq!(resolved, Some((v, Some(sealed))));
+    assert_eq!(resolved, Some(CallView::of(&v, Some(sealed))));
+}
+
+async fn a_call_resolves_to_its_verifications_application_locale_and_expiry<
+    S: VerificationStore + CallStore,
+>(
+    store: &S,
+) {
+    let f = Fixture::new();
+    let n = number();
+    let code = OtpCode::generate(CodeLength::default());
+    let mut new = f.new_verification(&n, &code, at(0));
+    new.verification.application = ApplicationId::parse("shop").unwrap();
+    new.verification.locale = Locale::parse("fr-FR").unwrap();
+    let key = f.keyring.number_key(&n);
+    let StartOutcome::Created(v) = store.start(new, &key, POLICY, BUDGET, at(0)).await.unwrap()
+    else {
+        panic!("expected a new verification");
+    };
+    let call = CallRef::generate(v.id.tag());
+    store
+        .register_call(&call, &v.id, v.expires_at, at(0))
+        .await
+        .unwrap();
+    let found = store
+        .resolve_call(&call, at(1))
+        .await
+        .unwrap()
+        .expect("a registered call resolves");
+    assert_eq!(found.application.as_str(), "shop");
+    assert_eq!(found.locale.as_str(), "fr-FR");
+    assert_eq!(found.expires_at, v.expires_at);
+    assert_eq!(found.status_at(at(1)), Status::Pending);
+    assert_eq!(found.status_at(v.expires_at), Status::Expired);
+    let sealed = found.sealed.expect("a pending verification's sealed code");
+    assert_eq!(
+        f.keyring.open(&sealed, v.id.as_str()).unwrap().expose(),
+        code.expose()
+    );
+    // Once the verification ends, its call still resolves, without a code.
+    store
+        .finish(&v.id, Owner::Any, Finish::Cancel, at(2))
+        .await
+        .unwrap();
+    let ended = store.resolve_call(&call, at(3)).await.unwrap();
+    assert!(
+        matches!(&ended, Some(e) if e.status == Status::Canceled && e.sealed.is_none()),
+        "{ended:?}"
+    );
 }
 
 async fn an_answer_for_an_unknown_call_still_takes_its_nonce<S: VerificationStore + CallStore>(

@@ -794,7 +794,7 @@ impl CallStore for RedisStore {
         &self,
         call: &CallRef,
         _now: Timestamp,
-    ) -> Result<Option<(Verification, Option<String>)>, StoreError> {
+    ) -> Result<ResolvedCall, StoreError> {
         let mut invocation = self.scripts.resolve_call.prepare_invoke();
         invocation
             .key(self.keys.call_key(call))
@@ -803,7 +803,7 @@ impl CallStore for RedisStore {
             Value::Array(items) if items.is_empty() => return Ok(None),
             other => Reply::new(other, &self.keyring)?,
         };
-        resolved(&reply, 0).map(Some)
+        reply.call(0).map(Some)
     }
 
     async fn answer_call(
@@ -823,18 +823,10 @@ impl CallStore for RedisStore {
         match reply.text(0)?.as_str() {
             "replayed" => Ok(Nonce::Replayed),
             "unknown" => Ok(Nonce::First(None)),
-            "found" => resolved(&reply, 1).map(|found| Nonce::First(Some(found))),
+            "found" => reply.call(1).map(|found| Nonce::First(Some(found))),
             other => Err(StoreError::Corrupt(format!("answer_call said {other:?}"))),
         }
     }
-}
-
-/// A resolved call in a reply from `at` on: id, sealed code ('' when none), view.
-fn resolved(reply: &Reply<'_>, at: usize) -> Result<(Verification, Option<String>), StoreError> {
-    let id = parse_id(&reply.text(at)?)?;
-    let sealed = reply.text(at + 1)?;
-    let verification = reply.verification(at + 2, &id, None)?;
-    Ok((verification, (!sealed.is_empty()).then_some(sealed)))
 }
 
 impl NonceStore for RedisStore {

@@ -5,7 +5,7 @@
 use redis::Value;
 use serde::Serialize;
 
-use super::super::{StoreError, parse_channel};
+use super::super::{CallView, StoreError, parse_channel};
 use crate::domain::{
     ApplicationId, Channel, Delivery, Keyring, Locale, PhoneNumber, Status, Timestamp,
     Verification, VerificationId,
@@ -58,6 +58,29 @@ impl<'k> Reply<'k> {
         to: Option<&PhoneNumber>,
     ) -> Result<Verification, StoreError> {
         parse_fields(self.1, id, &self.view(i)?, to)
+    }
+
+    /// A call's resolution from `i` on, as prelude.lua's `resolve` returns
+    /// it: id, sealed code ('' when none), status, expiry, locale and
+    /// application ('' when the record has none).
+    pub(super) fn call(&self, i: usize) -> Result<CallView, StoreError> {
+        let id = parse_id(&self.text(i)?)?;
+        let sealed = self.text(i + 1)?;
+        let expires_at = self.text(i + 3)?;
+        let locale = self.text(i + 4)?;
+        let app = self.text(i + 5)?;
+        Ok(CallView {
+            id,
+            application: application((!app.is_empty()).then_some(app.as_bytes()))?,
+            locale: Locale::parse(&locale).unwrap_or_default(),
+            status: status(&self.text(i + 2)?)?,
+            expires_at: Timestamp::from_millis(
+                expires_at
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("expires_at is not a number".into()))?,
+            ),
+            sealed: (!sealed.is_empty()).then_some(sealed),
+        })
     }
 
     fn view(&self, i: usize) -> Result<Vec<Option<&[u8]>>, StoreError> {
@@ -175,7 +198,6 @@ fn parse_fields(
     f: &Fields<'_>,
     known_number: Option<&PhoneNumber>,
 ) -> Result<Verification, StoreError> {
-    let status = text(f, 3, "status")?;
     let deliveries: Vec<Delivery> = serde_json::from_str(text(f, 10, "deliveries")?)
         .map_err(|e| StoreError::Corrupt(format!("deliveries: {e}")))?;
     Ok(Verification {
@@ -186,9 +208,7 @@ fn parse_fields(
         },
         channel: parse_channel(text(f, 1, "channel")?)?,
         locale: Locale::parse(text(f, 2, "locale")?).unwrap_or_default(),
-        status: status
-            .parse::<Status>()
-            .map_err(|()| StoreError::Corrupt(format!("unknown status {status:?}")))?,
+        status: status(text(f, 3, "status")?)?,
         created_at: Timestamp::from_millis(number(f, 4, "created_at")?),
         expires_at: Timestamp::from_millis(number(f, 5, "expires_at")?),
         attempts: number(f, 6, "attempts")?,
@@ -197,15 +217,25 @@ fn parse_fields(
         last_sent_at: Timestamp::from_millis(number(f, 9, "last_sent_at")?),
         deliveries,
         fallbacks: fallbacks(f.get(11).copied().flatten()),
-        // Written by a version without applications, or by the default: the default's.
-        application: match f.get(12).copied().flatten() {
-            Some(b) => std::str::from_utf8(b)
-                .ok()
-                .and_then(ApplicationId::parse)
-                .ok_or_else(|| StoreError::Corrupt("app is not an application id".into()))?,
-            None => ApplicationId::default(),
-        },
+        application: application(f.get(12).copied().flatten())?,
     })
+}
+
+fn status(text: &str) -> Result<Status, StoreError> {
+    text.parse::<Status>()
+        .map_err(|()| StoreError::Corrupt(format!("unknown status {text:?}")))
+}
+
+/// A record's `app`; one written by a version without applications, or by
+/// the default, has none: the default's.
+fn application(field: Option<&[u8]>) -> Result<ApplicationId, StoreError> {
+    match field {
+        Some(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(ApplicationId::parse)
+            .ok_or_else(|| StoreError::Corrupt("app is not an application id".into())),
+        None => Ok(ApplicationId::default()),
+    }
 }
 
 /// The `fallback` field: the channels the fallback sent on ("sms,voice");

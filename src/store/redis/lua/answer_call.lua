@@ -3,7 +3,7 @@
 -- Both keys carry the call's hash tag: one Cluster slot.
 -- KEYS[1]  the nonce key, KEYS[2] the call reference key
 -- ARGV     1 how long the nonce is remembered (ms), 2 record key prefix
--- Returns  {'replayed'}, {'unknown'}, or {'found', id, sealed or '', view}
+-- Returns  {'replayed'}, {'unknown'}, or {'found', then what resolve returns}
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return {'replayed'}
 end
@@ -11,4 +11,5 @@ local found = resolve(KEYS[2], ARGV[2])
 if not found then
   return {'unknown'}
 end
-return {'found', found[1], found[2], found[3]}
+table.insert(found, 1, 'found')
+return found

@@ -60,18 +60,18 @@ local function owned(app, want)
   return want == '' or (app or 'default') == want
 end
 
--- The verification behind a call reference (the key `ck`), with the sealed
--- code while it has one: {id, sealed or '', view}, or nil when unknown.
+-- The verification behind a call reference (the key `ck`) as its call sees
+-- it (the server's CallView): {id, sealed or '', status, expires_at, locale
+-- or '', app or ''}, or nil when unknown. Not the whole view: an answer needs
+-- neither the number nor the deliveries.
 local function resolve(ck, prefix)
   local id = redis.call('GET', ck)
   if not id then
     return nil
   end
-  -- One read: the sealed code, then the view (FIELDS).
-  local f = redis.call('HMGET', prefix .. id, 'sealed', unpack(FIELDS))
-  local v = {unpack(f, 2, 1 + #FIELDS)}
-  if not v[4] then
+  local f = redis.call('HMGET', prefix .. id, 'sealed', 'status', 'expires_at', 'locale', 'app')
+  if not f[2] then
     return nil
   end
-  return {id, f[1] or '', packed(v)}
+  return {id, f[1] or '', f[2], f[3] or '', f[4] or '', f[5] or ''}
 end

@@ -2,5 +2,5 @@
 -- while the verification can still be read out.
 -- KEYS[1]  the call reference key
 -- ARGV     1 record key prefix
--- Returns  {id, sealed or '', view}, or {} when unknown
+-- Returns  what prelude.lua's resolve returns, or {} when unknown
 return resolve(KEYS[1], ARGV[1]) or {}
