@@ -18,7 +18,15 @@ local v = redis.call('HMGET', KEYS[1], unpack(FIELDS))
 if not v[4] then
   return {'not_found'}
 end
-local list = cjson.decode(v[11] or '[]')
+-- The first delivery (a new verification's send, the usual case) joins an
+-- empty list as it came: the loops below would find nothing in it, so the
+-- JSON is neither decoded nor encoded again.
+if not v[11] or v[11] == '[]' then
+  v[11] = '[' .. ARGV[1] .. ']'
+  redis.call('HSET', KEYS[1], 'deliveries', v[11])
+  return {'applied', packed(v)}
+end
+local list = cjson.decode(v[11])
 local incoming = cjson.decode(ARGV[1])
 local rank = tonumber(ARGV[3])
 local sequence = tonumber(ARGV[4])
