@@ -13,6 +13,7 @@ use crate::domain::factor::UNVERIFIED_FACTOR_TTL;
 use serde::{Deserialize, Serialize};
 
 use super::RedisStore;
+use super::scripts::Invocation;
 use crate::domain::{
     ApplicationId, Factor, FactorId, FactorStage, FactorStatus, FriendlyName, Identity, Timestamp,
     TotpDigits,
@@ -135,7 +136,7 @@ impl FactorStore for RedisStore {
             FactorStatus::Unverified => UNVERIFIED_FACTOR_TTL.as_millis().to_string(),
             FactorStatus::Verified => String::new(),
         };
-        let mut invocation = self.scripts.factor_create.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.factor_create);
         invocation
             .key(self.factor_key(&f.id))
             .key(format!(
@@ -192,7 +193,7 @@ impl FactorStore for RedisStore {
         limits: FactorLimits,
         now: Timestamp,
     ) -> Result<AttemptOutcome, StoreError> {
-        let mut invocation = self.scripts.factor_attempt.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.factor_attempt);
         invocation
             .key(self.factor_key(id))
             .arg(owner_arg(owner))
@@ -245,7 +246,7 @@ impl FactorStore for RedisStore {
         owner: Owner<'_>,
         now: Timestamp,
     ) -> Result<Option<Factor>, StoreError> {
-        let mut invocation = self.scripts.factor_delete.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.factor_delete);
         invocation
             .key(self.factor_key(id))
             .arg(owner_arg(owner))

@@ -31,7 +31,7 @@ pub use local::use_own_connections;
 pub use persistence::Persistence;
 use persistence::{collect_text, persistent_by_info};
 use reply::{MAX_PLAIN_NUMBER, Reply, StoredDelivery, VIEW_FIELDS, parse_id, parse_view};
-use scripts::Scripts;
+use scripts::{Invocation, Scripts};
 pub use target::RedisTarget;
 
 mod factors;
@@ -178,10 +178,9 @@ impl RedisStore {
         }
     }
 
-    async fn run(&self, invocation: redis::ScriptInvocation<'_>) -> Result<Value, StoreError> {
+    async fn run(&self, invocation: Invocation<'_>) -> Result<Value, StoreError> {
         let mut conn = self.conn();
-        match tokio::time::timeout(self.timeout, invocation.invoke_async::<Value>(&mut conn)).await
-        {
+        match tokio::time::timeout(self.timeout, invocation.invoke::<Value>(&mut conn)).await {
             Err(_) => Err(StoreError::Timeout),
             Ok(Err(e)) => Err(failure(&self.location, self.timeout, &e)),
             Ok(Ok(v)) => Ok(v),
@@ -361,7 +360,7 @@ impl RedisStore {
             rank,
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut invocation = self.scripts.delivery.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.delivery);
         invocation
             .key(self.keys.record_key(id))
             .arg(json)
@@ -387,12 +386,7 @@ impl RedisStore {
 
     /// start.lua's keys and its 18 arguments for `opening`: an ungated
     /// start (a gated one appends a 19th, then its gate's and feed's).
-    fn start_args(
-        &self,
-        invocation: &mut redis::ScriptInvocation<'_>,
-        opening: &Opening<'_>,
-        now: Timestamp,
-    ) {
+    fn start_args(&self, invocation: &mut Invocation<'_>, opening: &Opening<'_>, now: Timestamp) {
         let Opening {
             new,
             key,
@@ -427,12 +421,7 @@ impl RedisStore {
     }
 
     /// window.lua's `gate`'s keys and arguments, appended.
-    fn gate_args(
-        &self,
-        invocation: &mut redis::ScriptInvocation<'_>,
-        gate: &Gate<'_>,
-        now: Timestamp,
-    ) {
+    fn gate_args(&self, invocation: &mut Invocation<'_>, gate: &Gate<'_>, now: Timestamp) {
         let [lockout, day] = self.keys.failure_counters(gate.number, gate.windows, now);
         invocation
             .key(lockout)
@@ -454,12 +443,7 @@ impl RedisStore {
 
     /// The feed's number of counters, then window.lua's
     /// `add_and_read_previous`'s keys and arguments, appended.
-    fn feed_args(
-        &self,
-        invocation: &mut redis::ScriptInvocation<'_>,
-        feed: Feed<'_>,
-        now: Timestamp,
-    ) {
+    fn feed_args(&self, invocation: &mut Invocation<'_>, feed: Feed<'_>, now: Timestamp) {
         let before = window_before(now, feed.window_ms);
         invocation
             .arg(feed.counters.len())
@@ -545,7 +529,7 @@ impl VerificationStore for RedisStore {
             policy,
             budget,
         };
-        let mut invocation = self.scripts.start.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.start);
         self.start_args(&mut invocation, &opening, now);
         let reply = Reply::new(self.run(invocation).await?, &self.keyring)?;
         start_outcome(&reply, &opening.new.verification.to)
@@ -559,7 +543,7 @@ impl VerificationStore for RedisStore {
         windows: FailureWindows,
         now: Timestamp,
     ) -> Result<CheckOutcome, StoreError> {
-        let mut invocation = self.scripts.check.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.check);
         let tag = match target {
             CheckTarget::Number { key, .. } => {
                 invocation
@@ -664,7 +648,7 @@ impl VerificationStore for RedisStore {
         how: Finish,
         now: Timestamp,
     ) -> Result<FinishOutcome, StoreError> {
-        let mut invocation = self.scripts.finish.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.finish);
         invocation
             .key(self.keys.record_key(id))
             .arg(how.status().as_str())
@@ -744,7 +728,7 @@ impl VerificationStore for RedisStore {
         max_sends: u32,
         now: Timestamp,
     ) -> Result<FallbackClaim, StoreError> {
-        let mut invocation = self.scripts.claim_fallback.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.claim_fallback);
         invocation
             .key(self.keys.record_key(id))
             .arg(now.as_millis())
@@ -795,7 +779,7 @@ impl CallStore for RedisStore {
         call: &CallRef,
         _now: Timestamp,
     ) -> Result<ResolvedCall, StoreError> {
-        let mut invocation = self.scripts.resolve_call.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.resolve_call);
         invocation
             .key(self.keys.call_key(call))
             .arg(self.keys.record_prefix(call.tag()));
@@ -813,7 +797,7 @@ impl CallStore for RedisStore {
         nonce_ttl_ms: u64,
         _now: Timestamp,
     ) -> Result<Nonce<ResolvedCall>, StoreError> {
-        let mut invocation = self.scripts.answer_call.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.answer_call);
         invocation
             .key(self.keys.call_nonce_key(call, nonce))
             .key(self.keys.call_key(call))
@@ -855,7 +839,7 @@ impl CounterStore for RedisStore {
         n: u64,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let mut invocation = self.scripts.hit.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.hit);
         invocation
             .key(self.keys.counter(name, window_ms, now))
             .arg(kept_for(window_ms))
@@ -882,7 +866,7 @@ impl AdmissionStore for RedisStore {
         if matches!(self.conn, Connection::Cluster(_)) {
             return super::gated_start_in_turn(self, gate, opening, feed, now).await;
         }
-        let mut invocation = self.scripts.start.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.start);
         self.start_args(&mut invocation, &opening, now);
         // The 19th argument: a gate follows.
         invocation.arg(1);
@@ -941,18 +925,14 @@ impl JobStore for RedisStore {
         max: usize,
     ) -> Result<Vec<String>, StoreError> {
         let lease_end = now.plus(Duration::from_millis(lease_ms));
-        let mut invocation = self.scripts.claim_jobs.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.claim_jobs);
         invocation
             .key(self.keys.jobs_key())
             .arg(now.as_millis())
             .arg(lease_end.as_millis())
             .arg(max);
         let mut conn = self.conn();
-        match tokio::time::timeout(
-            self.timeout,
-            invocation.invoke_async::<Vec<String>>(&mut conn),
-        )
-        .await
+        match tokio::time::timeout(self.timeout, invocation.invoke::<Vec<String>>(&mut conn)).await
         {
             Err(_) => Err(StoreError::Timeout),
             Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
@@ -967,7 +947,7 @@ impl JobStore for RedisStore {
     }
 
     async fn queue_depth(&self, prefix: &str) -> Result<QueueDepth, StoreError> {
-        let mut invocation = self.scripts.queue_depth.prepare_invoke();
+        let mut invocation = Invocation::new(&self.scripts.queue_depth);
         invocation
             .key(self.keys.jobs_key())
             .arg(QUEUE_SCAN)
