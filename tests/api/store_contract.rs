@@ -2251,3 +2251,29 @@ async fn rate_limit_counters_in_redis_expire_within_twice_their_window() {
         assert!(ttl > 0 && ttl <= most, "{key}: {ttl}");
     }
 }
+
+/// A Redis that lost the scripts (restarted, flushed, or a new node) answers
+/// their hash with NOSCRIPT: the store loads the script and runs the call.
+#[tokio::test]
+async fn a_redis_that_forgot_the_scripts_is_given_them_again_and_the_call_goes_through() {
+    let store = redis_store().await;
+    let f = Fixture::new();
+    let n = number();
+    let (v, code) = f.open(&store, &n, T0).await;
+    let mut conn = ::redis::Client::open(crate::common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = ::redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (result, checked) = f
+        .check(&store, &n, code.expose(), T0)
+        .await
+        .expect("the verification is found");
+    assert_eq!(result, CheckResult::Approved);
+    assert_eq!(checked.id, v.id);
+}
