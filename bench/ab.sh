@@ -29,7 +29,14 @@
 # CONNECTIONS (32), ALLOWED_COUNTRIES (*, as load.sh: every region; a list
 # makes each start ask its number's region), PERF_DIR (when set, each run's server is sampled with
 # `perf record -g` into PERF_DIR/<round>-<binary>.data; its rates are then
-# not ones to compare).
+# not ones to compare), COUNT_INSTRUCTIONS (when 1, the server and Redis run
+# under valgrind's callgrind, and each run prints the instructions each of
+# them executed per request, counted from just before wrk starts to just
+# after it ends: the same for the same binary and inputs whatever else the
+# machine does, where this VM's rates and CPU times swing by a third between
+# two rounds; its rates are some fifty times lower and not ones to compare),
+# CALLGRIND_DIR (with COUNT_INSTRUCTIONS, where each run's counts are kept as
+# <round>-<binary>.server.cg and .redis.cg, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -46,6 +53,9 @@ source "$root/scripts/lib.sh"
 command -v wrk >/dev/null || apt_install wrk
 command -v redis-server >/dev/null || apt_install redis-server
 if [ -n "${PERF_DIR:-}" ]; then command -v perf >/dev/null || apt_install linux-perf; fi
+counting=${COUNT_INSTRUCTIONS:-}
+[ "$counting" = 1 ] || counting=
+if [ -n "$counting" ]; then command -v valgrind >/dev/null || apt_install valgrind; fi
 load_bin=$(cargo bench --bench load --no-run 2>&1 |
   sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
 case $load_bin in /*) ;; *) load_bin=$root/$load_bin ;; esac
@@ -55,7 +65,20 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 redis_port=$(free_port)
-start_redis "$redis_port" "$work/redis"
+if [ -n "$counting" ]; then
+  # start_redis's flags, under callgrind (dumped on demand, not at exit).
+  mkdir -p "$work/redis"
+  valgrind --tool=callgrind --callgrind-out-file="$work/redis.cg" --dump-instr=no \
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$work/redis" --logfile "$work/redis/redis.log" --daemonize no 2>"$work/redis.vg" &
+  pids+=($!)
+  for _ in $(seq 1 300); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+else
+  start_redis "$redis_port" "$work/redis"
+fi
 redis_pid=${pids[-1]}
 fake_port=$(free_port)
 "$load_bin" fake-plivo --addr "127.0.0.1:$fake_port" 2>"$work/fake.log" &
@@ -79,6 +102,19 @@ cat bench/wrk/common.lua "bench/wrk/$script" >"$work/scenario.lua"
 # nonce once: each run gets its own, enough for a rate well past any check's
 # (50,000 a second; a quiet machine's reached 30,000).
 check_count=$(( DURATION * 50000 ))
+# Under callgrind a server answers some fifty times fewer.
+[ -z "$counting" ] || check_count=$(( DURATION * 2500 ))
+# callgrind_zero PID / callgrind_count PID: zero a process's counters, and
+# dump them and print the instructions it executed since.
+callgrind_zero() { callgrind_control -z "$1" >/dev/null 2>&1; }
+callgrind_count() {
+  local dump ir
+  callgrind_control -d "$1" >/dev/null 2>&1
+  dump=$(ls -t "$work"/*.cg.* | head -1)
+  ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
+  [ -n "$ir" ] || { echo "$me: no instruction count in $dump" >&2; exit 1; }
+  echo "$ir"
+}
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
 areas=(212 310 415 646 718 917 202 305 312 617 702 713 404 503 206 303 512 614 615 801)
@@ -87,7 +123,14 @@ echo "$SCENARIO, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds; load ave
 for round in $(seq 1 "$ROUNDS"); do
   for bin in "$@"; do
     port=$(free_port)
-    env REDIS_URL="redis://127.0.0.1:$redis_port" API_KEYS="$api_key" RUST_LOG=warn \
+    wrap=() slow=()
+    # Under callgrind, Redis's answers take milliseconds: the store's timeout
+    # is raised (its default is 1 s) so the server does not give up on it.
+    [ -z "$counting" ] || {
+      wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/server-$run.cg" --dump-instr=no)
+      slow=(REDIS_TIMEOUT_MS=20000)
+    }
+    env "${slow[@]}" REDIS_URL="redis://127.0.0.1:$redis_port" API_KEYS="$api_key" RUST_LOG=warn \
       OTP_SECRET="$otp_secret" MAX_ATTEMPTS=20 \
       RATE_LIMIT_NUMBER=$unlimited RATE_LIMIT_IP=$unlimited RATE_LIMIT_API_KEY=$unlimited \
       RATE_LIMIT_COUNTRY=$unlimited RATE_LIMIT_GLOBAL=$unlimited PUMPING_MIN_VOLUME=1000000 \
@@ -95,7 +138,7 @@ for round in $(seq 1 "$ROUNDS"); do
       LISTEN_ADDR="127.0.0.1:$port" REDIS_KEY_PREFIX="ab$run" PUBLIC_BASE_URL="http://127.0.0.1:$port" \
       PLIVO_AUTH_ID=MABENCHMARK0000000000 PLIVO_CHECK_CREDENTIALS=off PLIVO_AUTH_TOKEN="$token" \
       PLIVO_FROM_NUMBER=+14155550199 PLIVO_API_BASE_URL="http://127.0.0.1:$fake_port" \
-      PLIVO_PHLO_BASE_URL=http://127.0.0.1:9 "$bin" >"$work/server.log" 2>&1 &
+      PLIVO_PHLO_BASE_URL=http://127.0.0.1:9 "${wrap[@]}" "$bin" >"$work/server.log" 2>&1 &
     server_pid=$!
     "$load_bin" wait-ready --addr "127.0.0.1:$port" --since-ns "$(date +%s%N)" >/dev/null ||
       { cat "$work/server.log" >&2; exit 1; }
@@ -125,10 +168,19 @@ for round in $(seq 1 "$ROUNDS"); do
         -o "$PERF_DIR/$round-$(basename "$bin").data" -- sleep "$DURATION" 2>/dev/null &
       perf_pid=$!
     fi
+    if [ -n "$counting" ]; then callgrind_zero "$server_pid"; callgrind_zero "$redis_pid"; fi
     s0=$(ticks "$server_pid"); r0=$(ticks "$redis_pid"); f0=$(ticks "$fake_pid")
     out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/scenario.lua" \
       "http://127.0.0.1:$port$path" -- 2 "${args[@]}" | grep '^RESULT')
     s1=$(ticks "$server_pid"); r1=$(ticks "$redis_pid"); f1=$(ticks "$fake_pid")
+    if [ -n "$counting" ]; then
+      server_ir=$(callgrind_count "$server_pid")
+      [ -z "${CALLGRIND_DIR:-}" ] || { mkdir -p "$CALLGRIND_DIR"
+        cp "$(ls -t "$work"/server-$run.cg.* | head -1)" "$CALLGRIND_DIR/$round-$(basename "$bin").server.cg"; }
+      redis_ir=$(callgrind_count "$redis_pid")
+      [ -z "${CALLGRIND_DIR:-}" ] ||
+        cp "$(ls -t "$work"/redis.cg.* | head -1)" "$CALLGRIND_DIR/$round-$(basename "$bin").redis.cg"
+    fi
     if [ -n "$perf_pid" ]; then wait "$perf_pid" || echo "$me: perf record failed" >&2; fi
     calls=$(redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' |
       awk -F'[:,=]' -v n="$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")" '
@@ -145,6 +197,9 @@ for round in $(seq 1 "$ROUNDS"); do
       "$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$out")" \
       $(( (s1 - s0) * tick_us / n )) $(( (r1 - r0) * tick_us / n )) $(( (f1 - f0) * tick_us / n )) \
       "$(awk -v r="$reads" -v n="$n" 'BEGIN { printf "%.2f", r / n }')"
+    if [ -n "$counting" ]; then
+      echo "        instructions per request: server $(( server_ir / n )), Redis $(( redis_ir / n ))"
+    fi
     echo "        Redis commands per request: $calls; server peak RSS $(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status") MiB"
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
     redis-cli -p "$redis_port" FLUSHALL >/dev/null
