@@ -326,7 +326,7 @@ redis-cli -p "$redis_port" -n "$ceiling_db" FLUSHDB >/dev/null
 # Enough data that no scenario runs dry even at the minimal script's rate,
 # which no check through the server reaches (it runs that script's work and
 # more, on the same two cores; the checks that use up records have run at
-# 0.26-0.44x of it). The numbers are +1 415 and seven digits: those to
+# 0.24-0.44x of it). The numbers are +1 415 and seven digits: those to
 # approve from 2000000, those to get wrong codes from 8000000, so the first
 # count stops at six million (a fast machine once asked for more than a
 # million, which ran the two ranges into each other).
