@@ -65,20 +65,14 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 redis_port=$(free_port)
-if [ -n "$counting" ]; then
-  # start_redis's flags, under callgrind (dumped on demand, not at exit).
-  mkdir -p "$work/redis"
-  valgrind --tool=callgrind --callgrind-out-file="$work/redis.cg" --dump-instr=no \
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-    --dir "$work/redis" --logfile "$work/redis/redis.log" --daemonize no 2>"$work/redis.vg" &
-  pids+=($!)
-  for _ in $(seq 1 300); do
-    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-else
-  start_redis "$redis_port" "$work/redis"
-fi
+# callgrind's command for a process whose counts go to $work/NAME.cg.N, one
+# file per dump (dumped on demand, not at exit).
+callgrind() { # NAME
+  echo valgrind --tool=callgrind --callgrind-out-file="$work/$1.cg" --dump-instr=no \
+    --log-file="$work/$1.vg"
+}
+[ -z "$counting" ] || read -ra redis_wrapper <<<"$(callgrind redis)"
+start_redis "$redis_port" "$work/redis"
 redis_pid=${pids[-1]}
 fake_port=$(free_port)
 "$load_bin" fake-plivo --addr "127.0.0.1:$fake_port" 2>"$work/fake.log" &
@@ -104,15 +98,17 @@ cat bench/wrk/common.lua "bench/wrk/$script" >"$work/scenario.lua"
 check_count=$(( DURATION * 50000 ))
 # Under callgrind a server answers some fifty times fewer.
 [ -z "$counting" ] || check_count=$(( DURATION * 2500 ))
-# callgrind_zero PID / callgrind_count PID: zero a process's counters, and
-# dump them and print the instructions it executed since.
+# callgrind_zero PID / callgrind_count PID NAME COPY: zero a process's
+# counters; dump them, keep the dump as $CALLGRIND_DIR/COPY when that is set,
+# and print the instructions the process executed since the zero.
 callgrind_zero() { callgrind_control -z "$1" >/dev/null 2>&1; }
 callgrind_count() {
   local dump ir
   callgrind_control -d "$1" >/dev/null 2>&1
-  dump=$(ls -t "$work"/*.cg.* | head -1)
+  dump=$(ls -t "$work/$2".cg.* | head -1)
   ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
   [ -n "$ir" ] || { echo "$me: no instruction count in $dump" >&2; exit 1; }
+  [ -z "${CALLGRIND_DIR:-}" ] || { mkdir -p "$CALLGRIND_DIR"; cp "$dump" "$CALLGRIND_DIR/$3"; }
   echo "$ir"
 }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -127,7 +123,7 @@ for round in $(seq 1 "$ROUNDS"); do
     # Under callgrind, Redis's answers take milliseconds: the store's timeout
     # is raised (its default is 1 s) so the server does not give up on it.
     [ -z "$counting" ] || {
-      wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/server-$run.cg" --dump-instr=no)
+      read -ra wrap <<<"$(callgrind "server-$run")"
       slow=(REDIS_TIMEOUT_MS=20000)
     }
     env "${slow[@]}" REDIS_URL="redis://127.0.0.1:$redis_port" API_KEYS="$api_key" RUST_LOG=warn \
@@ -174,12 +170,8 @@ for round in $(seq 1 "$ROUNDS"); do
       "http://127.0.0.1:$port$path" -- 2 "${args[@]}" | grep '^RESULT')
     s1=$(ticks "$server_pid"); r1=$(ticks "$redis_pid"); f1=$(ticks "$fake_pid")
     if [ -n "$counting" ]; then
-      server_ir=$(callgrind_count "$server_pid")
-      [ -z "${CALLGRIND_DIR:-}" ] || { mkdir -p "$CALLGRIND_DIR"
-        cp "$(ls -t "$work"/server-$run.cg.* | head -1)" "$CALLGRIND_DIR/$round-$(basename "$bin").server.cg"; }
-      redis_ir=$(callgrind_count "$redis_pid")
-      [ -z "${CALLGRIND_DIR:-}" ] ||
-        cp "$(ls -t "$work"/redis.cg.* | head -1)" "$CALLGRIND_DIR/$round-$(basename "$bin").redis.cg"
+      server_ir=$(callgrind_count "$server_pid" "server-$run" "$round-$(basename "$bin").server.cg")
+      redis_ir=$(callgrind_count "$redis_pid" redis "$round-$(basename "$bin").redis.cg")
     fi
     if [ -n "$perf_pid" ]; then wait "$perf_pid" || echo "$me: perf record failed" >&2; fi
     calls=$(redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' |

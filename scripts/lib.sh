@@ -25,14 +25,19 @@ free_port() {
 }
 
 # Starts a throwaway redis-server on loopback (no persistence) and waits until
-# it answers; its pid is the last of $pids.
+# it answers; its pid is the last of $pids. A caller that sets redis_wrapper
+# (a command and its arguments, such as valgrind's) starts it under that
+# command, and waits up to a minute rather than five seconds.
+redis_wrapper=()
 start_redis() { # port dir [extra args…]
-  local port=$1 dir=$2; shift 2
+  local port=$1 dir=$2 tries=100; shift 2
   mkdir -p "$dir"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+  [ ${#redis_wrapper[@]} -eq 0 ] || tries=1200
+  ${redis_wrapper[@]+"${redis_wrapper[@]}"} \
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
     --dir "$dir" --logfile "$dir/redis.log" --daemonize no "$@" &
   pids+=($!)
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 "$tries"); do
     redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
     sleep 0.05
   done
