@@ -204,7 +204,7 @@ impl Delivery {
     pub fn local_id() -> String {
         let mut random = [0u8; 8];
         OsRng.fill_bytes(&mut random);
-        format!("{LOCAL_ID_PREFIX}{}", hex::encode(random))
+        format!("{LOCAL_ID_PREFIX}{}", super::lower_hex(&random))
     }
 
     /// Whether the provider id is Plivo's (not a [`Delivery::local_id`]).

@@ -168,7 +168,7 @@ impl Keyring {
             .map(|set| {
                 let mut mac = set.digest.clone();
                 mac.update(code.expose().as_bytes());
-                hex::encode(mac.finalize().into_bytes())
+                super::lower_hex(&mac.finalize().into_bytes())
             })
             .collect()
     }
@@ -177,7 +177,7 @@ impl Keyring {
     pub fn primary_digest(&self, code: &OtpCode) -> String {
         let mut mac = self.primary().digest.clone();
         mac.update(code.expose().as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        super::lower_hex(&mac.finalize().into_bytes())
     }
 
     /// Seals the code for re-sending, bound to `context` (the verification id) so
@@ -245,7 +245,7 @@ impl Keyring {
         mac.update(app.as_str().as_bytes());
         mac.update(&[0]);
         mac.update(identity.as_bytes());
-        let hash = hex::encode(mac.finalize().into_bytes());
+        let hash = super::lower_hex(&mac.finalize().into_bytes());
         let tag = hash[..TAG_HEX_LEN].to_owned();
         NumberKey { hash, tag }
     }
@@ -319,7 +319,7 @@ impl Keyring {
             mac.update(&[0]);
         }
         mac.update(number.as_e164().as_bytes());
-        let hash = hex::encode(mac.finalize().into_bytes());
+        let hash = super::lower_hex(&mac.finalize().into_bytes());
         let tag = hash[..TAG_HEX_LEN].to_owned();
         NumberKey { hash, tag }
     }

@@ -9,7 +9,7 @@ use rand::rngs::OsRng;
 pub fn hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buf);
-    hex::encode(buf)
+    super::lower_hex(&buf)
 }
 
 /// A random version-4 UUID in the lowercase hyphenated form.
@@ -18,7 +18,7 @@ pub fn uuid_v4() -> String {
     OsRng.fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
+    let h = super::lower_hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],

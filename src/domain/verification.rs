@@ -142,7 +142,7 @@ impl CallRef {
     pub fn generate(tag: &str) -> Self {
         let mut random = [0u8; ID_HEX_LEN / 2];
         OsRng.fill_bytes(&mut random);
-        let hex = hex::encode(random);
+        let hex = super::lower_hex(&random);
         Self(format!(
             "{CALL_REF_PREFIX}{tag}{}",
             &hex[..ID_HEX_LEN - tag.len()]

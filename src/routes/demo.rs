@@ -358,7 +358,7 @@ pub async fn icon() -> HttpResponse {
 fn new_token() -> String {
     let mut bytes = [0u8; CSRF_TOKEN_BYTES];
     OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    crate::domain::lower_hex(&bytes)
 }
 
 fn is_token(s: &str) -> bool {

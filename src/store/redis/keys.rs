@@ -121,7 +121,7 @@ impl Keys {
 /// Hashed: a nonce is caller-chosen text of any length.
 fn nonce_digest(nonce: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(nonce.as_bytes()))
+    crate::domain::lower_hex(&sha2::Sha256::digest(nonce.as_bytes()))
 }
 
 #[cfg(test)]
