@@ -35,7 +35,7 @@
 # Environment: DURATION (10), CONNECTIONS (32), THREADS (2, wrk's),
 # PRELOAD_FACTOR (1.1: verifications preloaded per call the minimal check
 # script made in its ceiling run; a check scenario that runs dry shows non-2xx
-# answers),
+# answers, is compared with nothing and meets no target),
 # FAKE_PLIVO_PORT (a free port: where the fake Plivo listens), SERVER_BIN (a
 # server binary to measure instead of building this tree's).
 #
@@ -409,15 +409,27 @@ wait "$fake_pid" 2>/dev/null || true
 # --- the report --------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 x_of() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-row() { # name label ceiling expected-non2xx
-  local name=$1 label=$2 ceiling=$3 expect=$4
+# The non-2xx answers a scenario should give: every one for the 404 rows,
+# none elsewhere. A rate over answers that failed measures nothing, so a
+# scenario that answered otherwise is compared with nothing and meets no
+# target (the demo's send once failed every request, quickly).
+expected_non2xx() { case $1 in check_none | demo_check_wrong) echo "${requests[$1]}" ;; *) echo 0 ;; esac; }
+answered() { [ "${non2xx[$1]:-0}" = "$(expected_non2xx "$1")" ]; }
+row() { # name label ceiling
+  local name=$1 label=$2 ceiling=$3
   local note=""
-  if [ "${non2xx[$name]}" != "$expect" ]; then note=" (non-2xx: ${non2xx[$name]})"; fi
+  if ! answered "$name"; then note=" (non-2xx: ${non2xx[$name]})" ceiling="not comparable"; fi
   printf '| %-40s | %9.0f | %7.2f | %7.2f | %-18s | %17s | %16s |%s\n' "$label" \
     "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "$ceiling" "${server_us[$name]}" \
     "${redis_us[$name]}" "$note"
 }
 met() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
+# met CONDITION, when every scenario named after it answered as it should.
+met_by() { # condition scenario…
+  local condition=$1 n failed=""; shift
+  for n in "$@"; do answered "$n" || failed+=" $n"; done
+  if [ -n "$failed" ]; then echo "NOT met (unexpected non-2xx answers in$failed)"; else met "$condition"; fi
+}
 of_evalsha() { echo "$(ratio "${rps[$1]}" "${rps[evalsha]}") of EVALSHA"; }
 check_rows=(check_right check_wrong check_right_num check_wrong_num check_none)
 
@@ -428,22 +440,22 @@ echo "load average: $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) 
 echo
 echo '| scenario                                 |     req/s | p50 ms  | p99 ms  | ratio              | server CPU µs/req | Redis CPU µs/req |'
 echo '|------------------------------------------|----------:|--------:|--------:|--------------------|------------------:|-----------------:|'
-row evalsha 'redis-benchmark EVALSHA check.lua' 'ceiling' 0
-row minimal 'redis-benchmark EVALSHA minimal HGET+DEL' 'ceiling' 0
-row healthz 'GET /healthz (sandbox server)' 'ceiling' 0
-row check_right 'check, right code (by id)' "$(of_evalsha check_right)" 0
-row check_wrong 'check, wrong code (by id)' "$(of_evalsha check_wrong)" 0
-row check_right_num 'check, right code (by number)' "$(of_evalsha check_right_num)" 0
-row check_wrong_num 'check, wrong code (by number)' "$(of_evalsha check_wrong_num)" 0
-row check_none 'check, no pending (by number, 404)' "$(of_evalsha check_none)" "${requests[check_none]}"
-row start 'start (sandbox SMS)' "$(ratio "${rps[start]}" "${rps[check_right]}") of check" 0
-row healthz_live 'GET /healthz (live-mode server)' 'ceiling' 0
-row answer 'signed answer URL (live mode)' "$(ratio "${rps[answer]}" "${rps[healthz_live]}") of /healthz" 0
-row start_live 'start (live, fast fake Plivo)' "$(ratio "${rps[start_live]}" "${rps[check_right]}") of check" 0
+row evalsha 'redis-benchmark EVALSHA check.lua' 'ceiling'
+row minimal 'redis-benchmark EVALSHA minimal HGET+DEL' 'ceiling'
+row healthz 'GET /healthz (sandbox server)' 'ceiling'
+row check_right 'check, right code (by id)' "$(of_evalsha check_right)"
+row check_wrong 'check, wrong code (by id)' "$(of_evalsha check_wrong)"
+row check_right_num 'check, right code (by number)' "$(of_evalsha check_right_num)"
+row check_wrong_num 'check, wrong code (by number)' "$(of_evalsha check_wrong_num)"
+row check_none 'check, no pending (by number, 404)' "$(of_evalsha check_none)"
+row start 'start (sandbox SMS)' "$(ratio "${rps[start]}" "${rps[check_right]}") of check"
+row healthz_live 'GET /healthz (live-mode server)' 'ceiling'
+row answer 'signed answer URL (live mode)' "$(ratio "${rps[answer]}" "${rps[healthz_live]}") of /healthz"
+row start_live 'start (live, fast fake Plivo)' "$(ratio "${rps[start_live]}" "${rps[check_right]}") of check"
 if [ -n "$DEMO_URL" ]; then
-  row demo_check_right 'python demo: check, right code' "ours $(x_of "${rps[check_right_num]}" "${rps[demo_check_right]}")" 0
-  row demo_check_wrong 'python demo: check, wrong code (404)' "ours $(x_of "${rps[check_wrong_num]}" "${rps[demo_check_wrong]}")" "${requests[demo_check_wrong]}"
-  row demo_send 'python demo: send (SMS, fake Plivo)' "ours $(x_of "${rps[start_live]}" "${rps[demo_send]}")" 0
+  row demo_check_right 'python demo: check, right code' "ours $(x_of "${rps[check_right_num]}" "${rps[demo_check_right]}")"
+  row demo_check_wrong 'python demo: check, wrong code (404)' "ours $(x_of "${rps[check_wrong_num]}" "${rps[demo_check_wrong]}")"
+  row demo_send 'python demo: send (SMS, fake Plivo)' "ours $(x_of "${rps[start_live]}" "${rps[demo_send]}")"
 fi
 echo
 echo "the minimal script's calls that found a record: $minimal_fresh (the rest read a deleted one)"
@@ -465,13 +477,13 @@ for n in "${check_rows[@]}"; do
   if [ "${redis_us[$n]}" -gt "${redis_us[$worst_redis]}" ]; then worst_redis=$n; fi
 done
 echo "targets (issue 16):"
-echo "  every check row p99 < 5 ms:                 $(met "${p99[$worst_p99]} < 5") (highest: $worst_p99 ${p99[$worst_p99]} ms)"
-echo "  check's server CPU <= 2x /healthz's:        $(met "${server_us[$worst_cpu]} <= 2 * ${server_us[healthz]}") ($(for n in "${check_rows[@]}"; do printf '%s %s, ' "$n" "$(x_of "${server_us[$n]}" "${server_us[healthz]}")"; done | sed 's/, $//'); /healthz ${server_us[healthz]} µs)"
-echo "  check's Redis CPU <= 15 µs:                 $(met "${redis_us[$worst_redis]} <= 15") ($(for n in "${check_rows[@]}"; do printf '%s %s, ' "$n" "${redis_us[$n]}"; done | sed 's/, $//') µs; the script alone, by redis-benchmark: ${redis_us[evalsha]} µs)"
-echo "  signed answer URL >= 0.8x right-code check: $(met "${rps[answer]} >= 0.8 * ${rps[check_right]}") ($(x_of "${rps[answer]}" "${rps[check_right]}"))"
-echo "  start (live, fast fake) >= 0.3x check:      $(met "${rps[start_live]} >= 0.3 * ${rps[check_right]}") ($(x_of "${rps[start_live]}" "${rps[check_right]}"))"
+echo "  every check row p99 < 5 ms:                 $(met_by "${p99[$worst_p99]} < 5" "${check_rows[@]}") (highest: $worst_p99 ${p99[$worst_p99]} ms)"
+echo "  check's server CPU <= 2x /healthz's:        $(met_by "${server_us[$worst_cpu]} <= 2 * ${server_us[healthz]}" "${check_rows[@]}" healthz) ($(for n in "${check_rows[@]}"; do printf '%s %s, ' "$n" "$(x_of "${server_us[$n]}" "${server_us[healthz]}")"; done | sed 's/, $//'); /healthz ${server_us[healthz]} µs)"
+echo "  check's Redis CPU <= 15 µs:                 $(met_by "${redis_us[$worst_redis]} <= 15" "${check_rows[@]}") ($(for n in "${check_rows[@]}"; do printf '%s %s, ' "$n" "${redis_us[$n]}"; done | sed 's/, $//') µs; the script alone, by redis-benchmark: ${redis_us[evalsha]} µs)"
+echo "  signed answer URL >= 0.8x right-code check: $(met_by "${rps[answer]} >= 0.8 * ${rps[check_right]}" answer check_right) ($(x_of "${rps[answer]}" "${rps[check_right]}"))"
+echo "  start (live, fast fake) >= 0.3x check:      $(met_by "${rps[start_live]} >= 0.3 * ${rps[check_right]}" start_live check_right) ($(x_of "${rps[start_live]}" "${rps[check_right]}"))"
 echo "  sandbox server peak RSS < 40 MiB:           $(met "$main_rss < 40") ($main_rss MiB)"
 echo "targets kept from issue 8:"
-echo "  check >= 50% of EVALSHA, p99 < 5 ms:        $(met "${rps[check_right]} >= 0.5 * ${rps[evalsha]} && ${p99[check_right]} < 5")"
+echo "  check >= 50% of EVALSHA, p99 < 5 ms:        $(met_by "${rps[check_right]} >= 0.5 * ${rps[evalsha]} && ${p99[check_right]} < 5" check_right)"
 echo "  peak RSS < 50 MiB:                          $(met "$main_rss < 50 && $voice_rss < 50")"
 echo "  start-up to ready < 200 ms:                 $(met "$main_ready_ms < 200 && $voice_ready_ms < 200")"
