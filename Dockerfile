@@ -36,10 +36,12 @@ ARG BINARY=build
 FROM ${BUILDER_IMAGE} AS build
 WORKDIR /build
 
-# What the release build reads: the manifest and lock file, the sources (the
-# Lua scripts are under src/), and the demo page and PHLO definition, which are
-# compiled into the binary.
+# What the release build reads: the manifest and lock file, the build's
+# settings (.cargo/config.toml: the AEAD's portable backends), the sources
+# (the Lua scripts are under src/), and the demo page and PHLO definition,
+# which are compiled into the binary.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
 COPY src ./src
 COPY web ./web
 COPY phlo ./phlo
