@@ -336,10 +336,6 @@ wrong_count=$(( budget / 15 + 1000 )) # 19 wrong codes each before the 20th clos
 say "preloading $budget verifications to approve, $wrong_count to get wrong codes, 1000 calls"
 preload right "$budget" 2000000 415
 preload wrong "$wrong_count" 8000000 415
-# The live-mode server keeps its keys apart, so it never runs the sandbox
-# server's leftover jobs (fallback calls for receipts still on their way).
-live_prefix=p2fa-live
-preload calls 1000 4000000 415 --voice --prefix "$live_prefix"
 
 wrk_run check_right "$main_pid" "$main_url" check.lua "$work/right.txt" "$api_key" 123456 id
 wrk_run check_wrong "$main_pid" "$main_url" check.lua "$work/wrong.txt" "$api_key" 654321 id
@@ -357,6 +353,19 @@ wrk_run check_none "$main_pid" "$main_url" check_none.lua "$api_key"
 wrk_run start "$main_pid" "$main_url" start.lua "$api_key" 415
 main_rss=$(peak_rss_mib "$main_pid")
 stop_server "$main_pid"
+
+# The live-mode server starts on an empty Redis. The sandbox server's
+# millions of keys are of no use to it, and a scenario whose new keys take
+# Redis's keyspace past a power of two pays for rehashing all of them inside
+# its ten seconds: 300,000 SETs of new keys from redis-benchmark cost Redis
+# 1.62 µs each over 3.0 million keys and 4.76 µs over 4.1 million (past
+# 4,194,304 during the run). A live start's commands once cost 3-14 times
+# what they cost in the run before (BENCHMARKS.md, the eighth round).
+redis-cli -p "$redis_port" FLUSHDB >/dev/null
+# It keeps its keys apart all the same (the sandbox server's jobs are gone
+# with it, but a prefix of its own says whose keys these are).
+live_prefix=p2fa-live
+preload calls 1000 4000000 415 --voice --prefix "$live_prefix"
 
 # --- the live-mode server: the signed answer URL and start against the fake -------
 voice_port=$(free_port)
