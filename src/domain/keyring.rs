@@ -345,6 +345,48 @@ mod tests {
         SecretSlice::from(vec![b; 32])
     }
 
+    /// The builds choose the cipher crates' backends (.cargo/config.toml):
+    /// whichever runs must compute XChaCha20-Poly1305 exactly, or values
+    /// sealed by one build would not open in another. Appendix A.3.1 of
+    /// draft-irtf-cfrg-xchacha-03 (also checked against pycryptodome).
+    #[test]
+    fn the_seal_cipher_matches_the_xchacha20_poly1305_specification_vector() {
+        let plaintext = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
+        let aad = hex::decode("50515253c0c1c2c3c4c5c6c7").unwrap();
+        let key: Vec<u8> = (0x80..=0x9f).collect();
+        let nonce: Vec<u8> = (0x40..=0x57).collect();
+        let expected = concat!(
+            "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb",
+            "731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b452",
+            "2f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff9",
+            "21f9664c97637da9768812f615c68b13b52e",
+            // the tag
+            "c0875924c1c7987947deafd8780acf49",
+        );
+        let cipher = XChaCha20Poly1305::new_from_slice(&key).unwrap();
+        let nonce = XNonce::from_slice(&nonce);
+        let sealed = cipher
+            .encrypt(
+                nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        assert_eq!(hex::encode(&sealed), expected);
+        let opened = cipher
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &sealed,
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        assert_eq!(opened, plaintext);
+    }
+
     fn code(s: &str) -> OtpCode {
         OtpCode::parse(s, CodeLength::default()).unwrap()
     }
