@@ -72,7 +72,7 @@ callgrind() { # NAME
     --log-file="$work/$1.vg"
 }
 [ -z "$counting" ] || read -ra redis_wrapper <<<"$(callgrind redis)"
-start_redis "$redis_port" "$work/redis"
+start_redis "$redis_port" "$work/redis" --enable-debug-command local
 redis_pid=${pids[-1]}
 fake_port=$(free_port)
 "$load_bin" fake-plivo --addr "127.0.0.1:$fake_port" 2>"$work/fake.log" &
@@ -155,6 +155,7 @@ for round in $(seq 1 "$ROUNDS"); do
         args=("$work/answers.txt" "$work/answer-body.txt") ;;
       healthz) args=() ;;
     esac
+    wait_for_rehash "$redis_port"
     path=; [ "$SCENARIO" = healthz ] && path=/healthz
     redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
     perf_pid=

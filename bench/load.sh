@@ -96,7 +96,7 @@ case $load_bin in /*) ;; *) load_bin=$root/$load_bin ;; esac
 
 # --- Redis -------------------------------------------------------------------
 redis_port=$(free_port)
-start_redis "$redis_port" "$work/redis"
+start_redis "$redis_port" "$work/redis" --enable-debug-command local
 redis_pid=${pids[-1]}
 redis_url="redis://127.0.0.1:$redis_port"
 
@@ -175,6 +175,7 @@ declare -A rps p50 p99 non2xx requests server_us redis_us fake_us rss_after redi
 wrk_run() {
   local name=$1 server_pids=$2 url=$3 script=$4; shift 4
   cat "$root/bench/wrk/common.lua" "$root/bench/wrk/$script" >"$work/$name.lua"
+  wait_for_rehash "$scenario_redis_port"
   say "$name: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
   local out server0 redis0 fake0 server1 redis1 fake1 perf_pid=
   # shellcheck disable=SC2086
@@ -306,6 +307,7 @@ evalsha_minimal() { # requests
 ceiling_run() { # NAME FUNCTION
   local name=$1 fn=$2
   local probe n r0 r1
+  wait_for_rehash "$redis_port" "$ceiling_db"
   probe=$("$fn" 50000 | cut -d, -f2)
   n=$(awk -v r="$probe" -v d="$DURATION" 'BEGIN { printf "%d", r * d }')
   say "$name: redis-benchmark -c$CONNECTIONS -n $n EVALSHA"

@@ -24,6 +24,40 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Whether Redis is moving database DB's keys to a resized table (DEBUG
+# HTSTATS lists a second, "rehashing target", table while it does).
+rehashing() { # port db
+  local stats
+  stats=$(redis-cli -p "$1" DEBUG HTSTATS "$2" 2>&1 || true)
+  [[ $stats == *'rehashing target'* ]]
+}
+
+# Waits until Redis has finished growing (or shrinking) the hash tables of
+# its keyspace in database DB (0 unless given): a preload that takes the key
+# count past a power of two leaves Redis moving every key to a table twice the
+# size, a step on each command that touches the database and 1 ms in every
+# 100 besides, and a scenario measured meanwhile pays for the move (the
+# eighth and ninth rounds of BENCHMARKS.md measured it). The Redis must have
+# been started with `--enable-debug-command local`. Gives up, saying so,
+# after TIMEOUT seconds (120).
+wait_for_rehash() { # port [db] [timeout]
+  local port=$1 db=${2:-0} timeout=${3:-120} waited=0 hz
+  rehashing "$port" "$db" || return 0
+  # Redis's cron does the background part of the move; at ten times its
+  # default rate the wait is ten times shorter. Put back afterwards.
+  hz=$(redis-cli -p "$port" CONFIG GET hz | sed -n 2p)
+  redis-cli -p "$port" CONFIG SET hz 100 >/dev/null
+  while rehashing "$port" "$db"; do
+    if [ "$waited" -ge $(( timeout * 10 )) ]; then
+      echo "$me: Redis still rehashing database $db after ${timeout} s; measuring anyway" >&2
+      break
+    fi
+    sleep 0.1
+    waited=$(( waited + 1 ))
+  done
+  redis-cli -p "$port" CONFIG SET hz "$hz" >/dev/null
+}
+
 # Starts a throwaway redis-server on loopback (no persistence) and waits until
 # it answers; its pid is the last of $pids. A caller that sets redis_wrapper
 # (a command and its arguments, such as valgrind's) starts it under that
