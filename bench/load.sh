@@ -297,7 +297,7 @@ evalsha_check() { # requests
   # for a wrong code (read the fields, count the attempt and the number's two
   # failed-check windows, read the view), in check.lua's argument order.
   redis_bench "$ceiling_records" "$1" EVALSHA "$check_sha" 1 'ceiling:{bench}:v:__rand_int__' \
-    id '' "$now_ms" 86400000 '' 1 VEbench 'ceiling:{bench}:rl:' 3600000 86400000 '' \
+    id '' "$now_ms" 86400000 '' VEbench 'ceiling:{bench}:rl:' 3600000 86400000 '' \
     "$(printf 'b%.0s' $(seq 64))"
 }
 evalsha_minimal() { # requests

@@ -167,3 +167,108 @@ async fn a_redis_dump_after_sms_voice_and_fallback_flows_holds_no_number_and_no_
         );
     }
 }
+
+/// The record of verification `id` under `prefix`: its digest, sealed code,
+/// status and attempts as stored (an absent field as `None`), and its TTL.
+async fn record(prefix: &str, id: &str) -> (Vec<Option<String>>, i64) {
+    let mut conn = redis::Client::open(crate::common::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*:v:{id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "one record for {id}: {keys:?}");
+    let fields: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg(&keys[0])
+        .arg(&["digest", "sealed", "status", "attempts"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    (fields, ttl)
+}
+
+#[tokio::test]
+async fn a_verification_that_ends_approved_exhausted_canceled_or_expired_keeps_no_digest_and_no_sealed_code()
+ {
+    let prefix = crate::common::unique_prefix();
+    let redis = crate::common::redis_url();
+    let app = crate::common::spawn_with(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("REDIS_URL", &redis),
+        ("REDIS_KEY_PREFIX", &prefix),
+        ("API_KEYS", crate::common::API_KEY),
+        ("MAX_ATTEMPTS", "2"),
+    ])
+    .await;
+    let id_of = |reply: &crate::common::Reply| reply.body["id"].as_str().unwrap().to_owned();
+
+    let approved = random_number();
+    let approved_id = id_of(&app.start(&approved, "sms").await);
+    let code = app.last_sms_code(&approved).await;
+    assert_eq!(app.check(&approved, &code).await.body["status"], "approved");
+
+    let exhausted = random_number();
+    let exhausted_id = id_of(&app.start(&exhausted, "sms").await);
+    let code = app.last_sms_code(&exhausted).await;
+    app.check(&exhausted, &crate::common::wrong(&code)).await;
+    assert_eq!(
+        app.check(&exhausted, &crate::common::wrong(&code))
+            .await
+            .status,
+        429
+    );
+
+    let canceled = random_number();
+    let canceled_id = id_of(&app.start(&canceled, "sms").await);
+    let reply = app
+        .post_json(
+            &format!("/v1/verifications/{canceled_id}/cancel"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(reply.body["status"], "canceled", "{}", reply.body);
+
+    // Still pending: its code material is at rest, and this is where the
+    // lookups below find it.
+    let pending = random_number();
+    let pending_id = id_of(&app.start(&pending, "sms").await);
+    let (fields, _) = record(&prefix, &pending_id).await;
+    assert!(
+        fields[0].as_deref().is_some_and(|d| d.len() == 64) && fields[1].is_some(),
+        "{fields:?}"
+    );
+
+    let expired = random_number();
+    let expired_id = id_of(&app.start(&expired, "sms").await);
+    let code = app.last_sms_code(&expired).await;
+    app.advance(std::time::Duration::from_secs(24 * 3600));
+    app.check(&expired, &code).await;
+
+    for (id, status, attempts) in [
+        (&approved_id, "approved", "0"),
+        (&exhausted_id, "max_attempts_reached", "2"),
+        (&canceled_id, "canceled", "0"),
+        (&expired_id, "expired", "0"),
+    ] {
+        let (fields, ttl) = record(&prefix, id).await;
+        for (name, value) in ["digest", "sealed"].iter().zip(&fields) {
+            assert!(
+                value.as_deref().unwrap_or("").is_empty(),
+                "{status}: {name} is {value:?}"
+            );
+        }
+        assert_eq!(fields[2].as_deref(), Some(status), "{fields:?}");
+        assert_eq!(fields[3].as_deref(), Some(attempts), "{status}: {fields:?}");
+        // Kept for the retention period (a day), not the code's lifetime.
+        assert!(ttl > 3_600_000, "{status}: PTTL {ttl}");
+    }
+}

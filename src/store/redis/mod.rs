@@ -553,7 +553,6 @@ impl VerificationStore for RedisStore {
                     .arg(now.as_millis())
                     .arg(RETENTION)
                     .arg(&key.hash)
-                    .arg(digests.len())
                     .arg("");
                 key.tag.as_str()
             }
@@ -565,7 +564,6 @@ impl VerificationStore for RedisStore {
                     .arg(now.as_millis())
                     .arg(RETENTION)
                     .arg("")
-                    .arg(digests.len())
                     .arg(id.as_str());
                 id.tag()
             }

@@ -17,8 +17,7 @@ if f[1] ~= 'pending' then
   return {'skip', 'not_pending'}
 end
 if now >= tonumber(f[2]) then
-  redis.call('HSET', KEYS[1], 'status', 'expired')
-  close(KEYS[1], false, ARGV[3])
+  close(KEYS[1], false, ARGV[3], 'status', 'expired')
   return {'skip', 'not_pending'}
 end
 

@@ -24,7 +24,7 @@ end
 if not v[11] or v[11] == '[]' then
   v[11] = '[' .. ARGV[1] .. ']'
   redis.call('HSET', KEYS[1], 'deliveries', v[11])
-  return {'applied', packed(v)}
+  return {'applied', packed(v, 0)}
 end
 local list = cjson.decode(v[11])
 local incoming = cjson.decode(ARGV[1])
@@ -57,7 +57,7 @@ for i, d in ipairs(list) do
     local newer = rank > old_rank or (rank == old_rank and d.status ~= ARGV[5]
       and sequence ~= nil and old_sequence ~= nil and sequence > old_sequence)
     if not newer then
-      return {'stale', packed(v)}
+      return {'stale', packed(v, 0)}
     end
     if d.created_at ~= nil then
       incoming.created_at = d.created_at
@@ -72,4 +72,4 @@ if not found then
 end
 v[11] = cjson.encode(list)
 redis.call('HSET', KEYS[1], 'deliveries', v[11])
-return {'applied', packed(v)}
+return {'applied', packed(v, 0)}

@@ -16,13 +16,11 @@ if ARGV[1] == 'expired' and not due then
   return {'not_due', view(KEYS[1])}
 end
 if due then
-  redis.call('HSET', KEYS[1], 'status', 'expired')
-  close(KEYS[1], false, ARGV[3])
+  close(KEYS[1], false, ARGV[3], 'status', 'expired')
   if ARGV[1] == 'expired' then
     return {'done', view(KEYS[1])}
   end
   return {'not_pending', view(KEYS[1])}
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1])
-close(KEYS[1], false, ARGV[3])
+close(KEYS[1], false, ARGV[3], 'status', ARGV[1])
 return {'done', view(KEYS[1])}

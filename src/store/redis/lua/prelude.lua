@@ -10,31 +10,46 @@ local FIELDS = {'to', 'channel', 'locale', 'status', 'created_at', 'expires_at',
 -- JSON, which escapes control characters). The server parses one string far
 -- faster than an array of them, and Redis, measured, spends less on one
 -- concat than on replying an array. Every "view" a script returns is this.
--- It fills the absent fields of `v` in place.
-local function packed(v)
-  for i = 1, #FIELDS do
+-- The view is the values from v[from + 1] on (`from` values come first, as
+-- in the check's one read of more fields); it fills their absent ones in
+-- place.
+local function packed(v, from)
+  for i = from + 1, from + #FIELDS do
     if not v[i] then
       v[i] = '\1'
     end
   end
-  return table.concat(v, '\0', 1, #FIELDS)
+  return table.concat(v, '\0', from + 1, from + #FIELDS)
 end
 
 local function view(rk)
-  return packed(redis.call('HMGET', rk, unpack(FIELDS)))
+  return packed(redis.call('HMGET', rk, unpack(FIELDS)), 0)
 end
 
--- A verification that reached a final status forgets its code material and
--- stays readable for the retention period: `retention` is the script's
--- argument as given, a string. (Redis 7.0 prints every Lua number handed to
--- a command with "%.17g"; measured under live starts, that float printing
--- was 5% of Redis's CPU, so numbers go to commands as integer strings.)
-local function close(rk, pointer, retention)
-  redis.call('HDEL', rk, 'digest', 'sealed')
+-- A verification reaches a final status: `...` are the fields to write (the
+-- status first, as field, value pairs), and in the same HSET it forgets its
+-- code material (the digest and the sealed code become empty strings; one
+-- command where an HSET and an HDEL were two, each command a script runs
+-- costing Redis some 8,000 instructions around its own work). It stays
+-- readable for the retention period: `retention` is the script's argument as
+-- given, a string. (Redis 7.0 prints every Lua number handed to a command
+-- with "%.17g"; measured under live starts, that float printing was 5% of
+-- Redis's CPU, so numbers go to commands as integer strings.)
+local function close(rk, pointer, retention, ...)
+  redis.call('HSET', rk, 'digest', '', 'sealed', '', ...)
   redis.call('PEXPIRE', rk, retention)
   if pointer then
     redis.call('PEXPIRE', pointer, retention)
   end
+end
+
+-- Whether the time `now` is at or past `at`, both as the scripts get them:
+-- milliseconds since the epoch written as decimal integers without leading
+-- zeros (the server's arguments, and the times the scripts store). A longer
+-- one is the later, and one as long compares digit by digit; no `tonumber`,
+-- whose `strtod` cost a check more than the comparison it served.
+local function reached(now, at)
+  return #now > #at or (#now == #at and now >= at)
 end
 
 -- Adds one to one of a number's counters for the fixed window of `window`

@@ -64,8 +64,7 @@ if current then
       redis.call('HSET', rk, 'sends', string.format('%d', tonumber(f[3]) + 1), 'last_sent_at', ARGV[2], 'channel', ARGV[5])
       return {'resend', current, f[5], view(rk)}
     end
-    redis.call('HSET', rk, 'status', 'expired')
-    close(rk, false, ARGV[13])
+    close(rk, false, ARGV[13], 'status', 'expired')
   end
 end
 local wait = spend()
@@ -96,4 +95,4 @@ local fed = {}
 if feed_k then
   fed = add_and_read_previous(feed_k, feed_a + 1, tonumber(ARGV[feed_a]))
 end
-return {'created', ARGV[3], '', packed(v), fed}
+return {'created', ARGV[3], '', packed(v, 0), fed}
