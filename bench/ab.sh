@@ -28,7 +28,8 @@
 # Environment: SCENARIO (start), ROUNDS (4), DURATION (8 seconds per run),
 # CONNECTIONS (32), ALLOWED_COUNTRIES (*, as load.sh: every region; a list
 # makes each start ask its number's region), PERF_DIR (when set, each run's server is sampled with
-# `perf record -g` into PERF_DIR/<round>-<binary>.data; its rates are then
+# `perf record -g` into PERF_DIR/<round>-<binary>.data, and Redis into
+# <round>-<binary>.redis.data; its rates are then
 # not ones to compare), COUNT_INSTRUCTIONS (when 1, the server and Redis run
 # under valgrind's callgrind, and each run prints the instructions each of
 # them executed per request, counted from just before wrk starts to just
@@ -164,6 +165,11 @@ for round in $(seq 1 "$ROUNDS"); do
       perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$server_pid" \
         -o "$PERF_DIR/$round-$(basename "$bin").data" -- sleep "$DURATION" 2>/dev/null &
       perf_pid=$!
+      # Redis too: where a script's time goes (Debian's redis-server has
+      # only its exported symbols; one built from source has them all).
+      perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$redis_pid" \
+        -o "$PERF_DIR/$round-$(basename "$bin").redis.data" -- sleep "$DURATION" 2>/dev/null &
+      perf_redis_pid=$!
     fi
     if [ -n "$counting" ]; then callgrind_zero "$server_pid"; callgrind_zero "$redis_pid"; fi
     s0=$(ticks "$server_pid"); r0=$(ticks "$redis_pid"); f0=$(ticks "$fake_pid")
@@ -174,7 +180,10 @@ for round in $(seq 1 "$ROUNDS"); do
       server_ir=$(callgrind_count "$server_pid" "server-$run" "$round-$(basename "$bin").server.cg")
       redis_ir=$(callgrind_count "$redis_pid" redis "$round-$(basename "$bin").redis.cg")
     fi
-    if [ -n "$perf_pid" ]; then wait "$perf_pid" || echo "$me: perf record failed" >&2; fi
+    if [ -n "$perf_pid" ]; then
+      wait "$perf_pid" || echo "$me: perf record failed" >&2
+      wait "$perf_redis_pid" || echo "$me: perf record of Redis failed" >&2
+    fi
     calls=$(redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' |
       awk -F'[:,=]' -v n="$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")" '
         /^cmdstat_/ && $3 / n >= 0.05 {
