@@ -6,18 +6,24 @@ use crate::common::random_number;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// Every key under `prefix` and every value it holds, as text.
-async fn dump(prefix: &str) -> String {
+/// A connection to the test Redis, and the keys that match `pattern` on it.
+async fn keys_matching(pattern: &str) -> (redis::aio::MultiplexedConnection, Vec<String>) {
     let mut conn = redis::Client::open(crate::common::redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
+        .arg(pattern)
         .query_async(&mut conn)
         .await
         .unwrap();
+    (conn, keys)
+}
+
+/// Every key under `prefix` and every value it holds, as text.
+async fn dump(prefix: &str) -> String {
+    let (mut conn, keys) = keys_matching(&format!("{prefix}:*")).await;
     assert!(keys.len() > 10, "the flows wrote to Redis: {keys:?}");
     let mut out = String::new();
     for key in keys {
@@ -171,16 +177,7 @@ async fn a_redis_dump_after_sms_voice_and_fallback_flows_holds_no_number_and_no_
 /// The record of verification `id` under `prefix`: its digest, sealed code,
 /// status and attempts as stored (an absent field as `None`), and its TTL.
 async fn record(prefix: &str, id: &str) -> (Vec<Option<String>>, i64) {
-    let mut conn = redis::Client::open(crate::common::redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*:v:{id}"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let (mut conn, keys) = keys_matching(&format!("{prefix}:*:v:{id}")).await;
     assert_eq!(keys.len(), 1, "one record for {id}: {keys:?}");
     let fields: Vec<Option<String>> = redis::cmd("HMGET")
         .arg(&keys[0])
@@ -200,15 +197,7 @@ async fn record(prefix: &str, id: &str) -> (Vec<Option<String>>, i64) {
 async fn a_verification_that_ends_approved_exhausted_canceled_or_expired_keeps_no_digest_and_no_sealed_code()
  {
     let prefix = crate::common::unique_prefix();
-    let redis = crate::common::redis_url();
-    let app = crate::common::spawn_with(&[
-        ("LISTEN_ADDR", "127.0.0.1:0"),
-        ("REDIS_URL", &redis),
-        ("REDIS_KEY_PREFIX", &prefix),
-        ("API_KEYS", crate::common::API_KEY),
-        ("MAX_ATTEMPTS", "2"),
-    ])
-    .await;
+    let app = crate::common::spawn_app_under(&prefix, &[("MAX_ATTEMPTS", "2")]).await;
     let id_of = |reply: &crate::common::Reply| reply.body["id"].as_str().unwrap().to_owned();
 
     let approved = random_number();

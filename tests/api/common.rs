@@ -59,12 +59,16 @@ pub struct TestApp {
 
 /// Sandbox mode on real Redis, with `extra` settings on top.
 pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_under(&unique_prefix(), extra).await
+}
+
+/// As [`spawn_app`], with its keys under `prefix`, for a test that reads them.
+pub async fn spawn_app_under(prefix: &str, extra: &[(&str, &str)]) -> TestApp {
     let redis = redis_url();
-    let prefix = unique_prefix();
     let mut vars = vec![
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("REDIS_URL", redis.as_str()),
-        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("REDIS_KEY_PREFIX", prefix),
         ("API_KEYS", API_KEY),
     ];
     vars.extend_from_slice(extra);
