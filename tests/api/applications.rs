@@ -18,8 +18,8 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::{
-    API_KEY, OTP_SECRET, Reply, TestApp, code_in, random_number, received_json, redis_url,
-    try_spawn_with_config, unique_prefix, wrong,
+    API_KEY, OTP_SECRET, Reply, TestApp, code_in, random_number, received_json, redis_conn,
+    redis_url, try_spawn_with_config, unique_prefix, wrong,
 };
 
 const SHOP_KEY: &str = "shop-key-0123456789";
@@ -520,14 +520,6 @@ fn derived_mac(label: &[u8], data: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(&sub.finalize().into_bytes()).unwrap();
     mac.update(data);
     hex::encode(mac.finalize().into_bytes())
-}
-
-async fn redis_conn() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
 }
 
 impl OldVerification {

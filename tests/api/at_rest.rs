@@ -8,11 +8,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A connection to the test Redis, and the keys that match `pattern` on it.
 async fn keys_matching(pattern: &str) -> (redis::aio::MultiplexedConnection, Vec<String>) {
-    let mut conn = redis::Client::open(crate::common::redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = crate::common::redis_conn().await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)
         .query_async(&mut conn)

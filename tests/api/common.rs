@@ -23,6 +23,16 @@ pub fn redis_url() -> String {
         .expect("TEST_REDIS_URL is unset: run the tests with ./scripts/test.sh, which starts Redis")
 }
 
+/// A connection to the Redis started by `scripts/test.sh`, for a test that
+/// reads or writes its keys directly.
+pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
 /// The 3-master Redis Cluster started by `scripts/test.sh`.
 pub fn redis_cluster_url() -> String {
     std::env::var("TEST_REDIS_CLUSTER_URL").expect(

@@ -1044,11 +1044,7 @@ async fn a_pending_verification_written_in_the_old_layout_reads_checks_and_re_se
     let id = VerificationId::generate(&key.tag);
     let code = OtpCode::generate(CodeLength::default());
     // The layout of the previous version: `to` in plain E.164, no number hash.
-    let mut conn = ::redis::Client::open(crate::common::redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = crate::common::redis_conn().await;
     let record = format!("{prefix}:{{{}}}:v:{}", key.tag, id.as_str());
     let (created, expires) = (T0.as_millis().to_string(), at(600).as_millis().to_string());
     let _: () = ::redis::cmd("HSET")
@@ -1580,8 +1576,7 @@ async fn a_factor_in_redis_expires_only_while_unverified_and_shows_neither_its_s
         FactorStatus::Unverified,
     )
     .await;
-    let client = ::redis::Client::open(crate::common::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = crate::common::redis_conn().await;
     let key = format!("{prefix}:{{{}}}:f:{}", f.id.tag(), f.id.as_str());
     let ttl: i64 = ::redis::cmd("PTTL")
         .arg(&key)
@@ -1872,11 +1867,7 @@ async fn a_record_whose_voice_fallback_an_older_version_claimed_falls_back_no_mo
     let f = Fixture::with(store_keyring());
     let (v, _) = f.open(&store, &number(), T0).await;
     // The version before wrote `fallback` 1 once it had placed the call.
-    let mut conn = ::redis::Client::open(crate::common::redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = crate::common::redis_conn().await;
     let key = f.keyring.number_key(&v.to);
     let record = format!("{prefix}:{{{}}}:v:{}", key.tag, v.id.as_str());
     let _: () = ::redis::cmd("HSET")
@@ -2229,8 +2220,7 @@ async fn rate_limit_counters_in_redis_expire_within_twice_their_window() {
         ),
         "{gated:?}"
     );
-    let client = ::redis::Client::open(crate::common::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = crate::common::redis_conn().await;
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg(format!("{prefix}:*rl:*"))
         .query_async(&mut conn)
@@ -2260,11 +2250,7 @@ async fn a_redis_that_forgot_the_scripts_is_given_them_again_and_the_call_goes_t
     let f = Fixture::new();
     let n = number();
     let (v, code) = f.open(&store, &n, T0).await;
-    let mut conn = ::redis::Client::open(crate::common::redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = crate::common::redis_conn().await;
     let () = ::redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut conn)
