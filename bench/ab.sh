@@ -7,6 +7,7 @@
 #
 #   ./bench/ab.sh /tmp/bin-main /tmp/bin-branch      # each a release build
 #   SCENARIO=check_right ./bench/ab.sh /tmp/bin-main /tmp/bin-branch
+#   SCENARIO=check_none ./bench/ab.sh /tmp/bin memory:/tmp/bin
 #
 # Each run starts the binary in live mode (as load.sh's live-mode server,
 # with the same raised limits), drives one scenario with wrk at 32
@@ -14,7 +15,9 @@
 # Plivo spent per request, Redis's reads of its sockets per request (one per
 # request: nothing batched; fewer: several commands per read), the commands
 # Redis ran per request, and the server's peak RSS. Redis is flushed between
-# runs. The scenarios are load.sh's:
+# runs. A binary given as memory:BIN runs on its embedded in-memory store
+# instead (no REDIS_URL), to show what a request costs the server without
+# the Redis round trip. The scenarios are load.sh's:
 #
 #   start        POST /v1/verifications (live), a new number each time, a new
 #                area code each run
@@ -57,14 +60,8 @@ if [ -n "${PERF_DIR:-}" ]; then command -v perf >/dev/null || apt_install linux-
 counting=${COUNT_INSTRUCTIONS:-}
 [ "$counting" = 1 ] || counting=
 if [ -n "$counting" ]; then command -v valgrind >/dev/null || apt_install valgrind; fi
-load_bin=$(cargo bench --bench load --no-run 2>&1 |
-  sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
-case $load_bin in /*) ;; *) load_bin=$root/$load_bin ;; esac
+load_bin=$(load_helper)
 
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 redis_port=$(free_port)
 # callgrind's command for a process whose counts go to $work/NAME.cg.N, one
 # file per dump (dumped on demand, not at exit).
@@ -93,6 +90,11 @@ case $SCENARIO in
   *) echo "$me: unknown SCENARIO $SCENARIO (start, check_right, check_none, answer, healthz)" >&2; exit 2 ;;
 esac
 cat bench/wrk/common.lua "bench/wrk/$script" >"$work/scenario.lua"
+case $SCENARIO in check_right | answer)
+  for arg in "$@"; do
+    [[ $arg != memory:* ]] || { echo "$me: $SCENARIO preloads Redis; memory:BIN runs only start, check_none and healthz" >&2; exit 2; }
+  done ;;
+esac
 # A right-code check approves a verification once, and an answer URL takes a
 # nonce once: each run gets its own, enough for a rate well past any check's
 # (50,000 a second; a quiet machine's reached 30,000).
@@ -118,7 +120,11 @@ areas=(212 310 415 646 718 917 202 305 312 617 702 713 404 503 206 303 512 614 6
 run=0
 echo "$SCENARIO, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
-  for bin in "$@"; do
+  for arg in "$@"; do
+    # memory:BIN runs BIN on its embedded in-memory store: what a request
+    # costs the server with no Redis round trip at all.
+    bin=${arg#memory:} name=$(basename "$bin") store=(REDIS_URL="redis://127.0.0.1:$redis_port")
+    [ "$bin" = "$arg" ] || { name=memory:$name store=(); }
     port=$(free_port)
     wrap=() slow=()
     # Under callgrind, Redis's answers take milliseconds: the store's timeout
@@ -127,7 +133,7 @@ for round in $(seq 1 "$ROUNDS"); do
       read -ra wrap <<<"$(callgrind "server-$run")"
       slow=(REDIS_TIMEOUT_MS=20000)
     }
-    env "${slow[@]}" REDIS_URL="redis://127.0.0.1:$redis_port" API_KEYS="$api_key" RUST_LOG=warn \
+    env "${slow[@]}" "${store[@]}" API_KEYS="$api_key" RUST_LOG=warn \
       OTP_SECRET="$otp_secret" MAX_ATTEMPTS=20 \
       RATE_LIMIT_NUMBER=$unlimited RATE_LIMIT_IP=$unlimited RATE_LIMIT_API_KEY=$unlimited \
       RATE_LIMIT_COUNTRY=$unlimited RATE_LIMIT_GLOBAL=$unlimited PUMPING_MIN_VOLUME=1000000 \
@@ -163,12 +169,12 @@ for round in $(seq 1 "$ROUNDS"); do
     if [ -n "${PERF_DIR:-}" ]; then
       mkdir -p "$PERF_DIR"
       perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$server_pid" \
-        -o "$PERF_DIR/$round-$(basename "$bin").data" -- sleep "$DURATION" 2>/dev/null &
+        -o "$PERF_DIR/$round-$name.data" -- sleep "$DURATION" 2>/dev/null &
       perf_pid=$!
       # Redis too: where a script's time goes (Debian's redis-server has
       # only its exported symbols; one built from source has them all).
       perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$redis_pid" \
-        -o "$PERF_DIR/$round-$(basename "$bin").redis.data" -- sleep "$DURATION" 2>/dev/null &
+        -o "$PERF_DIR/$round-$name.redis.data" -- sleep "$DURATION" 2>/dev/null &
       perf_redis_pid=$!
     fi
     if [ -n "$counting" ]; then callgrind_zero "$server_pid"; callgrind_zero "$redis_pid"; fi
@@ -177,8 +183,8 @@ for round in $(seq 1 "$ROUNDS"); do
       "http://127.0.0.1:$port$path" -- 2 "${args[@]}" | grep '^RESULT')
     s1=$(ticks "$server_pid"); r1=$(ticks "$redis_pid"); f1=$(ticks "$fake_pid")
     if [ -n "$counting" ]; then
-      server_ir=$(callgrind_count "$server_pid" "server-$run" "$round-$(basename "$bin").server.cg")
-      redis_ir=$(callgrind_count "$redis_pid" redis "$round-$(basename "$bin").redis.cg")
+      server_ir=$(callgrind_count "$server_pid" "server-$run" "$round-$name.server.cg")
+      redis_ir=$(callgrind_count "$redis_pid" redis "$round-$name.redis.cg")
     fi
     if [ -n "$perf_pid" ]; then
       wait "$perf_pid" || echo "$me: perf record failed" >&2
@@ -194,7 +200,7 @@ for round in $(seq 1 "$ROUNDS"); do
       sed -n 's/^total_reads_processed:\([0-9]*\)$/\1/p')
     n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
     printf 'round %s %-24s %s req/s, p99 %s ms, non-2xx %s; µs/req: server %s, Redis %s, fake Plivo %s; Redis reads/req %s\n' \
-      "$round" "$(basename "$bin")" "$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$out")" \
+      "$round" "$name" "$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$out")" \
       "$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")" \
       "$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$out")" \
       $(( (s1 - s0) * tick_us / n )) $(( (r1 - r0) * tick_us / n )) $(( (f1 - f0) * tick_us / n )) \

@@ -89,10 +89,7 @@ else
   cargo build --release --quiet --bin plivo-2fa
   server_bin=$CARGO_TARGET_DIR/release/plivo-2fa
 fi
-load_bin=$(cargo bench --bench load --no-run 2>&1 |
-  sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
-case $load_bin in /*) ;; *) load_bin=$root/$load_bin ;; esac
-[ -x "$load_bin" ] || { say "cannot find the load helper binary"; exit 1; }
+load_bin=$(load_helper)
 
 # --- Redis -------------------------------------------------------------------
 redis_port=$(free_port)

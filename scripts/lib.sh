@@ -1,4 +1,4 @@
-# Shell helpers shared by scripts/test.sh and bench/load.sh; sourced, not run.
+# Shell helpers shared by scripts/test.sh and the bench scripts; sourced, not run.
 # The sourcing script sets `me` (its name, for messages) first.
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -78,4 +78,15 @@ start_redis() { # port dir [extra args…]
   echo "$me: redis-server on port $port did not start" >&2
   cat "$dir/redis.log" >&2
   return 1
+}
+
+# Builds the load harness's helper (benches/load.rs) if need be and prints
+# the path of its binary. Needs $root and CARGO_TARGET_DIR as the caller has them.
+load_helper() {
+  local bin
+  bin=$(cargo bench --bench load --no-run 2>&1 |
+    sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+  case $bin in /*) ;; *) bin=$root/$bin ;; esac
+  [ -x "$bin" ] || { echo "$me: cannot find the load helper binary" >&2; return 1; }
+  echo "$bin"
 }
