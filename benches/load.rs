@@ -16,6 +16,10 @@
 //!   the bodies Plivo documents (tests/fixtures/plivo/message-create.json and
 //!   call-create.json, fresh ids each time), Basic auth taken as given. It
 //!   sends no callbacks. On SIGTERM or SIGINT it prints what it answered.
+//! - `shapes`: what a right-code check costs Redis as the store's script,
+//!   as a script-free transaction and as the minimal script, and what one
+//!   command costs the client multiplexed or on a socket of its own
+//!   (`bench/shapes.sh` runs it; see `load/shapes.rs`).
 #![allow(clippy::print_stdout, clippy::expect_used)] // a command-line tool
 
 use std::fs::File;
@@ -43,6 +47,9 @@ use plivo_2fa::store::{
     CallStore, NewVerification, RedisStore, SendBudget, StartOutcome, VerificationStore,
 };
 use secrecy::SecretSlice;
+
+#[path = "load/shapes.rs"]
+mod shapes;
 
 /// The code every preloaded verification holds.
 const PRELOADED_CODE: &str = "123456";
@@ -123,6 +130,9 @@ enum Command {
         #[arg(long)]
         addr: String,
     },
+    /// Measures a right-code check's shapes and a command's two connections
+    /// against the Redis at `redis`, whose process is `redis_pid`.
+    Shapes(shapes::Shapes),
 }
 
 fn main() -> ExitCode {
@@ -146,15 +156,13 @@ fn main() -> ExitCode {
             max_attempts,
             lifetime_minutes,
             out,
-        }) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| {
-                rt.block_on(preload(Preload {
-                    redis,
-                    prefix,
-                    otp_secret,
+        }) => block_on(
+            tokio::runtime::Builder::new_multi_thread(),
+            preload(Preload {
+                redis,
+                prefix,
+                otp_secret,
+                batch: Batch {
                     count,
                     voice,
                     first_number,
@@ -162,9 +170,10 @@ fn main() -> ExitCode {
                     by_number,
                     max_attempts,
                     lifetime: Duration::from_secs(60 * lifetime_minutes),
-                    out,
-                }))
+                },
+                out,
             }),
+        ),
         Some(Command::Sign {
             base,
             token,
@@ -178,11 +187,19 @@ fn main() -> ExitCode {
             since_ns,
             timeout_ms,
         }) => wait_ready(&addr, since_ns, Duration::from_millis(timeout_ms)),
-        Some(Command::FakePlivo { addr }) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(fake_plivo(&addr))),
+        Some(Command::FakePlivo { addr }) => block_on(
+            tokio::runtime::Builder::new_current_thread(),
+            fake_plivo(&addr),
+        ),
+        Some(Command::Shapes(shapes)) => block_on(
+            // The server's worker count on this two-core machine.
+            {
+                let mut two = tokio::runtime::Builder::new_multi_thread();
+                two.worker_threads(2);
+                two
+            },
+            shapes::shapes(shapes),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -193,10 +210,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `work` to its end on a runtime from `builder`.
+fn block_on(
+    mut builder: tokio::runtime::Builder,
+    work: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    let runtime = builder.enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(work)
+}
+
 struct Preload {
     redis: String,
     prefix: String,
     otp_secret: String,
+    batch: Batch,
+    out: PathBuf,
+}
+
+/// The verifications a preload opens.
+struct Batch {
     count: usize,
     voice: bool,
     first_number: u32,
@@ -204,31 +236,67 @@ struct Preload {
     by_number: bool,
     max_attempts: u32,
     lifetime: Duration,
-    out: PathBuf,
+}
+
+/// The keyring of a server whose OTP_SECRET is `otp_secret` (base64).
+fn keyring(otp_secret: &str) -> Result<std::sync::Arc<Keyring>, String> {
+    let secret = STANDARD
+        .decode(otp_secret.trim())
+        .map_err(|_| "--otp-secret must be base64".to_owned())?;
+    Ok(std::sync::Arc::new(Keyring::new(&[SecretSlice::from(
+        secret,
+    )])))
+}
+
+async fn connect(
+    redis: &str,
+    prefix: &str,
+    keyring: &std::sync::Arc<Keyring>,
+) -> Result<RedisStore, String> {
+    let target = RedisTarget::parse(redis)?;
+    RedisStore::connect(
+        &target,
+        prefix,
+        Duration::from_secs(10),
+        std::sync::Arc::clone(keyring),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 async fn preload(p: Preload) -> Result<(), String> {
-    let target = RedisTarget::parse(&p.redis)?;
-    let secret = STANDARD
-        .decode(p.otp_secret.trim())
-        .map_err(|_| "--otp-secret must be base64".to_owned())?;
-    let keyring = std::sync::Arc::new(Keyring::new(&[SecretSlice::from(secret)]));
-    let store = RedisStore::connect(
-        &target,
-        &p.prefix,
-        Duration::from_secs(10),
-        std::sync::Arc::clone(&keyring),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let keyring = keyring(&p.otp_secret)?;
+    let store = connect(&p.redis, &p.prefix, &keyring).await?;
+    let started = Instant::now();
+    let opened = open(&store, &keyring, &p.batch).await?;
+    let mut file = BufWriter::new(File::create(&p.out).map_err(|e| e.to_string())?);
+    for (_, line) in opened {
+        writeln!(file, "{line}").map_err(|e| e.to_string())?;
+    }
+    file.flush().map_err(|e| e.to_string())?;
+    eprintln!(
+        "load: preloaded {} {} verifications in {:.1} s",
+        p.batch.count,
+        if p.batch.voice { "voice" } else { "SMS" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Opens the batch's verifications, each holding [`PRELOADED_CODE`]: their
+/// ids and, for each, its line (the id, number or call reference).
+async fn open(
+    store: &RedisStore,
+    keyring: &Keyring,
+    p: &Batch,
+) -> Result<Vec<(VerificationId, String)>, String> {
     let code = OtpCode::parse(PRELOADED_CODE, CodeLength::default()).map_err(|e| e.to_string())?;
     let policy = SendPolicy {
         cooldown_ms: 30_000,
         max_sends: 5,
     };
-    let started = Instant::now();
-    let (store, keyring, code) = (&store, &keyring, &code);
-    let lines: Vec<Result<String, String>> = futures::stream::iter(0..p.count)
+    let code = &code;
+    futures::stream::iter(0..p.count)
         .map(|i| async move {
             let digits = u64::from(p.first_number) + i as u64;
             let e164 = format!("+1{}{digits:07}", p.area_code);
@@ -272,33 +340,24 @@ async fn preload(p: Preload) -> Result<(), String> {
                 Err(e) => return Err(e.to_string()),
             }
             if p.by_number {
-                return Ok(e164);
+                return Ok((id, e164));
             }
             if !p.voice {
-                return Ok(id.as_str().to_owned());
+                let line = id.as_str().to_owned();
+                return Ok((id, line));
             }
             let call = CallRef::generate(id.tag());
             store
                 .register_call(&call, &id, expires_at, now)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(call.as_str().to_owned())
+            Ok((id, call.as_str().to_owned()))
         })
         .buffer_unordered(PRELOAD_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
         .collect()
-        .await;
-    let mut file = BufWriter::new(File::create(&p.out).map_err(|e| e.to_string())?);
-    for line in lines {
-        writeln!(file, "{}", line?).map_err(|e| e.to_string())?;
-    }
-    file.flush().map_err(|e| e.to_string())?;
-    eprintln!(
-        "load: preloaded {} {} verifications in {:.1} s",
-        p.count,
-        if p.voice { "voice" } else { "SMS" },
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 /// The form Plivo posts to an answer URL when an outbound call is answered.

@@ -30,7 +30,8 @@ use keys::Keys;
 pub use local::use_own_connections;
 pub use persistence::Persistence;
 use persistence::{collect_text, persistent_by_info};
-use reply::{MAX_PLAIN_NUMBER, Reply, StoredDelivery, VIEW_FIELDS, parse_id, parse_view};
+pub use reply::VIEW_FIELDS;
+use reply::{MAX_PLAIN_NUMBER, Reply, StoredDelivery, parse_id, parse_view};
 use scripts::{Invocation, Scripts};
 pub use target::RedisTarget;
 

@@ -137,7 +137,7 @@ fn number<T: std::str::FromStr>(
 }
 
 /// The FIELDS view of prelude.lua, in its order.
-pub(super) const VIEW_FIELDS: [&str; 13] = [
+pub const VIEW_FIELDS: [&str; 13] = [
     "to",
     "channel",
     "locale",
