@@ -10,8 +10,9 @@
 //! calls a second, the client's CPU per call and Redis's (from both
 //! processes' `/proc/…/stat`: a tick is 10 ms, so the window is seconds).
 //!
-//! - `check.lua`: the store's own check by id, right code (the script the
-//!   server runs, through the store's multiplexed connection);
+//! - `check.lua`: the store's own check by id (the script the server runs,
+//!   through the store's multiplexed connection), a wrong code and then the
+//!   right one;
 //! - `MULTI`: the same right-code check without a script, as native
 //!   commands in one transaction: count the attempt (`HINCRBY`), consume
 //!   the code by renaming a key named by its digest (`RENAME` fails for a
@@ -21,6 +22,8 @@
 //!   one string rather than a hash (status, attempts, expiry and digest at
 //!   fixed places up front, the rest of the fields after them): one `GET`,
 //!   the comparisons, one `SET` of the closed record with its retention;
+//!   a wrong code (run first, as for check.lua) also counts against the
+//!   number in its two windows, as check.lua does;
 //! - `minimal script`: `bench/load.sh`'s floor, one `HGET` of the digest and
 //!   one `DEL` when it matches;
 //! - `GET, multiplexed` and `GET, own socket`: one `GET` through redis-rs's
@@ -51,10 +54,12 @@ if digest and digest == ARGV[1] then
 end
 return 0";
 
-/// The `one string` shape's check (right and wrong code; a wrong one is not
-/// counted here, as the right-code calls never take that branch). `KEYS[1]`
-/// the record; ARGV 1 now (ms), 2 retention (ms), 3… the typed code's
-/// digests.
+/// The `one string` shape's check. A wrong code counts the attempt in the
+/// record and against the number in two windows, as check.lua does (the
+/// last attempt's exhaustion is left out: these records allow 20).
+/// `KEYS[1]` the record, 2 and 3 the number's lockout and day counters;
+/// ARGV 1 now (ms), 2 retention (ms), 3 and 4 the two windows (ms), 5… the
+/// typed code's digests.
 const ONE_STRING: &str = "local v = redis.call('GET', KEYS[1])
 if not v then return {'not_found'} end
 if string.byte(v, 1) ~= 80 then return {'not_pending', v} end
@@ -64,14 +69,27 @@ if #now > #expires_at or (#now == #expires_at and now >= expires_at) then
   return {'expired', v}
 end
 local digest = string.sub(v, 19, 82)
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   if ARGV[i] == digest then
     local closed = 'A' .. string.sub(v, 2, 18) .. string.sub(v, 83)
     redis.call('SET', KEYS[1], closed, 'PX', ARGV[2])
     return {'approved', closed}
   end
 end
-return {'wrong', v}";
+for k = 2, 3 do
+  if redis.call('INCR', KEYS[k]) == 1 then
+    redis.call('PEXPIRE', KEYS[k], ARGV[k + 1])
+  end
+end
+local counted = 'P' .. string.format('%02d', tonumber(string.sub(v, 2, 3)) + 1) .. string.sub(v, 4)
+redis.call('SET', KEYS[1], counted, 'KEEPTTL')
+return {'wrong', counted}";
+
+/// The store's windows for a number's wrong codes (the server's defaults).
+const WINDOWS: FailureWindows = FailureWindows {
+    lockout_ms: 3_600_000,
+    day_ms: 86_400_000,
+};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Shapes {
@@ -121,6 +139,8 @@ pub(super) async fn shapes(s: Shapes) -> Result<(), String> {
     let keyring = Arc::new(Keyring::new(&[SecretSlice::from(vec![7u8; 32])]));
     let code = OtpCode::parse(PRELOADED_CODE, CodeLength::default()).map_err(failed)?;
     let digests = Arc::new(keyring.digests(&code));
+    let other = OtpCode::parse("654321", CodeLength::default()).map_err(failed)?;
+    let wrong = Arc::new(keyring.digests(&other));
     let mut rounds = Vec::new();
     for round in 0..s.rounds {
         let prefix = format!("shapes{round}");
@@ -171,6 +191,7 @@ pub(super) async fn shapes(s: Shapes) -> Result<(), String> {
         .query_async(&mut admin)
         .await
         .map_err(failed)?;
+    grow_keyspace(&mut admin).await?;
     wait_for_rehash(&mut admin).await?;
     let muxes = Arc::new([
         client
@@ -195,31 +216,34 @@ pub(super) async fn shapes(s: Shapes) -> Result<(), String> {
     );
     for (round, (prefix, store, ids, record)) in rounds.into_iter().enumerate() {
         let digest = Arc::new(field(&record, "digest")?);
-        let typed = Arc::clone(&digests);
-        run.shape(round, "check.lua", s.count, move |_, i| {
-            let (store, ids, digests) = (Arc::clone(&store), Arc::clone(&ids), Arc::clone(&typed));
-            async move {
-                let windows = FailureWindows {
-                    lockout_ms: 900_000,
-                    day_ms: 86_400_000,
-                };
-                let id = &ids[i];
-                match store
-                    .check(
-                        CheckTarget::Id(id),
-                        Owner::Any,
-                        &digests,
-                        windows,
-                        SystemClock.now(),
-                    )
-                    .await
-                {
-                    Ok(Some((CheckResult::Approved, _))) => Ok(()),
-                    other => Err(format!("check.lua said {other:?}")),
+        // The wrong codes first: they leave each record pending, one
+        // attempt spent, for the right codes after them.
+        for (name, typed, want) in [
+            ("check.lua, wrong", &wrong, CheckResult::Wrong),
+            ("check.lua, right", &digests, CheckResult::Approved),
+        ] {
+            let (store, ids, typed) = (Arc::clone(&store), Arc::clone(&ids), Arc::clone(typed));
+            run.shape(round, name, s.count, move |_, i| {
+                let (store, ids, digests) =
+                    (Arc::clone(&store), Arc::clone(&ids), Arc::clone(&typed));
+                async move {
+                    match store
+                        .check(
+                            CheckTarget::Id(&ids[i]),
+                            Owner::Any,
+                            &digests,
+                            WINDOWS,
+                            SystemClock.now(),
+                        )
+                        .await
+                    {
+                        Ok(Some((result, _))) if result == want => Ok(()),
+                        other => Err(format!("check.lua said {other:?}")),
+                    }
                 }
-            }
-        })
-        .await?;
+            })
+            .await?;
+        }
         let base = Arc::new(format!("{prefix}:{{multi}}"));
         let (m, d) = (Arc::clone(&muxes), Arc::clone(&digest));
         run.shape(round, "MULTI", s.count, move |t, i| {
@@ -253,35 +277,45 @@ pub(super) async fn shapes(s: Shapes) -> Result<(), String> {
         })
         .await?;
         let base = Arc::new(format!("{prefix}:{{string}}"));
-        let (m, script, typed) = (
-            Arc::clone(&muxes),
-            Arc::clone(&one_string),
-            Arc::clone(&digests),
-        );
-        run.shape(round, "one string", 2 * s.count, move |t, i| {
-            let (mut conn, base, script, digests) = (
-                m[t % 2].clone(),
-                Arc::clone(&base),
-                Arc::clone(&script),
-                Arc::clone(&typed),
+        for (name, typed, want) in [
+            ("one string, wrong", &wrong, "wrong"),
+            ("one string, right", &digests, "approved"),
+        ] {
+            let (m, script, typed) = (
+                Arc::clone(&muxes),
+                Arc::clone(&one_string),
+                Arc::clone(typed),
             );
-            async move {
-                let (outcome, _view): (String, Vec<u8>) = script
-                    .key(format!("{base}:v:{i}"))
-                    .arg(SystemClock.now().as_millis())
-                    .arg(600_000)
-                    .arg(&digests[..])
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(failed)?;
-                if outcome == "approved" {
-                    Ok(())
-                } else {
-                    Err(format!("one string said {outcome}"))
+            let base = Arc::clone(&base);
+            run.shape(round, name, 2 * s.count, move |t, i| {
+                let (mut conn, base, script, digests) = (
+                    m[t % 2].clone(),
+                    Arc::clone(&base),
+                    Arc::clone(&script),
+                    Arc::clone(&typed),
+                );
+                async move {
+                    let (outcome, _view): (String, Vec<u8>) = script
+                        .key(format!("{base}:v:{i}"))
+                        .key(format!("{base}:rl:lockout:{i}"))
+                        .key(format!("{base}:rl:failed:{i}"))
+                        .arg(SystemClock.now().as_millis())
+                        .arg(600_000)
+                        .arg(WINDOWS.lockout_ms)
+                        .arg(WINDOWS.day_ms)
+                        .arg(&digests[..])
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(failed)?;
+                    if outcome == want {
+                        Ok(())
+                    } else {
+                        Err(format!("one string said {outcome}"))
+                    }
                 }
-            }
-        })
-        .await?;
+            })
+            .await?;
+        }
         let base = Arc::new(format!("{prefix}:{{minimal}}"));
         let (m, d, script) = (
             Arc::clone(&muxes),
@@ -434,7 +468,14 @@ impl Run {
         for task in tasks {
             task.await.map_err(failed)??;
         }
-        let calls = (n1 - n0).max(1) as f64;
+        if n1 == n0 {
+            println!(
+                "round {} {name:<16} ran out of records before the window: raise --count",
+                round + 1
+            );
+            return Ok(());
+        }
+        let calls = (n1 - n0) as f64;
         let per_call = |ticks: u64| ticks as f64 * 10_000.0 / calls;
         println!(
             "round {} {name:<16} {:>8.0} calls/s; µs a call: client {:5.1}, Redis {:5.1}{}",
@@ -550,8 +591,29 @@ async fn copy_as_string(
     Ok(())
 }
 
+/// Grows Redis's keyspace table ahead of the keys the wrong codes' counters
+/// add: fills the keyspace with small keys just past the table's size, so
+/// that the table doubles now, before the wait for its move, and not in the
+/// middle of a measurement (a move of millions of keys costs every command
+/// run meanwhile: see the ninth round).
+async fn grow_keyspace(conn: &mut redis::aio::MultiplexedConnection) -> Result<(), String> {
+    let keys: u64 = redis::cmd("DBSIZE")
+        .query_async(conn)
+        .await
+        .map_err(failed)?;
+    let fill = keys.next_power_of_two() - keys + 1;
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(fill)
+        .arg("shapes:filler")
+        .query_async(conn)
+        .await
+        .map_err(failed)
+}
+
 /// Waits until Redis has finished moving its keyspace to a bigger table (as
-/// scripts/lib.sh's wait_for_rehash does), its cron at ten times the rate.
+/// scripts/lib.sh's wait_for_rehash does), its cron at ten times the rate,
+/// for ten minutes at most.
 async fn wait_for_rehash(conn: &mut redis::aio::MultiplexedConnection) -> Result<(), String> {
     let hz: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
@@ -568,7 +630,9 @@ async fn wait_for_rehash(conn: &mut redis::aio::MultiplexedConnection) -> Result
         .query_async(conn)
         .await
         .map_err(failed)?;
-    for _ in 0..1200 {
+    // A move of millions of keys takes minutes even at hz 100.
+    let mut moved = false;
+    for _ in 0..6000 {
         let stats: String = redis::cmd("DEBUG")
             .arg("HTSTATS")
             .arg(0)
@@ -576,9 +640,13 @@ async fn wait_for_rehash(conn: &mut redis::aio::MultiplexedConnection) -> Result
             .await
             .map_err(|e| format!("{e} (start Redis with --enable-debug-command local)"))?;
         if !stats.contains("rehashing target") {
+            moved = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !moved {
+        eprintln!("shapes: Redis still moving its keyspace after 10 minutes; measuring anyway");
     }
     let old = hz.get(1).cloned().unwrap_or_else(|| "10".into());
     let _: () = set_hz(old).query_async(conn).await.map_err(failed)?;
