@@ -16,8 +16,9 @@
 //!   the bodies Plivo documents (tests/fixtures/plivo/message-create.json and
 //!   call-create.json, fresh ids each time), Basic auth taken as given. It
 //!   sends no callbacks. On SIGTERM or SIGINT it prints what it answered.
-//! - `shapes`: what a right-code check costs Redis as the store's script,
-//!   as a script-free transaction and as the minimal script, and what one
+//! - `shapes`: what a check costs Redis as the store's script, as a
+//!   script-free transaction, as a one-string record and as the minimal
+//!   script, and what one
 //!   command costs the client multiplexed or on a socket of its own
 //!   (`bench/shapes.sh` runs it; see `load/shapes.rs`).
 #![allow(clippy::print_stdout, clippy::expect_used)] // a command-line tool
@@ -130,7 +131,7 @@ enum Command {
         #[arg(long)]
         addr: String,
     },
-    /// Measures a right-code check's shapes and a command's two connections
+    /// Measures a check's shapes and a command's two connections
     /// against the Redis at `redis`, whose process is `redis_pid`.
     Shapes(shapes::Shapes),
 }

@@ -1,10 +1,11 @@
-//! `shapes`: what a right-code check costs Redis in three shapes, and what one
-//! command costs the client on two kinds of connection, so that a design
-//! meant to meet issue 16's CPU targets can be measured before it is built.
+//! `shapes`: what a check costs Redis in four shapes, and what one command
+//! costs the client on two kinds of connection, so that a design meant to
+//! meet issue 16's CPU targets can be measured before it is built.
 //!
 //! Each round opens `count` real verifications through the crate's store
 //! (as `preload` does) and copies one record's fields, byte for byte, into
-//! `count` records for each of the other shapes. Then, for each shape in
+//! records for each of the other shapes (`count` for `MULTI`, twice as many
+//! for the two fastest). Then, for each shape in
 //! turn, `tasks` tasks on a two-thread runtime (the server's worker count on
 //! this machine) spend one record per call, and the harness prints the
 //! calls a second, the client's CPU per call and Redis's (from both
@@ -18,7 +19,7 @@
 //!   the code by renaming a key named by its digest (`RENAME` fails for a
 //!   wrong one), read the view (`HMGET`), and read whether the rename took
 //!   (`EXISTS`);
-//! - `one string`: the right-code check as a script over a record kept as
+//! - `one string`: the check as a script over a record kept as
 //!   one string rather than a hash (status, attempts, expiry and digest at
 //!   fixed places up front, the rest of the fields after them): one `GET`,
 //!   the comparisons, one `SET` of the closed record with its retention;
