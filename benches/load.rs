@@ -18,9 +18,8 @@
 //!   sends no callbacks. On SIGTERM or SIGINT it prints what it answered.
 //! - `shapes`: what a check costs Redis as the store's script, as a
 //!   script-free transaction, as a one-string record and as the minimal
-//!   script, and what one
-//!   command costs the client multiplexed or on a socket of its own
-//!   (`bench/shapes.sh` runs it; see `load/shapes.rs`).
+//!   script, and what one command costs the client multiplexed or on a
+//!   socket of its own (`bench/shapes.sh` runs it; see `load/shapes.rs`).
 #![allow(clippy::print_stdout, clippy::expect_used)] // a command-line tool
 
 use std::fs::File;
@@ -35,7 +34,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Parser, Subcommand};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use plivo_2fa::domain::verification::SendPolicy;
 use plivo_2fa::domain::{
     ApplicationId, CallRef, Channel, Clock, CodeLength, Keyring, Locale, OtpCode, PhoneNumber,
@@ -355,10 +354,8 @@ async fn open(
             Ok((id, call.as_str().to_owned()))
         })
         .buffer_unordered(PRELOAD_CONCURRENCY)
-        .collect::<Vec<_>>()
+        .try_collect()
         .await
-        .into_iter()
-        .collect()
 }
 
 /// The form Plivo posts to an answer URL when an outbound call is answered.

@@ -429,7 +429,6 @@ impl Run {
         let call = Arc::new(call);
         let (next, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let stop = Arc::new(AtomicBool::new(false));
-        let count = records;
         let tasks: Vec<_> = (0..self.tasks)
             .map(|t| {
                 let (call, next, done, stop) = (
@@ -441,7 +440,7 @@ impl Run {
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= count {
+                        if i >= records {
                             break;
                         }
                         call(t, i).await?;
@@ -484,7 +483,7 @@ impl Run {
             calls / elapsed.as_secs_f64(),
             per_call(c1 - c0),
             per_call(r1 - r0),
-            if next.load(Ordering::Relaxed) >= count {
+            if next.load(Ordering::Relaxed) >= records {
                 " (ran out of records inside the window: raise --count)"
             } else {
                 ""
@@ -534,23 +533,19 @@ async fn copy(
     code: bool,
 ) -> Result<(), String> {
     let digest = field(record, "digest")?;
-    for start in (0..count).step_by(1000) {
-        let mut pipe = redis::pipe();
-        for i in start..(start + 1000).min(count) {
-            pipe.cmd("HSET")
-                .arg(format!("{base}:v:{i}"))
-                .arg(record)
+    pipelined(conn, count, |pipe, i| {
+        pipe.cmd("HSET")
+            .arg(format!("{base}:v:{i}"))
+            .arg(record)
+            .ignore();
+        if code {
+            pipe.cmd("SET")
+                .arg(format!("{base}:c:{i}:{digest}"))
+                .arg(1)
                 .ignore();
-            if code {
-                pipe.cmd("SET")
-                    .arg(format!("{base}:c:{i}:{digest}"))
-                    .arg(1)
-                    .ignore();
-            }
         }
-        let _: () = pipe.query_async(conn).await.map_err(failed)?;
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// Writes `count` copies of `record` as one string each, `{base}:v:{i}`:
@@ -579,13 +574,25 @@ async fn copy_as_string(
             value.push(0);
         }
     }
+    pipelined(conn, count, |pipe, i| {
+        pipe.cmd("SET")
+            .arg(format!("{base}:v:{i}"))
+            .arg(&value)
+            .ignore();
+    })
+    .await
+}
+
+/// Sends what `add(pipe, i)` adds for i in 0..count, a thousand i at a time.
+async fn pipelined(
+    conn: &mut redis::aio::MultiplexedConnection,
+    count: usize,
+    add: impl Fn(&mut redis::Pipeline, usize),
+) -> Result<(), String> {
     for start in (0..count).step_by(1000) {
         let mut pipe = redis::pipe();
         for i in start..(start + 1000).min(count) {
-            pipe.cmd("SET")
-                .arg(format!("{base}:v:{i}"))
-                .arg(&value)
-                .ignore();
+            add(&mut pipe, i);
         }
         let _: () = pipe.query_async(conn).await.map_err(failed)?;
     }
